@@ -1,0 +1,104 @@
+//! The binary form of aggregate states exchanged between parallel workers.
+//!
+//! Little-endian, length-prefixed, with a magic byte and a version so a state from another
+//! build is rejected instead of misread. The reader never panics: every malformed input is an
+//! [`ErrorKind::CorruptState`](crate::ErrorKind::CorruptState) error.
+
+use crate::error::{Error, Result};
+
+pub(crate) const VERSION: u8 = 1;
+
+pub(crate) struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new(magic: u8, capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity + 2);
+        buf.push(magic);
+        buf.push(VERSION);
+        Writer { buf }
+    }
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn u128(&mut self, v: u128) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn f64(&mut self, v: f64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn bytes(&mut self, v: &[u8]) {
+        self.u64(v.len() as u64);
+        self.buf.extend_from_slice(v);
+    }
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+pub(crate) struct Reader<'a> {
+    rest: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Check the magic byte and version and position after them.
+    pub fn new(bytes: &'a [u8], magic: u8, what: &'static str) -> Result<Self> {
+        match bytes {
+            [m, v, rest @ ..] if *m == magic && *v == VERSION => Ok(Reader { rest, what }),
+            [m, v, ..] if *m == magic => Err(Error::corrupt_state(format!(
+                "serialized {what} state has version {v}, this build reads version {VERSION}"
+            ))),
+            _ => Err(Error::corrupt_state(format!("bytes are not a serialized {what} state"))),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(Error::corrupt_state(format!("serialized {} state is truncated", self.what)));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    pub fn u128(&mut self) -> Result<u128> {
+        Ok(u128::from_le_bytes(self.take(16)?.try_into().expect("16 bytes")))
+    }
+    pub fn f64(&mut self) -> Result<f64> {
+        Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    pub fn bytes(&mut self) -> Result<&'a [u8]> {
+        let len = self.u64()?;
+        let len = usize::try_from(len).map_err(|_| self.corrupt("a length overflows"))?;
+        self.take(len)
+    }
+    /// A count of items each at least `min_item_len` bytes long: a count the remaining bytes
+    /// cannot hold is rejected before anything is allocated for it.
+    pub fn count(&mut self, min_item_len: usize) -> Result<usize> {
+        let n = self.u64()?;
+        match usize::try_from(n) {
+            Ok(n) if n.checked_mul(min_item_len).is_some_and(|need| need <= self.rest.len()) => Ok(n),
+            _ => Err(self.corrupt("an item count exceeds the bytes present")),
+        }
+    }
+    pub fn corrupt(&self, why: &str) -> Error {
+        Error::corrupt_state(format!("serialized {} state is corrupt: {why}", self.what))
+    }
+    pub fn finish(self) -> Result<()> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.corrupt("trailing bytes"))
+        }
+    }
+}

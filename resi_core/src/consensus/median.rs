@@ -1,0 +1,307 @@
+//! `resi.consensus_median`: the trust-weighted median of numeric claims.
+
+use super::codec::{Reader, Writer};
+use super::{count_to_i32, share, Weight};
+use crate::error::{Error, Result};
+
+/// The result of a numeric vote: the SQL composite `resi.numeric_consensus`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NumericConsensus {
+    /// The lower weighted median.
+    pub value: f64,
+    /// Weight share of the supporters.
+    pub confidence: f64,
+    /// `supporters / voters`.
+    pub agreement: f64,
+    /// Voters within the tolerance of the median: `|v - m| <= tolerance * |m|`.
+    pub supporters: i32,
+    pub voters: i32,
+    /// The lower weighted 25th percentile.
+    pub low: f64,
+    /// The lower weighted 75th percentile.
+    pub high: f64,
+}
+
+/// Claims of one group, kept until the final step (a median needs them all).
+#[derive(Clone, Debug, Default)]
+pub struct MedianState {
+    /// (value, weight) of every voting row; weights are validated, rounded at the final step.
+    claims: Vec<(f64, f64)>,
+    /// The group's tolerance, fixed by the first row.
+    tolerance: Option<f64>,
+}
+
+/// Check a tolerance argument: NULL means 0 (exact agreement); it must be finite and >= 0.
+pub fn check_tolerance(tolerance: Option<f64>) -> Result<f64> {
+    match tolerance {
+        None => Ok(0.0),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(t + 0.0), // + 0.0 turns -0 into 0
+        Some(t) => Err(Error::invalid_parameter(format!(
+            "consensus_median tolerance must be a finite number >= 0, got {t}"
+        ))),
+    }
+}
+
+impl MedianState {
+    /// Count one row. NULL, NaN and infinite values and non-voting weights are ignored; the
+    /// tolerance is checked on every row and must be the same for the whole group.
+    #[inline]
+    pub fn add(&mut self, value: Option<f64>, weight: Option<f64>, tolerance: Option<f64>) -> Result<()> {
+        self.set_tolerance(check_tolerance(tolerance)?)?;
+        let Some(value) = value.filter(|v| v.is_finite()) else { return Ok(()) };
+        if Weight::of_vote(weight)?.is_some() {
+            // -0.0 and 0.0 are the same claim.
+            self.claims.push((value + 0.0, weight.expect("a voting weight is present")));
+        }
+        Ok(())
+    }
+
+    fn set_tolerance(&mut self, tolerance: f64) -> Result<()> {
+        match self.tolerance {
+            None => {
+                self.tolerance = Some(tolerance);
+                Ok(())
+            }
+            Some(t) if t == tolerance => Ok(()),
+            Some(t) => Err(Error::invalid_parameter(format!(
+                "consensus_median tolerance must be the same for every row of a group, got {t} and {tolerance}"
+            ))),
+        }
+    }
+
+    /// Fold another partial state into this one (the combine step of a parallel plan).
+    pub fn merge(&mut self, other: MedianState) -> Result<()> {
+        if let Some(t) = other.tolerance {
+            self.set_tolerance(t)?;
+        }
+        if self.claims.is_empty() {
+            self.claims = other.claims;
+        } else {
+            self.claims.extend_from_slice(&other.claims);
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.claims.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.claims.is_empty()
+    }
+
+    /// The weighted median and its support, or `None` when no row voted.
+    ///
+    /// Sorting by (value, weight) and summing exact weights makes the answer independent of
+    /// the order of rows and of how a parallel plan split them.
+    pub fn result(&mut self) -> Result<Option<NumericConsensus>> {
+        if self.claims.is_empty() {
+            return Ok(None);
+        }
+        self.claims.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let weights: Vec<Weight> = self
+            .claims
+            .iter()
+            .map(|&(_, w)| Ok(Weight::of_vote(Some(w))?.expect("only voting weights are kept")))
+            .collect::<Result<_>>()?;
+        let total = weights.iter().try_fold(Weight::ZERO, |acc, &w| acc.checked_add(w))?;
+        let t = total.units();
+        // Lower weighted quantile q: the first value whose cumulative weight reaches q * total.
+        // Thresholds are exact integers: ceil(t/4), ceil(t/2), ceil(3t/4) = t - floor(t/4).
+        let thresholds = [t.div_ceil(4), t.div_ceil(2), t - t / 4];
+        let mut found = [None; 3];
+        let mut cumulative = 0u128;
+        for (&(value, _), w) in self.claims.iter().zip(&weights) {
+            cumulative += w.units();
+            for (slot, &threshold) in found.iter_mut().zip(&thresholds) {
+                if slot.is_none() && cumulative >= threshold {
+                    *slot = Some(value);
+                }
+            }
+            if found[2].is_some() {
+                break;
+            }
+        }
+        let [low, median, high] = found.map(|v| v.expect("cumulative weight reaches the total"));
+        let tolerance = self.tolerance.unwrap_or(0.0);
+        let mut support = Weight::ZERO;
+        let mut supporters = 0u64;
+        for (&(value, _), &w) in self.claims.iter().zip(&weights) {
+            if (value - median).abs() <= tolerance * median.abs() {
+                support = support.checked_add(w)?;
+                supporters += 1;
+            }
+        }
+        let voters = self.claims.len() as u64;
+        Ok(Some(NumericConsensus {
+            value: median,
+            confidence: share(support, total),
+            agreement: supporters as f64 / voters as f64,
+            supporters: count_to_i32(supporters, "supporter")?,
+            voters: count_to_i32(voters, "voter")?,
+            low,
+            high,
+        }))
+    }
+
+    const MAGIC: u8 = b'D';
+
+    /// The state's binary form (for `serialfunc`).
+    pub fn serialize(&self) -> Vec<u8> {
+        let mut w = Writer::new(Self::MAGIC, 17 + self.claims.len() * 16);
+        match self.tolerance {
+            Some(t) => {
+                w.u8(1);
+                w.f64(t);
+            }
+            None => w.u8(0),
+        }
+        w.u64(self.claims.len() as u64);
+        for &(value, weight) in &self.claims {
+            w.f64(value);
+            w.f64(weight);
+        }
+        w.finish()
+    }
+
+    /// Read a state written by [`MedianState::serialize`]; every claim is re-validated, so
+    /// malformed bytes are an error, never a panic or a wrong answer.
+    pub fn deserialize(bytes: &[u8]) -> Result<MedianState> {
+        let mut r = Reader::new(bytes, Self::MAGIC, "consensus_median")?;
+        let tolerance = match r.u8()? {
+            0 => None,
+            1 => Some(check_tolerance(Some(r.f64()?)).map_err(|_| r.corrupt("invalid tolerance"))?),
+            _ => return Err(r.corrupt("invalid tolerance flag")),
+        };
+        let n = r.count(16)?;
+        let mut claims = Vec::with_capacity(n);
+        for _ in 0..n {
+            let value = r.f64()?;
+            let weight = r.f64()?;
+            let votes = matches!(Weight::of_vote(Some(weight)), Ok(Some(_)));
+            if !value.is_finite() || !votes {
+                return Err(r.corrupt("a claim has an invalid value or weight"));
+            }
+            claims.push((value + 0.0, weight));
+        }
+        r.finish()?;
+        Ok(MedianState { claims, tolerance })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn median(rows: &[(Option<f64>, Option<f64>)], tolerance: f64) -> Option<NumericConsensus> {
+        let mut s = MedianState::default();
+        for (v, w) in rows {
+            s.add(*v, *w, Some(tolerance)).unwrap();
+        }
+        s.result().unwrap()
+    }
+
+    fn ones(values: &[f64]) -> Vec<(Option<f64>, Option<f64>)> {
+        values.iter().map(|&v| (Some(v), Some(1.0))).collect()
+    }
+
+    #[test]
+    fn lower_weighted_median_and_quartiles() {
+        let c = median(&ones(&[1.0, 2.0, 3.0, 4.0]), 0.0).unwrap();
+        assert_eq!((c.value, c.low, c.high), (2.0, 1.0, 3.0));
+        let c = median(&ones(&[5.0, 1.0, 3.0]), 0.0).unwrap();
+        assert_eq!((c.value, c.low, c.high), (3.0, 1.0, 5.0));
+        // A heavy voter pulls the median to its value.
+        let c = median(&[(Some(100.0), Some(3.0)), (Some(1.0), Some(1.0)), (Some(2.0), Some(1.0))], 0.0).unwrap();
+        assert_eq!((c.value, c.supporters, c.voters), (100.0, 1, 3));
+        assert_eq!(c.confidence, 0.6);
+    }
+
+    #[test]
+    fn tolerance_decides_supporters() {
+        let rows = ones(&[100.0, 104.0, 96.0, 150.0, 100.0]);
+        let exact = median(&rows, 0.0).unwrap();
+        assert_eq!((exact.value, exact.supporters, exact.voters), (100.0, 2, 5));
+        let loose = median(&rows, 0.05).unwrap();
+        assert_eq!(loose.supporters, 4);
+        assert_eq!(loose.agreement, 0.8);
+        assert_eq!(loose.confidence, 0.8);
+    }
+
+    #[test]
+    fn zero_median_needs_exact_zero() {
+        let c = median(&ones(&[0.0, -0.0, 0.0, 1e-300]), 0.5).unwrap();
+        assert_eq!((c.value, c.supporters), (0.0, 3));
+        assert!(c.value.is_sign_positive());
+    }
+
+    #[test]
+    fn ignored_rows() {
+        assert_eq!(median(&[], 0.0), None);
+        let rows = [(None, Some(1.0)), (Some(f64::NAN), Some(1.0)), (Some(f64::INFINITY), Some(1.0)),
+            (Some(f64::NEG_INFINITY), Some(1.0)), (Some(1.0), None), (Some(1.0), Some(f64::NAN)), (Some(1.0), Some(0.0))];
+        assert_eq!(median(&rows, 0.0), None);
+        let mut with_one = rows.to_vec();
+        with_one.push((Some(7.0), Some(2.0)));
+        let c = median(&with_one, 0.0).unwrap();
+        assert_eq!((c.value, c.voters, c.low, c.high), (7.0, 1, 7.0, 7.0));
+    }
+
+    #[test]
+    fn bad_tolerances_are_errors() {
+        for t in [f64::NAN, -0.1, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut s = MedianState::default();
+            assert_eq!(s.add(Some(1.0), Some(1.0), Some(t)).unwrap_err().kind, crate::ErrorKind::InvalidParameter);
+        }
+        let mut s = MedianState::default();
+        s.add(Some(1.0), Some(1.0), Some(0.1)).unwrap();
+        assert!(s.add(Some(1.0), Some(1.0), Some(0.2)).is_err());
+        assert!(s.add(Some(1.0), Some(1.0), None).is_err(), "NULL tolerance means 0, which differs");
+        let mut a = MedianState::default();
+        a.add(Some(1.0), Some(1.0), Some(0.1)).unwrap();
+        let mut b = MedianState::default();
+        b.add(Some(1.0), Some(1.0), Some(0.3)).unwrap();
+        assert!(a.merge(b).is_err());
+    }
+
+    #[test]
+    fn partial_states_merge_to_the_serial_answer() {
+        let rows: Vec<(f64, f64)> = (0..101).map(|i| (((i * 37) % 29) as f64 * 1.5 - 3.0, [0.1, 0.2, 0.3, 1.0 / 3.0][i % 4])).collect();
+        let mut serial = MedianState::default();
+        for &(v, w) in &rows {
+            serial.add(Some(v), Some(w), Some(0.1)).unwrap();
+        }
+        let expected = serial.result().unwrap();
+        for parts in [2usize, 5] {
+            let mut partials: Vec<MedianState> = (0..parts).map(|_| MedianState::default()).collect();
+            for (i, &(v, w)) in rows.iter().enumerate().rev() {
+                partials[(i * 3) % parts].add(Some(v), Some(w), Some(0.1)).unwrap();
+            }
+            let mut merged = MedianState::default();
+            for p in partials {
+                merged.merge(MedianState::deserialize(&p.serialize()).unwrap()).unwrap();
+            }
+            assert_eq!(merged.result().unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn corrupt_serialized_states_are_errors() {
+        let mut s = MedianState::default();
+        s.add(Some(2.5), Some(1.0), Some(0.1)).unwrap();
+        let good = s.serialize();
+        assert!(MedianState::deserialize(&good).is_ok());
+        for cut in 0..good.len() {
+            assert!(MedianState::deserialize(&good[..cut]).is_err());
+        }
+        let mut nan_value = good.clone();
+        nan_value[19..27].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(MedianState::deserialize(&nan_value).is_err());
+        let mut negative_weight = good.clone();
+        negative_weight[27..35].copy_from_slice(&(-1.0f64).to_le_bytes());
+        assert!(MedianState::deserialize(&negative_weight).is_err());
+        let mut bad_flag = good;
+        bad_flag[2] = 7;
+        assert!(MedianState::deserialize(&bad_flag).is_err());
+    }
+}

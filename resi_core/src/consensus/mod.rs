@@ -1,0 +1,139 @@
+//! Transition states of the trust-weighted consensus aggregates.
+//!
+//! Both aggregates promise that their answer never depends on row order or on how a parallel plan
+//! splits the input. Floating-point sums would break that promise in the last bits (and then in
+//! tie-breaks), so weights are summed exactly: every weight is rounded once, on input, to a
+//! multiple of 2^-40 ([`Weight`]) and the sums are 128-bit integers.
+
+mod codec;
+pub mod median;
+pub mod mode;
+
+pub use median::{MedianState, NumericConsensus};
+pub use mode::{Consensus, ModeState};
+
+use crate::error::{Error, Result};
+
+/// Fraction bits of a [`Weight`]: weights are multiples of 2^-40 (about 9.1e-13).
+pub const WEIGHT_FRACTION_BITS: i32 = 40;
+
+/// The largest accepted weight. Larger (or infinite) weights are an error, not silently clipped.
+pub const MAX_WEIGHT: f64 = 1e15;
+
+/// A vote weight in exact fixed point, so that sums are associative and commutative.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Weight(u128);
+
+impl Weight {
+    pub const ZERO: Weight = Weight(0);
+
+    /// The weight of one vote, or `None` when the row does not vote.
+    ///
+    /// NULL, NaN, zero, negative (including -Infinity) and weights below 2^-41 (which round to
+    /// zero) do not vote. Weights above [`MAX_WEIGHT`], +Infinity among them, are an error
+    /// ([`crate::ErrorKind::OutOfRange`]).
+    #[inline]
+    pub fn of_vote(weight: Option<f64>) -> Result<Option<Weight>> {
+        let Some(w) = weight else { return Ok(None) };
+        // `!(w > 0.0)` also catches NaN.
+        if !(w > 0.0) {
+            return Ok(None);
+        }
+        if w > MAX_WEIGHT {
+            return Err(Error::out_of_range(format!(
+                "consensus weight {w} is out of range (weights must be at most {MAX_WEIGHT:e})"
+            )));
+        }
+        // Exact: w * 2^40 is computed without rounding error (a power-of-two scale), and the
+        // rounded result is below 2^90, well inside u128.
+        let units = (w * (1u128 << WEIGHT_FRACTION_BITS) as f64).round() as u128;
+        Ok((units > 0).then_some(Weight(units)))
+    }
+
+    /// The raw fixed-point units (multiples of 2^-40).
+    #[inline]
+    pub fn units(self) -> u128 {
+        self.0
+    }
+
+    /// Rebuild a weight from its units, as read back from a serialised state.
+    #[inline]
+    pub fn from_units(units: u128) -> Weight {
+        Weight(units)
+    }
+
+    /// The weight as a float (correctly rounded from the exact sum).
+    #[inline]
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / (1u128 << WEIGHT_FRACTION_BITS) as f64
+    }
+
+    #[inline]
+    pub fn checked_add(self, other: Weight) -> Result<Weight> {
+        self.0.checked_add(other.0).map(Weight).ok_or_else(|| {
+            Error::out_of_range("sum of consensus weights is out of range (more than 2^88)")
+        })
+    }
+}
+
+/// `part / whole` as a share in [0, 1]; 0 when `whole` is zero.
+#[inline]
+fn share(part: Weight, whole: Weight) -> f64 {
+    if whole.0 == 0 {
+        0.0
+    } else {
+        part.to_f64() / whole.to_f64()
+    }
+}
+
+/// A count as SQL `integer`; more than 2^31-1 voters in one group is reported, not wrapped.
+#[inline]
+fn count_to_i32(count: u64, what: &str) -> Result<i32> {
+    i32::try_from(count).map_err(|_| {
+        Error::out_of_range(format!("{what} count {count} does not fit in an integer"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_that_do_not_vote() {
+        for w in [None, Some(f64::NAN), Some(0.0), Some(-0.0), Some(-1.0), Some(f64::NEG_INFINITY), Some(1e-13)] {
+            assert_eq!(Weight::of_vote(w).unwrap(), None, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn weights_out_of_range_are_errors() {
+        for w in [f64::INFINITY, 1e15 * 1.0000001, f64::MAX] {
+            let err = Weight::of_vote(Some(w)).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::OutOfRange);
+        }
+        assert!(Weight::of_vote(Some(MAX_WEIGHT)).unwrap().is_some());
+    }
+
+    #[test]
+    fn exact_sums_do_not_depend_on_order() {
+        let ws = [0.1, 0.2, 0.3, 1e-9, 123456.789, 0.7];
+        let sum = |order: &[usize]| {
+            order.iter().fold(Weight::ZERO, |acc, &i| {
+                acc.checked_add(Weight::of_vote(Some(ws[i])).unwrap().unwrap()).unwrap()
+            })
+        };
+        assert_eq!(sum(&[0, 1, 2, 3, 4, 5]), sum(&[5, 4, 3, 2, 1, 0]));
+        assert_eq!(sum(&[2, 0, 4, 1, 5, 3]), sum(&[3, 5, 1, 4, 0, 2]));
+        // 0.1 + 0.2 ties with 0.3 within the 2^-40 grid.
+        let a = Weight::of_vote(Some(0.1)).unwrap().unwrap().checked_add(Weight::of_vote(Some(0.2)).unwrap().unwrap()).unwrap();
+        let b = Weight::of_vote(Some(0.3)).unwrap().unwrap();
+        assert!(a.units().abs_diff(b.units()) <= 1);
+    }
+
+    #[test]
+    fn to_f64_round_trips_representable_weights() {
+        for w in [1.0, 0.5, 0.25, 1000.0, 0.75] {
+            assert_eq!(Weight::of_vote(Some(w)).unwrap().unwrap().to_f64(), w);
+        }
+    }
+}

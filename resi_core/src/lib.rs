@@ -1,0 +1,19 @@
+//! Pure-Rust core of resi, shared by the `resi_pg` extension and the `resi-loader` binary.
+//!
+//! Nothing here links against PostgreSQL, so all of it is unit-tested with plain `cargo test`:
+//!
+//! - [`consensus`]: transition states of the trust-weighted consensus aggregates, with exact
+//!   (order-independent) weight sums and a compact binary form for parallel aggregation;
+//! - [`hash`]: SHA-256 helpers and the canonical form behind `resi.listing_hash`;
+//! - [`keys`]: the S3 key layout of miners' uploads;
+//! - [`trust`]: how a miner's trust moves after a submission or a validation;
+//! - [`rate_limit`]: daily submission limits by trust tier.
+
+pub mod consensus;
+pub mod error;
+pub mod hash;
+pub mod keys;
+pub mod rate_limit;
+pub mod trust;
+
+pub use error::{Error, ErrorKind};
