@@ -68,7 +68,7 @@ pub fn canonical_json_of_text(text: &str) -> Result<String> {
 fn parse_json(text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| {
         if e.to_string().starts_with("number out of range") {
-            Error::out_of_range(format!("listing holds a number outside the double range ({e})"))
+            Error::out_of_range("listing holds a number outside the double range")
         } else {
             Error::invalid_text(format!("listing is not canonicalisable JSON: {e}"))
         }

@@ -1,0 +1,157 @@
+//! Trust-weighted consensus aggregates: `resi.consensus_mode` and `resi.consensus_median`.
+//!
+//! Both are declared in sql/resi_pg_functions.sql as
+//! `CREATE AGGREGATE … (STYPE = internal, SFUNC, COMBINEFUNC, SERIALFUNC, DESERIALFUNC,
+//! FINALFUNC, PARALLEL = SAFE)` over the support functions below (`#[pg_aggregate]` in pgrx
+//! 0.18.1 cannot declare an `internal` state with serial functions: pgrx issue #2351). The state
+//! is a Rust value (`resi_core::consensus`) owned by the aggregate's memory context: it is
+//! dropped when PostgreSQL resets that context, and never serialised per row.
+
+mod median;
+mod mode;
+
+use pgrx::prelude::*;
+use pgrx::datum::Internal;
+use pgrx::{pg_sys, PgMemoryContexts};
+
+/// The state behind an `internal` transition value, created on the first row in the
+/// aggregate's memory context (so it lives as long as the group, not the row).
+///
+/// SAFETY: `state` must be NULL or a value this module created with type `T`; PostgreSQL only
+/// passes our own transition values to our support functions (they take `internal`, which SQL
+/// cannot supply).
+unsafe fn state_mut<'a, T: Default>(state: &'a mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &'a mut T {
+    if !state.initialized() {
+        let ptr = in_aggregate_context(fcinfo).leak_and_drop_on_delete(T::default());
+        *state = Internal::from(Some(pg_sys::Datum::from(ptr)));
+    }
+    unsafe { state.get_mut::<T>().expect("initialised above") }
+}
+
+/// The aggregate's memory context, or an error when called outside an aggregate.
+fn in_aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> PgMemoryContexts {
+    let mut context = std::ptr::null_mut();
+    // SAFETY: fcinfo is the live call's; AggCheckCallContext only reads it.
+    if fcinfo.is_null() || unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) } == 0 {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "resi consensus support functions can only be called by their aggregates"
+        );
+    }
+    PgMemoryContexts::For(context)
+}
+
+/// Take the value out of a deserialized (or other partial) state, leaving an empty one behind
+/// for its memory context to drop.
+unsafe fn take<T: Default>(state: &mut Internal) -> Option<T> {
+    unsafe { state.get_mut::<T>().map(std::mem::take) }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn mode(rows: &str) -> Option<String> {
+        Spi::get_one::<String>(&format!("SELECT resi.consensus_mode(v, w)::text FROM (VALUES {rows}) t(v, w)")).unwrap()
+    }
+
+    fn median(rows: &str, tolerance: &str) -> Option<String> {
+        Spi::get_one::<String>(&format!(
+            "SELECT resi.consensus_median(v, w, {tolerance})::text FROM (VALUES {rows}) t(v, w)"
+        ))
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn mode_weighs_votes() {
+        assert_eq!(
+            mode("('FOR_SALE', 0.5::float8), ('SOLD', 0.25), ('SOLD', 0.125), ('FOR_SALE', 0.125)").as_deref(),
+            Some("(FOR_SALE,0.625,0.5,2,4,0.625,1)")
+        );
+        // Ties: more supporters, then the smallest value.
+        assert_eq!(mode("('b', 1::float8), ('a', 0.5), ('a', 0.5)").as_deref(), Some("(a,0.5,0.6666666666666666,2,3,1,2)"));
+        assert_eq!(mode("('b', 1::float8), ('a', 1), ('c', 1)").as_deref(), Some("(a,0.3333333333333333,0.3333333333333333,1,3,1,3)"));
+    }
+
+    #[pg_test]
+    fn mode_ignores_nulls_nan_and_non_positive_weights() {
+        assert_eq!(mode("(NULL::text, 1::float8)"), None);
+        assert_eq!(mode("('a', NULL::float8), ('a', 'NaN'), ('a', 0), ('a', -1), ('a', '-Infinity')"), None);
+        assert_eq!(mode("('a', NULL::float8), ('b', 'NaN'), ('c', 2)").as_deref(), Some("(c,1,1,1,1,2,2)"));
+        // Empty input and an all-filtered group give NULL, also grouped.
+        assert_eq!(Spi::get_one::<bool>("SELECT resi.consensus_mode(v, w) IS NULL FROM (SELECT 'a'::text v, 1::float8 w WHERE false) t").unwrap(), Some(true));
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM (SELECT g, resi.consensus_mode(v, w) c FROM (VALUES (1, 'x', 1::float8), (2, NULL, 1)) t(g, v, w) GROUP BY g) s WHERE c IS NULL").unwrap(), Some(1));
+    }
+
+    #[pg_test(error = "resi.consensus_mode: consensus weight inf is out of range (weights must be at most 1e15)")]
+    fn mode_infinite_weight_is_an_error() {
+        mode("('a', 'Infinity'::float8)");
+    }
+
+    #[pg_test]
+    fn mode_keeps_hostile_strings_verbatim() {
+        let c = Spi::get_one::<String>(
+            "SELECT (resi.consensus_mode(v, 1)).value FROM (VALUES ($$'); DROP TABLE resi.listings; --$$), (E'\\u0001'), ($$'); DROP TABLE resi.listings; --$$), (repeat('x', 1000000))) t(v)",
+        )
+        .unwrap();
+        assert_eq!(c.as_deref(), Some("'); DROP TABLE resi.listings; --"));
+    }
+
+    #[pg_test]
+    fn median_weighs_claims() {
+        assert_eq!(
+            median("(100::float8, 1::float8), (104, 1), (96, 1), (150, 1), (100, 1)", "0.05").as_deref(),
+            Some("(100,0.8,0.8,4,5,100,104)")
+        );
+        assert_eq!(median("(1::float8, 1::float8), (2, 1), (3, 1), (4, 1)", "0").as_deref(), Some("(2,0.25,0.25,1,4,1,3)"));
+        // A heavier voter moves the median.
+        assert_eq!(median("(1::float8, 1::float8), (2, 1), (100, 3)", "0").as_deref(), Some("(100,0.6,0.3333333333333333,1,3,2,100)"));
+        // NULL tolerance means exact agreement.
+        assert_eq!(median("(5::float8, 1::float8), (5, 1), (6, 1)", "NULL").as_deref(), Some("(5,0.6666666666666666,0.6666666666666666,2,3,5,6)"));
+    }
+
+    #[pg_test]
+    fn median_ignores_nulls_nan_and_infinities() {
+        assert_eq!(median("(NULL::float8, 1::float8), ('NaN', 1), ('Infinity', 1), ('-Infinity', 1), (1, NULL), (1, 'NaN'), (1, 0), (1, -3)", "0.1"), None);
+        assert_eq!(median("(NULL::float8, 1::float8), ('NaN', 9), (7, 2)", "0.1").as_deref(), Some("(7,1,1,1,1,7,7)"));
+        assert_eq!(Spi::get_one::<bool>("SELECT resi.consensus_median(v, 1, 0) IS NULL FROM (SELECT 1::float8 v WHERE false) t").unwrap(), Some(true));
+    }
+
+    #[pg_test(error = "resi.consensus_median: consensus_median tolerance must be a finite number >= 0, got NaN")]
+    fn median_nan_tolerance_is_an_error() {
+        median("(1::float8, 1::float8)", "'NaN'");
+    }
+
+    #[pg_test(error = "resi.consensus_median: consensus_median tolerance must be the same for every row of a group, got 0.1 and 0.2")]
+    fn median_varying_tolerance_is_an_error() {
+        Spi::get_one::<String>("SELECT resi.consensus_median(v, 1, t)::text FROM (VALUES (1::float8, 0.1::float8), (2, 0.2)) x(v, t)").unwrap();
+    }
+
+    #[pg_test]
+    fn grouped_and_window_use() {
+        let by_zpid = Spi::get_one::<String>(
+            "SELECT string_agg(format('%s=%s', zpid, (c).value), ',' ORDER BY zpid) FROM (
+               SELECT zpid, resi.consensus_mode(status, trust) c
+               FROM (VALUES ('1', 'SOLD', 0.9::float8), ('1', 'FOR_SALE', 0.2), ('2', 'FOR_SALE', 0.3), ('2', 'SOLD', 0.1), ('2', 'FOR_SALE', 0.1)) a(zpid, status, trust)
+               GROUP BY zpid) s",
+        )
+        .unwrap();
+        assert_eq!(by_zpid.as_deref(), Some("1=SOLD,2=FOR_SALE"));
+        // As a window aggregate over a growing frame: the final function runs repeatedly.
+        let running = Spi::get_one::<String>(
+            "SELECT string_agg((c).value::text, ',' ORDER BY i) FROM (
+               SELECT i, resi.consensus_median(v, 1, 0) OVER (ORDER BY i) c FROM (VALUES (1, 5::float8), (2, 1), (3, 9), (4, 2)) t(i, v)) s",
+        )
+        .unwrap();
+        assert_eq!(running.as_deref(), Some("5,1,5,2"));
+    }
+
+    /// The support functions take `internal`, which SQL cannot supply: hand-made bytes never
+    /// reach the deserialize functions (and if they did, they are validated: resi_core tests).
+    #[pg_test(error = "cannot cast type unknown to internal")]
+    fn support_functions_are_not_callable_from_sql() {
+        Spi::run("SELECT resi.consensus_mode_deserialize('\\x4d01ffffffff'::bytea, NULL::internal)").unwrap();
+    }
+}
