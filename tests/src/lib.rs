@@ -1,0 +1,77 @@
+//! Helpers for the end-to-end tests: they run against a live PostgreSQL 15 cluster with the
+//! resi_pg extension installed, named by `RESI_TEST_DATABASE_URL` (a URL of a database the
+//! tests may create other databases from). `make test` starts a throwaway cluster and sets it;
+//! without it the tests fail rather than pass vacuously.
+
+use postgres::{Client, NoTls};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The admin connection URL of the test cluster.
+pub fn admin_url() -> String {
+    std::env::var("RESI_TEST_DATABASE_URL").expect(
+        "RESI_TEST_DATABASE_URL is not set: run the end-to-end tests with `make test`, \
+         or point it at a PostgreSQL 15 cluster with resi_pg installed",
+    )
+}
+
+/// `url` with its database replaced by `database`.
+pub fn url_for(url: &str, database: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a postgresql:// URL with a database");
+    format!("{base}/{database}")
+}
+
+pub fn connect(url: &str) -> Client {
+    Client::connect(url, NoTls).unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+/// A new, empty database with `CREATE EXTENSION resi_pg` done, dropped when the value is
+/// dropped. Each test gets its own, so tests run in parallel without seeing each other.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDatabase {
+    pub fn new(label: &str) -> TestDatabase {
+        Self::without_extension(label).with_extension()
+    }
+
+    pub fn without_extension(label: &str) -> TestDatabase {
+        let admin = admin_url();
+        let name = format!("resi_e2e_{label}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let mut client = connect(&admin);
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+        client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        TestDatabase { url: url_for(&admin, &name), name }
+    }
+
+    fn with_extension(self) -> TestDatabase {
+        self.client().batch_execute("CREATE EXTENSION resi_pg").unwrap();
+        self
+    }
+
+    pub fn client(&self) -> Client {
+        connect(&self.url)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = Client::connect(&admin_url(), NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// A file under tests/fixtures.
+pub fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
+}
+
+/// Directory of PostgreSQL 15's programs (pg_dump, psql, ...).
+pub fn pg_bindir() -> PathBuf {
+    PathBuf::from(std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()))
+}
