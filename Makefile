@@ -1,0 +1,70 @@
+# resi-unified-database: the single entry point for people and CI.
+#
+#   make setup     install what is missing (Debian packages, cargo-pgrx 0.18.1, pgrx init)
+#   make build     build the workspace (debug)
+#   make install   build the extension in release mode and install it into the system PostgreSQL 15
+#   make test      the whole suite: unit tests, #[pg_test]s, end-to-end tests on a throwaway cluster
+#   make demo      a private cluster with the extension, showing the SQL API on sample data
+#   make lint      rustfmt check and clippy -D warnings
+#
+# As root everything runs directly; as a normal user, system packages and installing into
+# PostgreSQL's directories use sudo (see README.md).
+
+SHELL      := /bin/bash
+PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
+CARGO      ?= cargo
+SUDO_FLAG  := $(shell [ "$$(id -u)" = 0 ] || echo --sudo)
+DEMO_DIR   ?= $(or $(TMPDIR),/tmp)/resi-demo-$(shell id -un)
+
+# pgrx's test runner: initdb and postgres as the `postgres` OS user (initdb refuses root),
+# installing the test build with sudo; its data directory must be writable by that user.
+PGRX_TEST_ENV := CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=$(or $(TMPDIR),/tmp)/resi-pgrx-test-$(shell id -un)
+
+export PG_CONFIG
+
+.PHONY: setup build install install-dev test test-unit test-pg test-e2e demo demo-stop lint clean
+
+setup:
+	@scripts/setup
+
+build: setup
+	$(CARGO) build --locked --workspace
+
+# What a DBA runs: release build, files into /usr/lib/postgresql/15/lib and /usr/share/postgresql/15/extension.
+install: setup
+	cd resi_pg && $(CARGO) pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
+
+# The debug build, installed for the end-to-end tests and the demo (faster to build).
+install-dev: setup
+	cd resi_pg && $(CARGO) pgrx install --pg-config $(PG_CONFIG) $(SUDO_FLAG)
+
+test: setup
+	@$(MAKE) --no-print-directory test-unit test-pg test-e2e
+	@echo "make test: all suites passed"
+
+# Pure Rust: resi_core (consensus, hashing, keys, trust, rate limits) and the loader.
+test-unit:
+	$(CARGO) test --locked -p resi_core -p resi-loader
+
+# #[pg_test]s inside a backend (pgrx starts and stops its own cluster).
+test-pg:
+	cd resi_pg && $(PGRX_TEST_ENV) $(CARGO) pgrx test pg15
+
+# tests/ against a throwaway cluster with the real (non-test) build installed.
+test-e2e: install-dev
+	scripts/e2e
+
+demo: setup install-dev
+	@url=$$(scripts/pg-cluster start $(DEMO_DIR)) && \
+	  psql "$$url" -X -q -v ON_ERROR_STOP=1 -f scripts/demo.sql && \
+	  echo && echo "The demo cluster keeps running: psql $$url   (stop it with: make demo-stop)"
+
+demo-stop:
+	scripts/pg-cluster destroy $(DEMO_DIR)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
