@@ -92,8 +92,7 @@ fn write_canonical(value: &Value, out: &mut String) -> Result<()> {
             out.push(']');
         }
         Value::Object(members) => {
-            let mut present: Vec<(&String, &Value)> =
-                members.iter().filter(|(_, v)| !v.is_null()).collect();
+            let mut present: Vec<(&String, &Value)> = members.iter().filter(|(_, v)| !v.is_null()).collect();
             present.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push('{');
             for (i, (key, value)) in present.into_iter().enumerate() {
@@ -172,9 +171,16 @@ mod tests {
     #[test]
     fn numbers_follow_ecmascript() {
         let cases = [
-            ("3.0", "3"), ("1e21", "1e+21"), ("1e20", "100000000000000000000"), ("0.000001", "0.000001"),
-            ("1e-7", "1e-7"), ("0.1", "0.1"), ("-1.5", "-1.5"), ("123456789012", "123456789012"),
-            ("9007199254740993", "9007199254740992"), ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("3.0", "3"),
+            ("1e21", "1e+21"),
+            ("1e20", "100000000000000000000"),
+            ("0.000001", "0.000001"),
+            ("1e-7", "1e-7"),
+            ("0.1", "0.1"),
+            ("-1.5", "-1.5"),
+            ("123456789012", "123456789012"),
+            ("9007199254740993", "9007199254740992"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
         ];
         for (input, expected) in cases {
             assert_eq!(canonical_json_of_text(input).unwrap(), expected, "{input}");

@@ -158,7 +158,7 @@ fn timestamp(year: u16, month: u16, day: u16, hour: u16, minute: u16, second: u1
 
 fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -190,18 +190,25 @@ mod tests {
         let key = format!("data/hotkey={HK}/epoch=2025-10-07T12-00-00/zipcode=77494/data_20251007_130211.json");
         let k = parse_s3_key(&key).unwrap();
         assert_eq!(k.kind, UploadKind::EpochJson);
-        assert_eq!((k.epoch, k.zipcode, k.job_id, k.declared_rows), (Some("2025-10-07T12-00-00"), Some("77494"), None, None));
-        let nested = format!("hotkey={HK}/job_id=z/x/epoch=2025-10-07T12-00-00/zipcode=77494/data_20251007_130211.json");
+        assert_eq!(
+            (k.epoch, k.zipcode, k.job_id, k.declared_rows),
+            (Some("2025-10-07T12-00-00"), Some("77494"), None, None)
+        );
+        let nested =
+            format!("hotkey={HK}/job_id=z/x/epoch=2025-10-07T12-00-00/zipcode=77494/data_20251007_130211.json");
         assert_eq!(parse_s3_key(&nested).unwrap().job_id, Some("z"));
     }
 
     #[test]
     fn everything_else_is_none() {
         let bad = [
-            "".to_string(), "/".to_string(), "data/".to_string(), "notes.txt".to_string(),
+            "".to_string(),
+            "/".to_string(),
+            "data/".to_string(),
+            "notes.txt".to_string(),
             format!("data/hotkey={HK}/job_id=j/notes.txt"),
             format!("data/hotkey={HK}/job_id=j/"),
-            format!("data/hotkey=/job_id=j/data_20250910_161551_1.parquet"),
+            "data/hotkey=/job_id=j/data_20250910_161551_1.parquet".to_string(),
             format!("data/hotkey={HK}/job_id=/data_20250910_161551_1.parquet"),
             format!("data/hotkey={HK}/data_20250910_161551_1.parquet"),
             format!("data/hotkey={HK}/job_id=j/data_20250910_161551_1.parquet.tmp"),

@@ -91,8 +91,20 @@ mod tests {
     #[test]
     fn default_tiers() {
         let t = RateLimitTiers::default();
-        let cases = [(1.0, 10000), (0.8, 10000), (0.79999, 5000), (0.6, 5000), (0.5, 1000), (0.4, 1000),
-            (0.39, 100), (0.0, 100), (-5.0, 100), (f64::NAN, 100), (f64::INFINITY, 10000), (f64::NEG_INFINITY, 100)];
+        let cases = [
+            (1.0, 10000),
+            (0.8, 10000),
+            (0.79999, 5000),
+            (0.6, 5000),
+            (0.5, 1000),
+            (0.4, 1000),
+            (0.39, 100),
+            (0.0, 100),
+            (-5.0, 100),
+            (f64::NAN, 100),
+            (f64::INFINITY, 10000),
+            (f64::NEG_INFINITY, 100),
+        ];
         for (trust, limit) in cases {
             assert_eq!(t.limit_for(trust), limit, "{trust}");
         }
@@ -108,7 +120,9 @@ mod tests {
 
     #[test]
     fn invalid_tiers() {
-        for text in ["", "0.8", "x:1", "0.5:-1", "0.5:1.5", "NaN:5", "inf:5", "0.5:1,0.5:2", "0.5:99999999999", "0.8:1;0.2:3"] {
+        for text in
+            ["", "0.8", "x:1", "0.5:-1", "0.5:1.5", "NaN:5", "inf:5", "0.5:1,0.5:2", "0.5:99999999999", "0.8:1;0.2:3"]
+        {
             let err = RateLimitTiers::parse(text).unwrap_err();
             assert_eq!(err.kind, crate::ErrorKind::InvalidParameter, "{text}");
         }

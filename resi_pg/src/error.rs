@@ -1,7 +1,7 @@
 //! `resi_core` errors as PostgreSQL errors with a SQLSTATE.
 
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::pg_sys::elog::PgLogLevel;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 use resi_core::{Error, ErrorKind};
 

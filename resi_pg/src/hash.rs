@@ -51,16 +51,24 @@ mod tests {
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(one("SELECT resi.sha256_hex('abc'::text)").as_deref(), Some(abc));
         assert_eq!(one("SELECT resi.sha256_hex('\\x616263'::bytea)").as_deref(), Some(abc));
-        assert_eq!(one("SELECT resi.sha256_hex(''::bytea)").as_deref(), Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+        assert_eq!(
+            one("SELECT resi.sha256_hex(''::bytea)").as_deref(),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
         // Agrees with the built-in sha256() on arbitrary bytes, NUL bytes included.
         assert_eq!(
             Spi::get_one::<bool>("SELECT bool_and(resi.sha256_hex(b) = encode(sha256(b), 'hex')) FROM (SELECT decode(repeat(md5(i::text), i % 7) || '00ff', 'hex') b FROM generate_series(1, 200) i) s").unwrap(),
             Some(true)
         );
+        assert_eq!(
+            one("SELECT resi.sha256_hex(''::text)").as_deref(),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
         assert_eq!(one("SELECT resi.sha256_hex(NULL::text)"), None);
         assert_eq!(one("SELECT resi.sha256_hex(NULL::bytea)"), None);
         let evil = "'); DROP TABLE resi.listings; --";
-        let agrees = format!("SELECT resi.sha256_hex($${evil}$$::text) = encode(sha256(convert_to($${evil}$$, 'UTF8')), 'hex')");
+        let agrees =
+            format!("SELECT resi.sha256_hex($${evil}$$::text) = encode(sha256(convert_to($${evil}$$, 'UTF8')), 'hex')");
         assert_eq!(Spi::get_one::<bool>(&agrees).unwrap(), Some(true));
     }
 
@@ -70,16 +78,27 @@ mod tests {
             one(r#"SELECT resi.canonical_listing('{"b": 3.0, "a": " Katy ", "z": null, "n": [1, null, {"y": null, "x": -0.0}]}'::jsonb)"#).as_deref(),
             Some(r#"{"a":"Katy","b":3,"n":[1,null,{"x":0}]}"#)
         );
-        let same = Spi::get_one::<bool>(r#"SELECT resi.listing_hash('{"zpid":"1","price":350000,"bathrooms":2.0,"city":"Katy "}'::jsonb)
-            = resi.listing_hash('{"city":"Katy","bathrooms":2,"price":3.5e5,"zpid":"1","home_type":null}'::jsonb)"#).unwrap();
+        let same = Spi::get_one::<bool>(
+            r#"SELECT resi.listing_hash('{"zpid":"1","price":350000,"bathrooms":2.0,"city":"Katy "}'::jsonb)
+            = resi.listing_hash('{"city":"Katy","bathrooms":2,"price":3.5e5,"zpid":"1","home_type":null}'::jsonb)"#,
+        )
+        .unwrap();
         assert_eq!(same, Some(true));
         // NFC: decomposed and composed "é" hash alike.
         let nfc = Spi::get_one::<bool>("SELECT resi.listing_hash(jsonb_build_object('city', 'Ste' || U&'\\0301')) = resi.listing_hash(jsonb_build_object('city', U&'St\\00E9'))").unwrap();
         assert_eq!(nfc, Some(true));
         assert_eq!(one("SELECT resi.listing_hash(NULL::jsonb)"), None);
+        // Empty object and an object of nulls are the same listing.
+        assert_eq!(one("SELECT resi.canonical_listing('{\"a\": null}'::jsonb)").as_deref(), Some("{}"));
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT resi.listing_hash('{}'::jsonb) = resi.sha256_hex('{}'::text)").unwrap(),
+            Some(true)
+        );
         assert_eq!(one("SELECT resi.listing_hash('null'::jsonb)").map(|h| h.len()), Some(64));
         // Hostile strings are data.
-        let h = one(r#"SELECT resi.listing_hash(jsonb_build_object('address', $$'); DROP TABLE resi.listings; --$$, 'nul', E'\\u0001'))"#);
+        let h = one(
+            r#"SELECT resi.listing_hash(jsonb_build_object('address', $$'); DROP TABLE resi.listings; --$$, 'nul', E'\\u0001'))"#,
+        );
         assert_eq!(h.map(|h| h.len()), Some(64));
     }
 
@@ -88,7 +107,9 @@ mod tests {
         one("SELECT resi.listing_hash(jsonb_build_object('price', 1e400::numeric))");
     }
 
-    #[pg_test(error = "resi.listing_hash: listing is not canonicalisable JSON: EOF while parsing an object at line 1 column 1")]
+    #[pg_test(
+        error = "resi.listing_hash: listing is not canonicalisable JSON: EOF while parsing an object at line 1 column 1"
+    )]
     fn bad_json_text_is_an_error() {
         one("SELECT resi.listing_hash('{'::text)");
     }

@@ -72,6 +72,9 @@ mod tests {
             assert_eq!(parsed(&key), None, "{key:?}");
         }
         assert_eq!(Spi::get_one::<bool>("SELECT resi.parse_s3_key(NULL) IS NULL").unwrap(), Some(true));
-        assert_eq!(Spi::get_one::<bool>("SELECT resi.parse_s3_key(repeat('hotkey=/', 100000)) IS NULL").unwrap(), Some(true));
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT resi.parse_s3_key(repeat('hotkey=/', 100000)) IS NULL").unwrap(),
+            Some(true)
+        );
     }
 }

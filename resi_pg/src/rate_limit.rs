@@ -30,8 +30,19 @@ mod tests {
 
     #[pg_test]
     fn default_tiers() {
-        for (trust, expected) in [("1", 10000), ("0.8", 10000), ("0.7999", 5000), ("0.6", 5000), ("0.4", 1000),
-            ("0.3999", 100), ("0", 100), ("-1", 100), ("'NaN'", 100), ("'Infinity'", 10000), ("'-Infinity'", 100)] {
+        for (trust, expected) in [
+            ("1", 10000),
+            ("0.8", 10000),
+            ("0.7999", 5000),
+            ("0.6", 5000),
+            ("0.4", 1000),
+            ("0.3999", 100),
+            ("0", 100),
+            ("-1", 100),
+            ("'NaN'", 100),
+            ("'Infinity'", 10000),
+            ("'-Infinity'", 100),
+        ] {
             assert_eq!(limit(trust), Some(expected), "trust {trust}");
         }
         assert_eq!(limit("NULL"), None);
@@ -56,7 +67,8 @@ mod tests {
         assert_eq!(allowed("'new-miner'"), Some(true));
         assert_eq!(allowed("'new-miner', 100"), Some(true));
         assert_eq!(allowed("'new-miner', 101"), Some(false));
-        Spi::run("INSERT INTO resi.miner_trust (miner_hotkey, trust_score) VALUES ('good', 0.85), ('mid', 0.5)").unwrap();
+        Spi::run("INSERT INTO resi.miner_trust (miner_hotkey, trust_score) VALUES ('good', 0.85), ('mid', 0.5)")
+            .unwrap();
         Spi::run("SELECT resi.record_miner_submission('good', 9990, '2025-09-17 23:59:59+00')").unwrap();
         assert_eq!(allowed("'good', 10, '2025-09-17'"), Some(true));
         assert_eq!(allowed("'good', 11, '2025-09-17'"), Some(false));
@@ -70,6 +82,9 @@ mod tests {
         assert_eq!(allowed("NULL"), None);
         assert_eq!(allowed("'mid', NULL"), None);
         assert_eq!(allowed("'mid', 1, NULL"), None);
+        // An empty hotkey is just an unknown miner.
+        assert_eq!(allowed("'', 100"), Some(true));
+        assert_eq!(allowed("'', 101"), Some(false));
     }
 
     #[pg_test]
@@ -86,7 +101,13 @@ mod tests {
         assert_eq!(allowed(evil), Some(true));
         Spi::run(&format!("SELECT resi.record_miner_submission({evil}, 3)")).unwrap();
         assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM resi.miner_trust").unwrap(), Some(1));
-        assert_eq!(Spi::get_one::<i32>(&format!("SELECT submissions FROM resi.miner_submission_days WHERE miner_hotkey = {evil}")).unwrap(), Some(3));
+        assert_eq!(
+            Spi::get_one::<i32>(&format!(
+                "SELECT submissions FROM resi.miner_submission_days WHERE miner_hotkey = {evil}"
+            ))
+            .unwrap(),
+            Some(3)
+        );
     }
 
     #[pg_test(error = "resi.check_miner_rate_limit: submissions must be >= 0, got -1")]

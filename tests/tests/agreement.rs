@@ -26,19 +26,33 @@ impl Rng {
 /// A listing-like JSON object with the awkward parts of real data: padded and decomposed
 /// strings, control characters, integral floats, tiny and huge numbers, nulls, nesting.
 fn listing(rng: &mut Rng) -> Value {
-    let strings = ["  Katy ", "Ste\u{301}phane", "St\u{e9}phane", "'); DROP TABLE resi.listings; --", "tab\there",
-        "line\nbreak", "quote\"back\\slash", "\u{1}\u{1f}", "🏠 home", "", " ", "\u{3000}wide space\u{a0}", "NULL", "ﬁ ligature"];
+    let strings = [
+        "  Katy ",
+        "Ste\u{301}phane",
+        "St\u{e9}phane",
+        "'); DROP TABLE resi.listings; --",
+        "tab\there",
+        "line\nbreak",
+        "quote\"back\\slash",
+        "\u{1}\u{1f}",
+        "🏠 home",
+        "",
+        " ",
+        "\u{3000}wide space\u{a0}",
+        "NULL",
+        "ﬁ ligature",
+    ];
     let mut m = Map::new();
     m.insert("zpid".into(), json!(rng.next().to_string()));
     m.insert("address".into(), json!(rng.pick(&strings)));
     m.insert("city".into(), if rng.below(4) == 0 { Value::Null } else { json!(rng.pick(&strings)) });
     let number = match rng.below(6) {
-        0 => json!(rng.below(100_000_000) as f64),                  // integral float: 350000.0 → 350000
-        1 => json!(rng.below(1000) as f64 / 8.0),                    // 2.5-style
-        2 => json!(f64::from_bits(rng.next() >> 2) * 1e-300),        // tiny
-        3 => json!((rng.next() >> 11) as f64 * 1e10),                // beyond 2^53 and 1e21
-        4 => json!(-(rng.below(1_000_000) as i64)),                  // negative integer
-        _ => json!(0.1 + rng.below(10) as f64 * 0.2),                // inexact decimals
+        0 => json!(rng.below(100_000_000) as f64), // integral float: 350000.0 → 350000
+        1 => json!(rng.below(1000) as f64 / 8.0),  // 2.5-style
+        2 => json!(f64::from_bits(rng.next() >> 2) * 1e-300), // tiny
+        3 => json!((rng.next() >> 11) as f64 * 1e10), // beyond 2^53 and 1e21
+        4 => json!(-(rng.below(1_000_000) as i64)), // negative integer
+        _ => json!(0.1 + rng.below(10) as f64 * 0.2), // inexact decimals
     };
     m.insert("price".into(), number);
     m.insert("bathrooms".into(), json!(rng.below(10) as f64 / 2.0));
@@ -84,21 +98,18 @@ fn keys() -> Vec<String> {
         walk(&fixture(sample), &fixture(sample), &mut keys);
     }
     let hk = "hotkey=5DvggEsdjznNNvnQ4q6B52JTsSfYCWbCcJRFyMSrYvoZzutr";
-    keys.extend(
-        [
-            format!("{hk}/job_id=j/data_20240229_235959_1.parquet"),
-            format!("{hk}/job_id=j/data_20230229_235959_1.parquet"),
-            format!("{hk}/job_id=j/data_20240101_000000_2147483647.parquet"),
-            format!("{hk}/job_id=j/data_20240101_000000_2147483648.parquet"),
-            format!("prefix/{hk}/job_id=j/x/epoch=2025-10-07T12-00-00/zipcode=77494/data_20251007_130211.json"),
-            format!("{hk}/epoch=2025-02-29T12-00-00/zipcode=77494/data_20251007_130211.json"),
-            format!("{hk}/job_id=j/"),
-            "hotkey=a/job_id=b/data_99991231_235959_0.parquet".to_string(),
-            "'); DROP TABLE resi.listings; --".to_string(),
-            "\u{202e}hotkey=\u{1F3E0}/job_id=\u{0301}/data_20250101_000000_1.parquet".to_string(),
-        ]
-        .into_iter(),
-    );
+    keys.extend([
+        format!("{hk}/job_id=j/data_20240229_235959_1.parquet"),
+        format!("{hk}/job_id=j/data_20230229_235959_1.parquet"),
+        format!("{hk}/job_id=j/data_20240101_000000_2147483647.parquet"),
+        format!("{hk}/job_id=j/data_20240101_000000_2147483648.parquet"),
+        format!("prefix/{hk}/job_id=j/x/epoch=2025-10-07T12-00-00/zipcode=77494/data_20251007_130211.json"),
+        format!("{hk}/epoch=2025-02-29T12-00-00/zipcode=77494/data_20251007_130211.json"),
+        format!("{hk}/job_id=j/"),
+        "hotkey=a/job_id=b/data_99991231_235959_0.parquet".to_string(),
+        "'); DROP TABLE resi.listings; --".to_string(),
+        "\u{202e}hotkey=\u{1F3E0}/job_id=\u{0301}/data_20250101_000000_1.parquet".to_string(),
+    ]);
     keys
 }
 

@@ -64,7 +64,11 @@ fn parallel_plan_gives_the_serial_answer() {
     assert_eq!(parallel, serial);
     assert!(serial.1.ends_with(" 2000"), "{}", serial.1);
     // Sanity: the vote is not trivially empty.
-    assert!(serial.0.starts_with("(FOR_SALE,") || serial.0.starts_with("(SOLD,") || serial.0.starts_with("(PENDING,"), "{}", serial.0);
+    assert!(
+        serial.0.starts_with("(FOR_SALE,") || serial.0.starts_with("(SOLD,") || serial.0.starts_with("(PENDING,"),
+        "{}",
+        serial.0
+    );
 }
 
 #[test]
@@ -118,6 +122,9 @@ fn consensus_feeds_listings_in_one_statement() {
         .collect();
     assert_eq!(
         rows,
-        vec![("1".into(), 350000, "FOR_SALE".into(), 3, "2".into()), ("2".into(), 200000, "SOLD".into(), 1, "1".into())]
+        vec![
+            ("1".into(), 350000, "FOR_SALE".into(), 3, "2".into()),
+            ("2".into(), 200000, "SOLD".into(), 1, "1".into())
+        ]
     );
 }

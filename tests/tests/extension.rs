@@ -8,7 +8,14 @@ use std::process::Command;
 /// tools call these, so their declaration is a contract.
 const API: &[(&str, &str, &str, bool, &str, &str)] = &[
     ("resi.consensus_mode(text,double precision)", "resi.consensus", "i", false, "s", "a"),
-    ("resi.consensus_median(double precision,double precision,double precision)", "resi.numeric_consensus", "i", false, "s", "a"),
+    (
+        "resi.consensus_median(double precision,double precision,double precision)",
+        "resi.numeric_consensus",
+        "i",
+        false,
+        "s",
+        "a",
+    ),
     ("resi.parse_s3_key(text)", "resi.s3_key", "i", true, "s", "f"),
     ("resi.sha256_hex(bytea)", "text", "i", true, "s", "f"),
     ("resi.sha256_hex(text)", "text", "i", true, "s", "f"),
@@ -39,12 +46,16 @@ fn sql_api_is_declared_as_documented() {
             .unwrap_or_else(|| panic!("{signature} is missing"));
         let got: (String, String, bool, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         // Aggregates are never STRICT in pg_proc; their transition function decides.
-        let expected = (result.to_string(), volatility.to_string(), strict && kind == "f", parallel.to_string(), kind.to_string());
+        let expected =
+            (result.to_string(), volatility.to_string(), strict && kind == "f", parallel.to_string(), kind.to_string());
         let got_cmp = (got.0.clone(), got.1.clone(), got.2 && kind == "f", got.3.clone(), got.4.clone());
         assert_eq!(got_cmp, expected, "{signature}");
     }
     let defaults: String = client
-        .query_one("SELECT pg_get_function_arguments('resi.check_miner_rate_limit(text,integer,date)'::regprocedure)", &[])
+        .query_one(
+            "SELECT pg_get_function_arguments('resi.check_miner_rate_limit(text,integer,date)'::regprocedure)",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(
@@ -94,7 +105,13 @@ fn schema_has_tables_indexes_and_dump_registration() {
         .collect();
     assert_eq!(
         dumped,
-        ["resi.listings", "resi.miner_attestations", "resi.miner_attestations_id_seq", "resi.miner_submission_days", "resi.miner_trust"]
+        [
+            "resi.listings",
+            "resi.miner_attestations",
+            "resi.miner_attestations_id_seq",
+            "resi.miner_submission_days",
+            "resi.miner_trust"
+        ]
     );
     // The attestation row keeps every reported field next to the attestation metadata.
     let columns: Vec<String> = client
@@ -103,9 +120,34 @@ fn schema_has_tables_indexes_and_dump_registration() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for c in ["id", "miner_hotkey", "miner_uid", "zpid", "submission_timestamp", "job_id", "s3_file_path", "record_count",
-        "data_hash", "is_validated", "validation_timestamp", "validation_score", "uri", "price", "address", "bedrooms",
-        "bathrooms", "living_area", "home_type", "home_status", "days_on_zillow", "zip_code", "city", "state", "latitude", "longitude"] {
+    for c in [
+        "id",
+        "miner_hotkey",
+        "miner_uid",
+        "zpid",
+        "submission_timestamp",
+        "job_id",
+        "s3_file_path",
+        "record_count",
+        "data_hash",
+        "is_validated",
+        "validation_timestamp",
+        "validation_score",
+        "uri",
+        "price",
+        "address",
+        "bedrooms",
+        "bathrooms",
+        "living_area",
+        "home_type",
+        "home_status",
+        "days_on_zillow",
+        "zip_code",
+        "city",
+        "state",
+        "latitude",
+        "longitude",
+    ] {
         assert!(columns.iter().any(|x| x == c), "miner_attestations has no column {c}");
     }
     // Constraints guard the data: a malformed hash and an out-of-range trust are refused.
@@ -172,12 +214,18 @@ fn drop_extension_removes_everything() {
     let mut client = db.client();
     client.batch_execute("DROP EXTENSION resi_pg").unwrap();
     let left: i64 = client
-        .query_one("SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE n.nspname = 'resi'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE n.nspname = 'resi'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
     let functions: i64 = client
-        .query_one("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'resi'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'resi'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(functions, 0);

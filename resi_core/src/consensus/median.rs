@@ -36,9 +36,9 @@ pub fn check_tolerance(tolerance: Option<f64>) -> Result<f64> {
     match tolerance {
         None => Ok(0.0),
         Some(t) if t.is_finite() && t >= 0.0 => Ok(t + 0.0), // + 0.0 turns -0 into 0
-        Some(t) => Err(Error::invalid_parameter(format!(
-            "consensus_median tolerance must be a finite number >= 0, got {t}"
-        ))),
+        Some(t) => {
+            Err(Error::invalid_parameter(format!("consensus_median tolerance must be a finite number >= 0, got {t}")))
+        }
     }
 }
 
@@ -238,8 +238,15 @@ mod tests {
     #[test]
     fn ignored_rows() {
         assert_eq!(median(&[], 0.0), None);
-        let rows = [(None, Some(1.0)), (Some(f64::NAN), Some(1.0)), (Some(f64::INFINITY), Some(1.0)),
-            (Some(f64::NEG_INFINITY), Some(1.0)), (Some(1.0), None), (Some(1.0), Some(f64::NAN)), (Some(1.0), Some(0.0))];
+        let rows = [
+            (None, Some(1.0)),
+            (Some(f64::NAN), Some(1.0)),
+            (Some(f64::INFINITY), Some(1.0)),
+            (Some(f64::NEG_INFINITY), Some(1.0)),
+            (Some(1.0), None),
+            (Some(1.0), Some(f64::NAN)),
+            (Some(1.0), Some(0.0)),
+        ];
         assert_eq!(median(&rows, 0.0), None);
         let mut with_one = rows.to_vec();
         with_one.push((Some(7.0), Some(2.0)));
@@ -266,7 +273,8 @@ mod tests {
 
     #[test]
     fn partial_states_merge_to_the_serial_answer() {
-        let rows: Vec<(f64, f64)> = (0..101).map(|i| (((i * 37) % 29) as f64 * 1.5 - 3.0, [0.1, 0.2, 0.3, 1.0 / 3.0][i % 4])).collect();
+        let rows: Vec<(f64, f64)> =
+            (0..101).map(|i| (((i * 37) % 29) as f64 * 1.5 - 3.0, [0.1, 0.2, 0.3, 1.0 / 3.0][i % 4])).collect();
         let mut serial = MedianState::default();
         for &(v, w) in &rows {
             serial.add(Some(v), Some(w), Some(0.1)).unwrap();

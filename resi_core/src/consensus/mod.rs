@@ -35,8 +35,8 @@ impl Weight {
     #[inline]
     pub fn of_vote(weight: Option<f64>) -> Result<Option<Weight>> {
         let Some(w) = weight else { return Ok(None) };
-        // `!(w > 0.0)` also catches NaN.
-        if !(w > 0.0) {
+        // NaN compares as neither greater nor less: it is caught here too.
+        if w.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Ok(None);
         }
         if w > MAX_WEIGHT {
@@ -70,9 +70,10 @@ impl Weight {
 
     #[inline]
     pub fn checked_add(self, other: Weight) -> Result<Weight> {
-        self.0.checked_add(other.0).map(Weight).ok_or_else(|| {
-            Error::out_of_range("sum of consensus weights is out of range (more than 2^88)")
-        })
+        self.0
+            .checked_add(other.0)
+            .map(Weight)
+            .ok_or_else(|| Error::out_of_range("sum of consensus weights is out of range (more than 2^88)"))
     }
 }
 
@@ -89,9 +90,7 @@ fn share(part: Weight, whole: Weight) -> f64 {
 /// A count as SQL `integer`; more than 2^31-1 voters in one group is reported, not wrapped.
 #[inline]
 fn count_to_i32(count: u64, what: &str) -> Result<i32> {
-    i32::try_from(count).map_err(|_| {
-        Error::out_of_range(format!("{what} count {count} does not fit in an integer"))
-    })
+    i32::try_from(count).map_err(|_| Error::out_of_range(format!("{what} count {count} does not fit in an integer")))
 }
 
 #[cfg(test)]
@@ -118,14 +117,18 @@ mod tests {
     fn exact_sums_do_not_depend_on_order() {
         let ws = [0.1, 0.2, 0.3, 1e-9, 123456.789, 0.7];
         let sum = |order: &[usize]| {
-            order.iter().fold(Weight::ZERO, |acc, &i| {
-                acc.checked_add(Weight::of_vote(Some(ws[i])).unwrap().unwrap()).unwrap()
-            })
+            order
+                .iter()
+                .fold(Weight::ZERO, |acc, &i| acc.checked_add(Weight::of_vote(Some(ws[i])).unwrap().unwrap()).unwrap())
         };
         assert_eq!(sum(&[0, 1, 2, 3, 4, 5]), sum(&[5, 4, 3, 2, 1, 0]));
         assert_eq!(sum(&[2, 0, 4, 1, 5, 3]), sum(&[3, 5, 1, 4, 0, 2]));
         // 0.1 + 0.2 ties with 0.3 within the 2^-40 grid.
-        let a = Weight::of_vote(Some(0.1)).unwrap().unwrap().checked_add(Weight::of_vote(Some(0.2)).unwrap().unwrap()).unwrap();
+        let a = Weight::of_vote(Some(0.1))
+            .unwrap()
+            .unwrap()
+            .checked_add(Weight::of_vote(Some(0.2)).unwrap().unwrap())
+            .unwrap();
         let b = Weight::of_vote(Some(0.3)).unwrap().unwrap();
         assert!(a.units().abs_diff(b.units()) <= 1);
     }

@@ -168,9 +168,7 @@ impl ModeState {
         let n = r.count(8 + 16 + 8)?;
         let mut state = ModeState::default();
         for _ in 0..n {
-            let value = std::str::from_utf8(r.bytes()?)
-                .map_err(|_| r.corrupt("a value is not UTF-8"))?
-                .to_owned();
+            let value = std::str::from_utf8(r.bytes()?).map_err(|_| r.corrupt("a value is not UTF-8"))?.to_owned();
             let weight = Weight::from_units(r.u128()?);
             let supporters = r.u64()?;
             if weight == Weight::ZERO || supporters == 0 {
@@ -197,7 +195,8 @@ mod tests {
 
     #[test]
     fn heaviest_value_wins_with_shares() {
-        let c = vote(&[(Some("a"), Some(0.9)), (Some("b"), Some(0.5)), (Some("b"), Some(0.3)), (Some("a"), Some(0.1))]).unwrap();
+        let c = vote(&[(Some("a"), Some(0.9)), (Some("b"), Some(0.5)), (Some("b"), Some(0.3)), (Some("a"), Some(0.1))])
+            .unwrap();
         assert_eq!(c.value, "a");
         assert_eq!((c.supporters, c.voters), (2, 4));
         assert!((c.confidence - 1.0 / 1.8).abs() < 1e-12);
@@ -218,7 +217,17 @@ mod tests {
     #[test]
     fn nulls_nan_and_non_positive_weights_are_ignored() {
         assert_eq!(vote(&[]), None);
-        assert_eq!(vote(&[(None, Some(1.0)), (Some("a"), None), (Some("a"), Some(f64::NAN)), (Some("a"), Some(0.0)), (Some("a"), Some(-2.0)), (Some("a"), Some(f64::NEG_INFINITY))]), None);
+        assert_eq!(
+            vote(&[
+                (None, Some(1.0)),
+                (Some("a"), None),
+                (Some("a"), Some(f64::NAN)),
+                (Some("a"), Some(0.0)),
+                (Some("a"), Some(-2.0)),
+                (Some("a"), Some(f64::NEG_INFINITY))
+            ]),
+            None
+        );
         let c = vote(&[(None, Some(5.0)), (Some("a"), Some(1.0)), (Some("b"), Some(f64::NAN))]).unwrap();
         assert_eq!((c.value.as_str(), c.voters, c.confidence), ("a", 1, 1.0));
     }

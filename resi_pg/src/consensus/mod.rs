@@ -10,8 +10,8 @@
 mod median;
 mod mode;
 
-use pgrx::prelude::*;
 use pgrx::datum::Internal;
+use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts};
 
 /// The state behind an `internal` transition value, created on the first row in the
@@ -20,7 +20,7 @@ use pgrx::{pg_sys, PgMemoryContexts};
 /// SAFETY: `state` must be NULL or a value this module created with type `T`; PostgreSQL only
 /// passes our own transition values to our support functions (they take `internal`, which SQL
 /// cannot supply).
-unsafe fn state_mut<'a, T: Default>(state: &'a mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &'a mut T {
+unsafe fn state_mut<T: Default>(state: &mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &mut T {
     if !state.initialized() {
         let ptr = in_aggregate_context(fcinfo).leak_and_drop_on_delete(T::default());
         *state = Internal::from(Some(pg_sys::Datum::from(ptr)));
@@ -71,8 +71,14 @@ mod tests {
             Some("(FOR_SALE,0.625,0.5,2,4,0.625,1)")
         );
         // Ties: more supporters, then the smallest value.
-        assert_eq!(mode("('b', 1::float8), ('a', 0.5), ('a', 0.5)").as_deref(), Some("(a,0.5,0.6666666666666666,2,3,1,2)"));
-        assert_eq!(mode("('b', 1::float8), ('a', 1), ('c', 1)").as_deref(), Some("(a,0.3333333333333333,0.3333333333333333,1,3,1,3)"));
+        assert_eq!(
+            mode("('b', 1::float8), ('a', 0.5), ('a', 0.5)").as_deref(),
+            Some("(a,0.5,0.6666666666666666,2,3,1,2)")
+        );
+        assert_eq!(
+            mode("('b', 1::float8), ('a', 1), ('c', 1)").as_deref(),
+            Some("(a,0.3333333333333333,0.3333333333333333,1,3,1,3)")
+        );
     }
 
     #[pg_test]
@@ -81,7 +87,13 @@ mod tests {
         assert_eq!(mode("('a', NULL::float8), ('a', 'NaN'), ('a', 0), ('a', -1), ('a', '-Infinity')"), None);
         assert_eq!(mode("('a', NULL::float8), ('b', 'NaN'), ('c', 2)").as_deref(), Some("(c,1,1,1,1,2,2)"));
         // Empty input and an all-filtered group give NULL, also grouped.
-        assert_eq!(Spi::get_one::<bool>("SELECT resi.consensus_mode(v, w) IS NULL FROM (SELECT 'a'::text v, 1::float8 w WHERE false) t").unwrap(), Some(true));
+        assert_eq!(
+            Spi::get_one::<bool>(
+                "SELECT resi.consensus_mode(v, w) IS NULL FROM (SELECT 'a'::text v, 1::float8 w WHERE false) t"
+            )
+            .unwrap(),
+            Some(true)
+        );
         assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM (SELECT g, resi.consensus_mode(v, w) c FROM (VALUES (1, 'x', 1::float8), (2, NULL, 1)) t(g, v, w) GROUP BY g) s WHERE c IS NULL").unwrap(), Some(1));
     }
 
@@ -105,18 +117,33 @@ mod tests {
             median("(100::float8, 1::float8), (104, 1), (96, 1), (150, 1), (100, 1)", "0.05").as_deref(),
             Some("(100,0.8,0.8,4,5,100,104)")
         );
-        assert_eq!(median("(1::float8, 1::float8), (2, 1), (3, 1), (4, 1)", "0").as_deref(), Some("(2,0.25,0.25,1,4,1,3)"));
+        assert_eq!(
+            median("(1::float8, 1::float8), (2, 1), (3, 1), (4, 1)", "0").as_deref(),
+            Some("(2,0.25,0.25,1,4,1,3)")
+        );
         // A heavier voter moves the median.
-        assert_eq!(median("(1::float8, 1::float8), (2, 1), (100, 3)", "0").as_deref(), Some("(100,0.6,0.3333333333333333,1,3,2,100)"));
+        assert_eq!(
+            median("(1::float8, 1::float8), (2, 1), (100, 3)", "0").as_deref(),
+            Some("(100,0.6,0.3333333333333333,1,3,2,100)")
+        );
         // NULL tolerance means exact agreement.
-        assert_eq!(median("(5::float8, 1::float8), (5, 1), (6, 1)", "NULL").as_deref(), Some("(5,0.6666666666666666,0.6666666666666666,2,3,5,6)"));
+        assert_eq!(
+            median("(5::float8, 1::float8), (5, 1), (6, 1)", "NULL").as_deref(),
+            Some("(5,0.6666666666666666,0.6666666666666666,2,3,5,6)")
+        );
     }
 
     #[pg_test]
     fn median_ignores_nulls_nan_and_infinities() {
         assert_eq!(median("(NULL::float8, 1::float8), ('NaN', 1), ('Infinity', 1), ('-Infinity', 1), (1, NULL), (1, 'NaN'), (1, 0), (1, -3)", "0.1"), None);
         assert_eq!(median("(NULL::float8, 1::float8), ('NaN', 9), (7, 2)", "0.1").as_deref(), Some("(7,1,1,1,1,7,7)"));
-        assert_eq!(Spi::get_one::<bool>("SELECT resi.consensus_median(v, 1, 0) IS NULL FROM (SELECT 1::float8 v WHERE false) t").unwrap(), Some(true));
+        assert_eq!(
+            Spi::get_one::<bool>(
+                "SELECT resi.consensus_median(v, 1, 0) IS NULL FROM (SELECT 1::float8 v WHERE false) t"
+            )
+            .unwrap(),
+            Some(true)
+        );
     }
 
     #[pg_test(error = "resi.consensus_median: consensus_median tolerance must be a finite number >= 0, got NaN")]
@@ -124,9 +151,14 @@ mod tests {
         median("(1::float8, 1::float8)", "'NaN'");
     }
 
-    #[pg_test(error = "resi.consensus_median: consensus_median tolerance must be the same for every row of a group, got 0.1 and 0.2")]
+    #[pg_test(
+        error = "resi.consensus_median: consensus_median tolerance must be the same for every row of a group, got 0.1 and 0.2"
+    )]
     fn median_varying_tolerance_is_an_error() {
-        Spi::get_one::<String>("SELECT resi.consensus_median(v, 1, t)::text FROM (VALUES (1::float8, 0.1::float8), (2, 0.2)) x(v, t)").unwrap();
+        Spi::get_one::<String>(
+            "SELECT resi.consensus_median(v, 1, t)::text FROM (VALUES (1::float8, 0.1::float8), (2, 0.2)) x(v, t)",
+        )
+        .unwrap();
     }
 
     #[pg_test]

@@ -8,8 +8,8 @@
 use super::{state_mut, take};
 use crate::composite::composite;
 use crate::error::OrRaise;
-use pgrx::prelude::*;
 use pgrx::datum::Internal;
+use pgrx::prelude::*;
 use pgrx::{pg_sys, IntoDatum};
 use resi_core::consensus::ModeState;
 
