@@ -154,9 +154,122 @@ CREATE TABLE resi.miner_submission_days (
 );
 COMMENT ON TABLE resi.miner_submission_days IS 'Submissions (uploaded objects) per miner per UTC day, for rate limiting.';
 
+-- ---------------------------------------------------------------------------------------------
+-- Current claims: each miner's latest report per listing, the votes consensus counts
+-- ---------------------------------------------------------------------------------------------
+-- One row per (listing, miner): a miner repeating a claim does not gain votes. Derived from
+-- resi.miner_attestations (the newest attestation per miner and zpid), maintained by the fold.
+CREATE TABLE resi.miner_claims (
+    zpid                 text NOT NULL,
+    miner_hotkey         text NOT NULL,
+    attestation_id       bigint NOT NULL,            -- the attestation this claim comes from
+    submission_timestamp timestamptz NOT NULL,
+    first_seen_at        timestamptz NOT NULL,       -- this miner's first attestation of the listing
+    attestations         integer NOT NULL CHECK (attestations > 0), -- how many times this miner attested it
+    uri                  text,
+    price                bigint,
+    address              text,
+    bedrooms             integer,
+    bathrooms            double precision,
+    living_area          integer,
+    home_type            text,
+    home_status          text,
+    days_on_zillow       integer,
+    zip_code             text,
+    city                 text,
+    state                text,
+    latitude             double precision,
+    longitude            double precision,
+    PRIMARY KEY (zpid, miner_hotkey)
+);
+COMMENT ON TABLE resi.miner_claims IS 'Each miner''s newest report per listing: the votes of the consensus (derived from resi.miner_attestations).';
+CREATE INDEX miner_claims_miner_hotkey_idx ON resi.miner_claims (miner_hotkey);
+
+-- ---------------------------------------------------------------------------------------------
+-- Ingest: the ledger of uploads, loader runs, and the staging table the fold reads
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE resi.ingest_runs (
+    id          bigserial PRIMARY KEY,
+    source      text NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    objects_seen     integer NOT NULL DEFAULT 0,
+    objects_loaded   integer NOT NULL DEFAULT 0,
+    objects_rejected integer NOT NULL DEFAULT 0,
+    objects_deferred integer NOT NULL DEFAULT 0,
+    objects_skipped  integer NOT NULL DEFAULT 0,  -- already in the ledger, or claimed by another loader
+    rows_attested    bigint NOT NULL DEFAULT 0,
+    status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'completed', 'failed', 'interrupted'))
+);
+COMMENT ON TABLE resi.ingest_runs IS 'One row per loader pass: when, from where, and what it did.';
+
+-- One row per (object key, ETag): an object whose key and ETag are here is not loaded again;
+-- the same key with a new ETag (the miner overwrote it) is a new submission. A row is written
+-- in the same transaction as the object's attestations: all of an object or none of it.
+CREATE TABLE resi.ingest_ledger (
+    id             bigserial PRIMARY KEY,
+    object_key     text NOT NULL,
+    etag           text NOT NULL,
+    size           bigint CHECK (size >= 0),
+    last_modified  timestamptz,
+    kind           text CHECK (kind IN ('parquet', 'epoch_json')), -- NULL: the key does not follow the layout
+    miner_hotkey   text,
+    job_id         text,
+    declared_rows  integer,           -- the row count claimed in the file name
+    rows_read      bigint NOT NULL DEFAULT 0,
+    rows_attested  bigint NOT NULL DEFAULT 0,
+    rows_dropped   bigint NOT NULL DEFAULT 0, -- rows without a recoverable zpid
+    row_issues     jsonb NOT NULL DEFAULT '{}'::jsonb, -- {"issue_code": count, ...}
+    status         text NOT NULL CHECK (status IN ('loaded', 'rejected', 'deferred')),
+    reason         text,              -- rejected/deferred: "code: detail"
+    run_id         bigint REFERENCES resi.ingest_runs (id),
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    finished_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    UNIQUE (object_key, etag)
+);
+COMMENT ON TABLE resi.ingest_ledger IS 'Every upload seen, once per (key, ETag): loaded, rejected (with reason) or deferred.';
+CREATE INDEX ingest_ledger_miner_hotkey_idx ON resi.ingest_ledger (miner_hotkey);
+CREATE INDEX ingest_ledger_status_idx ON resi.ingest_ledger (status) WHERE status <> 'loaded';
+
+-- Rows to fold. COPY or INSERT here from any client: the statement-level trigger
+-- resi.fold_staged_listings folds each statement's rows into attestations, claims and listings.
+-- UNLOGGED and without row triggers so COPY stays a bulk load; its rows are only the input of
+-- the fold and are truncated by resi.clear_staging() (the loader calls it between runs).
+CREATE UNLOGGED TABLE resi.staging_listings (
+    ledger_id            bigint,      -- resi.ingest_ledger.id of the upload, when a loader sends it
+    miner_hotkey         text NOT NULL,
+    submission_timestamp timestamptz NOT NULL,
+    job_id               text,
+    s3_file_path         text,
+    record_count         integer,
+    zpid                 text NOT NULL,
+    uri                  text,
+    price                bigint,
+    address              text,
+    bedrooms             integer,
+    bathrooms            double precision,
+    living_area          integer,
+    home_type            text,
+    home_status          text,
+    days_on_zillow       integer,
+    zip_code             text,
+    city                 text,
+    state                text,
+    latitude             double precision,
+    longitude            double precision,
+    scraped_at           timestamptz,
+    data_hash            text
+);
+COMMENT ON TABLE resi.staging_listings IS 'Input of the fold: INSERT or COPY reported listings here; a statement trigger folds them into attestations, claims and listings.';
+
 -- pg_dump keeps the rows of these tables (an extension's tables are otherwise dumped empty).
 SELECT pg_catalog.pg_extension_config_dump('resi.listings', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_attestations', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_attestations_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_trust', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_submission_days', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.miner_claims', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.ingest_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.ingest_runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.ingest_ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.ingest_ledger_id_seq', '');

@@ -6,6 +6,7 @@
 //!   (order-independent) weight sums and a compact binary form for parallel aggregation;
 //! - [`hash`]: SHA-256 helpers and the canonical form behind `resi.listing_hash`;
 //! - [`keys`]: the S3 key layout of miners' uploads;
+//! - [`listing`]: normalising one reported listing row (the loader's rules);
 //! - [`trust`]: how a miner's trust moves after a submission or a validation;
 //! - [`rate_limit`]: daily submission limits by trust tier.
 
@@ -13,6 +14,7 @@ pub mod consensus;
 pub mod error;
 pub mod hash;
 pub mod keys;
+pub mod listing;
 pub mod rate_limit;
 pub mod trust;
 

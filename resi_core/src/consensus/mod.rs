@@ -3,7 +3,7 @@
 //! Both aggregates promise that their answer never depends on row order or on how a parallel plan
 //! splits the input. Floating-point sums would break that promise in the last bits (and then in
 //! tie-breaks), so weights are summed exactly: every weight is rounded once, on input, to a
-//! multiple of 2^-40 ([`Weight`]) and the sums are 128-bit integers.
+//! multiple of 2^-52 ([`Weight`]) and the sums are 128-bit integers.
 
 mod codec;
 pub mod median;
@@ -14,8 +14,9 @@ pub use mode::{Consensus, ModeState};
 
 use crate::error::{Error, Result};
 
-/// Fraction bits of a [`Weight`]: weights are multiples of 2^-40 (about 9.1e-13).
-pub const WEIGHT_FRACTION_BITS: i32 = 40;
+/// Fraction bits of a [`Weight`]: weights are multiples of 2^-52 (about 2.2e-16, the
+/// precision of a double near 1).
+pub const WEIGHT_FRACTION_BITS: i32 = 52;
 
 /// The largest accepted weight. Larger (or infinite) weights are an error, not silently clipped.
 pub const MAX_WEIGHT: f64 = 1e15;
@@ -29,7 +30,7 @@ impl Weight {
 
     /// The weight of one vote, or `None` when the row does not vote.
     ///
-    /// NULL, NaN, zero, negative (including -Infinity) and weights below 2^-41 (which round to
+    /// NULL, NaN, zero, negative (including -Infinity) and weights below 2^-53 (which round to
     /// zero) do not vote. Weights above [`MAX_WEIGHT`], +Infinity among them, are an error
     /// ([`crate::ErrorKind::OutOfRange`]).
     #[inline]
@@ -45,12 +46,12 @@ impl Weight {
             )));
         }
         // Exact: w * 2^40 is computed without rounding error (a power-of-two scale), and the
-        // rounded result is below 2^90, well inside u128.
+        // rounded result is below 2^102, well inside u128.
         let units = (w * (1u128 << WEIGHT_FRACTION_BITS) as f64).round() as u128;
         Ok((units > 0).then_some(Weight(units)))
     }
 
-    /// The raw fixed-point units (multiples of 2^-40).
+    /// The raw fixed-point units (multiples of 2^-52).
     #[inline]
     pub fn units(self) -> u128 {
         self.0
@@ -73,7 +74,7 @@ impl Weight {
         self.0
             .checked_add(other.0)
             .map(Weight)
-            .ok_or_else(|| Error::out_of_range("sum of consensus weights is out of range (more than 2^88)"))
+            .ok_or_else(|| Error::out_of_range("sum of consensus weights is out of range (more than 2^76)"))
     }
 }
 
@@ -99,7 +100,7 @@ mod tests {
 
     #[test]
     fn weights_that_do_not_vote() {
-        for w in [None, Some(f64::NAN), Some(0.0), Some(-0.0), Some(-1.0), Some(f64::NEG_INFINITY), Some(1e-13)] {
+        for w in [None, Some(f64::NAN), Some(0.0), Some(-0.0), Some(-1.0), Some(f64::NEG_INFINITY), Some(1e-17)] {
             assert_eq!(Weight::of_vote(w).unwrap(), None, "{w:?}");
         }
     }
@@ -123,7 +124,7 @@ mod tests {
         };
         assert_eq!(sum(&[0, 1, 2, 3, 4, 5]), sum(&[5, 4, 3, 2, 1, 0]));
         assert_eq!(sum(&[2, 0, 4, 1, 5, 3]), sum(&[3, 5, 1, 4, 0, 2]));
-        // 0.1 + 0.2 ties with 0.3 within the 2^-40 grid.
+        // 0.1 + 0.2 ties with 0.3 within the 2^-52 grid.
         let a = Weight::of_vote(Some(0.1))
             .unwrap()
             .unwrap()

@@ -3,7 +3,7 @@
 //! Rows whose value is NULL, or whose weight is NULL, NaN or ≤ 0, are ignored; a weight above
 //! 1e15 (or +Infinity) raises 22003. The result value has the greatest summed weight; ties go
 //! to more supporters, then to the smallest value in byte order. No voting rows → NULL.
-//! Weights are summed exactly (fixed point, 2^-40), so serial and parallel plans agree bit for bit.
+//! Weights are summed exactly (fixed point, 2^-52), so serial and parallel plans agree bit for bit.
 
 use super::{state_mut, take};
 use crate::composite::composite;
