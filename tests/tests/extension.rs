@@ -106,9 +106,14 @@ fn schema_has_tables_indexes_and_dump_registration() {
     assert_eq!(
         dumped,
         [
+            "resi.ingest_ledger",
+            "resi.ingest_ledger_id_seq",
+            "resi.ingest_runs",
+            "resi.ingest_runs_id_seq",
             "resi.listings",
             "resi.miner_attestations",
             "resi.miner_attestations_id_seq",
+            "resi.miner_claims",
             "resi.miner_submission_days",
             "resi.miner_trust"
         ]

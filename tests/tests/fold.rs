@@ -1,0 +1,219 @@
+//! The fold, driven by plain SQL: any client that INSERTs or COPYs into resi.staging_listings
+//! gets attestations, one current claim per miner and listing, and trust-weighted listings.
+
+use postgres::Client;
+use resi_e2e::TestDatabase;
+
+const TRUST: &str = "INSERT INTO resi.miner_trust (miner_hotkey, trust_score)
+    VALUES ('honest1', 0.9), ('honest2', 0.8), ('sloppy', 0.5), ('liar', 0.3)";
+
+fn stage(client: &mut Client, rows: &str) {
+    client
+        .batch_execute(&format!(
+            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, uri, price, bedrooms, bathrooms, home_status, latitude)
+             VALUES {rows}"
+        ))
+        .unwrap();
+}
+
+/// (zpid, price, bedrooms, bathrooms, home_status, total_attestations, unique_miners_count) per listing.
+fn listings(client: &mut Client) -> Vec<(String, Option<i64>, Option<i32>, Option<String>, Option<String>, i32, i32)> {
+    client
+        .query(
+            "SELECT zpid, price, bedrooms, bathrooms::text, home_status, total_attestations, unique_miners_count
+               FROM resi.listings ORDER BY zpid",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))
+        .collect()
+}
+
+/// Everything a listing row holds, as text, for comparing two ways of computing it.
+fn listing_state(client: &mut Client) -> String {
+    client
+        .query_one(
+            "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', zpid, uri, price,
+                    address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city,
+                    state, latitude, longitude, consensus_score, total_attestations, unique_miners_count,
+                    field_consensus), E'\\n' ORDER BY zpid), '') FROM resi.listings",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn inserted_rows_become_trust_weighted_listings() {
+    let db = TestDatabase::new("fold_basic");
+    let mut client = db.client();
+    client.batch_execute(TRUST).unwrap();
+    stage(
+        &mut client,
+        "('honest1', '2025-09-17 08:00+00', '1', 'https://z/1_zpid/', 350000, 3, 2.5, 'FOR_SALE', 29.5),
+         ('honest2', '2025-09-17 08:00+00', '1', 'https://z/1_zpid/', 351000, 3, 2.5, 'FOR_SALE', 29.5),
+         ('liar',    '2025-09-17 08:00+00', '1', 'https://z/2_zpid/', 99, 9, 150, 'SOLD', 10),
+         ('liar',    '2025-09-17 08:00+00', '2', 'https://z/2_zpid/', 200000, 2, 1, 'SOLD', 30)",
+    );
+    assert_eq!(
+        listings(&mut client),
+        vec![
+            ("1".into(), Some(350000), Some(3), Some("2.5".into()), Some("FOR_SALE".into()), 3, 3),
+            ("2".into(), Some(200000), Some(2), Some("1.0".into()), Some("SOLD".into()), 1, 1),
+        ]
+    );
+    // The liar's uri names listing 2: it does not vote for listing 1's uri.
+    let uri: String = client.query_one("SELECT uri FROM resi.listings WHERE zpid = '1'", &[]).unwrap().get(0);
+    assert_eq!(uri, "https://z/1_zpid/");
+    let fc: String = client
+        .query_one("SELECT field_consensus->'price'->>'supporters' || '/' || (field_consensus->'price'->>'voters') FROM resi.listings WHERE zpid = '1'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(fc, "2/3");
+    let attestations: i64 = client.query_one("SELECT count(*) FROM resi.miner_attestations", &[]).unwrap().get(0);
+    assert_eq!(attestations, 4);
+}
+
+#[test]
+fn repeated_claims_do_not_gain_votes_and_late_old_uploads_do_not_override() {
+    let db = TestDatabase::new("fold_claims");
+    let mut client = db.client();
+    client.batch_execute(TRUST).unwrap();
+    stage(
+        &mut client,
+        "('honest1', '2025-09-17 08:00+00', '1', NULL, 350000, 3, 2.5, 'FOR_SALE', NULL),
+         ('liar',    '2025-09-17 08:00+00', '1', NULL, 99, 9, 2.5, 'SOLD', NULL)",
+    );
+    // The liar repeats itself five times in one upload and twice more later: still one vote.
+    for _ in 0..2 {
+        stage(&mut client, &vec!["('liar', '2025-09-18 08:00+00', '1', NULL, 99, 9, 2.5, 'SOLD', NULL)"; 5].join(","));
+    }
+    // An old upload of honest1 loaded late: counted as an attestation, but its claim stays the newer one.
+    stage(&mut client, "('honest1', '2025-09-01 08:00+00', '1', NULL, 1, 1, 1, 'GONE', NULL)");
+    assert_eq!(
+        listings(&mut client),
+        vec![("1".into(), Some(350000), Some(3), Some("2.5".into()), Some("FOR_SALE".into()), 13, 2)]
+    );
+    let claims: Vec<(String, i64, i32, String)> = client
+        .query("SELECT miner_hotkey, price, attestations, first_seen_at::date::text FROM resi.miner_claims ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(claims, vec![("honest1".into(), 350000, 2, "2025-09-01".into()), ("liar".into(), 99, 11, "2025-09-17".into())]);
+    let first_seen: String =
+        client.query_one("SELECT first_seen_at::date::text FROM resi.listings", &[]).unwrap().get(0);
+    assert_eq!(first_seen, "2025-09-01");
+}
+
+#[test]
+fn refresh_and_rebuild_reproduce_the_incremental_fold() {
+    let db = TestDatabase::new("fold_refresh");
+    let mut client = db.client();
+    client.batch_execute(TRUST).unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, uri, price, address, bedrooms,
+                 bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city, state, latitude, longitude)
+             SELECT (ARRAY['honest1', 'honest2', 'sloppy', 'liar', 'newcomer'])[1 + i % 5],
+                    '2025-09-17 08:00+00'::timestamptz + (i / 7) * interval '1 hour',
+                    (i % 40)::text, format('https://z/%s_zpid/', i % 40), 300000 + (i % 40) * 1000 + (i % 5) * 500,
+                    format('%s Oak St', i % 40), 1 + i % 4, (i % 6) / 2.0, 1000 + i % 40, 'SINGLE_FAMILY',
+                    (ARRAY['FOR_SALE', 'SOLD'])[1 + i % 2], i % 30, '77494', 'Katy', 'TX', 29.7 + (i % 40) / 1000.0, -95.8
+               FROM generate_series(1, 600) i",
+        )
+        .unwrap();
+    let incremental = listing_state(&mut client);
+    assert_eq!(incremental.lines().count(), 40);
+    let refreshed: i32 = client.query_one("SELECT resi.refresh_consensus()", &[]).unwrap().get(0);
+    assert_eq!(refreshed, 40);
+    // Timestamps aside (last_updated_at is not in the state), a full refresh changes nothing.
+    assert_eq!(listing_state(&mut client), incremental);
+    let rebuilt: i32 = client.query_one("SELECT resi.rebuild_claims()", &[]).unwrap().get(0);
+    assert_eq!(rebuilt, 40);
+    assert_eq!(listing_state(&mut client), incremental);
+    // Trust moves, a targeted refresh follows.
+    client.batch_execute("UPDATE resi.miner_trust SET trust_score = 0.01 WHERE miner_hotkey IN ('honest1', 'honest2')").unwrap();
+    let n: i32 = client.query_one("SELECT resi.refresh_consensus(ARRAY['1', '2', 'no-such-zpid'])", &[]).unwrap().get(0);
+    assert_eq!(n, 2);
+    let missing: i64 = client.query_one("SELECT count(*) FROM resi.listings WHERE zpid = 'no-such-zpid'", &[]).unwrap().get(0);
+    assert_eq!(missing, 0);
+}
+
+#[test]
+fn concurrent_folds_of_the_same_listings_see_each_other() {
+    let db = TestDatabase::new("fold_concurrent");
+    db.client().batch_execute(TRUST).unwrap();
+    // Four sessions fold overlapping listings at once, each in its own transaction.
+    let handles: Vec<_> = ["honest1", "honest2", "sloppy", "liar"]
+        .into_iter()
+        .enumerate()
+        .map(|(n, miner)| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                let mut client = resi_e2e::connect(&url);
+                for round in 0..5 {
+                    client
+                        .batch_execute(&format!(
+                            "BEGIN;
+                             INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, home_status)
+                             SELECT '{miner}', '2025-09-17 08:00+00'::timestamptz + interval '1 minute' * {round},
+                                    (i % 50)::text, 100000 * ({n} + 1) + i, (ARRAY['FOR_SALE', 'SOLD'])[1 + ({n} + i) % 2]
+                               FROM generate_series(1, 200) i;
+                             SELECT pg_sleep(0.01);
+                             COMMIT;"
+                        ))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut client = db.client();
+    let concurrent = listing_state(&mut client);
+    client.query_one("SELECT resi.refresh_consensus()", &[]).unwrap();
+    assert_eq!(listing_state(&mut client), concurrent, "a concurrent fold missed another's claims");
+    let miners: Vec<i32> = client
+        .query("SELECT DISTINCT unique_miners_count FROM resi.listings", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(miners, vec![4]);
+}
+
+#[test]
+fn fold_refuses_repeatable_read() {
+    let db = TestDatabase::new("fold_isolation");
+    let mut client = db.client();
+    let err = client
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ;
+             INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid) VALUES ('m', now(), '1');",
+        )
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "25000", "{err}");
+}
+
+#[test]
+fn hostile_values_in_staging_do_not_break_the_fold() {
+    let db = TestDatabase::new("fold_hostile");
+    let mut client = db.client();
+    stage(
+        &mut client,
+        "('''); DROP TABLE resi.listings; --', now(), '1', '''); DROP TABLE resi.listings; --', 5, -3, 1e6, E'\\u0001', 'NaN'),
+         ('m2', now(), '1', 'https://z/999_zpid/', 9223372036854775807, 2147483647, 'Infinity', repeat('x', 100000), '-Infinity')",
+    );
+    let (miners, bathrooms, uri): (i32, Option<String>, Option<String>) = {
+        let r = client.query_one("SELECT unique_miners_count, bathrooms::text, uri FROM resi.listings", &[]).unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!((miners, bathrooms, uri), (2, None, None));
+    let cleared: bool = client.query_one("SELECT resi.clear_staging()", &[]).unwrap().get(0);
+    assert!(cleared);
+    let staged: i64 = client.query_one("SELECT count(*) FROM resi.staging_listings", &[]).unwrap().get(0);
+    assert_eq!(staged, 0);
+}
