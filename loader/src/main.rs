@@ -1,9 +1,106 @@
-//! `resi-loader`: streams miners' Parquet uploads into the `resi` schema.
+//! `resi-loader`: loads miners' uploads (S3 or a local folder) into the resi schema.
 //!
-//! Placeholder: the loader is the next milestone (S3/local discovery, COPY into staging, the
-//! set-based fold). Until then the binary says so instead of pretending to work.
+//! ```text
+//! resi-loader run    --source SOURCE [--database-url URL]            one pass
+//! resi-loader watch  --source SOURCE --every 2h [--database-url URL] a pass on a schedule
+//! resi-loader status [--database-url URL]                            what the ledger holds
+//! ```
+//!
+//! Exit status: 0 when the pass completed (rejected uploads are data, not failures); 1 with a
+//! message when the database or the source is unreachable or misconfigured.
 
-fn main() {
-    eprintln!("resi-loader {}: not implemented yet (see README.md, \"Layout\")", env!("CARGO_PKG_VERSION"));
-    std::process::exit(2);
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use resi_loader::{db, load, progress, source::Source, status};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "resi-loader", version, about = "Load miners' uploads into the resi schema, exactly once")]
+struct Cli {
+    /// PostgreSQL URL (postgresql://user@host:port/db); without it, libpq's PG* variables.
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One pass: load every upload not yet in the ledger.
+    Run {
+        /// `s3://bucket/prefix` or a folder laid out like the bucket.
+        #[arg(long, env = "RESI_SOURCE")]
+        source: String,
+    },
+    /// A pass every `--every`, until SIGINT/SIGTERM (checked between objects).
+    Watch {
+        #[arg(long, env = "RESI_SOURCE")]
+        source: String,
+        /// Time between the starts of two passes, e.g. 2h, 30m.
+        #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+        every: Duration,
+    },
+    /// Summarise the ledger: objects loaded / rejected / deferred, rows, last run, per miner.
+    Status,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RESI_LOG").unwrap_or_else(|_| "resi_loader=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("resi-loader: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_signals(stop.clone());
+    let mut client = db::connect(cli.database_url.as_deref()).await?;
+    match cli.command {
+        Command::Run { source } => {
+            let source = Arc::new(Source::open(&source).await?);
+            let summary = load::run_pass(&mut client, source, progress::for_stderr().as_mut(), &stop).await?;
+            println!("{}", status::summary_line(&summary));
+        }
+        Command::Watch { source, every } => {
+            let source = Arc::new(Source::open(&source).await?);
+            while !stop.load(Ordering::SeqCst) {
+                let started = tokio::time::Instant::now();
+                let summary = load::run_pass(&mut client, source.clone(), progress::for_stderr().as_mut(), &stop).await?;
+                println!("{}", status::summary_line(&summary));
+                let next = started + every;
+                while !stop.load(Ordering::SeqCst) && tokio::time::Instant::now() < next {
+                    tokio::time::sleep(Duration::from_millis(200).min(next - tokio::time::Instant::now())).await;
+                }
+            }
+        }
+        Command::Status => print!("{}", status::report(&client).await?),
+    }
+    Ok(())
+}
+
+/// SIGINT/SIGTERM set `stop`; a second SIGINT exits at once.
+fn watch_signals(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("resi-loader: interrupted twice, exiting now");
+                std::process::exit(130);
+            }
+            tracing::warn!("stopping after the current object");
+        }
+    });
 }

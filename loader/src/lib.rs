@@ -1,0 +1,9 @@
+//! The loader as a library (the binary and the tests use it): sources, readers, the per-object
+//! load protocol and the status report.
+
+pub mod db;
+pub mod load;
+pub mod progress;
+pub mod read;
+pub mod source;
+pub mod status;

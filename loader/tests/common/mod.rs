@@ -1,0 +1,189 @@
+//! Shared by the loader's integration tests: a live database (RESI_TEST_DATABASE_URL, see
+//! tests/src/lib.rs), an in-process S3 server (s3s-fs) on 127.0.0.1, generated uploads.
+#![allow(dead_code)]
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use resi_loader::load::{run_pass, PassSummary};
+use resi_loader::progress::Silent;
+use resi_loader::source::{S3Source, Source};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+pub use resi_e2e::{connect, fixture, TestDatabase};
+
+/// The runtime the tests drive the (async) loader and S3 server with; the tests themselves
+/// are synchronous, like the `postgres` client they check the database with.
+pub static RT: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+});
+
+pub const ACCESS_KEY: &str = "resi-test-access";
+pub const SECRET_KEY: &str = "resi-test-secret-key";
+
+/// One loader pass from `source` into the database at `url`.
+pub async fn load(url: &str, source: Arc<Source>) -> PassSummary {
+    let mut client = resi_loader::db::connect(Some(url)).await.expect("connect");
+    run_pass(&mut client, source, &mut Silent, &AtomicBool::new(false)).await.expect("a pass completes")
+}
+
+pub fn local(path: &Path) -> Arc<Source> {
+    Arc::new(Source::Local(resi_loader::source::LocalSource::open(path.to_str().unwrap()).unwrap()))
+}
+
+/// An S3 server (s3s-fs) serving each folder of `root` as a bucket, on a free port of
+/// 127.0.0.1, with SigV4 authentication. It stops when the test's runtime ends.
+pub struct S3Server {
+    pub endpoint: String,
+}
+
+impl S3Server {
+    pub async fn start(root: &Path) -> S3Server {
+        let fs = s3s_fs::FileSystem::new(root).expect("an s3s-fs root");
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            loop {
+                let Ok((socket, _)) = listener.accept().await else { continue };
+                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone()).into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        S3Server { endpoint }
+    }
+
+    /// A loader source for `s3://bucket/prefix` on this server, with the given secret.
+    pub fn source_with_secret(&self, bucket: &str, prefix: &str, secret: &str) -> Arc<Source> {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(ACCESS_KEY, secret, None, None, "test"))
+            .force_path_style(true)
+            .build();
+        Arc::new(Source::S3(S3Source::with_config(config, bucket, prefix)))
+    }
+
+    pub fn source(&self, bucket: &str, prefix: &str) -> Arc<Source> {
+        self.source_with_secret(bucket, prefix, SECRET_KEY)
+    }
+}
+
+/// A temporary folder, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("resi-loader-test-{label}-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Copy a folder tree (files get new mtimes).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Write a Parquet upload shaped like the miners' (pandas + pyarrow): 18 columns, the
+/// numeric ones int64 or double, four null-typed. `seed` varies the values; `rows` listings
+/// `first_zpid..first_zpid+rows`.
+pub fn write_upload(path: &Path, first_zpid: u64, rows: usize, seed: u64, row_group_rows: usize) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let zpids: Vec<u64> = (0..rows as u64).map(|i| first_zpid + i).collect();
+    let noise = |z: u64| (z.wrapping_mul(6364136223846793005).wrapping_add(seed) >> 33) % 100;
+    let strings = |f: &dyn Fn(u64) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(zpids.iter().map(|&z| f(z)))) };
+    let nulls = || -> ArrayRef { Arc::new(arrow_array::NullArray::new(rows)) };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("uri", strings(&|z| format!("https://www.zillow.com/homedetails/{z}_zpid/"))),
+        ("datetime", Arc::new(TimestampNanosecondArray::from_iter_values(zpids.iter().map(|_| 1_758_096_015_000_000_000i64)).with_timezone("UTC"))),
+        ("label", strings(&|z| format!("zip:{}", 77000 + z % 1000))),
+        ("zpid", strings(&|z| z.to_string())),
+        ("price", Arc::new(Int64Array::from_iter_values(zpids.iter().map(|&z| (200_000 + (z % 500) * 1000 + if noise(z) < 10 { 5000 } else { 0 }) as i64)))),
+        ("address", strings(&|z| format!("{} Oak St, Katy, TX {}", z % 9999, 77000 + z % 1000))),
+        ("bedrooms", Arc::new(Int64Array::from_iter_values(zpids.iter().map(|&z| (1 + z % 5) as i64)))),
+        ("bathrooms", Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| 1.0 + (z % 4) as f64 / 2.0)))),
+        ("living_area", Arc::new(Int64Array::from_iter_values(zpids.iter().map(|&z| (800 + z % 3000) as i64)))),
+        ("home_type", nulls()),
+        ("home_status", nulls()),
+        ("days_on_zillow", Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| (z % 300) as f64)))),
+        ("url", nulls()),
+        ("zip_code", nulls()),
+        ("city", strings(&|_| "Katy".into())),
+        ("state", strings(&|_| "TX".into())),
+        ("latitude", Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| 29.0 + (z % 1000) as f64 / 1000.0)))),
+        ("longitude", Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| -95.0 - (z % 1000) as f64 / 1000.0)))),
+    ];
+    let schema = Arc::new(Schema::new(
+        columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let _ = DataType::Null;
+    let _ = TimeUnit::Nanosecond;
+}
+
+/// Everything the loader and fold decide, as text, for comparing two databases: listings'
+/// consensus, the attestation trail (by object and zpid, without ids or clock times),
+/// and the ledger's statuses.
+pub fn database_state(url: &str) -> String {
+    let mut client = connect(url);
+    let query = |client: &mut postgres::Client, sql: &str| -> String { client.query_one(sql, &[]).unwrap().get(0) };
+    let listings = query(
+        &mut client,
+        "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', zpid, uri, price,
+                address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city,
+                state, latitude, longitude, consensus_score, total_attestations, unique_miners_count, field_consensus),
+                E'\\n' ORDER BY zpid), '') FROM resi.listings",
+    );
+    let attestations = query(
+        &mut client,
+        "SELECT coalesce(md5(string_agg(format('%s|%s|%s|%s|%s', s3_file_path, zpid, miner_hotkey, data_hash, price), E'\\n'
+                ORDER BY s3_file_path, zpid, data_hash)), '') || ' ' || count(*) FROM resi.miner_attestations",
+    );
+    let ledger = query(
+        &mut client,
+        "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s', object_key, status, split_part(reason, ':', 1), rows_read,
+                rows_attested), E'\\n' ORDER BY object_key, etag), '') FROM resi.ingest_ledger",
+    );
+    format!("{listings}\n--\n{attestations}\n--\n{ledger}")
+}
+
+pub fn count(url: &str, sql: &str) -> i64 {
+    connect(url).query_one(sql, &[]).unwrap().get(0)
+}
