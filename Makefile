@@ -4,7 +4,7 @@
 #   make build     build the workspace (debug)
 #   make install   build the extension in release mode and install it into the system PostgreSQL 15
 #   make test      the whole suite: unit tests, #[pg_test]s, end-to-end tests on a throwaway cluster
-#   make demo      a private cluster with the extension, showing the SQL API on sample data
+#   make demo      a private cluster with the extension, one loader pass over the sample uploads, the results
 #   make lint      rustfmt check and clippy -D warnings
 #
 # As root everything runs directly; as a normal user, system packages and installing into
@@ -42,9 +42,10 @@ test: setup
 	@$(MAKE) --no-print-directory test-unit test-pg test-e2e
 	@echo "make test: all suites passed"
 
-# Pure Rust: resi_core (consensus, hashing, keys, trust, rate limits) and the loader.
+# Pure Rust: resi_core (consensus, hashing, keys, trust, rate limits) and the loader's unit tests.
 test-unit:
-	$(CARGO) test --locked -p resi_core -p resi-loader
+	$(CARGO) test --locked -p resi_core
+	$(CARGO) test --locked -p resi-loader --lib --bins
 
 # #[pg_test]s inside a backend (pgrx starts and stops its own cluster).
 test-pg:
@@ -55,9 +56,8 @@ test-e2e: install-dev
 	scripts/e2e
 
 demo: setup install-dev
-	@url=$$(scripts/pg-cluster start $(DEMO_DIR)) && \
-	  psql "$$url" -X -q -v ON_ERROR_STOP=1 -f scripts/demo.sql && \
-	  echo && echo "The demo cluster keeps running: psql $$url   (stop it with: make demo-stop)"
+	$(CARGO) build --locked -p resi-loader
+	DEMO_DIR=$(DEMO_DIR) scripts/demo
 
 demo-stop:
 	scripts/pg-cluster destroy $(DEMO_DIR)

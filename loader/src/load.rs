@@ -27,9 +27,16 @@ pub const MAX_JSON_BYTES: u64 = 256 * 1024 * 1024;
 /// What happened to one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Loaded { rows_read: u64, rows_attested: u64 },
-    Rejected { reason: String },
-    Deferred { reason: String },
+    Loaded {
+        rows_read: u64,
+        rows_attested: u64,
+    },
+    Rejected {
+        reason: String,
+    },
+    Deferred {
+        reason: String,
+    },
     /// Already in the ledger, or being loaded by another loader right now.
     Skipped,
 }
@@ -54,7 +61,8 @@ pub trait Progress: Send {
     fn object_done(&mut self, object: &ObjectInfo, outcome: &Outcome);
 }
 
-const STAGING_COLUMNS: &str = "ledger_id, miner_hotkey, submission_timestamp, job_id, s3_file_path, record_count, zpid, \
+const STAGING_COLUMNS: &str =
+    "ledger_id, miner_hotkey, submission_timestamp, job_id, s3_file_path, record_count, zpid, \
     uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city, \
     state, latitude, longitude, scraped_at, data_hash";
 
@@ -140,7 +148,8 @@ async fn pass(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let todo: Vec<&ObjectInfo> = objects.iter().filter(|o| !settled.contains(&(o.key.clone(), o.etag.clone()))).collect();
+    let todo: Vec<&ObjectInfo> =
+        objects.iter().filter(|o| !settled.contains(&(o.key.clone(), o.etag.clone()))).collect();
     let mut summary = PassSummary { run_id, objects_seen: objects.len() as u64, ..Default::default() };
     summary.skipped = (objects.len() - todo.len()) as u64;
     progress.start(todo.len() as u64, todo.iter().map(|o| o.size).sum());
@@ -201,7 +210,10 @@ pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectI
         return Ok(Outcome::Skipped);
     }
     let status: Option<String> = txn
-        .query_opt("SELECT status FROM resi.ingest_ledger WHERE object_key = $1 AND etag = $2", &[&object.key, &object.etag])
+        .query_opt(
+            "SELECT status FROM resi.ingest_ledger WHERE object_key = $1 AND etag = $2",
+            &[&object.key, &object.etag],
+        )
         .await?
         .map(|r| r.get(0));
     if status.is_some_and(|s| s != "deferred") {
@@ -252,7 +264,8 @@ pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectI
     let outcome = match result {
         Ok(Ok(counts)) if counts.rows_read > 0 && counts.rows_attested == 0 => {
             txn.batch_execute("ROLLBACK TO SAVEPOINT object").await?;
-            finish(&txn, ledger_id, "rejected", Some("no_zpid: no row has a zpid or a uri naming one"), &counts).await?;
+            finish(&txn, ledger_id, "rejected", Some("no_zpid: no row has a zpid or a uri naming one"), &counts)
+                .await?;
             Outcome::Rejected { reason: "no_zpid: no row has a zpid or a uri naming one".into() }
         }
         Ok(Ok(counts)) => {
@@ -268,7 +281,9 @@ pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectI
         Err(ObjectError::Source(e)) => {
             txn.batch_execute("ROLLBACK TO SAVEPOINT object").await?;
             let reason = match e {
-                ReadError::Changed => "changed_while_reading: the object was overwritten; it is retried next pass".into(),
+                ReadError::Changed => {
+                    "changed_while_reading: the object was overwritten; it is retried next pass".into()
+                }
                 ReadError::Vanished => "vanished: the object was deleted while it was read".into(),
                 ReadError::Other(e) => format!("source_error: {e:#}"),
             };
@@ -281,7 +296,13 @@ pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectI
     Ok(outcome)
 }
 
-async fn finish(txn: &Transaction<'_>, ledger_id: i64, status: &str, reason: Option<&str>, counts: &Counts) -> Result<()> {
+async fn finish(
+    txn: &Transaction<'_>,
+    ledger_id: i64,
+    status: &str,
+    reason: Option<&str>,
+    counts: &Counts,
+) -> Result<()> {
     let issues = serde_json::to_string(&counts.issues).expect("a map of counts serialises");
     txn.execute(
         "UPDATE resi.ingest_ledger SET status = $2, reason = $3, rows_read = $4, rows_attested = $5, rows_dropped = $6,
@@ -382,8 +403,13 @@ struct Copy<'t> {
 }
 
 impl<'t> Copy<'t> {
-    async fn start(txn: &Transaction<'_>, target: &'t Target<'t>, record_count: Option<i32>) -> Result<Copy<'t>, ObjectError> {
-        let sink = txn.copy_in(&format!("COPY resi.staging_listings ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
+    async fn start(
+        txn: &Transaction<'_>,
+        target: &'t Target<'t>,
+        record_count: Option<i32>,
+    ) -> Result<Copy<'t>, ObjectError> {
+        let sink =
+            txn.copy_in(&format!("COPY resi.staging_listings ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
         let writer = Box::pin(BinaryCopyInWriter::new(sink, &STAGING_TYPES));
         Ok(Copy { writer, target, record_count, counts: Counts::default() })
     }

@@ -74,7 +74,8 @@ async fn run(cli: Cli) -> Result<()> {
             let source = Arc::new(Source::open(&source).await?);
             while !stop.load(Ordering::SeqCst) {
                 let started = tokio::time::Instant::now();
-                let summary = load::run_pass(&mut client, source.clone(), progress::for_stderr().as_mut(), &stop).await?;
+                let summary =
+                    load::run_pass(&mut client, source.clone(), progress::for_stderr().as_mut(), &stop).await?;
                 println!("{}", status::summary_line(&summary));
                 let next = started + every;
                 while !stop.load(Ordering::SeqCst) && tokio::time::Instant::now() < next {
@@ -90,7 +91,8 @@ async fn run(cli: Cli) -> Result<()> {
 /// SIGINT/SIGTERM set `stop`; a second SIGINT exits at once.
 fn watch_signals(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}

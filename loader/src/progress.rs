@@ -23,8 +23,10 @@ impl Progress for Bar {
     fn start(&mut self, objects: u64, _bytes: u64) {
         let bar = ProgressBar::new(objects);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} objects ({per_sec}) {msg}")
-                .expect("a valid template"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} objects ({per_sec}) {msg}",
+            )
+            .expect("a valid template"),
         );
         self.bar = Some(bar);
     }

@@ -17,7 +17,9 @@ fn parquet_rows(root: &std::path::Path) -> BTreeMap<String, i64> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 walk(root, &path, out);
-            } else if let Ok(reader) = parquet::file::serialized_reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap()) {
+            } else if let Ok(reader) =
+                parquet::file::serialized_reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap())
+            {
                 use parquet::file::reader::FileReader;
                 let key = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
                 out.insert(key, reader.metadata().file_metadata().num_rows());
@@ -176,7 +178,10 @@ fn hostile_uploads_are_rejected_with_reasons_and_good_rows_load() {
     // The lying row count is loaded for what it holds; its claim stays visible in the ledger.
     let (declared, read): (i32, i64) = {
         let r = client
-            .query_one("SELECT declared_rows, rows_read FROM resi.ingest_ledger WHERE object_key LIKE '%_4000.parquet'", &[])
+            .query_one(
+                "SELECT declared_rows, rows_read FROM resi.ingest_ledger WHERE object_key LIKE '%_4000.parquet'",
+                &[],
+            )
             .unwrap();
         (r.get(0), r.get(1))
     };

@@ -229,11 +229,7 @@ fn is_zip(z: &str) -> bool {
 
 /// The last standalone five-digit group of an address ("…, Katy, TX 77494" → 77494).
 fn zip_from_address(address: &str) -> Option<String> {
-    address
-        .split(|c: char| !c.is_ascii_digit())
-        .rev()
-        .find(|part| is_zip(part))
-        .map(str::to_owned)
+    address.split(|c: char| !c.is_ascii_digit()).rev().find(|part| is_zip(part)).map(str::to_owned)
 }
 
 impl Listing {

@@ -96,12 +96,18 @@ fn repeated_claims_do_not_gain_votes_and_late_old_uploads_do_not_override() {
         vec![("1".into(), Some(350000), Some(3), Some("2.5".into()), Some("FOR_SALE".into()), 13, 2)]
     );
     let claims: Vec<(String, i64, i32, String)> = client
-        .query("SELECT miner_hotkey, price, attestations, first_seen_at::date::text FROM resi.miner_claims ORDER BY 1", &[])
+        .query(
+            "SELECT miner_hotkey, price, attestations, first_seen_at::date::text FROM resi.miner_claims ORDER BY 1",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    assert_eq!(claims, vec![("honest1".into(), 350000, 2, "2025-09-01".into()), ("liar".into(), 99, 11, "2025-09-17".into())]);
+    assert_eq!(
+        claims,
+        vec![("honest1".into(), 350000, 2, "2025-09-01".into()), ("liar".into(), 99, 11, "2025-09-17".into())]
+    );
     let first_seen: String =
         client.query_one("SELECT first_seen_at::date::text FROM resi.listings", &[]).unwrap().get(0);
     assert_eq!(first_seen, "2025-09-01");
@@ -134,10 +140,14 @@ fn refresh_and_rebuild_reproduce_the_incremental_fold() {
     assert_eq!(rebuilt, 40);
     assert_eq!(listing_state(&mut client), incremental);
     // Trust moves, a targeted refresh follows.
-    client.batch_execute("UPDATE resi.miner_trust SET trust_score = 0.01 WHERE miner_hotkey IN ('honest1', 'honest2')").unwrap();
-    let n: i32 = client.query_one("SELECT resi.refresh_consensus(ARRAY['1', '2', 'no-such-zpid'])", &[]).unwrap().get(0);
+    client
+        .batch_execute("UPDATE resi.miner_trust SET trust_score = 0.01 WHERE miner_hotkey IN ('honest1', 'honest2')")
+        .unwrap();
+    let n: i32 =
+        client.query_one("SELECT resi.refresh_consensus(ARRAY['1', '2', 'no-such-zpid'])", &[]).unwrap().get(0);
     assert_eq!(n, 2);
-    let missing: i64 = client.query_one("SELECT count(*) FROM resi.listings WHERE zpid = 'no-such-zpid'", &[]).unwrap().get(0);
+    let missing: i64 =
+        client.query_one("SELECT count(*) FROM resi.listings WHERE zpid = 'no-such-zpid'", &[]).unwrap().get(0);
     assert_eq!(missing, 0);
 }
 

@@ -13,8 +13,7 @@ pub fn read_epoch_json(bytes: &[u8]) -> Result<Vec<RawListing>, Rejection> {
     if bytes.starts_with(b"PAR1") {
         return Err(Rejection::new("not_json", "the object is a Parquet file under a .json key"));
     }
-    let document: Value =
-        serde_json::from_slice(bytes).map_err(|e| Rejection::new("invalid_json", e.to_string()))?;
+    let document: Value = serde_json::from_slice(bytes).map_err(|e| Rejection::new("invalid_json", e.to_string()))?;
     let Some(listings) = document.get("listings").and_then(Value::as_array) else {
         return Err(Rejection::new("invalid_json", "the document has no \"listings\" array"));
     };
@@ -133,7 +132,10 @@ mod tests {
         let rows = read_epoch_json(doc).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].zpid.as_deref(), Some("53464097"));
-        assert_eq!((rows[0].price, rows[0].living_area, rows[0].days_on_zillow), (Some(354000.0), Some(2578.0), Some(254.0)));
+        assert_eq!(
+            (rows[0].price, rows[0].living_area, rows[0].days_on_zillow),
+            (Some(354000.0), Some(2578.0), Some(254.0))
+        );
         assert_eq!(rows[0].label.as_deref(), Some("zip:77494"));
         assert_eq!(rows[1].zpid, None);
     }

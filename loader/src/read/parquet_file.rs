@@ -28,6 +28,9 @@ use std::sync::Arc;
 /// Rows per decoded batch: bounded memory whatever the file's row-group size.
 const BATCH_ROWS: usize = 8192;
 
+/// Byte ranges of one row group closer than this are fetched in one request.
+const COALESCE_GAP: u64 = 1024 * 1024;
+
 #[derive(Copy, Clone, PartialEq)]
 enum Want {
     Text,
@@ -93,12 +96,16 @@ impl ParquetUpload {
             return Ok(Err(Rejection::new("empty_file", "the object has zero bytes")));
         }
         if object.size < 12 {
-            return Ok(Err(Rejection::new("not_parquet", format!("{} bytes is too small for a Parquet file", object.size))));
+            return Ok(Err(Rejection::new(
+                "not_parquet",
+                format!("{} bytes is too small for a Parquet file", object.size),
+            )));
         }
         let head = source.read_range(&object, 0..4).await?;
         let tail = source.read_range(&object, object.size - 4..object.size).await?;
         if &head[..] != b"PAR1" || &tail[..] != b"PAR1" {
-            let what = if head.first() == Some(&b'{') || head.first() == Some(&b'[') { " (it looks like JSON)" } else { "" };
+            let what =
+                if head.first() == Some(&b'{') || head.first() == Some(&b'[') { " (it looks like JSON)" } else { "" };
             let code = if &head[..] == b"PAR1" { "truncated" } else { "not_parquet" };
             return Ok(Err(Rejection::new(code, format!("no Parquet magic bytes at both ends{what}"))));
         }
@@ -117,7 +124,10 @@ impl ParquetUpload {
         let mut seen = std::collections::HashSet::new();
         for field in schema.fields() {
             if !seen.insert(field.name().as_str()) {
-                return Ok(Err(Rejection::new("duplicate_columns", format!("column {:?} appears twice", field.name()))));
+                return Ok(Err(Rejection::new(
+                    "duplicate_columns",
+                    format!("column {:?} appears twice", field.name()),
+                )));
             }
         }
         // Project the known columns (top-level leaves only: a nested column is refused below).
@@ -234,6 +244,34 @@ impl AsyncFileReader for RangeReader {
                 }
                 ParquetError::General(format!("reading the object failed: {message}"))
             })
+        }
+        .boxed()
+    }
+
+    /// The column chunks of a row group, fetched with as few requests as possible: ranges
+    /// closer than [`COALESCE_GAP`] are read as one and sliced.
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            let mut out = vec![Bytes::new(); ranges.len()];
+            let mut order: Vec<usize> = (0..ranges.len()).collect();
+            order.sort_by_key(|&i| ranges[i].start);
+            let mut i = 0;
+            while i < order.len() {
+                let start = ranges[order[i]].start;
+                let mut end = ranges[order[i]].end;
+                let mut j = i + 1;
+                while j < order.len() && ranges[order[j]].start <= end + COALESCE_GAP {
+                    end = end.max(ranges[order[j]].end);
+                    j += 1;
+                }
+                let merged = self.get_bytes(start..end).await?;
+                for &k in &order[i..j] {
+                    let r = &ranges[k];
+                    out[k] = merged.slice((r.start - start) as usize..(r.end - start) as usize);
+                }
+                i = j;
+            }
+            Ok(out)
         }
         .boxed()
     }

@@ -94,7 +94,10 @@ impl Source {
     /// The whole object, refused beyond `limit` bytes (for small JSON uploads).
     pub async fn read_all(&self, object: &ObjectInfo, limit: u64) -> Result<Bytes, ReadError> {
         if object.size > limit {
-            return Err(ReadError::Other(anyhow::anyhow!("object is {} bytes, more than the {limit} allowed", object.size)));
+            return Err(ReadError::Other(anyhow::anyhow!(
+                "object is {} bytes, more than the {limit} allowed",
+                object.size
+            )));
         }
         self.read_range(object, 0..object.size).await
     }

@@ -88,12 +88,11 @@ impl S3Source {
     /// A ranged GET with `If-Match` on the listed ETag: an object overwritten mid-read fails
     /// with [`ReadError::Changed`] instead of mixing two versions.
     pub async fn read_range(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes, ReadError> {
-        let mut request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&object.key)
-            .range(format!("bytes={}-{}", range.start, range.end - 1));
+        let mut request = self.client.get_object().bucket(&self.bucket).key(&object.key).range(format!(
+            "bytes={}-{}",
+            range.start,
+            range.end - 1
+        ));
         if !object.etag.is_empty() {
             request = request.if_match(format!("\"{}\"", object.etag));
         }

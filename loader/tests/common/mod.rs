@@ -50,6 +50,8 @@ impl S3Server {
             let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             loop {
                 let Ok((socket, _)) = listener.accept().await else { continue };
+                // Without it, small responses wait for delayed ACKs (~40 ms a request).
+                let _ = socket.set_nodelay(true);
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone()).into_owned();
                 tokio::spawn(async move {
                     let _ = conn.await;
@@ -81,7 +83,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("resi-loader-test-{label}-{}-{}", std::process::id(), rand_suffix()));
+        let path =
+            std::env::temp_dir().join(format!("resi-loader-test-{label}-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
@@ -120,14 +123,27 @@ pub fn write_upload(path: &Path, first_zpid: u64, rows: usize, seed: u64, row_gr
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let zpids: Vec<u64> = (0..rows as u64).map(|i| first_zpid + i).collect();
     let noise = |z: u64| (z.wrapping_mul(6364136223846793005).wrapping_add(seed) >> 33) % 100;
-    let strings = |f: &dyn Fn(u64) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(zpids.iter().map(|&z| f(z)))) };
+    let strings = |f: &dyn Fn(u64) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(zpids.iter().map(|&z| f(z))))
+    };
     let nulls = || -> ArrayRef { Arc::new(arrow_array::NullArray::new(rows)) };
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("uri", strings(&|z| format!("https://www.zillow.com/homedetails/{z}_zpid/"))),
-        ("datetime", Arc::new(TimestampNanosecondArray::from_iter_values(zpids.iter().map(|_| 1_758_096_015_000_000_000i64)).with_timezone("UTC"))),
+        (
+            "datetime",
+            Arc::new(
+                TimestampNanosecondArray::from_iter_values(zpids.iter().map(|_| 1_758_096_015_000_000_000i64))
+                    .with_timezone("UTC"),
+            ),
+        ),
         ("label", strings(&|z| format!("zip:{}", 77000 + z % 1000))),
         ("zpid", strings(&|z| z.to_string())),
-        ("price", Arc::new(Int64Array::from_iter_values(zpids.iter().map(|&z| (200_000 + (z % 500) * 1000 + if noise(z) < 10 { 5000 } else { 0 }) as i64)))),
+        (
+            "price",
+            Arc::new(Int64Array::from_iter_values(
+                zpids.iter().map(|&z| (200_000 + (z % 500) * 1000 + if noise(z) < 10 { 5000 } else { 0 }) as i64),
+            )),
+        ),
         ("address", strings(&|z| format!("{} Oak St, Katy, TX {}", z % 9999, 77000 + z % 1000))),
         ("bedrooms", Arc::new(Int64Array::from_iter_values(zpids.iter().map(|&z| (1 + z % 5) as i64)))),
         ("bathrooms", Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| 1.0 + (z % 4) as f64 / 2.0)))),
@@ -139,8 +155,14 @@ pub fn write_upload(path: &Path, first_zpid: u64, rows: usize, seed: u64, row_gr
         ("zip_code", nulls()),
         ("city", strings(&|_| "Katy".into())),
         ("state", strings(&|_| "TX".into())),
-        ("latitude", Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| 29.0 + (z % 1000) as f64 / 1000.0)))),
-        ("longitude", Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| -95.0 - (z % 1000) as f64 / 1000.0)))),
+        (
+            "latitude",
+            Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| 29.0 + (z % 1000) as f64 / 1000.0))),
+        ),
+        (
+            "longitude",
+            Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| -95.0 - (z % 1000) as f64 / 1000.0))),
+        ),
     ];
     let schema = Arc::new(Schema::new(
         columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>(),
