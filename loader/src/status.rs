@@ -47,11 +47,10 @@ pub async fn report(db: &Client) -> Result<String> {
     {
         writeln!(
             out,
-            "last run: #{} {} from {} ({}), started {}, finished {}: {} loaded, {} rejected, {} deferred, {} rows",
+            "last run: #{} {} from {}, started {}, finished {}: {} loaded, {} rejected, {} deferred, {} rows",
             run.get::<_, i64>(0),
             run.get::<_, String>(2),
             run.get::<_, String>(1),
-            run.get::<_, String>(2),
             run.get::<_, String>(3),
             run.get::<_, String>(4),
             run.get::<_, i32>(5),
