@@ -359,7 +359,7 @@ mod tests {
     fn hostile_strings() {
         let long = "x".repeat(MAX_TEXT_CHARS + 10);
         let (l, issues) = norm(RawListing {
-            address: Some(format!("  12\0 Main St  ")),
+            address: Some("  12\0 Main St  ".to_string()),
             city: Some(long),
             state: Some("   ".into()),
             home_type: Some("'); DROP TABLE resi.listings; --".into()),

@@ -16,8 +16,10 @@ fn stage(client: &mut Client, rows: &str) {
         .unwrap();
 }
 
-/// (zpid, price, bedrooms, bathrooms, home_status, total_attestations, unique_miners_count) per listing.
-fn listings(client: &mut Client) -> Vec<(String, Option<i64>, Option<i32>, Option<String>, Option<String>, i32, i32)> {
+/// (zpid, price, bedrooms, bathrooms, home_status, total_attestations, unique_miners_count).
+type ListingRow = (String, Option<i64>, Option<i32>, Option<String>, Option<String>, i32, i32);
+
+fn listings(client: &mut Client) -> Vec<ListingRow> {
     client
         .query(
             "SELECT zpid, price, bedrooms, bathrooms::text, home_status, total_attestations, unique_miners_count
@@ -87,7 +89,7 @@ fn repeated_claims_do_not_gain_votes_and_late_old_uploads_do_not_override() {
     );
     // The liar repeats itself five times in one upload and twice more later: still one vote.
     for _ in 0..2 {
-        stage(&mut client, &vec!["('liar', '2025-09-18 08:00+00', '1', NULL, 99, 9, 2.5, 'SOLD', NULL)"; 5].join(","));
+        stage(&mut client, &["('liar', '2025-09-18 08:00+00', '1', NULL, 99, 9, 2.5, 'SOLD', NULL)"; 5].join(","));
     }
     // An old upload of honest1 loaded late: counted as an attestation, but its claim stays the newer one.
     stage(&mut client, "('honest1', '2025-09-01 08:00+00', '1', NULL, 1, 1, 1, 'GONE', NULL)");

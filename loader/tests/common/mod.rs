@@ -1,6 +1,6 @@
 //! Shared by the loader's integration tests: a live database (RESI_TEST_DATABASE_URL, see
 //! tests/src/lib.rs), an in-process S3 server (s3s-fs) on 127.0.0.1, generated uploads.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
