@@ -75,3 +75,18 @@ pub fn fixture(path: &str) -> PathBuf {
 pub fn pg_bindir() -> PathBuf {
     PathBuf::from(std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()))
 }
+
+/// Everything the fold decides about every listing, as text (no clock times), for comparing
+/// two ways of computing it: consensus values, score, counts and per-field consensus.
+pub fn listing_state(client: &mut Client) -> String {
+    client
+        .query_one(
+            "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', zpid, uri, price,
+                    address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city,
+                    state, latitude, longitude, consensus_score, total_attestations, unique_miners_count,
+                    field_consensus), E'\\n' ORDER BY zpid), '') FROM resi.listings",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}

@@ -2,7 +2,7 @@
 //! gets attestations, one current claim per miner and listing, and trust-weighted listings.
 
 use postgres::Client;
-use resi_e2e::TestDatabase;
+use resi_e2e::{listing_state, TestDatabase};
 
 const TRUST: &str = "INSERT INTO resi.miner_trust (miner_hotkey, trust_score)
     VALUES ('honest1', 0.9), ('honest2', 0.8), ('sloppy', 0.5), ('liar', 0.3)";
@@ -30,20 +30,6 @@ fn listings(client: &mut Client) -> Vec<ListingRow> {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))
         .collect()
-}
-
-/// Everything a listing row holds, as text, for comparing two ways of computing it.
-fn listing_state(client: &mut Client) -> String {
-    client
-        .query_one(
-            "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', zpid, uri, price,
-                    address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city,
-                    state, latitude, longitude, consensus_score, total_attestations, unique_miners_count,
-                    field_consensus), E'\\n' ORDER BY zpid), '') FROM resi.listings",
-            &[],
-        )
-        .unwrap()
-        .get(0)
 }
 
 #[test]

@@ -186,13 +186,7 @@ pub fn write_upload(path: &Path, first_zpid: u64, rows: usize, seed: u64, row_gr
 pub fn database_state(url: &str) -> String {
     let mut client = connect(url);
     let query = |client: &mut postgres::Client, sql: &str| -> String { client.query_one(sql, &[]).unwrap().get(0) };
-    let listings = query(
-        &mut client,
-        "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', zpid, uri, price,
-                address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city,
-                state, latitude, longitude, consensus_score, total_attestations, unique_miners_count, field_consensus),
-                E'\\n' ORDER BY zpid), '') FROM resi.listings",
-    );
+    let listings = resi_e2e::listing_state(&mut client);
     let attestations = query(
         &mut client,
         "SELECT coalesce(md5(string_agg(format('%s|%s|%s|%s|%s', s3_file_path, zpid, miner_hotkey, data_hash, price), E'\\n'
