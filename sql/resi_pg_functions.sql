@@ -31,6 +31,20 @@ COMMENT ON AGGREGATE resi.consensus_median(double precision, double precision, d
     'Trust-weighted lower median with weighted 25th/75th percentiles; supporters are voters within tolerance (relative) of the median. NULL/NaN/infinite values and NULL/NaN/non-positive weights are ignored.';
 
 -- ---------------------------------------------------------------------------------------------
+-- Submission quality: one report over the rows of one submission (resi_pg/src/quality.rs).
+-- No COMBINEFUNC: a submission is one group of modest size, and the final function reads the
+-- blacklist and the quality settings.
+-- ---------------------------------------------------------------------------------------------
+CREATE AGGREGATE resi.submission_quality(zpid text, price double precision, zip_code text) (
+    STYPE     = internal,
+    SFUNC     = resi.submission_quality_transition,
+    FINALFUNC = resi.submission_quality_final,
+    PARALLEL  = SAFE
+);
+COMMENT ON AGGREGATE resi.submission_quality(text, double precision, text) IS
+    'Quality of one submission: score 1.0 times 0.5 if a price is outside [resi.quality_min_price, resi.quality_max_price], 0.3 if a zpid repeats, 0.7 if more than resi.quality_max_zip_codes zip codes, 0.1 if a zpid or zip code is blacklisted; with the issue codes and counts. NULL when there are no rows.';
+
+-- ---------------------------------------------------------------------------------------------
 -- Canonical listing hash over jsonb (inlined; the Rust text form does the work).
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION resi.listing_hash(listing jsonb) RETURNS text

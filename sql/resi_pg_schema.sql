@@ -1,4 +1,8 @@
--- resi_pg schema, version 0.1.0: types and tables of the `resi` schema.
+-- resi_pg schema, version 0.2.0: types and tables of the `resi` schema.
+--
+-- Every change to this file ships an upgrade script sql/resi_pg--OLD--NEW.sql that brings an
+-- installed database to the same state (new columns go at the end of their table, so a fresh
+-- install and an upgraded one are identical; tests/tests/upgrade.rs compares them).
 --
 -- Included into the generated install script by resi_pg/src/lib.rs (extension_sql_file!, before
 -- any Rust function); the SQL-language functions that need Rust functions live in
@@ -41,6 +45,43 @@ CREATE TYPE resi.s3_key AS (
     zipcode        text,      -- epoch uploads
     file_timestamp timestamp, -- from the file name: the miner host's clock, no time zone
     declared_rows  integer    -- Parquet uploads: the row count claimed in the file name
+);
+
+-- resi.submission_quality(zpid text, price double precision, zip_code text)
+CREATE TYPE resi.quality_report AS (
+    score           double precision, -- 1.0 times the factor of every issue found
+    issues          text[],           -- issue codes, in a fixed order (empty: none)
+    rows            integer,          -- rows aggregated
+    duplicate_zpids integer,          -- rows whose zpid already appeared earlier in the submission
+    distinct_zips   integer           -- distinct non-NULL zip codes
+);
+
+-- resi.ingest_settings(): the ingest and penalty settings in effect, typed
+CREATE TYPE resi.ingest_settings AS (
+    max_submission_rows        integer,  -- resi.max_submission_rows: larger objects are rejected (too_large)
+    over_limit_strike_attempts integer,  -- resi.over_limit_strike_attempts: over-limit objects in a UTC day that earn a strike
+    strikes_per_ban            integer,  -- resi.strikes_per_ban
+    ban_duration               interval, -- resi.ban_duration: the first ban; each later ban lasts twice the one before
+    max_ban_duration           interval  -- resi.max_ban_duration: the cap of that doubling
+);
+
+-- resi.miner_status(hotkey text)
+CREATE TYPE resi.miner_status AS (
+    miner_hotkey         text,
+    known                boolean,          -- has a row in resi.miner_trust
+    trust_score          double precision, -- resi.initial_trust() when unknown
+    accuracy_score       double precision,
+    duplicate_rate       double precision,
+    total_submissions    bigint,
+    daily_allowance      integer,          -- resi.rate_limit_for(trust_score)
+    submissions_today    integer,          -- on the current UTC day
+    remaining_today      integer,
+    strikes              integer,          -- since the last ban
+    strikes_until_ban    integer,
+    bans                 integer,          -- bans so far; the next one lasts longer
+    banned_until         timestamptz,      -- NULL when not banned now
+    ban_reason           text,
+    explanation          text              -- the above as one sentence
 );
 
 -- ---------------------------------------------------------------------------------------------
@@ -139,9 +180,19 @@ CREATE TABLE resi.miner_trust (
     banned_until          timestamptz, -- NULL: not banned; 'infinity': banned for good
     ban_reason            text,
     first_seen_at         timestamptz NOT NULL DEFAULT now(),
-    updated_at            timestamptz NOT NULL DEFAULT now()
+    updated_at            timestamptz NOT NULL DEFAULT now(),
+    -- 0.2.0: the counters behind the rates above, bans, and when trust last moved.
+    validations_failed    bigint NOT NULL DEFAULT 0 CHECK (validations_failed >= 0),
+    rows_submitted        bigint NOT NULL DEFAULT 0 CHECK (rows_submitted >= 0),
+    duplicate_rows        bigint NOT NULL DEFAULT 0 CHECK (duplicate_rows >= 0),
+    fields_compared       bigint NOT NULL DEFAULT 0 CHECK (fields_compared >= 0),
+    fields_agreed         bigint NOT NULL DEFAULT 0 CHECK (fields_agreed >= 0),
+    bans                  integer NOT NULL DEFAULT 0 CHECK (bans >= 0),
+    trust_changed_at      timestamptz -- listings computed before this use a stale weight for this miner
 );
 COMMENT ON TABLE resi.miner_trust IS 'Per miner: trust score (consensus weight), submission counters, rate-limit and ban state.';
+COMMENT ON COLUMN resi.miner_trust.duplicate_rate IS 'duplicate_rows / rows_submitted: rows whose zpid the same submission already had.';
+COMMENT ON COLUMN resi.miner_trust.accuracy_score IS 'fields_agreed / fields_compared: the share of the miner''s field values that agreed with the resulting consensus, on listings another miner also claims.';
 COMMENT ON COLUMN resi.miner_trust.banned_until IS 'The miner is banned while now() < banned_until (''infinity'' for good).';
 
 -- Submissions per miner per UTC day: what resi.check_miner_rate_limit counts against, kept per
@@ -150,9 +201,36 @@ CREATE TABLE resi.miner_submission_days (
     miner_hotkey text NOT NULL,
     day          date NOT NULL,
     submissions  integer NOT NULL CHECK (submissions >= 0),
-    PRIMARY KEY (miner_hotkey, day)
+    PRIMARY KEY (miner_hotkey, day),
+    -- 0.2.0: objects refused for being over the day's allowance (each counted once).
+    over_limit_attempts integer NOT NULL DEFAULT 0 CHECK (over_limit_attempts >= 0)
 );
 COMMENT ON TABLE resi.miner_submission_days IS 'Submissions (uploaded objects) per miner per UTC day, for rate limiting.';
+
+-- Strikes and bans, newest last: what resi.miner_status explains.
+CREATE TABLE resi.miner_penalties (
+    id           bigserial PRIMARY KEY,
+    miner_hotkey text NOT NULL,
+    at           timestamptz NOT NULL DEFAULT now(),
+    kind         text NOT NULL CHECK (kind IN ('strike', 'ban')),
+    reason       text NOT NULL,
+    banned_until timestamptz -- kind = 'ban'
+);
+COMMENT ON TABLE resi.miner_penalties IS 'Every strike and ban given to a miner, with its reason.';
+CREATE INDEX miner_penalties_miner_hotkey_idx ON resi.miner_penalties (miner_hotkey, at);
+
+-- Values no submission may contain: a match costs the submission's quality (issue `blacklisted`).
+CREATE TABLE resi.blacklist (
+    id       bigserial PRIMARY KEY,
+    field    text NOT NULL CHECK (field IN ('zpid', 'zip_code')),
+    match    text NOT NULL CHECK (match IN ('exact', 'pattern')), -- pattern: a POSIX regular expression (~)
+    value    text NOT NULL,
+    reason   text NOT NULL,
+    added_by text NOT NULL DEFAULT current_user,
+    added_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (field, match, value)
+);
+COMMENT ON TABLE resi.blacklist IS 'Known-bad zpids and zip codes (exact or POSIX pattern); see resi.add_blacklist_entry.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Current claims: each miner's latest report per listing, the votes consensus counts
@@ -225,7 +303,15 @@ CREATE TABLE resi.ingest_ledger (
     run_id         bigint REFERENCES resi.ingest_runs (id),
     started_at     timestamptz NOT NULL DEFAULT now(),
     finished_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-    UNIQUE (object_key, etag)
+    UNIQUE (object_key, etag),
+    -- 0.2.0: the fold's verdict on a loaded submission.
+    quality_score      double precision,  -- resi.submission_quality(...).score
+    quality_issues     text[],
+    duplicate_zpids    integer,
+    distinct_zip_codes integer,
+    accuracy           double precision,  -- share of field values agreeing with the resulting consensus
+    row_agreement      double precision,  -- share of corroborated rows agreeing in every field
+    trust_score        double precision   -- the miner's trust after this submission
 );
 COMMENT ON TABLE resi.ingest_ledger IS 'Every upload seen, once per (key, ETag): loaded, rejected (with reason) or deferred.';
 CREATE INDEX ingest_ledger_miner_hotkey_idx ON resi.ingest_ledger (miner_hotkey);
@@ -273,3 +359,7 @@ SELECT pg_catalog.pg_extension_config_dump('resi.ingest_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.ingest_runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.ingest_ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.ingest_ledger_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.miner_penalties', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.miner_penalties_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.blacklist', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.blacklist_id_seq', '');
