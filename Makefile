@@ -14,6 +14,7 @@ SHELL      := /bin/bash
 PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
 CARGO      ?= cargo
 SUDO_FLAG  := $(shell [ "$$(id -u)" = 0 ] || echo --sudo)
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR   ?= $(or $(TMPDIR),/tmp)/resi-demo-$(shell id -un)
 
 # pgrx's test runner: initdb and postgres as the `postgres` OS user (initdb refuses root),
@@ -34,9 +35,11 @@ build: setup
 install: setup
 	cd resi_pg && $(CARGO) pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
 
-# The debug build, installed for the end-to-end tests and the demo (faster to build).
+# The debug build, installed for the end-to-end tests and the demo (faster to build), with the
+# install scripts of earlier releases (sql/releases/) so the upgrade test can create them.
 install-dev: setup
 	cd resi_pg && $(CARGO) pgrx install --pg-config $(PG_CONFIG) $(SUDO_FLAG)
+	$(SUDO) install -m 644 sql/releases/*.sql "$$($(PG_CONFIG) --sharedir)/extension/"
 
 test: setup
 	@$(MAKE) --no-print-directory test-unit test-pg test-e2e

@@ -135,6 +135,139 @@ COMMENT ON FUNCTION resi.record_miner_submission(text, integer, timestamptz) IS
     'Count `submissions` uploads of a miner at a time (UTC day): the per-day count that rate limits check, and the miner''s totals. Returns the day''s new count.';
 
 -- ---------------------------------------------------------------------------------------------
+-- Strikes and bans
+-- ---------------------------------------------------------------------------------------------
+-- A strike is recorded with its reason; every resi.strikes_per_ban strikes (default 3) the
+-- miner is banned: the n-th ban lasts resi.ban_duration × 2^(n-1) (default 6 hours, 12, 24, ...),
+-- at most resi.max_ban_duration (default 30 days). A ban starts the strike count again and
+-- expires on its own (resi.miner_trust.banned_until). Returns banned_until when this strike
+-- led to a ban, else NULL.
+CREATE FUNCTION resi.add_strike(hotkey text, reason text) RETURNS timestamptz
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    settings   resi.ingest_settings := resi.ingest_settings();
+    n_strikes  integer;
+    n_bans     integer;
+    ban_length interval;
+    until      timestamptz;
+BEGIN
+    INSERT INTO resi.miner_trust (miner_hotkey, trust_score) VALUES (hotkey, resi.initial_trust())
+    ON CONFLICT (miner_hotkey) DO NOTHING;
+    UPDATE resi.miner_trust t SET strikes = t.strikes + 1, updated_at = now()
+     WHERE t.miner_hotkey = hotkey
+    RETURNING t.strikes, t.bans INTO n_strikes, n_bans;
+    INSERT INTO resi.miner_penalties (miner_hotkey, kind, reason) VALUES (hotkey, 'strike', reason);
+    IF n_strikes < settings.strikes_per_ban THEN
+        RETURN NULL;
+    END IF;
+    ban_length := least(settings.ban_duration * power(2, least(n_bans, 30)), settings.max_ban_duration);
+    until := now() + ban_length;
+    UPDATE resi.miner_trust t SET
+        strikes      = 0,
+        bans         = t.bans + 1,
+        banned_until = greatest(until, t.banned_until),
+        ban_reason   = format('%s strikes, the last: %s', n_strikes, reason),
+        updated_at   = now()
+     WHERE t.miner_hotkey = hotkey
+    RETURNING t.banned_until INTO until;
+    INSERT INTO resi.miner_penalties (miner_hotkey, kind, reason, banned_until)
+    VALUES (hotkey, 'ban', format('ban %s for %s after %s strikes', n_bans + 1, ban_length, n_strikes), until);
+    RETURN until;
+END
+$$;
+COMMENT ON FUNCTION resi.add_strike(text, text) IS
+    'Give a miner a strike; every resi.strikes_per_ban strikes bring a ban of resi.ban_duration × 2^(bans so far), at most resi.max_ban_duration. Returns banned_until when this strike banned the miner.';
+
+-- An operator's ban (for good when duration is NULL) and its lifting.
+CREATE FUNCTION resi.ban_miner(hotkey text, reason text, duration interval DEFAULT NULL) RETURNS timestamptz
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    until timestamptz := coalesce(now() + duration, 'infinity');
+BEGIN
+    IF hotkey IS NULL OR reason IS NULL THEN
+        RAISE EXCEPTION 'resi.ban_miner: hotkey and reason are required' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF duration <= interval '0' THEN
+        RAISE EXCEPTION 'resi.ban_miner: the duration must be positive, got %', duration
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, bans, banned_until, ban_reason)
+    VALUES (hotkey, resi.initial_trust(), 1, until, reason)
+    ON CONFLICT (miner_hotkey) DO UPDATE SET
+        bans = t.bans + 1, banned_until = excluded.banned_until, ban_reason = excluded.ban_reason, updated_at = now();
+    INSERT INTO resi.miner_penalties (miner_hotkey, kind, reason, banned_until)
+    VALUES (hotkey, 'ban', format('by %s: %s', current_user, reason), until);
+    RETURN until;
+END
+$$;
+COMMENT ON FUNCTION resi.ban_miner(text, text, interval) IS
+    'Ban a miner for a duration (NULL: for good); its objects are deferred until the ban ends. Returns banned_until.';
+
+CREATE FUNCTION resi.unban_miner(hotkey text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    UPDATE resi.miner_trust t SET banned_until = NULL, ban_reason = NULL, strikes = 0, updated_at = now()
+     WHERE t.miner_hotkey = hotkey AND t.banned_until > now()
+    RETURNING true;
+END;
+COMMENT ON FUNCTION resi.unban_miner(text) IS 'Lift a miner''s ban now and clear its strikes. NULL when it was not banned.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Admission: may this miner's object be folded now?
+-- ---------------------------------------------------------------------------------------------
+-- NULL when admitted; else the reason, 'banned: …' or 'rate_limited: …', and the object is to
+-- be deferred (retried by a later run). The day is the UTC day of submitted_at (S3's
+-- LastModified), so a backfill is judged day by day. The miner's day row stays locked until
+-- the caller's transaction ends, so concurrent loaders admit one object of a miner at a time
+-- and never overshoot the allowance (the fold counts the submission in the same transaction).
+-- A refused object counts as an over-limit attempt once (first_attempt: false when retrying an
+-- object already refused for its allowance); resi.over_limit_strike_attempts attempts in a day
+-- earn a strike.
+CREATE FUNCTION resi.admit_submission(hotkey text, submitted_at timestamptz, first_attempt boolean DEFAULT true)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    utc_day   date := (submitted_at AT TIME ZONE 'UTC')::date;
+    miner     record;
+    used      integer;
+    attempts  integer;
+    allowance integer;
+BEGIN
+    INSERT INTO resi.miner_submission_days AS d (miner_hotkey, day, submissions) VALUES (hotkey, utc_day, 0)
+    ON CONFLICT (miner_hotkey, day) DO UPDATE SET submissions = d.submissions
+    RETURNING d.submissions INTO used;
+
+    SELECT t.trust_score, t.banned_until, t.ban_reason INTO miner FROM resi.miner_trust t WHERE t.miner_hotkey = hotkey;
+    IF miner.banned_until > now() THEN
+        RETURN format('banned: until %s (%s)', miner.banned_until, miner.ban_reason);
+    END IF;
+    IF resi.check_miner_rate_limit(hotkey, 1, utc_day) THEN
+        RETURN NULL;
+    END IF;
+    allowance := resi.rate_limit_for(coalesce(miner.trust_score, resi.initial_trust()));
+    IF first_attempt THEN
+        UPDATE resi.miner_submission_days d SET over_limit_attempts = d.over_limit_attempts + 1
+         WHERE d.miner_hotkey = hotkey AND d.day = utc_day
+        RETURNING d.over_limit_attempts INTO attempts;
+        IF attempts = (resi.ingest_settings()).over_limit_strike_attempts THEN
+            PERFORM resi.add_strike(hotkey, format('over_limit: %s objects over the allowance of %s on %s',
+                                                   attempts, allowance, utc_day));
+        END IF;
+    END IF;
+    RETURN format('rate_limited: %s of %s submissions used on %s (UTC)', used, allowance, utc_day);
+END
+$$;
+COMMENT ON FUNCTION resi.admit_submission(text, timestamptz, boolean) IS
+    'Whether a miner''s object submitted at a time may be folded now: NULL if so (the miner''s day stays locked until the transaction ends), else ''banned: …'' or ''rate_limited: …''. Over-limit attempts count towards strikes.';
+
+-- ---------------------------------------------------------------------------------------------
 -- Consensus of listings from the miners' current claims
 -- ---------------------------------------------------------------------------------------------
 -- One row per zpid with a claim: every field's trust-weighted consensus. Numbers use the
@@ -153,11 +286,13 @@ SELECT zpid,
             (home_status).confidence, (days_on_zillow).confidence, (zip_code).confidence, (city).confidence,
             (state).confidence, (latitude).confidence, (longitude).confidence]) c)::real AS consensus_score,
        uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
-       zip_code, city, state, latitude, longitude
+       zip_code, city, state, latitude, longitude,
+       voting_miners
   FROM (SELECT c.zpid,
                min(c.first_seen_at) AS first_seen_at,
                sum(c.attestations)::integer AS total_attestations,
                count(*)::integer AS unique_miners_count,
+               count(*) FILTER (WHERE w.trust > 0)::integer AS voting_miners,
                resi.consensus_mode(c.uri, w.trust) FILTER (WHERE substring(c.uri FROM '(\d+)_zpid') = c.zpid) AS uri,
                resi.consensus_median(c.price, w.trust, 0.01) AS price,
                resi.consensus_mode(c.address, w.trust) AS address,
@@ -179,6 +314,39 @@ SELECT zpid,
          GROUP BY c.zpid) per_listing;
 COMMENT ON VIEW resi.listing_consensus IS
     'Trust-weighted consensus of every listing, computed from resi.miner_claims (what resi.refresh_consensus writes into resi.listings).';
+
+-- How one reported row compares with a listing's consensus: `compared` fields where both have a
+-- value, `agreed` of them within the tolerance resi.listing_consensus uses for that field (a
+-- number within its relative tolerance, anything else equal). NULL listing: nothing compared.
+-- The tolerances here and in resi.listing_consensus are the same; change them together.
+CREATE FUNCTION resi.consensus_agreement(
+    uri text, price bigint, address text, bedrooms integer, bathrooms double precision, living_area integer,
+    home_type text, home_status text, days_on_zillow integer, zip_code text, city text, state text,
+    latitude double precision, longitude double precision, consensus resi.listings)
+    RETURNS TABLE (compared integer, agreed integer)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1
+    -- A one-row set-returning SQL function, so the planner inlines it into the caller's query.
+AS $$
+    SELECT num_nonnulls(VARIADIC v), coalesce(cardinality(array_positions(v, true)), 0)
+      FROM (SELECT ARRAY[
+                    uri = (consensus).uri,
+                    abs(price - (consensus).price) <= 0.01 * abs((consensus).price),
+                    address = (consensus).address,
+                    bedrooms = (consensus).bedrooms,
+                    CASE WHEN bathrooms IS NOT NULL AND (consensus).bathrooms IS NOT NULL
+                         THEN bathrooms BETWEEN 0 AND 99.9 AND round(bathrooms::numeric, 1) = (consensus).bathrooms END,
+                    abs(living_area - (consensus).living_area) <= 0.02 * abs((consensus).living_area),
+                    home_type = (consensus).home_type,
+                    home_status = (consensus).home_status,
+                    abs(days_on_zillow - (consensus).days_on_zillow) <= 0.1 * abs((consensus).days_on_zillow),
+                    zip_code = (consensus).zip_code,
+                    city = (consensus).city,
+                    state = (consensus).state,
+                    abs(latitude - (consensus).latitude) <= 1e-6 * abs((consensus).latitude),
+                    abs(longitude - (consensus).longitude) <= 1e-6 * abs((consensus).longitude)] AS v) x
+$$;
+COMMENT ON FUNCTION resi.consensus_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
+    'How many of a reported row''s fields can be compared with a listing''s consensus, and how many of them agree (within the consensus tolerances).';
 
 -- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings.
 -- Rows are locked in zpid order first, so concurrent folds of overlapping listings queue
@@ -230,6 +398,7 @@ BEGIN
         consensus_score     = f.consensus_score,
         total_attestations  = f.total_attestations,
         unique_miners_count = f.unique_miners_count,
+        voting_miners       = f.voting_miners,
         field_consensus     = jsonb_strip_nulls(jsonb_build_object(
             'uri', to_jsonb(f.uri), 'price', to_jsonb(f.price), 'address', to_jsonb(f.address),
             'bedrooms', to_jsonb(f.bedrooms), 'bathrooms', to_jsonb(f.bathrooms),
@@ -275,6 +444,9 @@ CREATE FUNCTION resi.fold_staged_listings() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    sub         record;
+    trust_after double precision;
 BEGIN
     -- History: every reported row is an attestation. Then each miner's newest report per
     -- listing becomes (or stays) its claim; an older upload loaded late does not override a
@@ -324,6 +496,60 @@ BEGIN
                                     >= (c.submission_timestamp, c.attestation_id) AS newer) x);
 
     PERFORM resi.refresh_consensus(ARRAY(SELECT DISTINCT zpid FROM staged ORDER BY 1));
+
+    -- Each submission's verdict, against the consensus it helped form: quality report, agreement,
+    -- then trust, counters, strikes, and the ledger row. A submission is the rows of this
+    -- statement with one miner, ledger row, file and submission time (one loader object).
+    -- Submissions of one miner are applied oldest first; miners in hotkey order (lock order).
+    FOR sub IN
+        SELECT s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
+               resi.submission_quality(s.zpid, s.price, s.zip_code) AS quality,
+               count(*) AS rows,
+               coalesce(sum(v.compared), 0) AS fields_compared,
+               coalesce(sum(v.agreed), 0) AS fields_agreed,
+               count(*) FILTER (WHERE v.compared > 0) AS corroborated_rows,
+               count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing_rows
+          FROM staged s
+          LEFT JOIN resi.listings l ON l.zpid = s.zpid AND l.voting_miners >= 2
+         CROSS JOIN LATERAL resi.consensus_agreement(
+                 s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
+                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, l) v
+         GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp
+         ORDER BY s.miner_hotkey, s.submission_timestamp, s.ledger_id
+    LOOP
+        PERFORM resi.record_miner_submission(sub.miner_hotkey, 1, sub.submission_timestamp);
+        UPDATE resi.miner_trust t SET
+            trust_score      = n.trust,
+            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN now() ELSE t.trust_changed_at END,
+            rows_submitted   = t.rows_submitted + sub.rows,
+            duplicate_rows   = t.duplicate_rows + (sub.quality).duplicate_zpids,
+            duplicate_rate   = (t.duplicate_rows + (sub.quality).duplicate_zpids)::float8 / (t.rows_submitted + sub.rows),
+            fields_compared  = t.fields_compared + sub.fields_compared,
+            fields_agreed    = t.fields_agreed + sub.fields_agreed,
+            accuracy_score   = (t.fields_agreed + sub.fields_agreed)::float8 / nullif(t.fields_compared + sub.fields_compared, 0),
+            updated_at       = now()
+          FROM (SELECT resi.next_trust(t2.trust_score, resi.submission_trust_quality(
+                           (sub.quality).score, sub.rows, sub.corroborated_rows, sub.agreeing_rows)) AS trust
+                  FROM resi.miner_trust t2 WHERE t2.miner_hotkey = sub.miner_hotkey) n
+         WHERE t.miner_hotkey = sub.miner_hotkey
+        RETURNING t.trust_score INTO trust_after;
+
+        IF (sub.quality).score < 0.3 THEN
+            PERFORM resi.add_strike(sub.miner_hotkey, format('low_quality: %s scored %s (%s)',
+                coalesce(sub.s3_file_path, 'a submission'), round((sub.quality).score::numeric, 3),
+                array_to_string((sub.quality).issues, ', ')));
+        END IF;
+
+        UPDATE resi.ingest_ledger g SET
+            quality_score      = (sub.quality).score,
+            quality_issues     = (sub.quality).issues,
+            duplicate_zpids    = (sub.quality).duplicate_zpids,
+            distinct_zip_codes = (sub.quality).distinct_zips,
+            accuracy           = sub.fields_agreed::float8 / nullif(sub.fields_compared, 0),
+            row_agreement      = sub.agreeing_rows::float8 / nullif(sub.corroborated_rows, 0),
+            trust_score        = trust_after
+         WHERE g.id = sub.ledger_id;
+    END LOOP;
     RETURN NULL;
 END
 $$;
@@ -347,3 +573,206 @@ EXCEPTION WHEN lock_not_available THEN
     RETURN false;
 END
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Trust changes reach the consensus: bounded refreshes of stale listings
+-- ---------------------------------------------------------------------------------------------
+-- A listing is stale when one of its miners' trust changed at or after its consensus was
+-- computed (resi.miner_trust.trust_changed_at >= resi.listings.last_updated_at). Refreshes at
+-- most max_listings stale listings, oldest consensus first, and returns how many. The loader
+-- calls it after every pass (resi-loader run --refresh-limit), so a listing's consensus lags
+-- its miners' trust by at most (stale listings / limit) passes; folding new rows of a listing
+-- refreshes it at once.
+CREATE FUNCTION resi.refresh_stale_consensus(max_listings integer DEFAULT 10000) RETURNS integer
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_listings < 0 THEN
+        RAISE EXCEPTION 'resi.refresh_stale_consensus: max_listings must be >= 0, got %', max_listings
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN resi.refresh_consensus(ARRAY(
+        SELECT l.zpid
+          FROM resi.listings l
+         WHERE EXISTS (SELECT 1
+                         FROM resi.miner_claims c
+                         JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+                        WHERE c.zpid = l.zpid AND t.trust_changed_at >= l.last_updated_at)
+         ORDER BY l.last_updated_at, l.zpid
+         LIMIT max_listings));
+END
+$$;
+COMMENT ON FUNCTION resi.refresh_stale_consensus(integer) IS
+    'Recompute up to max_listings listings whose consensus predates a trust change of one of their miners, oldest first. Returns the number refreshed.';
+
+CREATE FUNCTION resi.stale_listings() RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT count(*)
+      FROM resi.listings l
+     WHERE EXISTS (SELECT 1
+                     FROM resi.miner_claims c
+                     JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+                    WHERE c.zpid = l.zpid AND t.trust_changed_at >= l.last_updated_at);
+END;
+COMMENT ON FUNCTION resi.stale_listings() IS
+    'How many listings resi.refresh_stale_consensus still has to recompute.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Validation: a validator's spot-check of one miner's current claim on a listing
+-- ---------------------------------------------------------------------------------------------
+-- Marks the attestation behind the miner's current claim validated, counts it, and moves the
+-- miner's trust with resi.next_trust(trust, score, passed, NOT passed): +0.1 when it passed,
+-- -0.5 when it held fake data. The listing's consensus is refreshed now; the miner's other
+-- listings by resi.refresh_stale_consensus. An attestation is validated once: validating it
+-- again changes nothing (a NOTICE says so). Returns the miner's trust after the validation.
+-- Errors: P0002 when the miner has no claim on the listing; 22023 for a score outside [0, 1].
+CREATE FUNCTION resi.record_validation(miner_hotkey text, zpid text, passed boolean, score double precision DEFAULT NULL)
+    RETURNS double precision
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hotkey      text := miner_hotkey;
+    listing     text := zpid;
+    attestation bigint;
+    trust       double precision;
+BEGIN
+    IF hotkey IS NULL OR listing IS NULL OR passed IS NULL THEN
+        RAISE EXCEPTION 'resi.record_validation: miner_hotkey, zpid and passed are required'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF score IS NOT NULL AND NOT (score BETWEEN 0 AND 1) THEN
+        RAISE EXCEPTION 'resi.record_validation: score must be between 0 and 1, got %', score
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT c.attestation_id INTO attestation
+      FROM resi.miner_claims c WHERE c.zpid = listing AND c.miner_hotkey = hotkey;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'resi.record_validation: miner % has no attestation of listing %', hotkey, listing
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    UPDATE resi.miner_attestations a
+       SET is_validated = true, validation_timestamp = now(), validation_score = score
+     WHERE a.id = attestation AND NOT a.is_validated;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'resi.record_validation: attestation % of miner % was already validated; trust unchanged',
+            attestation, hotkey;
+        SELECT t.trust_score INTO trust FROM resi.miner_trust t WHERE t.miner_hotkey = hotkey;
+        RETURN trust;
+    END IF;
+    INSERT INTO resi.miner_trust (miner_hotkey, trust_score) VALUES (hotkey, resi.initial_trust())
+    ON CONFLICT ON CONSTRAINT miner_trust_pkey DO NOTHING;
+    UPDATE resi.miner_trust t SET
+        trust_score           = n.trust,
+        trust_changed_at      = CASE WHEN n.trust <> t.trust_score THEN now() ELSE t.trust_changed_at END,
+        validated_submissions = t.validated_submissions + 1,
+        validations_failed    = t.validations_failed + (NOT passed)::integer,
+        updated_at            = now()
+      FROM (SELECT resi.next_trust(t2.trust_score, coalesce(score, passed::integer), passed, NOT passed) AS trust
+              FROM resi.miner_trust t2 WHERE t2.miner_hotkey = hotkey) n
+     WHERE t.miner_hotkey = hotkey
+    RETURNING t.trust_score INTO trust;
+    PERFORM resi.refresh_consensus(ARRAY[listing]);
+    RETURN trust;
+END
+$$;
+COMMENT ON FUNCTION resi.record_validation(text, text, boolean, double precision) IS
+    'A validator''s spot-check of a miner''s current claim on a listing: marks the attestation validated and moves the miner''s trust (+0.1 passed, -0.5 failed: fake data). Returns the new trust.';
+
+-- ---------------------------------------------------------------------------------------------
+-- A miner's standing, explained
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION resi.miner_status(hotkey text) RETURNS resi.miner_status
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    settings resi.ingest_settings := resi.ingest_settings();
+    today    date := (now() AT TIME ZONE 'UTC')::date;
+    t        resi.miner_trust;
+    s        resi.miner_status;
+BEGIN
+    SELECT * INTO t FROM resi.miner_trust m WHERE m.miner_hotkey = hotkey;
+    s.miner_hotkey      := hotkey;
+    s.known             := FOUND;
+    s.trust_score       := coalesce(t.trust_score, resi.initial_trust());
+    s.accuracy_score    := t.accuracy_score;
+    s.duplicate_rate    := t.duplicate_rate;
+    s.total_submissions := coalesce(t.total_submissions, 0);
+    s.daily_allowance   := resi.rate_limit_for(s.trust_score);
+    SELECT coalesce(sum(d.submissions), 0) INTO s.submissions_today
+      FROM resi.miner_submission_days d WHERE d.miner_hotkey = hotkey AND d.day = today;
+    s.remaining_today   := greatest(s.daily_allowance - s.submissions_today, 0);
+    s.strikes           := coalesce(t.strikes, 0);
+    s.strikes_until_ban := greatest(settings.strikes_per_ban - s.strikes, 0);
+    s.bans              := coalesce(t.bans, 0);
+    IF t.banned_until > now() THEN
+        s.banned_until := t.banned_until;
+        s.ban_reason   := t.ban_reason;
+    END IF;
+    s.explanation := format('%s miner: trust %s (%s); allowance %s submissions per UTC day, %s used today, %s left; %s',
+        CASE WHEN s.known THEN 'known' ELSE 'unknown' END,
+        round(s.trust_score::numeric, 3),
+        CASE WHEN s.known
+             THEN format('accuracy %s, duplicate rate %s, %s submissions, %s validated (%s failed)',
+                         coalesce(round(s.accuracy_score::numeric, 3)::text, 'not yet measured'),
+                         round(s.duplicate_rate::numeric, 3), s.total_submissions,
+                         t.validated_submissions, t.validations_failed)
+             ELSE 'the initial trust, resi.initial_trust' END,
+        s.daily_allowance, s.submissions_today, s.remaining_today,
+        CASE WHEN s.banned_until IS NOT NULL
+             THEN format('banned until %s: %s', s.banned_until, s.ban_reason)
+             ELSE format('%s strikes, %s more bring ban number %s', s.strikes, s.strikes_until_ban, s.bans + 1) END);
+    RETURN s;
+END
+$$;
+COMMENT ON FUNCTION resi.miner_status(text) IS
+    'A miner''s trust, daily allowance and use, strikes and ban, with a one-sentence explanation. Unknown miners get the defaults.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Blacklist
+-- ---------------------------------------------------------------------------------------------
+-- Add a known-bad zpid or zip code ('exact') or a POSIX regular expression over them
+-- ('pattern'); submissions containing a match get the issue `blacklisted` (quality × 0.1).
+-- Returns the entry's id; adding an existing entry returns its id and keeps its reason.
+-- Errors: 22023 for an unknown field or match kind; 2201B for a pattern that is not a valid
+-- regular expression.
+CREATE FUNCTION resi.add_blacklist_entry(field text, value text, reason text, match text DEFAULT 'exact')
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entry bigint;
+BEGIN
+    IF field NOT IN ('zpid', 'zip_code') THEN
+        RAISE EXCEPTION 'resi.add_blacklist_entry: field must be zpid or zip_code, got %', field
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF match NOT IN ('exact', 'pattern') THEN
+        RAISE EXCEPTION 'resi.add_blacklist_entry: match must be exact or pattern, got %', match
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF match = 'pattern' THEN
+        PERFORM '' ~ value; -- raises 2201B (invalid_regular_expression) for a bad pattern
+    END IF;
+    INSERT INTO resi.blacklist AS b (field, match, value, reason)
+    VALUES (add_blacklist_entry.field, add_blacklist_entry.match, add_blacklist_entry.value, add_blacklist_entry.reason)
+    ON CONFLICT ON CONSTRAINT blacklist_field_match_value_key DO UPDATE SET reason = b.reason
+    RETURNING b.id INTO entry;
+    RETURN entry;
+END
+$$;
+COMMENT ON FUNCTION resi.add_blacklist_entry(text, text, text, text) IS
+    'Blacklist a zpid or zip code (match ''exact'') or a POSIX pattern over them (match ''pattern''). Returns the entry id.';
+
+CREATE FUNCTION resi.remove_blacklist_entry(id bigint) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH removed AS (DELETE FROM resi.blacklist b WHERE b.id = remove_blacklist_entry.id RETURNING 1)
+    SELECT count(*) > 0 FROM removed;
+END;
+COMMENT ON FUNCTION resi.remove_blacklist_entry(bigint) IS 'Remove a blacklist entry by id. True when it existed.';

@@ -109,7 +109,9 @@ CREATE TABLE resi.listings (
     total_attestations  integer NOT NULL DEFAULT 0 CHECK (total_attestations >= 0),
     unique_miners_count integer NOT NULL DEFAULT 0 CHECK (unique_miners_count >= 0),
     -- per field: {"price": {"value": ..., "confidence": ..., "agreement": ..., "supporters": ..., "voters": ...}, ...}
-    field_consensus     jsonb NOT NULL DEFAULT '{}'::jsonb
+    field_consensus     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    -- 0.2.0: miners whose claim carries weight (trust > 0); a listing is corroborated when >= 2.
+    voting_miners       integer NOT NULL DEFAULT 0 CHECK (voting_miners >= 0)
 );
 COMMENT ON TABLE resi.listings IS 'One row per property (zpid): the trust-weighted consensus of all miners'' attestations.';
 COMMENT ON COLUMN resi.listings.consensus_score IS 'Overall confidence in the listing, 0..1.';

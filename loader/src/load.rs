@@ -1,12 +1,17 @@
 //! One loader pass: list the source, and load every object not yet in the ledger, each in
 //! its own transaction together with its ledger row.
 //!
-//! Per object: claim it (`pg_try_advisory_xact_lock` on key and ETag: a second loader skips
-//! it, without waiting), re-check the ledger inside the transaction, write the ledger row,
-//! stream the rows into `resi.staging_listings` with binary COPY (the extension's statement
-//! trigger folds them into attestations, claims and listings when the COPY ends), record the
+//! Objects are taken oldest first (S3 LastModified, then key), the order the miners submitted
+//! them. Per object: claim it (`pg_try_advisory_xact_lock` on key and ETag: a second loader
+//! skips it, without waiting), re-check the ledger inside the transaction, ask
+//! `resi.admit_submission` whether the miner may submit it (banned or over the day's allowance:
+//! the object is deferred, and retried by a later pass), write the ledger row, stream the rows
+//! into `resi.staging_listings` with binary COPY (the extension's statement trigger folds them
+//! into attestations, claims, listings and the miner's trust when the COPY ends), record the
 //! counts, commit. A rejected file rolls back to a savepoint and keeps only its ledger row; a
 //! crash anywhere rolls back everything of that object, and the next pass loads it again.
+//! After the objects, the pass refreshes a bounded number of listings whose consensus predates
+//! a trust change (`resi.refresh_stale_consensus`).
 
 use crate::read::{read_epoch_json, ParquetUpload, Rejection};
 use crate::source::{ObjectInfo, ReadError, Source};
@@ -41,6 +46,19 @@ pub enum Outcome {
     Skipped,
 }
 
+/// How a pass works.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassOptions {
+    /// At most this many stale listings are refreshed after the objects (0: none).
+    pub refresh_limit: i32,
+}
+
+impl Default for PassOptions {
+    fn default() -> Self {
+        PassOptions { refresh_limit: 10_000 }
+    }
+}
+
 /// Totals of a pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PassSummary {
@@ -52,6 +70,8 @@ pub struct PassSummary {
     pub skipped: u64,
     pub rows_read: u64,
     pub rows_attested: u64,
+    /// Stale listings refreshed after the objects.
+    pub listings_refreshed: u64,
     pub interrupted: bool,
 }
 
@@ -96,6 +116,7 @@ const STAGING_TYPES: [Type; 23] = [
 pub async fn run_pass(
     db: &mut Client,
     source: Arc<Source>,
+    options: &PassOptions,
     progress: &mut dyn Progress,
     stop: &AtomicBool,
 ) -> Result<PassSummary> {
@@ -107,7 +128,17 @@ pub async fn run_pass(
         .get(0);
     // Staging rows were folded when they were inserted; empty the table unless another loader is busy.
     db.execute("SELECT resi.clear_staging()", &[]).await?;
-    let result = pass(db, &source, run_id, progress, stop).await;
+    let mut result = pass(db, &source, run_id, progress, stop).await;
+    if let Ok(summary) = &mut result {
+        if !summary.interrupted && options.refresh_limit > 0 {
+            let refreshed: i32 = db
+                .query_one("SELECT resi.refresh_stale_consensus($1)", &[&options.refresh_limit])
+                .await
+                .context("cannot refresh the consensus of listings whose miners' trust changed")?
+                .get(0);
+            summary.listings_refreshed = refreshed as u64;
+        }
+    }
     let (status, summary) = match &result {
         Ok(s) if s.interrupted => ("interrupted", s.clone()),
         Ok(s) => ("completed", s.clone()),
@@ -148,8 +179,15 @@ async fn pass(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let todo: Vec<&ObjectInfo> =
+    let mut todo: Vec<&ObjectInfo> =
         objects.iter().filter(|o| !settled.contains(&(o.key.clone(), o.etag.clone()))).collect();
+    todo.sort_by(|a, b| (a.last_modified, &a.key).cmp(&(b.last_modified, &b.key)));
+    let max_rows: i32 = db
+        .query_one("SELECT (resi.ingest_settings()).max_submission_rows", &[])
+        .await
+        .context("cannot read the resi ingest settings: is resi_pg 0.2.0 installed?")?
+        .get(0);
+    let limits = Limits { max_rows: max_rows.max(0) as u64 };
     let mut summary = PassSummary { run_id, objects_seen: objects.len() as u64, ..Default::default() };
     summary.skipped = (objects.len() - todo.len()) as u64;
     progress.start(todo.len() as u64, todo.iter().map(|o| o.size).sum());
@@ -158,7 +196,7 @@ async fn pass(
             summary.interrupted = true;
             break;
         }
-        let outcome = load_with_retry(db, source, object, run_id).await?;
+        let outcome = load_with_retry(db, source, object, run_id, &limits).await?;
         match &outcome {
             Outcome::Loaded { rows_read, rows_attested } => {
                 summary.loaded += 1;
@@ -176,11 +214,17 @@ async fn pass(
 
 /// Load one object, retrying when the database chose this transaction as a deadlock victim
 /// or a serialization failure (concurrent loaders folding the same listings).
-async fn load_with_retry(db: &mut Client, source: &Arc<Source>, object: &ObjectInfo, run_id: i64) -> Result<Outcome> {
+async fn load_with_retry(
+    db: &mut Client,
+    source: &Arc<Source>,
+    object: &ObjectInfo,
+    run_id: i64,
+    limits: &Limits,
+) -> Result<Outcome> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match load_object(db, source, object, run_id).await {
+        match load_object(db, source, object, run_id, limits).await {
             Err(e) if attempt < 5 && is_retryable(&e) => {
                 tracing::warn!(key = %object.key, attempt, error = %e, "retrying object");
                 tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
@@ -199,8 +243,21 @@ fn is_retryable(e: &anyhow::Error) -> bool {
     })
 }
 
+/// What an object may hold (from `resi.ingest_settings()`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// More rows than this: rejected as `too_large`.
+    pub max_rows: u64,
+}
+
 /// Load one object in one transaction. See the module documentation.
-pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectInfo, run_id: i64) -> Result<Outcome> {
+pub async fn load_object(
+    db: &mut Client,
+    source: &Arc<Source>,
+    object: &ObjectInfo,
+    run_id: i64,
+    limits: &Limits,
+) -> Result<Outcome> {
     let key = parse_s3_key(&object.key);
     let txn = db.transaction().await?;
     let claim = format!("{}\n{}", object.key, object.etag);
@@ -209,16 +266,33 @@ pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectI
     if !claimed {
         return Ok(Outcome::Skipped);
     }
-    let status: Option<String> = txn
+    let earlier: Option<(String, Option<String>)> = txn
         .query_opt(
-            "SELECT status FROM resi.ingest_ledger WHERE object_key = $1 AND etag = $2",
+            "SELECT status, reason FROM resi.ingest_ledger WHERE object_key = $1 AND etag = $2",
             &[&object.key, &object.etag],
         )
         .await?
-        .map(|r| r.get(0));
-    if status.is_some_and(|s| s != "deferred") {
+        .map(|r| (r.get(0), r.get(1)));
+    if earlier.as_ref().is_some_and(|(status, _)| status != "deferred") {
         return Ok(Outcome::Skipped);
     }
+    // Banned, or over the day's allowance: defer without reading the object. An object refused
+    // for its allowance before counts as an over-limit attempt only once.
+    let refusal: Option<String> = match &key {
+        Some(k) if !object.key.ends_with('/') => {
+            let first_attempt = !earlier
+                .as_ref()
+                .and_then(|(_, reason)| reason.as_deref())
+                .is_some_and(|r| r.starts_with("rate_limited"));
+            txn.query_one(
+                "SELECT resi.admit_submission($1, $2, $3)",
+                &[&k.miner_hotkey, &object.last_modified, &first_attempt],
+            )
+            .await?
+            .get(0)
+        }
+        _ => None,
+    };
     let kind = key.as_ref().map(|k| k.kind.as_str());
     let ledger_id: i64 = txn
         .query_one(
@@ -226,7 +300,7 @@ pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectI
                  declared_rows, status, run_id, started_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'loaded', $9, clock_timestamp())
              ON CONFLICT (object_key, etag) DO UPDATE SET status = 'loaded', reason = NULL, run_id = excluded.run_id,
-                 started_at = excluded.started_at
+                 started_at = excluded.started_at, finished_at = clock_timestamp()
              RETURNING id",
             &[
                 &object.key,
@@ -242,6 +316,11 @@ pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectI
         )
         .await?
         .get(0);
+    if let Some(reason) = refusal {
+        finish(&txn, ledger_id, "deferred", Some(&reason), &Counts::default()).await?;
+        txn.commit().await?;
+        return Ok(Outcome::Deferred { reason });
+    }
     txn.batch_execute("SAVEPOINT object").await?;
 
     let result = match &key {
@@ -254,6 +333,7 @@ pub async fn load_object(db: &mut Client, source: &Arc<Source>, object: &ObjectI
                 job_id: k.job_id,
                 object,
                 submitted: object.last_modified,
+                limits: *limits,
             };
             match k.kind {
                 UploadKind::Parquet => copy_parquet(&txn, source, &target).await,
@@ -330,6 +410,13 @@ struct Target<'a> {
     object: &'a ObjectInfo,
     /// The submission time: S3's LastModified (trustworthy), not the name's timestamp.
     submitted: SystemTime,
+    limits: Limits,
+}
+
+fn too_large(rows: u64, limits: &Limits) -> Option<Rejection> {
+    (rows > limits.max_rows).then(|| {
+        Rejection::new("too_large", format!("{rows} rows, more than resi.max_submission_rows = {}", limits.max_rows))
+    })
 }
 
 #[derive(Debug, Default)]
@@ -366,6 +453,9 @@ async fn copy_parquet(txn: &Transaction<'_>, source: &Arc<Source>, target: &Targ
         Ok(u) => u,
         Err(rejection) => return Ok(Err(rejection)),
     };
+    if let Some(rejection) = too_large(upload.rows_in_file, &target.limits) {
+        return Ok(Err(rejection));
+    }
     let record_count = i32::try_from(upload.rows_in_file).ok();
     let mut copy = Copy::start(txn, target, record_count).await?;
     while let Some(batch) = upload.next_rows().await? {
@@ -389,6 +479,9 @@ async fn copy_json(txn: &Transaction<'_>, source: &Arc<Source>, target: &Target<
         Ok(rows) => rows,
         Err(rejection) => return Ok(Err(rejection)),
     };
+    if let Some(rejection) = too_large(rows.len() as u64, &target.limits) {
+        return Ok(Err(rejection));
+    }
     let mut copy = Copy::start(txn, target, i32::try_from(rows.len()).ok()).await?;
     copy.write_rows(rows).await?;
     copy.finish().await

@@ -1,8 +1,8 @@
 //! `resi-loader`: loads miners' uploads (S3 or a local folder) into the resi schema.
 //!
 //! ```text
-//! resi-loader run    --source SOURCE [--database-url URL]            one pass
-//! resi-loader watch  --source SOURCE --every 2h [--database-url URL] a pass on a schedule
+//! resi-loader run    --source SOURCE [--refresh-limit N] [--database-url URL]            one pass
+//! resi-loader watch  --source SOURCE --every 2h [--refresh-limit N] [--database-url URL] a pass on a schedule
 //! resi-loader status [--database-url URL]                            what the ledger holds
 //! ```
 //!
@@ -33,6 +33,8 @@ enum Command {
         /// `s3://bucket/prefix` or a folder laid out like the bucket.
         #[arg(long, env = "RESI_SOURCE")]
         source: String,
+        #[command(flatten)]
+        pass: PassArgs,
     },
     /// A pass every `--every`, until SIGINT/SIGTERM (checked between objects).
     Watch {
@@ -41,9 +43,25 @@ enum Command {
         /// Time between the starts of two passes, e.g. 2h, 30m.
         #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
         every: Duration,
+        #[command(flatten)]
+        pass: PassArgs,
     },
     /// Summarise the ledger: objects loaded / rejected / deferred, rows, last run, per miner.
     Status,
+}
+
+#[derive(clap::Args)]
+struct PassArgs {
+    /// After the objects, refresh at most this many listings whose consensus predates a trust
+    /// change of one of their miners (0: none).
+    #[arg(long, default_value_t = load::PassOptions::default().refresh_limit, value_parser = clap::value_parser!(i32).range(0..))]
+    refresh_limit: i32,
+}
+
+impl PassArgs {
+    fn options(&self) -> load::PassOptions {
+        load::PassOptions { refresh_limit: self.refresh_limit }
+    }
 }
 
 #[tokio::main]
@@ -65,17 +83,24 @@ async fn run(cli: Cli) -> Result<()> {
     watch_signals(stop.clone());
     let mut client = db::connect(cli.database_url.as_deref()).await?;
     match cli.command {
-        Command::Run { source } => {
+        Command::Run { source, pass } => {
             let source = Arc::new(Source::open(&source).await?);
-            let summary = load::run_pass(&mut client, source, progress::for_stderr().as_mut(), &stop).await?;
+            let summary =
+                load::run_pass(&mut client, source, &pass.options(), progress::for_stderr().as_mut(), &stop).await?;
             println!("{}", status::summary_line(&summary));
         }
-        Command::Watch { source, every } => {
+        Command::Watch { source, every, pass } => {
             let source = Arc::new(Source::open(&source).await?);
             while !stop.load(Ordering::SeqCst) {
                 let started = tokio::time::Instant::now();
-                let summary =
-                    load::run_pass(&mut client, source.clone(), progress::for_stderr().as_mut(), &stop).await?;
+                let summary = load::run_pass(
+                    &mut client,
+                    source.clone(),
+                    &pass.options(),
+                    progress::for_stderr().as_mut(),
+                    &stop,
+                )
+                .await?;
                 println!("{}", status::summary_line(&summary));
                 let next = started + every;
                 while !stop.load(Ordering::SeqCst) && tokio::time::Instant::now() < next {

@@ -7,7 +7,8 @@ use tokio_postgres::Client;
 
 pub fn summary_line(s: &PassSummary) -> String {
     format!(
-        "run {}: {} objects seen, {} loaded, {} rejected, {} deferred, {} skipped; {} rows read, {} attested{}",
+        "run {}: {} objects seen, {} loaded, {} rejected, {} deferred, {} skipped; {} rows read, {} attested; \
+         {} stale listings refreshed{}",
         s.run_id,
         s.objects_seen,
         s.loaded,
@@ -16,6 +17,7 @@ pub fn summary_line(s: &PassSummary) -> String {
         s.skipped,
         s.rows_read,
         s.rows_attested,
+        s.listings_refreshed,
         if s.interrupted { " (interrupted: the rest is loaded by the next pass)" } else { "" }
     )
 }

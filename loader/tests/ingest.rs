@@ -104,6 +104,7 @@ fn wrong_s3_secret_is_a_clear_error() {
             resi_loader::load::run_pass(
                 &mut client,
                 server.source_with_secret("resi", "data/", "wrong-secret"),
+                &resi_loader::load::PassOptions::default(),
                 &mut resi_loader::progress::Silent,
                 &std::sync::atomic::AtomicBool::new(false),
             )

@@ -7,6 +7,7 @@
 //! - [`hash`]: SHA-256 helpers and the canonical form behind `resi.listing_hash`;
 //! - [`keys`]: the S3 key layout of miners' uploads;
 //! - [`listing`]: normalising one reported listing row (the loader's rules);
+//! - [`quality`]: the checks behind a submission's quality score;
 //! - [`trust`]: how a miner's trust moves after a submission or a validation;
 //! - [`rate_limit`]: daily submission limits by trust tier.
 
@@ -15,6 +16,7 @@ pub mod error;
 pub mod hash;
 pub mod keys;
 pub mod listing;
+pub mod quality;
 pub mod rate_limit;
 pub mod trust;
 

@@ -4,9 +4,20 @@
 //! |---|---|---|
 //! | `resi.rate_limit_tiers` | `0.8:10000, 0.6:5000, 0.4:1000, 0:100` | `min_trust:limit` pairs: daily submissions by trust |
 //! | `resi.initial_trust` | `0.25` | trust of a miner not yet in `resi.miner_trust` |
+//! | `resi.quality_min_price` | `1000` | `resi.submission_quality`: lower prices are `suspicious_price_range` |
+//! | `resi.quality_max_price` | `1e+08` | `resi.submission_quality`: higher prices are `suspicious_price_range` |
+//! | `resi.quality_max_zip_codes` | `50` | `resi.submission_quality`: more distinct zip codes are `excessive_geographic_spread` |
+//! | `resi.max_submission_rows` | `1000000` | objects with more rows are rejected as `too_large` |
+//! | `resi.over_limit_strike_attempts` | `5` | over-limit objects in one UTC day that earn the miner a strike |
+//! | `resi.strikes_per_ban` | `3` | strikes that get the miner banned |
+//! | `resi.ban_duration` | `6h` (minutes) | the first ban; each later ban lasts twice the one before |
+//! | `resi.max_ban_duration` | `30d` (minutes) | the cap of that doubling |
 //!
-//! Both can be set per session, per role or database (`ALTER ROLE/DATABASE … SET`) or for the
-//! cluster (`ALTER SYSTEM SET`, `postgresql.conf`). A malformed tier list is refused when set.
+//! All can be set per session, per role or database (`ALTER ROLE/DATABASE … SET`) or for the
+//! cluster (`ALTER SYSTEM SET`, `postgresql.conf`). A malformed tier list, and a number outside
+//! its setting's range, are refused when set. The two durations are whole minutes and take
+//! units (`SET resi.ban_duration = '2h'`). `resi.ingest_settings()` shows the ingest and penalty
+//! settings in effect, typed.
 
 use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -18,6 +29,18 @@ pub(crate) static RATE_LIMIT_TIERS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"0.8:10000, 0.6:5000, 0.4:1000, 0:100"));
 
 pub(crate) static INITIAL_TRUST: GucSetting<f64> = GucSetting::<f64>::new(0.25);
+
+pub(crate) static QUALITY_MIN_PRICE: GucSetting<f64> = GucSetting::<f64>::new(1000.0);
+pub(crate) static QUALITY_MAX_PRICE: GucSetting<f64> = GucSetting::<f64>::new(100_000_000.0);
+pub(crate) static QUALITY_MAX_ZIP_CODES: GucSetting<i32> = GucSetting::<i32>::new(50);
+
+pub(crate) static MAX_SUBMISSION_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1_000_000);
+pub(crate) static OVER_LIMIT_STRIKE_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub(crate) static STRIKES_PER_BAN: GucSetting<i32> = GucSetting::<i32>::new(3);
+/// Minutes.
+pub(crate) static BAN_DURATION: GucSetting<i32> = GucSetting::<i32>::new(360);
+/// Minutes (30 days).
+pub(crate) static MAX_BAN_DURATION: GucSetting<i32> = GucSetting::<i32>::new(43_200);
 
 pub(crate) fn register() {
     debug_assert_eq!(RATE_LIMIT_TIERS.get().as_deref(), Some(CString::new(DEFAULT_TIERS).unwrap().as_c_str()));
@@ -44,6 +67,94 @@ pub(crate) fn register() {
         1.0,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    register_quality();
+    register_ingest();
+}
+
+fn register_quality() {
+    GucRegistry::define_float_guc(
+        c"resi.quality_min_price",
+        c"Lowest plausible listing price for resi.submission_quality.",
+        c"A submission with a lower price (or a NaN or infinite one) gets the issue suspicious_price_range (score x0.5).",
+        &QUALITY_MIN_PRICE,
+        0.0,
+        1e300,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"resi.quality_max_price",
+        c"Highest plausible listing price for resi.submission_quality.",
+        c"A submission with a higher price (or a NaN or infinite one) gets the issue suspicious_price_range (score x0.5).",
+        &QUALITY_MAX_PRICE,
+        0.0,
+        1e300,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"resi.quality_max_zip_codes",
+        c"Most distinct zip codes one submission may cover without the issue excessive_geographic_spread.",
+        c"A submission with more distinct non-NULL zip codes gets the issue excessive_geographic_spread (score x0.7).",
+        &QUALITY_MAX_ZIP_CODES,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+fn register_ingest() {
+    GucRegistry::define_int_guc(
+        c"resi.max_submission_rows",
+        c"Most rows an uploaded object may have; larger objects are rejected as too_large.",
+        c"",
+        &MAX_SUBMISSION_ROWS,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"resi.over_limit_strike_attempts",
+        c"Over-limit objects in one UTC day that earn the miner a strike.",
+        c"",
+        &OVER_LIMIT_STRIKE_ATTEMPTS,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"resi.strikes_per_ban",
+        c"Strikes that get a miner banned.",
+        c"",
+        &STRIKES_PER_BAN,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"resi.ban_duration",
+        c"Duration of a miner's first ban.",
+        c"Each later ban lasts twice the one before, up to resi.max_ban_duration.",
+        &BAN_DURATION,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MIN,
+    );
+    GucRegistry::define_int_guc(
+        c"resi.max_ban_duration",
+        c"Longest ban: the cap of the doubling of resi.ban_duration.",
+        c"",
+        &MAX_BAN_DURATION,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MIN,
     );
 }
 

@@ -13,7 +13,9 @@ mod error;
 mod guc;
 mod hash;
 mod keys;
+mod quality;
 mod rate_limit;
+mod settings;
 mod trust;
 
 ::pgrx::pg_module_magic!();

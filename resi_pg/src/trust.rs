@@ -20,6 +20,28 @@ fn next_trust(
     resi_core::trust::next_trust(current, quality, validator_confirmed, contains_fake_data).or_raise("resi.next_trust")
 }
 
+/// `resi.submission_trust_quality(score, rows, corroborated_rows, agreeing_rows)`: the quality a
+/// folded submission moves its miner's trust with: `score × agreeing_rows / corroborated_rows`
+/// (`score` when nothing is corroborated), at most 0.8 (no bonus) when fewer than half the rows
+/// are corroborated. See resi_core::trust::submission_trust_quality.
+///
+/// IMMUTABLE, STRICT, PARALLEL SAFE. NaN score, negative counts or counts out of order
+/// (agreeing > corroborated > rows) raise 22023.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn submission_trust_quality(score: f64, rows: i64, corroborated_rows: i64, agreeing_rows: i64) -> f64 {
+    let count = |n: i64, what: &str| {
+        u64::try_from(n).map_err(|_| resi_core::Error::invalid_parameter(format!("{what} must be >= 0, got {n}")))
+    };
+    let name = "resi.submission_trust_quality";
+    resi_core::trust::submission_trust_quality(
+        score,
+        count(rows, "rows").or_raise(name),
+        count(corroborated_rows, "corroborated_rows").or_raise(name),
+        count(agreeing_rows, "agreeing_rows").or_raise(name),
+    )
+    .or_raise(name)
+}
+
 /// `resi.initial_trust()`: the trust of a miner not yet in `resi.miner_trust`, from the
 /// `resi.initial_trust` setting (default 0.25). STABLE (a setting can change), PARALLEL SAFE.
 #[pg_extern(stable, parallel_safe)]
@@ -59,6 +81,20 @@ mod tests {
     #[pg_test(error = "resi.next_trust: next_trust needs numbers, got current trust NaN and quality 0.5")]
     fn nan_is_an_error() {
         next("'NaN', 0.5");
+    }
+
+    #[pg_test]
+    fn trust_quality_of_a_submission() {
+        let q = |args: &str| Spi::get_one::<f64>(&format!("SELECT resi.submission_trust_quality({args})")).unwrap();
+        assert_eq!(q("1.0, 100, 100, 90"), Some(0.9));
+        assert_eq!(q("1.0, 100, 10, 10"), Some(0.8));
+        assert_eq!(q("0.15, 100, 0, 0"), Some(0.15));
+        assert_eq!(q("NULL, 1, 1, 1"), None);
+    }
+
+    #[pg_test(error = "resi.submission_trust_quality: corroborated_rows must be >= 0, got -1")]
+    fn trust_quality_negative_count() {
+        Spi::get_one::<f64>("SELECT resi.submission_trust_quality(1.0, 1, -1, 0)").unwrap();
     }
 
     #[pg_test]

@@ -4,7 +4,7 @@
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use resi_loader::load::{run_pass, PassSummary};
+use resi_loader::load::{run_pass, PassOptions, PassSummary};
 use resi_loader::progress::Silent;
 use resi_loader::source::{S3Source, Source};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,9 @@ pub const SECRET_KEY: &str = "resi-test-secret-key";
 /// One loader pass from `source` into the database at `url`.
 pub async fn load(url: &str, source: Arc<Source>) -> PassSummary {
     let mut client = resi_loader::db::connect(Some(url)).await.expect("connect");
-    run_pass(&mut client, source, &mut Silent, &AtomicBool::new(false)).await.expect("a pass completes")
+    run_pass(&mut client, source, &PassOptions::default(), &mut Silent, &AtomicBool::new(false))
+        .await
+        .expect("a pass completes")
 }
 
 pub fn local(path: &Path) -> Arc<Source> {
@@ -202,4 +204,40 @@ pub fn database_state(url: &str) -> String {
 
 pub fn count(url: &str, sql: &str) -> i64 {
     connect(url).query_one(sql, &[]).unwrap().get(0)
+}
+
+/// Copy a folder of uploads, giving every `data_YYYYMMDD_HHMMSS_*` file that time as its
+/// modification time (what S3's LastModified would say: when the miner uploaded it), so the
+/// loader sees the submissions in the order and on the UTC day they were made.
+pub fn copy_uploads_with_upload_times(from: &Path, to: &Path) {
+    copy_tree(from, to);
+    fn walk(dir: &Path) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path);
+            } else if let Some(time) = upload_time(&path) {
+                std::fs::File::options().write(true).open(&path).unwrap().set_modified(time).unwrap();
+            }
+        }
+    }
+    walk(to);
+}
+
+/// The time in an upload's name, `data_20250917_080015_96.parquet` → 2025-09-17 08:00:15 UTC.
+fn upload_time(path: &Path) -> Option<std::time::SystemTime> {
+    let name = path.file_name()?.to_str()?;
+    let mut parts = name.strip_prefix("data_")?.split('_');
+    let (date, time) = (parts.next()?, parts.next()?);
+    let n = |s: &str, r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (n(date, 0..4)?, n(date, 4..6)?, n(date, 6..8)?);
+    let (h, mi, s) = (n(time, 0..2)?, n(time, 2..4)?, n(time, 4..6)?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y2, m2) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).ok()?))
 }

@@ -21,23 +21,33 @@ use pgrx::{pg_sys, PgMemoryContexts};
 /// passes our own transition values to our support functions (they take `internal`, which SQL
 /// cannot supply).
 unsafe fn state_mut<T: Default>(state: &mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &mut T {
+    unsafe {
+        aggregate_state_mut(state, fcinfo, "resi consensus support functions can only be called by their aggregates")
+    }
+}
+
+/// [`state_mut`] for any `internal`-state aggregate of the extension; `misuse` is the error
+/// message (SQLSTATE 0A000) when called outside an aggregate.
+///
+/// SAFETY: `state` must be NULL or a value created by this function with type `T`.
+pub(crate) unsafe fn aggregate_state_mut<'a, T: Default>(
+    state: &'a mut Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+    misuse: &'static str,
+) -> &'a mut T {
     if !state.initialized() {
-        let ptr = in_aggregate_context(fcinfo).leak_and_drop_on_delete(T::default());
+        let ptr = in_aggregate_context(fcinfo, misuse).leak_and_drop_on_delete(T::default());
         *state = Internal::from(Some(pg_sys::Datum::from(ptr)));
     }
     unsafe { state.get_mut::<T>().expect("initialised above") }
 }
 
 /// The aggregate's memory context, or an error when called outside an aggregate.
-fn in_aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> PgMemoryContexts {
+fn in_aggregate_context(fcinfo: pg_sys::FunctionCallInfo, misuse: &'static str) -> PgMemoryContexts {
     let mut context = std::ptr::null_mut();
     // SAFETY: fcinfo is the live call's; AggCheckCallContext only reads it.
     if fcinfo.is_null() || unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) } == 0 {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "resi consensus support functions can only be called by their aggregates"
-        );
+        ereport!(ERROR, PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, misuse);
     }
     PgMemoryContexts::For(context)
 }
