@@ -51,7 +51,8 @@ CREATE TYPE resi.miner_status AS (
 
 -- Columns (appended, as in the 0.2.0 schema) -----------------------------------------------------
 ALTER TABLE resi.listings
-    ADD COLUMN voting_miners integer NOT NULL DEFAULT 0 CHECK (voting_miners >= 0);
+    ADD COLUMN voting_miners integer NOT NULL DEFAULT 0 CHECK (voting_miners >= 0),
+    ADD COLUMN trust_fingerprint bigint; -- NULL: every listing is stale until refreshed
 ALTER TABLE resi.miner_trust
     ADD COLUMN validations_failed bigint NOT NULL DEFAULT 0 CHECK (validations_failed >= 0),
     ADD COLUMN rows_submitted     bigint NOT NULL DEFAULT 0 CHECK (rows_submitted >= 0),
@@ -283,7 +284,23 @@ $$;
 COMMENT ON FUNCTION resi.admit_submission(text, timestamptz, boolean) IS
     'Whether a miner''s object submitted at a time may be folded now: NULL if so (the miner''s day stays locked until the transaction ends), else ''banned: …'' or ''rate_limited: …''. Over-limit attempts count towards strikes.';
 
--- The view gains voting_miners (appended).
+-- The weights a listing's consensus depends on, as one number: bit_xor over its claims of
+-- resi.trust_fingerprint(miner, weight). Stored with the consensus; when the miners' weights
+-- change (trust moved, resi.initial_trust changed) the stored and current values differ and the
+-- listing is stale. Exact whatever order concurrent transactions commit in (unlike timestamps).
+CREATE FUNCTION resi.trust_fingerprint(miner_hotkey text, weight double precision) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN pg_catalog.hashtextextended(miner_hotkey, pg_catalog.hashfloat8extended(weight, 0));
+COMMENT ON FUNCTION resi.trust_fingerprint(text, double precision) IS
+    'A 64-bit hash of a miner and its consensus weight; bit_xor over a listing''s claims is resi.listings.trust_fingerprint.';
+
+-- One row per zpid with a claim: every field's trust-weighted consensus. Numbers use the
+-- weighted median with a relative tolerance (price 1%, living_area 2%, days_on_zillow 10%,
+-- latitude/longitude 1e-6, about 3-10 m); categories use the weighted vote. A miner's weight
+-- is its trust (resi.initial_trust() when unknown). A uri only votes when it names the zpid
+-- it is reported for, so one listing can never take another's uri. consensus_score is the
+-- mean confidence of the fields that have a consensus.
+-- The view gains voting_miners and trust_fingerprint (appended).
 CREATE OR REPLACE VIEW resi.listing_consensus AS
 SELECT zpid,
        first_seen_at,
@@ -295,12 +312,13 @@ SELECT zpid,
             (state).confidence, (latitude).confidence, (longitude).confidence]) c)::real AS consensus_score,
        uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
        zip_code, city, state, latitude, longitude,
-       voting_miners
+       voting_miners, trust_fingerprint
   FROM (SELECT c.zpid,
                min(c.first_seen_at) AS first_seen_at,
                sum(c.attestations)::integer AS total_attestations,
                count(*)::integer AS unique_miners_count,
                count(*) FILTER (WHERE w.trust > 0)::integer AS voting_miners,
+               bit_xor(resi.trust_fingerprint(c.miner_hotkey, w.trust)) AS trust_fingerprint,
                resi.consensus_mode(c.uri, w.trust) FILTER (WHERE substring(c.uri FROM '(\d+)_zpid') = c.zpid) AS uri,
                resi.consensus_median(c.price, w.trust, 0.01) AS price,
                resi.consensus_mode(c.address, w.trust) AS address,
@@ -402,6 +420,7 @@ BEGIN
         total_attestations  = f.total_attestations,
         unique_miners_count = f.unique_miners_count,
         voting_miners       = f.voting_miners,
+        trust_fingerprint   = f.trust_fingerprint,
         field_consensus     = jsonb_strip_nulls(jsonb_build_object(
             'uri', to_jsonb(f.uri), 'price', to_jsonb(f.price), 'address', to_jsonb(f.address),
             'bedrooms', to_jsonb(f.bedrooms), 'bathrooms', to_jsonb(f.bathrooms),
@@ -496,7 +515,7 @@ BEGIN
         PERFORM resi.record_miner_submission(sub.miner_hotkey, 1, sub.submission_timestamp);
         UPDATE resi.miner_trust t SET
             trust_score      = n.trust,
-            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN now() ELSE t.trust_changed_at END,
+            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END,
             rows_submitted   = t.rows_submitted + sub.rows,
             duplicate_rows   = t.duplicate_rows + (sub.quality).duplicate_zpids,
             duplicate_rate   = (t.duplicate_rows + (sub.quality).duplicate_zpids)::float8 / (t.rows_submitted + sub.rows),
@@ -533,12 +552,22 @@ $$;
 -- -----------------------------------------------------------------------------------------------
 -- Trust changes reach the consensus: bounded refreshes of stale listings
 -- ---------------------------------------------------------------------------------------------
--- A listing is stale when one of its miners' trust changed at or after its consensus was
--- computed (resi.miner_trust.trust_changed_at >= resi.listings.last_updated_at). Refreshes at
--- most max_listings stale listings, oldest consensus first, and returns how many. The loader
--- calls it after every pass (resi-loader run --refresh-limit), so a listing's consensus lags
--- its miners' trust by at most (stale listings / limit) passes; folding new rows of a listing
--- refreshes it at once.
+-- A listing is stale when the weights of its claims differ from those its consensus was
+-- computed with (resi.listings.trust_fingerprint). Refreshes at most max_listings stale listings,
+-- oldest consensus first, and returns how many. The loader calls it after every pass
+-- (resi-loader run --refresh-limit, default 10,000), so a listing's consensus lags its miners'
+-- trust by at most (stale listings / limit) passes; folding new rows of a listing refreshes it
+-- at once.
+CREATE FUNCTION resi.stale_listing(zpid text, trust_fingerprint bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN trust_fingerprint IS DISTINCT FROM (
+        SELECT bit_xor(resi.trust_fingerprint(c.miner_hotkey, coalesce(t.trust_score, resi.initial_trust())))
+          FROM resi.miner_claims c
+          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+         WHERE c.zpid = stale_listing.zpid);
+COMMENT ON FUNCTION resi.stale_listing(text, bigint) IS
+    'Whether a listing''s consensus, computed with these weights (resi.listings.trust_fingerprint), is out of date with its miners'' trust now.';
+
 CREATE FUNCTION resi.refresh_stale_consensus(max_listings integer DEFAULT 10000) RETURNS integer
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
@@ -549,28 +578,19 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN resi.refresh_consensus(ARRAY(
-        SELECT l.zpid
-          FROM resi.listings l
-         WHERE EXISTS (SELECT 1
-                         FROM resi.miner_claims c
-                         JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-                        WHERE c.zpid = l.zpid AND t.trust_changed_at >= l.last_updated_at)
+        SELECT l.zpid FROM resi.listings l
+         WHERE resi.stale_listing(l.zpid, l.trust_fingerprint)
          ORDER BY l.last_updated_at, l.zpid
          LIMIT max_listings));
 END
 $$;
 COMMENT ON FUNCTION resi.refresh_stale_consensus(integer) IS
-    'Recompute up to max_listings listings whose consensus predates a trust change of one of their miners, oldest first. Returns the number refreshed.';
+    'Recompute up to max_listings listings whose consensus was computed with weights their miners no longer have, oldest first. Returns the number refreshed.';
 
 CREATE FUNCTION resi.stale_listings() RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT count(*)
-      FROM resi.listings l
-     WHERE EXISTS (SELECT 1
-                     FROM resi.miner_claims c
-                     JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-                    WHERE c.zpid = l.zpid AND t.trust_changed_at >= l.last_updated_at);
+    SELECT count(*) FROM resi.listings l WHERE resi.stale_listing(l.zpid, l.trust_fingerprint);
 END;
 COMMENT ON FUNCTION resi.stale_listings() IS
     'How many listings resi.refresh_stale_consensus still has to recompute.';
@@ -622,7 +642,7 @@ BEGIN
     ON CONFLICT ON CONSTRAINT miner_trust_pkey DO NOTHING;
     UPDATE resi.miner_trust t SET
         trust_score           = n.trust,
-        trust_changed_at      = CASE WHEN n.trust <> t.trust_score THEN now() ELSE t.trust_changed_at END,
+        trust_changed_at      = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END,
         validated_submissions = t.validated_submissions + 1,
         validations_failed    = t.validations_failed + (NOT passed)::integer,
         updated_at            = now()

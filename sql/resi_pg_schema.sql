@@ -111,7 +111,10 @@ CREATE TABLE resi.listings (
     -- per field: {"price": {"value": ..., "confidence": ..., "agreement": ..., "supporters": ..., "voters": ...}, ...}
     field_consensus     jsonb NOT NULL DEFAULT '{}'::jsonb,
     -- 0.2.0: miners whose claim carries weight (trust > 0); a listing is corroborated when >= 2.
-    voting_miners       integer NOT NULL DEFAULT 0 CHECK (voting_miners >= 0)
+    voting_miners       integer NOT NULL DEFAULT 0 CHECK (voting_miners >= 0),
+    -- 0.2.0: the miners and trusts the consensus was computed with (resi.trust_fingerprint);
+    -- when it differs from theirs now, the listing is stale (resi.refresh_stale_consensus).
+    trust_fingerprint   bigint
 );
 COMMENT ON TABLE resi.listings IS 'One row per property (zpid): the trust-weighted consensus of all miners'' attestations.';
 COMMENT ON COLUMN resi.listings.consensus_score IS 'Overall confidence in the listing, 0..1.';
@@ -190,7 +193,7 @@ CREATE TABLE resi.miner_trust (
     fields_compared       bigint NOT NULL DEFAULT 0 CHECK (fields_compared >= 0),
     fields_agreed         bigint NOT NULL DEFAULT 0 CHECK (fields_agreed >= 0),
     bans                  integer NOT NULL DEFAULT 0 CHECK (bans >= 0),
-    trust_changed_at      timestamptz -- listings computed before this use a stale weight for this miner
+    trust_changed_at      timestamptz -- when trust_score last changed
 );
 COMMENT ON TABLE resi.miner_trust IS 'Per miner: trust score (consensus weight), submission counters, rate-limit and ban state.';
 COMMENT ON COLUMN resi.miner_trust.duplicate_rate IS 'duplicate_rows / rows_submitted: rows whose zpid the same submission already had.';

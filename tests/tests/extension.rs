@@ -28,6 +28,20 @@ const API: &[(&str, &str, &str, bool, &str, &str)] = &[
     ("resi.record_miner_submission(text,integer,timestamp with time zone)", "integer", "v", true, "u", "f"),
     ("resi.next_trust(double precision,double precision,boolean,boolean)", "double precision", "i", true, "s", "f"),
     ("resi.initial_trust()", "double precision", "s", true, "s", "f"),
+    // 0.2.0: quality, admission, penalties, validation, stale refresh, blacklist.
+    ("resi.submission_quality(text,double precision,text)", "resi.quality_report", "i", false, "s", "a"),
+    ("resi.submission_trust_quality(double precision,bigint,bigint,bigint)", "double precision", "i", true, "s", "f"),
+    ("resi.ingest_settings()", "resi.ingest_settings", "s", true, "s", "f"),
+    ("resi.admit_submission(text,timestamp with time zone,boolean)", "text", "v", true, "u", "f"),
+    ("resi.add_strike(text,text)", "timestamp with time zone", "v", true, "u", "f"),
+    ("resi.ban_miner(text,text,interval)", "timestamp with time zone", "v", false, "u", "f"),
+    ("resi.unban_miner(text)", "boolean", "v", true, "u", "f"),
+    ("resi.miner_status(text)", "resi.miner_status", "s", true, "s", "f"),
+    ("resi.record_validation(text,text,boolean,double precision)", "double precision", "v", false, "u", "f"),
+    ("resi.refresh_stale_consensus(integer)", "integer", "v", true, "u", "f"),
+    ("resi.stale_listings()", "bigint", "s", false, "s", "f"),
+    ("resi.add_blacklist_entry(text,text,text,text)", "bigint", "v", true, "u", "f"),
+    ("resi.remove_blacklist_entry(bigint)", "boolean", "v", true, "u", "f"),
 ];
 
 #[test]
@@ -70,6 +84,17 @@ fn sql_api_is_declared_as_documented() {
         defaults,
         "current double precision, quality double precision, validator_confirmed boolean DEFAULT false, contains_fake_data boolean DEFAULT false"
     );
+    let defaults: String = client
+        .query_one(
+            "SELECT pg_get_function_arguments('resi.record_validation(text,text,bool,float8)'::regprocedure)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        defaults,
+        "miner_hotkey text, zpid text, passed boolean, score double precision DEFAULT NULL::double precision"
+    );
 }
 
 #[test]
@@ -106,6 +131,8 @@ fn schema_has_tables_indexes_and_dump_registration() {
     assert_eq!(
         dumped,
         [
+            "resi.blacklist",
+            "resi.blacklist_id_seq",
             "resi.ingest_ledger",
             "resi.ingest_ledger_id_seq",
             "resi.ingest_runs",
@@ -114,6 +141,8 @@ fn schema_has_tables_indexes_and_dump_registration() {
             "resi.miner_attestations",
             "resi.miner_attestations_id_seq",
             "resi.miner_claims",
+            "resi.miner_penalties",
+            "resi.miner_penalties_id_seq",
             "resi.miner_submission_days",
             "resi.miner_trust"
         ]
