@@ -64,6 +64,7 @@ demo: setup install-dev
 
 demo-stop:
 	scripts/pg-cluster destroy $(DEMO_DIR)
+	rm -rf $(DEMO_DIR)-uploads
 
 lint:
 	$(CARGO) fmt --all -- --check

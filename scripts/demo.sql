@@ -19,6 +19,25 @@ SELECT zpid, price AS consensus_price,
  ORDER BY (field_consensus->'price'->>'agreement')::float8, zpid
  LIMIT 5;
 
+\echo '== Miners after the pass: trust earned by agreeing with the others, lost by spamming'
+SELECT left(t.miner_hotkey, 12) || '…' AS miner, round(t.trust_score::numeric, 3) AS trust,
+       round(t.accuracy_score::numeric, 3) AS accuracy, round(t.duplicate_rate::numeric, 3) AS dup_rate,
+       t.total_submissions AS submissions, t.strikes, t.bans,
+       CASE WHEN t.banned_until > now() THEN 'until ' || to_char(t.banned_until, 'YYYY-MM-DD HH24:MI') END AS banned
+  FROM resi.miner_trust t
+ ORDER BY t.trust_score DESC, t.miner_hotkey;
+
+\echo '== The worst submissions by quality report:'
+SELECT left(miner_hotkey, 12) || '…' AS miner, regexp_replace(object_key, '^.*/', '') AS object,
+       round(quality_score::numeric, 3) AS quality, quality_issues, round(row_agreement::numeric, 2) AS agreement
+  FROM resi.ingest_ledger WHERE status = 'loaded'
+ ORDER BY quality_score, row_agreement, object_key
+ LIMIT 4;
+
+\echo '== One miner explained (resi.miner_status):'
+SELECT (resi.miner_status(miner_hotkey)).explanation
+  FROM resi.miner_trust ORDER BY bans DESC, trust_score LIMIT 1;
+
 \echo
 \echo '== The aggregates on a small table: five miners, one listing. The liar and its copier'
 \echo '== agree with each other, but their trust is low: they lose.'

@@ -92,7 +92,8 @@ fn four_loaders_at_once_do_the_work_of_one() {
     let state = database_state(&db.url);
     assert_eq!(state.split_once("\n--\n").unwrap().1, expected_trail);
     let mut client = connect(&db.url);
-    let counters = "SELECT string_agg(format('%s %s %s %s', miner_hotkey, total_submissions, rows_submitted, duplicate_rows),
+    let counters =
+        "SELECT string_agg(format('%s %s %s %s', miner_hotkey, total_submissions, rows_submitted, duplicate_rows),
                         ', ' ORDER BY miner_hotkey) FROM resi.miner_trust";
     let got: String = client.query_one(counters, &[]).unwrap().get(0);
     assert_eq!(got, "5Alpha 8 3200 0, 5Bravo 8 3200 0, 5Charlie 8 3200 0");
