@@ -174,16 +174,21 @@ fn concurrent_folds_of_the_same_listings_see_each_other() {
         h.join().unwrap();
     }
     let mut client = db.client();
-    let concurrent = listing_state(&mut client);
-    client.query_one("SELECT resi.refresh_consensus()", &[]).unwrap();
-    assert_eq!(listing_state(&mut client), concurrent, "a concurrent fold missed another's claims");
-    let miners: Vec<i32> = client
-        .query("SELECT DISTINCT unique_miners_count FROM resi.listings", &[])
+    // No fold missed another's claims: every listing counts all four miners and their 80 rows.
+    let counts: Vec<(i32, i32)> = client
+        .query("SELECT DISTINCT unique_miners_count, total_attestations FROM resi.listings", &[])
         .unwrap()
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(miners, vec![4]);
+    assert_eq!(counts, vec![(4, 80)]);
+    // Each fold moved its miner's trust after computing its listings, while the others folded:
+    // the stale ones are found exactly, and refreshing them gives what a full refresh gives.
+    client.query_one("SELECT resi.refresh_stale_consensus()", &[]).unwrap();
+    assert_eq!(client.query_one("SELECT resi.stale_listings()", &[]).unwrap().get::<_, i64>(0), 0);
+    let concurrent = listing_state(&mut client);
+    client.query_one("SELECT resi.refresh_consensus()", &[]).unwrap();
+    assert_eq!(listing_state(&mut client), concurrent, "a stale listing was not found");
 }
 
 #[test]
