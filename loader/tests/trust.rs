@@ -172,7 +172,8 @@ fn trust_weighted_consensus_is_at_least_as_accurate_as_equal_weights() {
          equal weights price {equal_price:.3}, bedrooms {equal_bedrooms:.3}"
     );
     assert!(price >= equal_price && bedrooms >= equal_bedrooms);
-    assert!(price > 0.99 && bedrooms > 0.99, "price {price}, bedrooms {bedrooms}");
+    // Measured: 1.000 and 1.000 (equal weights over the same claims: 0.997 and 0.997).
+    assert!(price >= 0.999 && bedrooms >= 0.999, "price {price}, bedrooms {bedrooms}");
 }
 
 #[test]
