@@ -6,6 +6,7 @@
 #   make test      the whole suite: unit tests, #[pg_test]s, end-to-end tests on a throwaway cluster
 #   make demo      a private cluster with the extension, one loader pass over the sample uploads, the results
 #   make lint      rustfmt check and clippy -D warnings
+#   make bench     benchmarks against their baselines on a throwaway cluster, into bench/results.md (not in `make test`)
 #
 # As root everything runs directly; as a normal user, system packages and installing into
 # PostgreSQL's directories use sudo (see README.md).
@@ -23,7 +24,7 @@ PGRX_TEST_ENV := CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=$(or $(TM
 
 export PG_CONFIG
 
-.PHONY: setup build install install-dev test test-unit test-pg test-e2e demo demo-stop lint clean
+.PHONY: setup build install install-dev test test-unit test-pg test-e2e demo demo-stop lint clean bench
 
 setup:
 	@scripts/setup
@@ -69,6 +70,12 @@ demo-stop:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+# Benchmarks (issue 5): the release extension and loader, a throwaway cluster (scripts/bench),
+# each measurement against its baseline in one run; BENCH_SCALE=1 by default (under 15 minutes on 2 cores).
+bench: setup install
+	$(CARGO) build --locked --release -p resi-loader
+	scripts/bench
 
 clean:
 	$(CARGO) clean

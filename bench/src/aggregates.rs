@@ -1,0 +1,206 @@
+//! 3. `resi.consensus_mode` / `resi.consensus_median` against the same results in plain SQL
+//!    (window functions), serial, results checked equal in every run.
+//! 4. The same aggregates with 2 parallel workers against the serial plan.
+//!
+//! Weights are multiples of 1/1024, so plain SQL's floating-point sums are exact too and both
+//! sides break ties identically. Each query returns a count of groups and a checksum over
+//! every group's results (`sum(hashtext(format(…)))`): cheap next to the aggregation, and equal
+//! checksums mean equal results.
+
+use crate::db::{self, Cluster};
+use crate::report::{thousands, Row, Side, Stats, Target, Unit};
+use crate::Bench;
+use anyhow::{bail, Result};
+use postgres::Client;
+use std::time::Duration;
+
+const DATABASE: &str = "resi_bench_aggregates";
+
+const SERIAL: &str = "SET max_parallel_workers_per_gather = 0";
+const PARALLEL: &str = "SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; \
+    SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET parallel_leader_participation = on";
+
+const MODE: &str = "SELECT count(*), coalesce(sum(hashtext(format('%s|%s|%s|%s|%s|%s', g, (c).value, (c).supporters,
+        (c).voters, (c).support_weight, (c).total_weight))), 0)::bigint
+  FROM (SELECT g, resi.consensus_mode(v, w) AS c FROM bench_votes GROUP BY g) per_group";
+
+/// Weight per (group, value), then the best value per group by window: greatest weight, then
+/// more supporters, then the smallest value in byte order.
+const MODE_SQL: &str = "SELECT count(*), coalesce(sum(hashtext(format('%s|%s|%s|%s|%s|%s', g, v, supporters, voters,
+        support_weight, total_weight))), 0)::bigint
+  FROM (SELECT g, v, support_weight, supporters,
+               sum(supporters) OVER (PARTITION BY g) AS voters,
+               sum(support_weight) OVER (PARTITION BY g) AS total_weight,
+               row_number() OVER (PARTITION BY g ORDER BY support_weight DESC, supporters DESC, v COLLATE \"C\") AS rank
+          FROM (SELECT g, v, sum(w) AS support_weight, count(*) AS supporters
+                  FROM bench_votes GROUP BY g, v) per_value) ranked
+ WHERE rank = 1";
+
+const MEDIAN: &str =
+    "SELECT count(*), coalesce(sum(hashtext(format('%s|%s|%s|%s', g, (c).value, (c).low, (c).high))), 0)::bigint
+  FROM (SELECT g, resi.consensus_median(x, w, 0.01) AS c FROM bench_votes GROUP BY g) per_group";
+
+/// Lower weighted median and quartiles: the smallest value whose running weight (peers
+/// included) reaches ½ (¼, ¾) of the group's total.
+const MEDIAN_SQL: &str = "SELECT count(*), coalesce(sum(hashtext(format('%s|%s|%s|%s', g, m, lo, hi))), 0)::bigint
+  FROM (SELECT g, min(x) FILTER (WHERE 2 * running >= total) AS m,
+               min(x) FILTER (WHERE 4 * running >= total) AS lo,
+               min(x) FILTER (WHERE 4 * running >= 3 * total) AS hi
+          FROM (SELECT g, x, sum(w) OVER (PARTITION BY g ORDER BY x) AS running,
+                       sum(w) OVER (PARTITION BY g) AS total
+                  FROM bench_votes) running_sums
+         GROUP BY g) per_group";
+
+struct Aggregate {
+    name: &'static str,
+    query: &'static str,
+    plain_sql: &'static str,
+    compared: &'static str,
+}
+
+const AGGREGATES: [Aggregate; 2] = [
+    Aggregate {
+        name: "resi.consensus_mode(text, weight)",
+        query: MODE,
+        plain_sql: MODE_SQL,
+        compared: "value, supporters, voters, support_weight, total_weight",
+    },
+    Aggregate {
+        name: "resi.consensus_median(v, w, 0.01)",
+        query: MEDIAN,
+        plain_sql: MEDIAN_SQL,
+        compared: "value, low, high",
+    },
+];
+
+pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<()> {
+    let n = bench.size(1_000_000);
+    let groups = (n / 10).max(1);
+    let url = cluster.fresh_database(DATABASE, true)?;
+    let mut client = db::connect(&url)?;
+    bench.log(format!("3/4. aggregates: {n} rows in {groups} groups"));
+    // Five categories with skewed frequencies, prices on a $500 grid, weights k/1024.
+    client.batch_execute(&format!(
+        "CREATE TABLE bench_votes (g integer, v text, x double precision, w double precision);
+         INSERT INTO bench_votes
+         SELECT i % {groups},
+                (ARRAY['FOR_SALE', 'FOR_SALE', 'FOR_SALE', 'FOR_RENT', 'FOR_RENT', 'PENDING', 'RECENTLY_SOLD',
+                       'OFF_MARKET'])[1 + (hashint8(i) & 7)],
+                200000 + (hashint8(i * 3 + 1) & 255) * 500,
+                (1 + (hashint8(i * 5 + 2) & 1023)) / 1024.0
+           FROM generate_series(0, {n} - 1) i"
+    ))?;
+    client.batch_execute("VACUUM ANALYZE bench_votes")?;
+    client.batch_execute("SET work_mem = '256MB'")?;
+    let mut plans = Vec::new();
+    for aggregate in &AGGREGATES {
+        plans.push(check_parallel_plan(&mut client, aggregate)?);
+    }
+
+    let mut times: Vec<[Vec<Duration>; 3]> = AGGREGATES.iter().map(|_| Default::default()).collect();
+    for run in 1..=bench.runs {
+        for (aggregate, times) in AGGREGATES.iter().zip(times.iter_mut()) {
+            client.batch_execute(SERIAL)?;
+            let (serial, serial_result) = db::timed_checksum(&mut client, aggregate.query)?;
+            let (plain, plain_result) = db::timed_checksum(&mut client, aggregate.plain_sql)?;
+            client.batch_execute(PARALLEL)?;
+            let (parallel, parallel_result) = db::timed_checksum(&mut client, aggregate.query)?;
+            if serial_result != plain_result || serial_result != parallel_result || serial_result.0 != groups as i64 {
+                bail!(
+                    "{}: results differ (groups, checksum): serial {serial_result:?}, plain SQL {plain_result:?}, \
+                     parallel {parallel_result:?}",
+                    aggregate.name
+                );
+            }
+            bench.log(format!(
+                "3/4. {} run {run}/{}: serial {:.2} s, plain SQL {:.2} s, parallel {:.2} s",
+                aggregate.name,
+                bench.runs,
+                serial.as_secs_f64(),
+                plain.as_secs_f64(),
+                parallel.as_secs_f64()
+            ));
+            times[0].push(serial);
+            times[1].push(plain);
+            times[2].push(parallel);
+        }
+    }
+    drop(client);
+    cluster.drop_database(DATABASE)?;
+
+    let size = format!("{} rows, {} groups", thousands(n), thousands(groups));
+    let first = rows.len();
+    for (aggregate, [serial, plain, _]) in AGGREGATES.iter().zip(&times) {
+        let subject =
+            Side::new(format!("`{}` GROUP BY g, serial", aggregate.name), Stats::of_times(serial), Unit::Seconds);
+        let baseline = Side::new("plain SQL (window functions), serial", Stats::of_times(plain), Unit::Seconds);
+        rows.push(Row {
+            measurement: format!("3. `{}` vs plain SQL", aggregate.name.split('(').next().unwrap_or_default()),
+            size: size.clone(),
+            ratio: Row::speedup(&subject, &baseline),
+            ratio_meaning: "speed-up",
+            subject,
+            baseline: Some(baseline),
+            target: Target::AtLeast(5.0),
+            notes: vec![format!(
+                "3: {} — results checked equal in every run ({}, by checksum).",
+                aggregate.name, aggregate.compared
+            )],
+        });
+    }
+    for ((aggregate, [serial, _, parallel]), plan) in AGGREGATES.iter().zip(&times).zip(&plans) {
+        let subject =
+            Side::new(format!("`{}`, 2 parallel workers", aggregate.name), Stats::of_times(parallel), Unit::Seconds);
+        let baseline = Side::new("the same query, serial", Stats::of_times(serial), Unit::Seconds);
+        rows.push(Row {
+            measurement: format!("4. `{}` parallel", aggregate.name.split('(').next().unwrap_or_default()),
+            size: size.clone(),
+            ratio: Row::speedup(&subject, &baseline),
+            ratio_meaning: "speed-up",
+            subject,
+            baseline: Some(baseline),
+            target: Target::AtLeast(1.6),
+            notes: vec![format!("4: {} — {plan}", aggregate.name)],
+        });
+    }
+    rows[first].notes.insert(
+        0,
+        "3/4: `bench_votes(g, v, x, w)` is generated in SQL from `hashint8` (deterministic); `work_mem = 256MB` for \
+         every query of both sides (the plain-SQL sorts stay in memory); serial means \
+         `max_parallel_workers_per_gather = 0`, parallel forces 2 workers with parallel_setup_cost = \
+         parallel_tuple_cost = 0 and min_parallel_table_scan_size = 0."
+            .into(),
+    );
+    Ok(())
+}
+
+/// EXPLAIN ANALYZE the parallel form once: it must run as Partial/Finalize aggregation with
+/// 2 workers launched. Returns a one-line description of the plan.
+fn check_parallel_plan(client: &mut Client, aggregate: &Aggregate) -> Result<String> {
+    client.batch_execute(PARALLEL)?;
+    let plan: Vec<String> = client
+        .query(&format!("EXPLAIN (ANALYZE, COSTS OFF) {}", aggregate.query), &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    client.batch_execute(SERIAL)?;
+    let launched = plan.iter().any(|l| l.contains("Workers Launched: 2"));
+    let partial = plan.iter().any(|l| l.contains("Partial"));
+    if !launched || !partial {
+        bail!(
+            "{}: the parallel plan did not launch 2 workers with partial aggregation:\n{}",
+            aggregate.name,
+            plan.join("\n")
+        );
+    }
+    let nodes: Vec<&str> = plan
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let line = line.trim_start();
+            let node = if i == 0 { line } else { line.strip_prefix("-> ")? };
+            Some(node.split(" (").next().unwrap_or(node).trim())
+        })
+        .collect();
+    Ok(format!("EXPLAIN ANALYZE: Workers Launched: 2; plan {}", nodes.join(" → ")))
+}

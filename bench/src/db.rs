@@ -1,0 +1,113 @@
+//! Databases of the bench cluster: one fresh database per measurement (or per run where a
+//! run must start empty), dropped afterwards.
+
+use anyhow::{Context, Result};
+use postgres::{Client, NoTls};
+use std::time::{Duration, Instant};
+
+pub fn connect(url: &str) -> Result<Client> {
+    Client::connect(url, NoTls).with_context(|| format!("cannot connect to {url}"))
+}
+
+/// `url` with its database replaced by `database`.
+pub fn url_for(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
+}
+
+/// The bench cluster, reached through its maintenance database (the `--database-url`).
+pub struct Cluster {
+    url: String,
+    admin: Client,
+}
+
+impl Cluster {
+    pub fn open(url: &str) -> Result<Cluster> {
+        Ok(Cluster { url: url.to_owned(), admin: connect(url)? })
+    }
+
+    pub fn admin(&mut self) -> &mut Client {
+        &mut self.admin
+    }
+
+    /// An empty database `name` (dropped first if it exists), with `CREATE EXTENSION resi_pg`
+    /// when `extension`. Returns its URL.
+    pub fn fresh_database(&mut self, name: &str, extension: bool) -> Result<String> {
+        self.drop_database(name)?;
+        self.admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let url = url_for(&self.url, name);
+        if extension {
+            connect(&url)?.batch_execute("CREATE EXTENSION resi_pg").context("CREATE EXTENSION resi_pg")?;
+        }
+        Ok(url)
+    }
+
+    /// Drop `name`, ending any session still in it.
+    pub fn drop_database(&mut self, name: &str) -> Result<()> {
+        self.admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        Ok(())
+    }
+
+    pub fn server_version(&mut self) -> Result<String> {
+        Ok(self.admin.query_one("SELECT version()", &[])?.get(0))
+    }
+
+    /// Size and modification time of the installed `resi_pg.so`: if they change during a
+    /// run, someone reinstalled the extension (e.g. a debug build) under the bench.
+    pub fn installed_library(&mut self) -> Result<String> {
+        let dir: String = self.admin.query_one("SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'", &[])?.get(0);
+        let path = std::path::Path::new(&dir).join("resi_pg.so");
+        let meta = std::fs::metadata(&path).with_context(|| format!("no {}", path.display()))?;
+        let modified = meta.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        Ok(format!(
+            "{} ({} bytes, modified {})",
+            path.display(),
+            meta.len(),
+            crate::generate::timestamp_text(std::time::UNIX_EPOCH + Duration::from_secs(modified),)
+        ))
+    }
+
+    /// The postmaster's process id (the parent of this session's backend).
+    pub fn postmaster_pid(&mut self) -> Result<u32> {
+        let backend: i32 = self.admin.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+        crate::machine::parent_pid(backend as u32).context("the backend's parent process")
+    }
+}
+
+/// Run `f` and measure its wall-clock time.
+pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(Duration, T)> {
+    let start = Instant::now();
+    let value = f()?;
+    Ok((start.elapsed(), value))
+}
+
+/// Time one query returning a single row of (bigint, bigint): a count and a checksum.
+pub fn timed_checksum(client: &mut Client, sql: &str) -> Result<(Duration, (i64, i64))> {
+    timed(|| {
+        let row = client.query_one(sql, &[]).with_context(|| format!("query failed: {sql}"))?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_for;
+
+    #[test]
+    fn replaces_the_database() {
+        assert_eq!(
+            url_for("postgresql://postgres@127.0.0.1:5432/postgres", "b"),
+            "postgresql://postgres@127.0.0.1:5432/b"
+        );
+        assert_eq!(url_for("postgresql://postgres@127.0.0.1:5432", "b"), "postgresql://postgres@127.0.0.1:5432/b");
+        assert_eq!(url_for("postgres://u@h/db?sslmode=disable", "b"), "postgres://u@h/b?sslmode=disable");
+    }
+}

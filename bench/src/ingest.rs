@@ -1,0 +1,210 @@
+//! 1. `resi-loader run` over generated uploads in a local folder, into a fresh database,
+//!    against a raw `COPY … (FORMAT csv)` of the same rows into an unlogged table.
+//! 2. The same loader run from S3 (s3s-fs on loopback) against the run from the local folder.
+
+use crate::db::{self, Cluster};
+use crate::generate::{self, Upload};
+use crate::report::{thousands, Row, Side, Stats, Target, Unit};
+use crate::s3::S3Server;
+use crate::Bench;
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Rows per generated object (a miner's upload of one zip code area).
+pub const ROWS_PER_OBJECT: usize = 5000;
+
+/// The columns of `resi.staging_listings`: what the loader sends, and what the baseline copies.
+const RAW_TABLE: &str = "CREATE UNLOGGED TABLE raw_listings (
+    ledger_id bigint, miner_hotkey text, submission_timestamp timestamptz, job_id text, s3_file_path text,
+    record_count integer, zpid text, uri text, price bigint, address text, bedrooms integer,
+    bathrooms double precision, living_area integer, home_type text, home_status text, days_on_zillow integer,
+    zip_code text, city text, state text, latitude double precision, longitude double precision,
+    scraped_at timestamptz, data_hash text)";
+
+/// 1. Loader (local folder) vs raw COPY.
+pub fn local_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<()> {
+    let uploads = generate::plan(bench.seed, bench.size(200_000), ROWS_PER_OBJECT);
+    let total: usize = uploads.iter().map(|u| u.rows).sum();
+    let folder = bench.work.join("ingest");
+    bench.log(format!("1. ingest: generating {} objects, {total} rows", uploads.len()));
+    for upload in &uploads {
+        generate::write_parquet(&folder, bench.seed, upload, ROWS_PER_OBJECT)?;
+    }
+    let csv = csv_per_object(bench.seed, &uploads)?;
+    let copy_url = cluster.fresh_database("resi_bench_copy", false)?;
+    let mut copy_db = db::connect(&copy_url)?;
+    copy_db.batch_execute(RAW_TABLE)?;
+
+    let (mut loader_times, mut copy_times) = (Vec::new(), Vec::new());
+    for run in 1..=bench.runs {
+        copy_db.batch_execute("TRUNCATE raw_listings")?;
+        let (copy_time, ()) = db::timed(|| {
+            for object in &csv {
+                let mut writer = copy_db.copy_in("COPY raw_listings FROM STDIN (FORMAT csv)")?;
+                writer.write_all(object)?;
+                writer.finish()?;
+            }
+            Ok(())
+        })?;
+        let copied: i64 = copy_db.query_one("SELECT count(*) FROM raw_listings", &[])?.get(0);
+        if copied != total as i64 {
+            bail!("the baseline COPY wrote {copied} rows, not {total}");
+        }
+        let loader_time = loader_run(bench, cluster, "resi_bench_ingest", &folder.to_string_lossy(), &[], total)?;
+        bench.log(format!(
+            "1. ingest run {run}/{}: loader {:.1} s, COPY {:.2} s",
+            bench.runs,
+            loader_time.as_secs_f64(),
+            copy_time.as_secs_f64()
+        ));
+        loader_times.push(loader_time);
+        copy_times.push(copy_time);
+    }
+    cluster.drop_database("resi_bench_copy")?;
+
+    let unit = Unit::PerSecond("rows");
+    let subject =
+        Side::new("`resi-loader run --source DIR` (fold included)", Stats::of_rates(total as f64, &loader_times), unit);
+    let baseline = Side::new(
+        "`COPY … FROM STDIN (FORMAT csv)`, unlogged table, no indexes",
+        Stats::of_rates(total as f64, &copy_times),
+        unit,
+    );
+    rows.push(Row {
+        measurement: "1. ingest, local folder".into(),
+        size: format!(
+            "{} rows in {} objects of {}, {} miners",
+            thousands(total),
+            uploads.len(),
+            thousands(ROWS_PER_OBJECT),
+            generate::MINERS
+        ),
+        ratio: Row::rate_ratio(&subject, &baseline),
+        ratio_meaning: "rate ratio",
+        subject,
+        baseline: Some(baseline),
+        target: Target::AtLeast(0.25),
+        notes: vec![format!(
+            "1: each loader run starts from a fresh database with `CREATE EXTENSION resi_pg`; its time is the whole \
+             `resi-loader run` process (listing, admission, reading, binary COPY, the fold's trigger, the final stale \
+             refresh). The COPY baseline sends the same {} rows (the 23 columns of `resi.staging_listings`, CSV \
+             rendered beforehand) from the bench process, one COPY per object. The issue's size is ≥ 1,000,000 rows \
+             (BENCH_SCALE=5).",
+            thousands(total)
+        )],
+    });
+    Ok(())
+}
+
+/// 2. Loader from S3 (s3s-fs on 127.0.0.1) vs from the local folder holding the same files.
+pub fn s3_vs_local(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<()> {
+    let uploads = generate::plan(bench.seed ^ 0x53, bench.size(30_000), ROWS_PER_OBJECT);
+    let total: usize = uploads.iter().map(|u| u.rows).sum();
+    bench.log(format!("2. ingest from S3: generating {} objects, {total} rows", uploads.len()));
+    let staging = bench.work.join("s3-staging");
+    let mut objects = Vec::new();
+    for upload in &uploads {
+        let path = generate::write_parquet(&staging, bench.seed ^ 0x53, upload, ROWS_PER_OBJECT)?;
+        objects.push((upload.key.clone(), path, upload.uploaded_at));
+    }
+    let server = S3Server::start(&bench.work.join("s3-root"))?;
+    server.put("uploads", &objects)?;
+    std::fs::remove_dir_all(&staging)?;
+    // The local side reads the very files the S3 server serves.
+    let folder = server.bucket_folder("uploads");
+    let (mut s3_times, mut local_times) = (Vec::new(), Vec::new());
+    for run in 1..=bench.runs {
+        let local = loader_run(bench, cluster, "resi_bench_ingest", &folder.to_string_lossy(), &[], total)?;
+        let s3 = loader_run(bench, cluster, "resi_bench_ingest", "s3://uploads/data/", &server.loader_env(), total)?;
+        bench.log(format!(
+            "2. ingest from S3 run {run}/{}: S3 {:.1} s, local {:.1} s",
+            bench.runs,
+            s3.as_secs_f64(),
+            local.as_secs_f64()
+        ));
+        s3_times.push(s3);
+        local_times.push(local);
+    }
+    let unit = Unit::PerSecond("rows");
+    let subject = Side::new(
+        "`resi-loader run --source s3://…` (s3s-fs on 127.0.0.1)",
+        Stats::of_rates(total as f64, &s3_times),
+        unit,
+    );
+    let baseline = Side::new("the same run from the local folder", Stats::of_rates(total as f64, &local_times), unit);
+    rows.push(Row {
+        measurement: "2. ingest, S3 vs local".into(),
+        size: format!("{} rows in {} objects", thousands(total), uploads.len()),
+        ratio: Row::rate_ratio(&subject, &baseline),
+        ratio_meaning: "rate ratio",
+        subject,
+        baseline: Some(baseline),
+        target: Target::AtLeast(0.85),
+        notes: vec!["2: the objects are PUT into s3s-fs (so it keeps their ETags, as S3 does) and given the same \
+             LastModified as the local files; the local run reads the same files. Target \"within 15%\" is read as \
+             S3 rate ≥ 0.85× the local rate."
+            .into()],
+    });
+    Ok(())
+}
+
+/// CSV of every object's rows (ledger ids 1, 2, …), rendered before the timing starts.
+fn csv_per_object(seed: u64, uploads: &[Upload]) -> Result<Vec<Vec<u8>>> {
+    uploads
+        .iter()
+        .enumerate()
+        .map(|(i, upload)| {
+            let mut out = Vec::with_capacity(upload.rows * 400);
+            generate::write_csv(&mut out, seed, upload, i + 1)?;
+            Ok(out)
+        })
+        .collect()
+}
+
+/// One `resi-loader run` into a fresh database `database`, timed; checks that every object
+/// was loaded and every row attested, then drops the database.
+pub fn loader_run(
+    bench: &Bench,
+    cluster: &mut Cluster,
+    database: &str,
+    source: &str,
+    env: &[(&str, String)],
+    expected_rows: usize,
+) -> Result<Duration> {
+    let url = cluster.fresh_database(database, true)?;
+    let mut command = loader_command(&bench.loader, &url, source);
+    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let (elapsed, output) = db::timed(|| command.output().with_context(|| format!("run {}", bench.loader.display())))?;
+    if !output.status.success() {
+        bail!("resi-loader failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr));
+    }
+    let mut client = db::connect(&url)?;
+    let row = client.query_one(
+        "SELECT count(*) FILTER (WHERE status <> 'loaded'), coalesce(sum(rows_attested), 0)::bigint,
+                string_agg(DISTINCT reason, '; ')
+           FROM resi.ingest_ledger",
+        &[],
+    )?;
+    let (not_loaded, attested, reasons): (i64, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
+    if not_loaded > 0 || attested != expected_rows as i64 {
+        bail!(
+            "the loader left {not_loaded} objects not loaded ({}) and attested {attested} of {expected_rows} rows; \
+             its summary: {}",
+            reasons.unwrap_or_default(),
+            String::from_utf8_lossy(&output.stdout).trim()
+        );
+    }
+    drop(client);
+    cluster.drop_database(database)?;
+    Ok(elapsed)
+}
+
+/// `resi-loader run --source SOURCE --database-url URL`, logging warnings only.
+pub fn loader_command(loader: &Path, url: &str, source: &str) -> Command {
+    let mut command = Command::new(loader);
+    command.args(["run", "--source", source, "--database-url", url]).env("RESI_LOG", "warn");
+    command
+}
