@@ -2,7 +2,7 @@
 //! verdict on each submission, driven by plain SQL.
 
 use postgres::Client;
-use resi_e2e::TestDatabase;
+use resi_e2e::{scalar, TestDatabase};
 
 fn trust(client: &mut Client, miner: &str) -> f64 {
     client.query_one("SELECT trust_score FROM resi.miner_trust WHERE miner_hotkey = $1", &[&miner]).unwrap().get(0)
@@ -10,10 +10,6 @@ fn trust(client: &mut Client, miner: &str) -> f64 {
 
 fn price(client: &mut Client, zpid: &str) -> i64 {
     client.query_one("SELECT price FROM resi.listings WHERE zpid = $1", &[&zpid]).unwrap().get(0)
-}
-
-fn scalar<T: for<'a> postgres::types::FromSql<'a>>(client: &mut Client, sql: &str) -> T {
-    client.query_one(sql, &[]).unwrap().get(0)
 }
 
 fn close(a: f64, b: f64) -> bool {

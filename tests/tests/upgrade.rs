@@ -3,7 +3,7 @@
 //! kept in sql/releases/ (installed by `make install-dev`) so this test can create 0.1.0.
 
 use postgres::Client;
-use resi_e2e::TestDatabase;
+use resi_e2e::{scalar, TestDatabase};
 
 /// Everything the extension defines in schema `resi`, one sorted line per fact: columns
 /// (type, nullability, default), constraints, indexes, functions and aggregates (definition,
@@ -51,10 +51,6 @@ fn catalogue(client: &mut Client) -> Vec<String> {
     let mut facts: Vec<String> = client.query(FACTS, &[]).unwrap().iter().map(|r| r.get(0)).collect();
     facts.sort();
     facts
-}
-
-fn scalar<T: for<'a> postgres::types::FromSql<'a>>(client: &mut Client, sql: &str) -> T {
-    client.query_one(sql, &[]).unwrap().get(0)
 }
 
 #[test]

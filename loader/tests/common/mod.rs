@@ -203,7 +203,7 @@ pub fn database_state(url: &str) -> String {
 }
 
 pub fn count(url: &str, sql: &str) -> i64 {
-    connect(url).query_one(sql, &[]).unwrap().get(0)
+    resi_e2e::scalar(&mut connect(url), sql)
 }
 
 /// Copy a folder of uploads, giving every `data_YYYYMMDD_HHMMSS_*` file that time as its
