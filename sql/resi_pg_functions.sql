@@ -1,4 +1,4 @@
--- resi_pg functions, version 0.1.0: aggregates and SQL-language functions over the Rust
+-- resi_pg functions, version 0.3.0: aggregates and SQL-language functions over the Rust
 -- functions. Included at the end of the generated install script (extension_sql_file!
 -- finalize in resi_pg/src/lib.rs).
 
@@ -29,6 +29,25 @@ CREATE AGGREGATE resi.consensus_median(value double precision, weight double pre
 );
 COMMENT ON AGGREGATE resi.consensus_median(double precision, double precision, double precision) IS
     'Trust-weighted lower median with weighted 25th/75th percentiles; supporters are voters within tolerance (relative) of the median. NULL/NaN/infinite values and NULL/NaN/non-positive weights are ignored.';
+
+-- Every field of one listing at once (resi_pg/src/consensus/listing.rs): per field exactly what
+-- resi.consensus_mode / resi.consensus_median give (tolerances: price 0.01, living_area 0.02,
+-- days_on_zillow 0.1, latitude/longitude 1e-6), in one call per claim; what resi.listing_consensus
+-- and resi.refresh_consensus use.
+CREATE AGGREGATE resi.consensus_listing(
+    zpid text, uri text, price bigint, address text, bedrooms integer, bathrooms double precision,
+    living_area integer, home_type text, home_status text, days_on_zillow integer, zip_code text,
+    city text, state text, latitude double precision, longitude double precision, weight double precision) (
+    STYPE        = internal,
+    SFUNC        = resi.consensus_listing_transition,
+    COMBINEFUNC  = resi.consensus_listing_combine,
+    SERIALFUNC   = resi.consensus_listing_serialize,
+    DESERIALFUNC = resi.consensus_listing_deserialize,
+    FINALFUNC    = resi.consensus_listing_final,
+    PARALLEL     = SAFE
+);
+COMMENT ON AGGREGATE resi.consensus_listing(text, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, double precision) IS
+    'A listing''s consensus from its claims (one row per miner, weighted by trust): every field as resi.consensus_mode / resi.consensus_median give it, a uri only when it names the zpid, bathrooms rounded to 0.1 within 0..99.9; with consensus_score and the per-field field_consensus jsonb. NULL when no claim has a voting weight.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Submission quality: one report over the rows of one submission (resi_pg/src/quality.rs).
@@ -291,34 +310,21 @@ SELECT zpid,
        first_seen_at,
        total_attestations,
        unique_miners_count,
-       (SELECT avg(c) FROM unnest(ARRAY[(uri).confidence, (price).confidence, (address).confidence,
-            (bedrooms).confidence, (bathrooms).confidence, (living_area).confidence, (home_type).confidence,
-            (home_status).confidence, (days_on_zillow).confidence, (zip_code).confidence, (city).confidence,
-            (state).confidence, (latitude).confidence, (longitude).confidence]) c)::real AS consensus_score,
-       uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
-       zip_code, city, state, latitude, longitude,
-       voting_miners, trust_fingerprint
+       (c).consensus_score,
+       (c).uri, (c).price, (c).address, (c).bedrooms, (c).bathrooms, (c).living_area, (c).home_type,
+       (c).home_status, (c).days_on_zillow, (c).zip_code, (c).city, (c).state, (c).latitude, (c).longitude,
+       voting_miners,
+       trust_fingerprint,
+       (c).field_consensus
   FROM (SELECT c.zpid,
                min(c.first_seen_at) AS first_seen_at,
                sum(c.attestations)::integer AS total_attestations,
                count(*)::integer AS unique_miners_count,
                count(*) FILTER (WHERE w.trust > 0)::integer AS voting_miners,
                bit_xor(resi.trust_fingerprint(c.miner_hotkey, w.trust)) AS trust_fingerprint,
-               resi.consensus_mode(c.uri, w.trust) FILTER (WHERE substring(c.uri FROM '(\d+)_zpid') = c.zpid) AS uri,
-               resi.consensus_median(c.price, w.trust, 0.01) AS price,
-               resi.consensus_mode(c.address, w.trust) AS address,
-               resi.consensus_mode(c.bedrooms::text, w.trust) AS bedrooms,
-               resi.consensus_mode(CASE WHEN c.bathrooms BETWEEN 0 AND 99.9
-                                        THEN round(c.bathrooms::numeric, 1)::text END, w.trust) AS bathrooms,
-               resi.consensus_median(c.living_area, w.trust, 0.02) AS living_area,
-               resi.consensus_mode(c.home_type, w.trust) AS home_type,
-               resi.consensus_mode(c.home_status, w.trust) AS home_status,
-               resi.consensus_median(c.days_on_zillow, w.trust, 0.1) AS days_on_zillow,
-               resi.consensus_mode(c.zip_code, w.trust) AS zip_code,
-               resi.consensus_mode(c.city, w.trust) AS city,
-               resi.consensus_mode(c.state, w.trust) AS state,
-               resi.consensus_median(c.latitude, w.trust, 1e-6) AS latitude,
-               resi.consensus_median(c.longitude, w.trust, 1e-6) AS longitude
+               resi.consensus_listing(c.zpid, c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area,
+                                      c.home_type, c.home_status, c.days_on_zillow, c.zip_code, c.city, c.state,
+                                      c.latitude, c.longitude, w.trust) AS c
           FROM resi.miner_claims c
           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
          CROSS JOIN LATERAL (SELECT coalesce(t.trust_score, resi.initial_trust()) AS trust) w
@@ -386,46 +392,50 @@ BEGIN
     END IF;
 
     -- A new statement: its snapshot includes every claim committed before the locks were granted.
-    WITH fresh AS (
+    -- Only rows whose consensus changed are written, and last_updated_at moves only when a value
+    -- did: a refresh that changes confidences or counts alone touches no indexed column and can
+    -- be a HOT update (resi.listings has fillfactor 80).
+    WITH fresh AS MATERIALIZED (
         SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids)
+    ), written AS (
+        UPDATE resi.listings l SET
+            (uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+             zip_code, city, state, latitude, longitude) =
+            (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type, f.home_status,
+             f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude),
+            last_updated_at     = CASE WHEN (l.uri, l.price, l.address, l.bedrooms, l.bathrooms, l.living_area,
+                                             l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
+                                             l.state, l.latitude, l.longitude)
+                                        IS DISTINCT FROM
+                                            (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area,
+                                             f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
+                                             f.state, f.latitude, f.longitude)
+                                       THEN now() ELSE l.last_updated_at END,
+            first_seen_at       = least(l.first_seen_at, f.first_seen_at),
+            consensus_score     = f.consensus_score,
+            total_attestations  = f.total_attestations,
+            unique_miners_count = f.unique_miners_count,
+            voting_miners       = f.voting_miners,
+            trust_fingerprint   = f.trust_fingerprint,
+            field_consensus     = coalesce(f.field_consensus, '{}')
+          FROM fresh f
+         WHERE l.zpid = f.zpid
+           AND (l.uri, l.price, l.address, l.bedrooms, l.bathrooms, l.living_area, l.home_type, l.home_status,
+                l.days_on_zillow, l.zip_code, l.city, l.state, l.latitude, l.longitude,
+                least(l.first_seen_at, f.first_seen_at), l.consensus_score, l.total_attestations,
+                l.unique_miners_count, l.voting_miners, l.trust_fingerprint, l.field_consensus)
+               IS DISTINCT FROM
+               (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type, f.home_status,
+                f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude,
+                l.first_seen_at, f.consensus_score, f.total_attestations,
+                f.unique_miners_count, f.voting_miners, f.trust_fingerprint, coalesce(f.field_consensus, '{}'))
     )
-    UPDATE resi.listings l SET
-        uri                 = (f.uri).value,
-        price               = round((f.price).value)::bigint,
-        address             = (f.address).value,
-        bedrooms            = (f.bedrooms).value::integer,
-        bathrooms           = (f.bathrooms).value::numeric(3,1),
-        living_area         = round((f.living_area).value)::integer,
-        home_type           = (f.home_type).value,
-        home_status         = (f.home_status).value,
-        days_on_zillow      = round((f.days_on_zillow).value)::integer,
-        zip_code            = (f.zip_code).value,
-        city                = (f.city).value,
-        state               = (f.state).value,
-        latitude            = (f.latitude).value,
-        longitude           = (f.longitude).value,
-        first_seen_at       = least(l.first_seen_at, f.first_seen_at),
-        last_updated_at     = now(),
-        consensus_score     = f.consensus_score,
-        total_attestations  = f.total_attestations,
-        unique_miners_count = f.unique_miners_count,
-        voting_miners       = f.voting_miners,
-        trust_fingerprint   = f.trust_fingerprint,
-        field_consensus     = jsonb_strip_nulls(jsonb_build_object(
-            'uri', to_jsonb(f.uri), 'price', to_jsonb(f.price), 'address', to_jsonb(f.address),
-            'bedrooms', to_jsonb(f.bedrooms), 'bathrooms', to_jsonb(f.bathrooms),
-            'living_area', to_jsonb(f.living_area), 'home_type', to_jsonb(f.home_type),
-            'home_status', to_jsonb(f.home_status), 'days_on_zillow', to_jsonb(f.days_on_zillow),
-            'zip_code', to_jsonb(f.zip_code), 'city', to_jsonb(f.city), 'state', to_jsonb(f.state),
-            'latitude', to_jsonb(f.latitude), 'longitude', to_jsonb(f.longitude)))
-      FROM fresh f
-     WHERE l.zpid = f.zpid;
-    GET DIAGNOSTICS refreshed = ROW_COUNT;
+    SELECT count(*) INTO refreshed FROM fresh;
     RETURN refreshed;
 END
 $$;
 COMMENT ON FUNCTION resi.refresh_consensus(text[]) IS
-    'Recompute the consensus of the given listings (all when NULL) from resi.miner_claims into resi.listings, e.g. after trust changes. Returns the number of listings written.';
+    'Recompute the consensus of the given listings (all when NULL) from resi.miner_claims into resi.listings, e.g. after trust changes; rows whose consensus did not change are not rewritten. Returns the number of listings recomputed.';
 
 -- Rebuild resi.miner_claims from resi.miner_attestations (the claims are derived data; use
 -- after editing attestations by hand), then refresh every listing.

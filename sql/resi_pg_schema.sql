@@ -1,4 +1,4 @@
--- resi_pg schema, version 0.2.0: types and tables of the `resi` schema.
+-- resi_pg schema, version 0.3.0: types and tables of the `resi` schema.
 --
 -- Every change to this file ships an upgrade script sql/resi_pg--OLD--NEW.sql that brings an
 -- installed database to the same state (new columns go at the end of their table, so a fresh
@@ -34,6 +34,27 @@ CREATE TYPE resi.numeric_consensus AS (
     voters     integer,
     low        double precision, -- lower weighted 25th percentile
     high       double precision  -- lower weighted 75th percentile
+);
+
+-- resi.consensus_listing(zpid, uri, price, …, longitude, weight): every field of a listing at
+-- once, typed as in resi.listings, with the per-field detail as resi.listings.field_consensus.
+CREATE TYPE resi.consensus_listing AS (
+    uri             text,
+    price           bigint,
+    address         text,
+    bedrooms        integer,
+    bathrooms       numeric(3,1),
+    living_area     integer,
+    home_type       text,
+    home_status     text,
+    days_on_zillow  integer,
+    zip_code        text,
+    city            text,
+    state           text,
+    latitude        double precision,
+    longitude       double precision,
+    consensus_score real,  -- mean confidence of the fields that have a consensus
+    field_consensus jsonb  -- per field: the members of its resi.consensus / resi.numeric_consensus
 );
 
 -- resi.parse_s3_key(key text)
@@ -115,10 +136,21 @@ CREATE TABLE resi.listings (
     -- 0.2.0: the miners and trusts the consensus was computed with (resi.trust_fingerprint);
     -- when it differs from theirs now, the listing is stale (resi.refresh_stale_consensus).
     trust_fingerprint   bigint
-);
+) WITH (fillfactor = 80); -- 0.3.0: room on the page, so a refresh that changes no indexed value is a HOT update
 COMMENT ON TABLE resi.listings IS 'One row per property (zpid): the trust-weighted consensus of all miners'' attestations.';
 COMMENT ON COLUMN resi.listings.consensus_score IS 'Overall confidence in the listing, 0..1.';
 COMMENT ON COLUMN resi.listings.field_consensus IS 'Per field: value, confidence, agreement, supporters, voters.';
+COMMENT ON COLUMN resi.listings.last_updated_at IS 'When a consensus value last changed (or the listing appeared); a refresh that only moves confidences or counts keeps it.';
+
+-- 0.3.0: field_consensus is rewritten by every refresh; LZ4 compresses it several times faster
+-- than the default pglz. Only where the server was built with LZ4 (Debian's and most are).
+DO $$
+BEGIN
+    IF 'lz4' = ANY ((SELECT enumvals FROM pg_catalog.pg_settings WHERE name = 'default_toast_compression')::text[]) THEN
+        ALTER TABLE resi.listings ALTER COLUMN field_consensus SET COMPRESSION lz4;
+    END IF;
+END
+$$;
 
 CREATE INDEX listings_zip_code_idx       ON resi.listings (zip_code);
 CREATE INDEX listings_price_idx          ON resi.listings (price);

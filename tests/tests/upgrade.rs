@@ -1,12 +1,12 @@
-//! `ALTER EXTENSION resi_pg UPDATE` from the previous release keeps every row and ends in
-//! exactly the catalogue a fresh `CREATE EXTENSION` gives. The released 0.1.0 install script is
-//! kept in sql/releases/ (installed by `make install-dev`) so this test can create 0.1.0.
+//! `ALTER EXTENSION resi_pg UPDATE` from every earlier release keeps every row and ends in
+//! exactly the catalogue a fresh `CREATE EXTENSION` gives. The released install scripts are kept
+//! in sql/releases/ (installed by `make install-dev`) so this test can create those versions.
 
 use postgres::Client;
 use resi_e2e::{scalar, TestDatabase};
 
 /// Everything the extension defines in schema `resi`, one sorted line per fact: columns
-/// (type, nullability, default), constraints, indexes, functions and aggregates (definition,
+/// (type, nullability, default, compression), storage options, constraints, indexes, functions and aggregates (definition,
 /// volatility, parallel safety), composite types, views, triggers, comments, members and the
 /// tables pg_dump keeps.
 fn catalogue(client: &mut Client) -> Vec<String> {
@@ -14,11 +14,14 @@ fn catalogue(client: &mut Client) -> Vec<String> {
         SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
                || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
                || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') || ' #' || a.attnum
+               || CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END
           FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
           LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
          WHERE c.relnamespace = 'resi'::regnamespace
         UNION ALL
-        SELECT 'relation ' || relname || ' ' || relkind::text || relpersistence::text FROM pg_class WHERE relnamespace = 'resi'::regnamespace
+        SELECT 'relation ' || relname || ' ' || relkind::text || relpersistence::text
+               || coalesce(' ' || array_to_string(reloptions, ','), '')
+          FROM pg_class WHERE relnamespace = 'resi'::regnamespace
         UNION ALL
         SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
           FROM pg_constraint WHERE connamespace = 'resi'::regnamespace
@@ -28,7 +31,7 @@ fn catalogue(client: &mut Client) -> Vec<String> {
         UNION ALL
         SELECT 'function ' || p.oid::regprocedure || ' ' || p.prokind::text || p.provolatile::text || p.proparallel::text
                || CASE WHEN p.prokind = 'a' THEN ' ' || (SELECT concat_ws(' ', aggtransfn, aggfinalfn, aggcombinefn,
-                        aggserialfn, aggdeserialfn, aggtranstype::regtype) FROM pg_aggregate WHERE aggfnoid = p.oid)
+                        aggserialfn, aggdeserialfn, aggtranstype::regtype, aggtransspace, aggfinalmodify) FROM pg_aggregate WHERE aggfnoid = p.oid)
                        ELSE ' ' || pg_get_functiondef(p.oid) END
           FROM pg_proc p WHERE p.pronamespace = 'resi'::regnamespace
         UNION ALL
@@ -53,11 +56,24 @@ fn catalogue(client: &mut Client) -> Vec<String> {
     facts
 }
 
+const CURRENT: &str = env!("CARGO_PKG_VERSION");
+
 #[test]
 fn upgrade_from_0_1_0_keeps_data_and_equals_a_fresh_install() {
-    let old = TestDatabase::without_extension("upgrade_old");
+    upgrade_from("0.1.0");
+}
+
+#[test]
+fn upgrade_from_0_2_0_keeps_data_and_equals_a_fresh_install() {
+    upgrade_from("0.2.0");
+}
+
+/// Create `version`, fold a few rows, update to the current version: the rows stay, the
+/// catalogue equals a fresh install's, and the next fold follows the current rules.
+fn upgrade_from(version: &str) {
+    let old = TestDatabase::without_extension(&format!("upgrade_from_{}", version.replace('.', "_")));
     let mut client = old.client();
-    client.batch_execute("CREATE EXTENSION resi_pg VERSION '0.1.0'").unwrap();
+    client.batch_execute(&format!("CREATE EXTENSION resi_pg VERSION '{version}'")).unwrap();
     client
         .batch_execute(
             "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, bedrooms)
@@ -66,27 +82,21 @@ fn upgrade_from_0_1_0_keeps_data_and_equals_a_fresh_install() {
              SELECT resi.record_miner_submission('a', 1, '2025-09-17 08:00+00')",
         )
         .unwrap();
-    let before: String = scalar(
-        &mut client,
-        "SELECT string_agg(format('%s %s %s %s', zpid, price, bedrooms, unique_miners_count), ', ' ORDER BY zpid)
-           FROM resi.listings",
-    );
+    const LISTINGS: &str = "SELECT string_agg(format('%s %s %s %s', zpid, price, bedrooms, unique_miners_count), ', ' ORDER BY zpid)
+           FROM resi.listings";
+    const SUBMISSIONS: &str = "SELECT total_submissions FROM resi.miner_trust WHERE miner_hotkey = 'a'";
+    let before: String = scalar(&mut client, LISTINGS);
+    let submissions: i64 = scalar(&mut client, SUBMISSIONS);
 
     client.batch_execute("ALTER EXTENSION resi_pg UPDATE").unwrap();
-    assert_eq!(scalar::<String>(&mut client, "SELECT extversion FROM pg_extension WHERE extname = 'resi_pg'"), "0.2.0");
-    let after: String = scalar(
-        &mut client,
-        "SELECT string_agg(format('%s %s %s %s', zpid, price, bedrooms, unique_miners_count), ', ' ORDER BY zpid)
-           FROM resi.listings",
-    );
-    assert_eq!(after, before);
+    assert_eq!(scalar::<String>(&mut client, "SELECT extversion FROM pg_extension WHERE extname = 'resi_pg'"), CURRENT);
+    assert_eq!(scalar::<String>(&mut client, LISTINGS), before);
+    assert_eq!(before, "1 100000 3 2, 2 250000 4 1");
     assert_eq!(scalar::<i64>(&mut client, "SELECT count(*) FROM resi.miner_attestations"), 3);
-    assert_eq!(
-        scalar::<i64>(&mut client, "SELECT total_submissions FROM resi.miner_trust WHERE miner_hotkey = 'a'"),
-        1
-    );
+    assert_eq!(scalar::<i64>(&mut client, SUBMISSIONS), submissions);
+    assert!(submissions >= 1);
 
-    let fresh = TestDatabase::new("upgrade_fresh");
+    let fresh = TestDatabase::new(&format!("upgrade_fresh_{}", version.replace('.', "_")));
     let upgraded = catalogue(&mut client);
     let installed = catalogue(&mut fresh.client());
     let only = |a: &[String], b: &[String]| a.iter().filter(|x| !b.contains(x)).cloned().collect::<Vec<_>>();
@@ -98,14 +108,17 @@ fn upgrade_from_0_1_0_keeps_data_and_equals_a_fresh_install() {
     );
     assert!(upgraded.len() > 300, "the catalogue query sees the extension ({} facts)", upgraded.len());
 
-    // The upgraded database folds with 0.2.0's rules: the new submission moves trust.
+    // The upgraded database folds with the current rules: the new submission agrees with the
+    // consensus it joins, so b's trust takes a full step (0.95 × trust + 0.05).
+    const B_TRUST: &str = "SELECT coalesce(max(trust_score), resi.initial_trust()) FROM resi.miner_trust WHERE miner_hotkey = 'b'";
+    let b_before: f64 = scalar(&mut client, B_TRUST);
     client
         .batch_execute(
             "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, bedrooms)
              VALUES ('b', '2025-09-17 10:00+00', '2', 250000, 4)",
         )
         .unwrap();
-    let b_trust: f64 = scalar(&mut client, "SELECT trust_score FROM resi.miner_trust WHERE miner_hotkey = 'b'");
-    assert!((b_trust - (0.25 * 0.95 + 0.05)).abs() < 1e-12, "{b_trust}");
+    let b_trust: f64 = scalar(&mut client, B_TRUST);
+    assert!((b_trust - (b_before * 0.95 + 0.05)).abs() < 1e-12, "{b_before} → {b_trust}");
     assert_eq!(scalar::<i32>(&mut client, "SELECT voting_miners FROM resi.listings WHERE zpid = '2'"), 2);
 }

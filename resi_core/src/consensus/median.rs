@@ -56,6 +56,23 @@ impl MedianState {
         Ok(())
     }
 
+    /// An empty state whose group tolerance is fixed (a field of the listing aggregate).
+    pub(crate) fn with_tolerance(tolerance: f64) -> MedianState {
+        MedianState { claims: Vec::new(), tolerance: Some(tolerance) }
+    }
+
+    /// The group's tolerance, once a row or the constructor has fixed it.
+    pub fn tolerance(&self) -> Option<f64> {
+        self.tolerance
+    }
+
+    /// Count one finite value whose weight is already validated as voting.
+    #[inline]
+    pub(crate) fn add_voting(&mut self, value: f64, weight: f64) {
+        debug_assert!(value.is_finite() && matches!(Weight::of_vote(Some(weight)), Ok(Some(_))));
+        self.claims.push((value + 0.0, weight));
+    }
+
     fn set_tolerance(&mut self, tolerance: f64) -> Result<()> {
         match self.tolerance {
             None => {

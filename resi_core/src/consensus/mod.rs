@@ -6,9 +6,11 @@
 //! multiple of 2^-52 ([`Weight`]) and the sums are 128-bit integers.
 
 mod codec;
+pub mod listing;
 pub mod median;
 pub mod mode;
 
+pub use listing::{Claim, ListingConsensus, ListingState};
 pub use median::{MedianState, NumericConsensus};
 pub use mode::{Consensus, ModeState};
 

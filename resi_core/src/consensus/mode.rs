@@ -62,6 +62,13 @@ impl ModeState {
         self.add_tally(value, Tally { weight, supporters: 1 }, || value.to_owned())
     }
 
+    /// Count one vote whose weight is already validated (the listing aggregate checks a
+    /// claim's weight once for all its fields).
+    #[inline]
+    pub(crate) fn add_voting(&mut self, value: &str, weight: Weight) -> Result<()> {
+        self.add_tally(value, Tally { weight, supporters: 1 }, || value.to_owned())
+    }
+
     fn add_tally(&mut self, value: &str, tally: Tally, owned: impl FnOnce() -> String) -> Result<()> {
         if let Some(map) = &mut self.many {
             return match map.get_mut(value) {

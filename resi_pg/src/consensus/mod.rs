@@ -1,4 +1,5 @@
-//! Trust-weighted consensus aggregates: `resi.consensus_mode` and `resi.consensus_median`.
+//! Trust-weighted consensus aggregates: `resi.consensus_mode`, `resi.consensus_median`, and
+//! `resi.consensus_listing` (every field of a listing at once).
 //!
 //! Both are declared in sql/resi_pg_functions.sql as
 //! `CREATE AGGREGATE … (STYPE = internal, SFUNC, COMBINEFUNC, SERIALFUNC, DESERIALFUNC,
@@ -7,6 +8,7 @@
 //! is a Rust value (`resi_core::consensus`) owned by the aggregate's memory context: it is
 //! dropped when PostgreSQL resets that context, and never serialised per row.
 
+mod listing;
 mod median;
 mod mode;
 
@@ -188,6 +190,95 @@ mod tests {
         )
         .unwrap();
         assert_eq!(running.as_deref(), Some("5,1,5,2"));
+    }
+
+    /// `resi.consensus_listing` gives, field by field, what the per-field aggregates give, and the
+    /// same `field_consensus` jsonb and score the 0.2.0 refresh built from them with `to_jsonb`.
+    #[pg_test]
+    fn listing_consensus_equals_the_field_aggregates() {
+        let differences = Spi::get_one::<i64>(
+            r#"WITH claims AS (
+                 SELECT (i % 37)::text AS zpid,
+                        CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN format('https://z/%s_zpid/', i % 37)
+                             ELSE format('https://z/%s_zpid/', i % 3) END AS uri,
+                        (100000 + (i % 4) * 700 + (i % 37) * 1000)::bigint AS price,
+                        CASE WHEN i % 6 = 0 THEN NULL ELSE format('%s Oak St', (i % 37) + (i % 3) / 2) END AS address,
+                        1 + i % 3 AS bedrooms,
+                        CASE i % 4 WHEN 0 THEN 'NaN'::float8 WHEN 1 THEN 2.25 ELSE (i % 9) * 0.55 END AS bathrooms,
+                        1000 + i % 40 AS living_area, 'SINGLE_FAMILY' AS home_type,
+                        (ARRAY['FOR_SALE', 'SOLD', NULL])[1 + i % 3] AS home_status, i % 30 AS days_on_zillow,
+                        '77494' AS zip_code, 'Katy' AS city, 'TX' AS state,
+                        29.7 + (i % 3) * 1e-7 AS latitude, CASE WHEN i % 8 = 0 THEN 'Infinity' ELSE -95.8 END AS longitude,
+                        (ARRAY[0.25, 0.5, 0, 0.125, 1.0 / 3])[1 + i % 5]::float8 AS w
+                   FROM generate_series(1, 700) i),
+               by_listing AS (
+                 SELECT zpid,
+                        resi.consensus_listing(zpid, uri, price, address, bedrooms, bathrooms, living_area, home_type,
+                            home_status, days_on_zillow, zip_code, city, state, latitude, longitude, w) AS l,
+                        resi.consensus_mode(uri, w) FILTER (WHERE substring(uri FROM '(\d+)_zpid') = zpid) AS uri,
+                        resi.consensus_median(price, w, 0.01) AS price,
+                        resi.consensus_mode(address, w) AS address,
+                        resi.consensus_mode(bedrooms::text, w) AS bedrooms,
+                        resi.consensus_mode(CASE WHEN bathrooms BETWEEN 0 AND 99.9
+                                                 THEN round(bathrooms::numeric, 1)::text END, w) AS bathrooms,
+                        resi.consensus_median(living_area, w, 0.02) AS living_area,
+                        resi.consensus_mode(home_type, w) AS home_type,
+                        resi.consensus_mode(home_status, w) AS home_status,
+                        resi.consensus_median(days_on_zillow, w, 0.1) AS days_on_zillow,
+                        resi.consensus_mode(zip_code, w) AS zip_code,
+                        resi.consensus_mode(city, w) AS city,
+                        resi.consensus_mode(state, w) AS state,
+                        resi.consensus_median(latitude, w, 1e-6) AS latitude,
+                        resi.consensus_median(longitude, w, 1e-6) AS longitude
+                   FROM claims GROUP BY zpid)
+             SELECT count(*) FROM by_listing
+              WHERE ((l).uri, (l).price, (l).address, (l).bedrooms, (l).bathrooms, (l).living_area, (l).home_type,
+                     (l).home_status, (l).days_on_zillow, (l).zip_code, (l).city, (l).state, (l).latitude,
+                     (l).longitude, (l).consensus_score, (l).field_consensus)
+                    IS DISTINCT FROM
+                    ((uri).value, round((price).value)::bigint, (address).value, (bedrooms).value::integer,
+                     (bathrooms).value::numeric(3,1), round((living_area).value)::integer, (home_type).value,
+                     (home_status).value, round((days_on_zillow).value)::integer, (zip_code).value, (city).value,
+                     (state).value, (latitude).value, (longitude).value,
+                     (SELECT avg(c) FROM unnest(ARRAY[(uri).confidence, (price).confidence, (address).confidence,
+                        (bedrooms).confidence, (bathrooms).confidence, (living_area).confidence, (home_type).confidence,
+                        (home_status).confidence, (days_on_zillow).confidence, (zip_code).confidence, (city).confidence,
+                        (state).confidence, (latitude).confidence, (longitude).confidence]) c)::real,
+                     jsonb_strip_nulls(jsonb_build_object(
+                        'uri', to_jsonb(uri), 'price', to_jsonb(price), 'address', to_jsonb(address),
+                        'bedrooms', to_jsonb(bedrooms), 'bathrooms', to_jsonb(bathrooms),
+                        'living_area', to_jsonb(living_area), 'home_type', to_jsonb(home_type),
+                        'home_status', to_jsonb(home_status), 'days_on_zillow', to_jsonb(days_on_zillow),
+                        'zip_code', to_jsonb(zip_code), 'city', to_jsonb(city), 'state', to_jsonb(state),
+                        'latitude', to_jsonb(latitude), 'longitude', to_jsonb(longitude))))"#,
+        )
+        .unwrap();
+        assert_eq!(differences, Some(0));
+        // Every listing had a voting claim: none compared as an all-NULL row.
+        let listings = Spi::get_one::<i64>(
+            "SELECT count(*) FROM (SELECT resi.consensus_listing(i::text, NULL, i, NULL, NULL, NULL, NULL, NULL, NULL,
+                 NULL, NULL, NULL, NULL, NULL, NULL, 1) l FROM generate_series(1, 37) i GROUP BY i) s WHERE l IS NOT NULL",
+        )
+        .unwrap();
+        assert_eq!(listings, Some(37));
+    }
+
+    /// Bathrooms vote as SQL's `round(v::numeric, 1)` would round them, halves included.
+    #[pg_test]
+    fn listing_consensus_rounds_bathrooms_like_numeric() {
+        let mismatches = Spi::get_one::<i64>(
+            "SELECT count(*) FROM (
+               SELECT v, (resi.consensus_listing('1', NULL, NULL, NULL, NULL, v, NULL, NULL, NULL, NULL, NULL, NULL,
+                          NULL, NULL, NULL, 1)).bathrooms AS ours
+                 FROM (SELECT i / 100.0::float8 FROM generate_series(-10, 10010) i
+                       UNION ALL SELECT i / 1000.0::float8 FROM generate_series(0, 2000) i
+                       UNION ALL SELECT i * 0.05::float8 FROM generate_series(0, 2000) i
+                       UNION ALL SELECT 1.0 / i FROM generate_series(1, 500) i) t(v)
+                GROUP BY v) s
+              WHERE ours IS DISTINCT FROM CASE WHEN v BETWEEN 0 AND 99.9 THEN round(v::numeric, 1) END",
+        )
+        .unwrap();
+        assert_eq!(mismatches, Some(0));
     }
 
     /// The support functions take `internal`, which SQL cannot supply: hand-made bytes never
