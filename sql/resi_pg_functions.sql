@@ -4,10 +4,13 @@
 
 -- ---------------------------------------------------------------------------------------------
 -- Consensus aggregates. Internal state with combine/serial/deserial functions, so parallel
--- query (and partition-wise aggregation) can split them; see resi_pg/src/consensus/.
+-- query (and partition-wise aggregation) can split them; see resi_pg/src/consensus/. SSPACE is
+-- the typical state size of a listing-sized group (a few distinct values, ~10 claims): without
+-- it the planner assumes 8 kB per group and avoids hash aggregation.
 -- ---------------------------------------------------------------------------------------------
 CREATE AGGREGATE resi.consensus_mode(value text, weight double precision) (
     STYPE        = internal,
+    SSPACE       = 128,
     SFUNC        = resi.consensus_mode_transition,
     COMBINEFUNC  = resi.consensus_mode_combine,
     SERIALFUNC   = resi.consensus_mode_serialize,
@@ -20,6 +23,7 @@ COMMENT ON AGGREGATE resi.consensus_mode(text, double precision) IS
 
 CREATE AGGREGATE resi.consensus_median(value double precision, weight double precision, tolerance double precision) (
     STYPE        = internal,
+    SSPACE       = 256,
     SFUNC        = resi.consensus_median_transition,
     COMBINEFUNC  = resi.consensus_median_combine,
     SERIALFUNC   = resi.consensus_median_serialize,
@@ -39,6 +43,7 @@ CREATE AGGREGATE resi.consensus_listing(
     living_area integer, home_type text, home_status text, days_on_zillow integer, zip_code text,
     city text, state text, latitude double precision, longitude double precision, weight double precision) (
     STYPE        = internal,
+    SSPACE       = 2048,
     SFUNC        = resi.consensus_listing_transition,
     COMBINEFUNC  = resi.consensus_listing_combine,
     SERIALFUNC   = resi.consensus_listing_serialize,
@@ -420,15 +425,16 @@ BEGIN
             field_consensus     = coalesce(f.field_consensus, '{}')
           FROM fresh f
          WHERE l.zpid = f.zpid
-           AND (l.uri, l.price, l.address, l.bedrooms, l.bathrooms, l.living_area, l.home_type, l.home_status,
-                l.days_on_zillow, l.zip_code, l.city, l.state, l.latitude, l.longitude,
-                least(l.first_seen_at, f.first_seen_at), l.consensus_score, l.total_attestations,
-                l.unique_miners_count, l.voting_miners, l.trust_fingerprint, l.field_consensus)
+           -- Cheap columns first: the comparison stops at the first difference.
+           AND (l.total_attestations, l.unique_miners_count, l.voting_miners, l.trust_fingerprint,
+                l.consensus_score, least(l.first_seen_at, f.first_seen_at), l.uri, l.price, l.address, l.bedrooms,
+                l.bathrooms, l.living_area, l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
+                l.state, l.latitude, l.longitude, l.field_consensus)
                IS DISTINCT FROM
-               (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type, f.home_status,
-                f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude,
-                l.first_seen_at, f.consensus_score, f.total_attestations,
-                f.unique_miners_count, f.voting_miners, f.trust_fingerprint, coalesce(f.field_consensus, '{}'))
+               (f.total_attestations, f.unique_miners_count, f.voting_miners, f.trust_fingerprint,
+                f.consensus_score, l.first_seen_at, f.uri, f.price, f.address, f.bedrooms,
+                f.bathrooms, f.living_area, f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
+                f.state, f.latitude, f.longitude, coalesce(f.field_consensus, '{}'))
     )
     SELECT count(*) INTO refreshed FROM fresh;
     RETURN refreshed;
@@ -532,10 +538,13 @@ BEGIN
                count(*) FILTER (WHERE v.compared > 0) AS corroborated_rows,
                count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing_rows
           FROM staged s
-          LEFT JOIN resi.listings l ON l.zpid = s.zpid AND l.voting_miners >= 2
+          -- One primary-key lookup per staged row, whatever the statistics say (OFFSET 0 keeps
+          -- the planner from turning it into a join it may misestimate while the table grows).
+          LEFT JOIN LATERAL (SELECT l FROM resi.listings l
+                              WHERE l.zpid = s.zpid AND l.voting_miners >= 2 OFFSET 0) corroborated ON true
          CROSS JOIN LATERAL resi.consensus_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
-                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, l) v
+                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l) v
          GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp
          ORDER BY s.miner_hotkey, s.submission_timestamp, s.ledger_id
     LOOP

@@ -137,8 +137,8 @@ impl ListingState {
         if let Some(v) = claim.bedrooms {
             self.bedrooms.add_voting(integer_text(v.into(), &mut digits), w)?;
         }
-        if let Some(v) = claim.bathrooms.and_then(bathrooms_text) {
-            self.bathrooms.add_voting(&v, w)?;
+        if let Some(tenths) = claim.bathrooms.and_then(bathrooms_tenths) {
+            self.bathrooms.add_voting(tenths_text(tenths, &mut digits), w)?;
         }
         if let Some(v) = claim.living_area {
             self.living_area.add_voting(v.into(), weight);
@@ -317,24 +317,62 @@ impl ListingConsensus {
         (n > 0).then(|| (sum / f64::from(n)) as f32)
     }
 
-    /// `resi.listings.field_consensus` as JSON text: per field with a consensus, the members of
-    /// its `resi.consensus` / `resi.numeric_consensus` (what `to_jsonb` of those composites
-    /// gives); fields without one are left out.
+    /// `resi.listings.field_consensus`, member by member: per field with a consensus (column
+    /// order), the members of its `resi.consensus` / `resi.numeric_consensus` composite — what
+    /// `to_jsonb` of that composite gives. Fields without a consensus are left out.
+    pub fn field_members(&self) -> Vec<(&'static str, [(&'static str, Member<'_>); 7])> {
+        use Member::{Integer, Number, Text};
+        self.fields()
+            .into_iter()
+            .filter_map(|(name, field)| {
+                let members = match field {
+                    FieldResult::Category(Some(c)) => [
+                        ("value", Text(&c.value)),
+                        ("confidence", Number(c.confidence)),
+                        ("agreement", Number(c.agreement)),
+                        ("supporters", Integer(c.supporters.into())),
+                        ("voters", Integer(c.voters.into())),
+                        ("support_weight", Number(c.support_weight)),
+                        ("total_weight", Number(c.total_weight)),
+                    ],
+                    FieldResult::Number(Some(n)) => [
+                        ("value", Number(n.value)),
+                        ("confidence", Number(n.confidence)),
+                        ("agreement", Number(n.agreement)),
+                        ("supporters", Integer(n.supporters.into())),
+                        ("voters", Integer(n.voters.into())),
+                        ("low", Number(n.low)),
+                        ("high", Number(n.high)),
+                    ],
+                    _ => return None,
+                };
+                Some((name, members))
+            })
+            .collect()
+    }
+
+    /// [`ListingConsensus::field_members`] as JSON text (the extension builds the `jsonb` from
+    /// the members directly; this is the same document, for tests and clients).
     pub fn field_consensus_json(&self) -> String {
         let mut out = String::with_capacity(1600);
         out.push('{');
-        let mut first = true;
-        for (name, field) in self.fields() {
-            let object = match field {
-                FieldResult::Category(Some(c)) => category_json(c),
-                FieldResult::Number(Some(n)) => number_json(n),
-                _ => continue,
-            };
-            if !first {
-                out.push_str(", ");
+        for (i, (name, members)) in self.field_members().iter().enumerate() {
+            let _ = write!(out, "{}\"{name}\": {{", if i == 0 { "" } else { ", " });
+            for (j, (key, member)) in members.iter().enumerate() {
+                let _ = write!(out, "{}\"{key}\": ", if j == 0 { "" } else { ", " });
+                match member {
+                    Member::Text(t) => out.push_str(&serde_json::to_string(t).expect("a str serialises")),
+                    Member::Integer(v) => {
+                        let _ = write!(out, "{v}");
+                    }
+                    // Display of a finite f64 is its shortest round-trip decimal, the number
+                    // to_jsonb(double precision) gives.
+                    Member::Number(v) => {
+                        let _ = write!(out, "{v}");
+                    }
+                }
             }
-            first = false;
-            let _ = write!(out, "\"{name}\": {object}");
+            out.push('}');
         }
         out.push('}');
         out
@@ -352,30 +390,56 @@ impl ListingConsensus {
     }
 }
 
-fn category_json(c: &Consensus) -> String {
-    format!(
-        "{{\"value\": {}, \"voters\": {}, \"agreement\": {}, \"confidence\": {}, \"supporters\": {}, \"total_weight\": {}, \"support_weight\": {}}}",
-        json_string(&c.value),
-        c.voters,
-        c.agreement,
-        c.confidence,
-        c.supporters,
-        c.total_weight,
-        c.support_weight
-    )
+/// One member of a field's object in `field_consensus`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Member<'a> {
+    Text(&'a str),
+    Integer(i64),
+    /// Always finite (medians, percentiles and shares of finite claims and weights).
+    Number(f64),
 }
 
-fn number_json(n: &NumericConsensus) -> String {
-    format!(
-        "{{\"low\": {}, \"high\": {}, \"value\": {}, \"voters\": {}, \"agreement\": {}, \"confidence\": {}, \"supporters\": {}}}",
-        n.low, n.high, n.value, n.voters, n.agreement, n.confidence, n.supporters
-    )
-}
-
-/// A JSON string literal. Rust's `Display` of a finite `f64` is its shortest round-trip decimal,
-/// which `jsonb` reads as the same numeric that `to_jsonb(double precision)` gives.
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).expect("a str always serialises")
+/// A finite double as `mantissa / 10^scale` with the digits of its shortest round-trip decimal
+/// (the text `float8out` writes), so a `numeric` can be built without parsing text; `None` when
+/// the mantissa does not fit an `i64` or the value is not finite.
+///
+/// `0.6666666666666666` → `(6666666666666666, 16)`, `-95.8` → `(-958, 1)`, `100` → `(100, 0)`.
+pub fn decimal_parts(v: f64) -> Option<(i64, u32)> {
+    if !v.is_finite() {
+        return None;
+    }
+    // Integers (prices, percentiles of integer claims, whole weights) need no digits.
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        return Some((v as i64, 0));
+    }
+    let mut buffer = ryu_js::Buffer::new();
+    let text = buffer.format_finite(v); // shortest digits: "-0.6666666666666666", "1e-7"
+    let (digits, exponent) = match text.split_once('e') {
+        Some((digits, exponent)) => (digits, exponent.parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (mut mantissa, mut fraction_digits, mut after_point, mut negative) = (0i64, 0i64, false, false);
+    for b in digits.bytes() {
+        match b {
+            b'-' => negative = true,
+            b'.' => after_point = true,
+            b'0'..=b'9' => {
+                mantissa = mantissa.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+                fraction_digits += i64::from(after_point);
+            }
+            _ => return None,
+        }
+    }
+    if negative {
+        mantissa = -mantissa;
+    }
+    let scale = fraction_digits - exponent;
+    if scale >= 0 {
+        Some((mantissa, u32::try_from(scale).ok()?))
+    } else {
+        let factor = 10i64.checked_pow(u32::try_from(-scale).ok()?)?;
+        Some((mantissa.checked_mul(factor)?, 0))
+    }
 }
 
 /// Whether a uri names this zpid: the digits before the first `_zpid` that follows a digit,
@@ -397,9 +461,25 @@ pub fn uri_names_zpid(uri: &str, zpid: &str) -> bool {
 /// `round(v::numeric, 1)::text` does (the double's 15 significant digits, then half away from
 /// zero), only for 0 ≤ v ≤ 99.9 (what `numeric(3,1)` holds); `None` outside that range.
 pub fn bathrooms_text(v: f64) -> Option<String> {
+    bathrooms_tenths(v).map(|t| format!("{}.{}", t / 10, t % 10))
+}
+
+/// [`bathrooms_text`] as a count of tenths (`2.5` → 25).
+pub fn bathrooms_tenths(v: f64) -> Option<u32> {
     if !(0.0..=99.9).contains(&v) {
         return None;
     }
+    let tenths = v * 10.0;
+    // Away from a half, the 15-digit decimal rounds like the double itself (15 digits move
+    // v × 10 by at most ~1e-12 here); only near a half do the decimal digits decide.
+    if (tenths - tenths.floor() - 0.5).abs() > 1e-6 {
+        return Some(tenths.round() as u32);
+    }
+    Some(decimal_tenths(v))
+}
+
+/// The slow path of [`bathrooms_tenths`], right for every v in 0..=99.9.
+fn decimal_tenths(v: f64) -> u32 {
     // 15 significant digits, as float8 → numeric converts: d.dddddddddddddde±x.
     let sci = format!("{v:.14e}");
     let (mantissa, exponent) = sci.split_once('e').expect("scientific notation");
@@ -409,12 +489,24 @@ pub fn bathrooms_text(v: f64) -> Option<String> {
     // digit that decides the rounding (0 when it lies before the first digit).
     let point = exponent + 2;
     let whole = usize::try_from(point).unwrap_or(0).min(digits.len());
-    let mut tenths = digits[..whole].iter().fold(0u64, |t, &d| t * 10 + u64::from(d));
+    let mut tenths = digits[..whole].iter().fold(0u32, |t, &d| t * 10 + u32::from(d));
     let next = usize::try_from(point).ok().and_then(|i| digits.get(i)).copied().unwrap_or(0);
     if next >= 5 {
         tenths += 1;
     }
-    Some(format!("{}.{}", tenths / 10, tenths % 10))
+    tenths
+}
+
+/// Tenths as decimal text with one decimal in a stack buffer (`25` → `"2.5"`).
+fn tenths_text(tenths: u32, buf: &mut [u8; 24]) -> &str {
+    let whole = integer_text(i64::from(tenths / 10), buf).len();
+    let start = buf.len() - whole;
+    // integer_text wrote the whole part at the end of buf: move it left to make room.
+    buf.copy_within(start.., start - 2);
+    let end = buf.len();
+    buf[end - 2] = b'.';
+    buf[end - 1] = b'0' + (tenths % 10) as u8;
+    std::str::from_utf8(&buf[start - 2..]).expect("ASCII digits")
 }
 
 /// An integer's decimal text in a stack buffer (the category key of `bedrooms`).
@@ -526,10 +618,48 @@ mod tests {
     }
 
     #[test]
+    fn decimal_parts_are_the_shortest_digits() {
+        for (v, want) in [
+            (0.6666666666666666, Some((6666666666666666, 16))),
+            (-95.8, Some((-958, 1))),
+            (100.0, Some((100, 0))),
+            (0.0, Some((0, 0))),
+            (-0.0, Some((0, 0))),
+            (1e-7, Some((1, 7))),
+            (0.1, Some((1, 1))),
+            (29.712345, Some((29712345, 6))),
+            (1e15, Some((1_000_000_000_000_000, 0))),
+            (1.5e20, None),
+            (f64::NAN, None),
+            (f64::INFINITY, None),
+        ] {
+            assert_eq!(decimal_parts(v), want, "{v}");
+        }
+        assert_eq!(decimal_parts(5e-324).map(|(m, s)| (m, s)), Some((5, 324)));
+    }
+
+    #[test]
+    fn the_fast_bathrooms_path_agrees_with_the_decimal_one() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let values = (0..=999_000).map(|i| f64::from(i) / 10_000.0).chain((0..200_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64 * 99.9
+        }));
+        for v in values {
+            assert_eq!(bathrooms_tenths(v), Some(decimal_tenths(v)), "{v}");
+        }
+    }
+
+    #[test]
     fn integer_keys() {
         let mut buf = [0u8; 24];
         for v in [0i64, 7, -7, 1234567890, i64::MIN, i64::MAX] {
             assert_eq!(integer_text(v, &mut buf), v.to_string());
+        }
+        for t in [0u32, 5, 10, 25, 999] {
+            assert_eq!(tenths_text(t, &mut buf), format!("{}.{}", t / 10, t % 10));
         }
     }
 

@@ -15,6 +15,7 @@ use crate::error::OrRaise;
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AnyNumeric, IntoDatum};
+use resi_core::consensus::listing::{decimal_parts, Member};
 use resi_core::consensus::{Claim, ListingConsensus, ListingState};
 use std::ffi::CString;
 
@@ -122,14 +123,72 @@ fn consensus_listing_final(
             c.latitude.as_ref().map(|n| n.value).into_datum(),
             c.longitude.as_ref().map(|n| n.value).into_datum(),
             c.score().into_datum(),
-            jsonb(&c.field_consensus_json()),
+            field_consensus(&c),
         ],
     ))
 }
 
-/// JSON text as a `jsonb` datum (what `pgrx::JsonB` does, without a serde_json round trip).
-fn jsonb(text: &str) -> Option<pg_sys::Datum> {
-    let text = CString::new(text).expect("JSON text escapes NUL characters");
-    // SAFETY: jsonb_in takes one cstring argument and returns a palloc'd jsonb or raises.
-    unsafe { pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(text.as_ptr()))]) }
+/// `field_consensus` as a `jsonb` datum, built with PostgreSQL's own `pushJsonbValue` from the
+/// members (no JSON text to print and parse again); numbers become `numeric` from their shortest
+/// decimal digits, as `to_jsonb(double precision)` makes them.
+fn field_consensus(c: &ListingConsensus) -> Option<pg_sys::Datum> {
+    let fields = c.field_members();
+    let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+    // SAFETY: the JsonbValues point into `fields` (and static keys), which outlive the
+    // JsonbValueToJsonb call that copies them into the result; push/convert palloc in the
+    // current memory context and raise PostgreSQL errors, which pgrx turns into Rust panics.
+    unsafe {
+        pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
+        for (name, members) in &fields {
+            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut string(name));
+            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
+            for (key, member) in members {
+                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut string(key));
+                let mut value = match *member {
+                    Member::Text(text) => string(text),
+                    Member::Integer(v) => numeric(pg_sys::int64_to_numeric(v)),
+                    Member::Number(v) => numeric(match decimal_parts(v) {
+                        Some((mantissa, 0)) => pg_sys::int64_to_numeric(mantissa),
+                        Some((mantissa, scale)) => pg_sys::int64_div_fast_to_numeric(mantissa, scale as i32),
+                        None => numeric_from_text(v),
+                    }),
+                };
+                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut value);
+            }
+            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
+        }
+        let object =
+            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
+        Some(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
+    }
+}
+
+/// A jsonb string (or key) pointing at `text`'s bytes.
+fn string(text: &str) -> pg_sys::JsonbValue {
+    let mut value = pg_sys::JsonbValue { type_: pg_sys::jbvType::jbvString, val: unsafe { std::mem::zeroed() } };
+    value.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 {
+        len: i32::try_from(text.len()).expect("a text datum is shorter than 1 GB"),
+        val: text.as_ptr() as *mut std::ffi::c_char,
+    };
+    value
+}
+
+fn numeric(n: pg_sys::Numeric) -> pg_sys::JsonbValue {
+    let mut value = pg_sys::JsonbValue { type_: pg_sys::jbvType::jbvNumeric, val: unsafe { std::mem::zeroed() } };
+    value.val.numeric = n;
+    value
+}
+
+/// The rare number whose digits do not fit an i64 (|v| ≥ 1e19 or so): through numeric_in.
+fn numeric_from_text(v: f64) -> pg_sys::Numeric {
+    let text = CString::new(v.to_string()).expect("a number has no NUL");
+    // SAFETY: numeric_in(cstring, oid, typmod) returns a palloc'd Numeric or raises.
+    unsafe {
+        pgrx::direct_function_call_as_datum(
+            pg_sys::numeric_in,
+            &[Some(pg_sys::Datum::from(text.as_ptr())), Some(pg_sys::Oid::INVALID.into()), Some((-1i32).into())],
+        )
+        .expect("numeric_in returns a value")
+        .cast_mut_ptr()
+    }
 }
