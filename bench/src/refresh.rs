@@ -70,7 +70,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
         if run > 1 {
             client.execute(
                 "UPDATE resi.miner_trust SET trust_score = trust_score + 0.01 WHERE miner_hotkey = $1",
-                &[&format!("bench-miner-{}", run as usize % MINERS)],
+                &[&format!("bench-miner-{}", run % MINERS)],
             )?;
         }
         let (refresh, refreshed) = db::timed(|| Ok(client.query_one(REFRESH, &[])?.get::<_, i32>(0)))?;

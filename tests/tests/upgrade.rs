@@ -82,7 +82,8 @@ fn upgrade_from(version: &str) {
              SELECT resi.record_miner_submission('a', 1, '2025-09-17 08:00+00')",
         )
         .unwrap();
-    const LISTINGS: &str = "SELECT string_agg(format('%s %s %s %s', zpid, price, bedrooms, unique_miners_count), ', ' ORDER BY zpid)
+    const LISTINGS: &str =
+        "SELECT string_agg(format('%s %s %s %s', zpid, price, bedrooms, unique_miners_count), ', ' ORDER BY zpid)
            FROM resi.listings";
     const SUBMISSIONS: &str = "SELECT total_submissions FROM resi.miner_trust WHERE miner_hotkey = 'a'";
     let before: String = scalar(&mut client, LISTINGS);
@@ -110,7 +111,8 @@ fn upgrade_from(version: &str) {
 
     // The upgraded database folds with the current rules: the new submission agrees with the
     // consensus it joins, so b's trust takes a full step (0.95 × trust + 0.05).
-    const B_TRUST: &str = "SELECT coalesce(max(trust_score), resi.initial_trust()) FROM resi.miner_trust WHERE miner_hotkey = 'b'";
+    const B_TRUST: &str =
+        "SELECT coalesce(max(trust_score), resi.initial_trust()) FROM resi.miner_trust WHERE miner_hotkey = 'b'";
     let b_before: f64 = scalar(&mut client, B_TRUST);
     client
         .batch_execute(

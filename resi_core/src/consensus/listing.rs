@@ -635,7 +635,7 @@ mod tests {
         ] {
             assert_eq!(decimal_parts(v), want, "{v}");
         }
-        assert_eq!(decimal_parts(5e-324).map(|(m, s)| (m, s)), Some((5, 324)));
+        assert_eq!(decimal_parts(5e-324), Some((5, 324)));
     }
 
     #[test]
@@ -669,7 +669,8 @@ mod tests {
         let mut c = claim("1", 100, "SOLD");
         c.city = Some("Say \"hi\"\n");
         listing.add(&c, Some(1.0)).unwrap();
-        let json: serde_json::Value = serde_json::from_str(&listing.result().unwrap().unwrap().field_consensus_json()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&listing.result().unwrap().unwrap().field_consensus_json()).unwrap();
         let fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(fields, ["city", "home_status", "price"]);
         assert_eq!(json["city"]["value"], "Say \"hi\"\n");

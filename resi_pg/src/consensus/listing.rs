@@ -100,9 +100,8 @@ fn consensus_listing_final(
     // which a later call (a window frame that grows) tolerates.
     let c = unsafe { state.get_mut::<ListingState>() }?.result().or_raise(NAME)?;
     let value = |f: &Option<resi_core::consensus::Consensus>| f.as_ref().map(|c| c.value.as_str()).into_datum();
-    let integer = |f: &Option<resi_core::consensus::Consensus>| {
-        f.as_ref().and_then(|c| c.value.parse::<i32>().ok()).into_datum()
-    };
+    let integer =
+        |f: &Option<resi_core::consensus::Consensus>| f.as_ref().and_then(|c| c.value.parse::<i32>().ok()).into_datum();
     let bathrooms = c.bathrooms.as_ref().and_then(|b| AnyNumeric::try_from(b.value.as_str()).ok()).into_datum();
     Some(composite(
         fcinfo,

@@ -254,10 +254,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(differences, Some(0));
-        // Every listing had a voting claim: none compared as an all-NULL row.
+        // A one-field listing: its typed value, its JSON and its score (a lone claim: confidence 1) agree.
         let listings = Spi::get_one::<i64>(
             "SELECT count(*) FROM (SELECT resi.consensus_listing(i::text, NULL, i, NULL, NULL, NULL, NULL, NULL, NULL,
-                 NULL, NULL, NULL, NULL, NULL, NULL, 1) l FROM generate_series(1, 37) i GROUP BY i) s WHERE l IS NOT NULL",
+                 NULL, NULL, NULL, NULL, NULL, NULL, 1) l FROM generate_series(1, 37) i GROUP BY i) s WHERE (l).price = ((l).field_consensus->'price'->>'value')::bigint AND (l).consensus_score = 1",
         )
         .unwrap();
         assert_eq!(listings, Some(37));
