@@ -243,20 +243,13 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
 /// 2 workers launched. Returns a one-line description of the plan.
 fn check_parallel_plan(client: &mut Client, name: &str, query: &str) -> Result<String> {
     client.batch_execute(PARALLEL)?;
-    let plan: Vec<String> = client
-        .query(&format!("EXPLAIN (ANALYZE, COSTS OFF) {query}"), &[])?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let plan: Vec<String> =
+        client.query(&format!("EXPLAIN (ANALYZE, COSTS OFF) {query}"), &[])?.iter().map(|r| r.get(0)).collect();
     client.batch_execute(SERIAL)?;
     let launched = plan.iter().any(|l| l.contains("Workers Launched: 2"));
     let partial = plan.iter().any(|l| l.contains("Partial"));
     if !launched || !partial {
-        bail!(
-            "{}: the parallel plan did not launch 2 workers with partial aggregation:\n{}",
-            name,
-            plan.join("\n")
-        );
+        bail!("{}: the parallel plan did not launch 2 workers with partial aggregation:\n{}", name, plan.join("\n"));
     }
     let nodes: Vec<&str> = plan
         .iter()
