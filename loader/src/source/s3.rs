@@ -86,7 +86,8 @@ impl S3Source {
     }
 
     /// A ranged GET with `If-Match` on the listed ETag: an object overwritten mid-read fails
-    /// with [`ReadError::Changed`] instead of mixing two versions.
+    /// with [`ReadError::Changed`] instead of mixing two versions. The ETag of every response is
+    /// checked too, for servers that ignore `If-Match` on GET (s3s-fs does).
     pub async fn read_range(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes, ReadError> {
         let mut request = self.client.get_object().bucket(&self.bucket).key(&object.key).range(format!(
             "bytes={}-{}",
@@ -101,6 +102,11 @@ impl S3Source {
             Some("NoSuchKey") => ReadError::Vanished,
             _ => ReadError::Other(explain(e).context(format!("GET {}", object.key))),
         })?;
+        if let Some(etag) = response.e_tag() {
+            if !object.etag.is_empty() && unquote(etag) != object.etag {
+                return Err(ReadError::Changed);
+            }
+        }
         let body = response
             .body
             .collect()

@@ -65,14 +65,22 @@ impl S3Server {
 
     /// A loader source for `s3://bucket/prefix` on this server, with the given secret.
     pub fn source_with_secret(&self, bucket: &str, prefix: &str, secret: &str) -> Arc<Source> {
-        let config = aws_sdk_s3::Config::builder()
+        Arc::new(Source::S3(S3Source::with_config(self.config(secret), bucket, prefix)))
+    }
+
+    fn config(&self, secret: &str) -> aws_sdk_s3::Config {
+        aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(ACCESS_KEY, secret, None, None, "test"))
             .force_path_style(true)
-            .build();
-        Arc::new(Source::S3(S3Source::with_config(config, bucket, prefix)))
+            .build()
+    }
+
+    /// An S3 client of this server, for writing objects as an uploader would.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(self.config(SECRET_KEY))
     }
 
     pub fn source(&self, bucket: &str, prefix: &str) -> Arc<Source> {
