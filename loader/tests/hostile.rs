@@ -366,3 +366,25 @@ fn an_object_overwritten_while_it_is_read_is_refused_not_mixed() {
     assert_ne!(again.etag, object.etag);
     assert!(RT.block_on(source.read_range(&again, 0..4)).is_ok());
 }
+
+/// A folder marker (an empty object whose key ends in `/`, as S3 consoles create) next to a
+/// good upload does not disturb the pass. s3s-fs keeps a marker as a folder and does not list
+/// it; real S3 lists it, and the loader rejects such keys as `folder_marker` before parsing them
+/// (load.rs), which this server cannot show.
+#[test]
+fn s3_folder_markers_do_not_disturb_the_pass() {
+    let root = TempDir::new("s3_marker");
+    let good = format!("{HK}/job_id=zillow_zip_77494/data_20250917_080000_20.parquet");
+    write_upload(&root.0.join("resi").join(&good), 99_000_000, 20, 1, 1024);
+    let db = TestDatabase::new("loader_folder_marker");
+    let server = RT.block_on(S3Server::start(&root.0));
+    let marker = format!("{HK}/job_id=zillow_zip_77494/");
+    RT.block_on(server.client().put_object().bucket("resi").key(&marker).body(Vec::new().into()).send()).unwrap();
+    let summary = RT.block_on(load(&db.url, server.source("resi", "data/")));
+    let got = outcomes(&db.url);
+    assert_eq!(got.get(&good), Some(&("loaded".to_string(), String::new(), 20)), "{got:?} {summary:?}");
+    assert!(got.keys().all(|k| k == &good || k == &marker), "{got:?}");
+    if let Some(outcome) = got.get(&marker) {
+        assert_eq!(outcome, &("rejected".to_string(), "folder_marker".to_string(), 0));
+    }
+}
