@@ -6,33 +6,16 @@ mod common;
 
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::TimestampNanosecondArray;
-use arrow_array::{ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray, StructArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{ArrayRef, BinaryArray, Float64Array, Int64Array, StringArray, StructArray};
+use arrow_schema::{DataType, Field};
 use common::*;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 const HK: &str = "data/hotkey=5HostileMinerHotkeyXXXXXXXXXXXXXXXXXXXXXXXXXXXXX";
 
 fn key(job: &str, stamp: &str, rows: usize) -> String {
     format!("{HK}/job_id={job}/data_20250917_{stamp}_{rows}.parquet")
-}
-
-/// A Parquet file of these columns (all nullable), in row groups of `row_group_rows`.
-fn write_columns(path: &Path, columns: Vec<(&str, ArrayRef)>, row_group_rows: usize) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let schema = Arc::new(Schema::new(
-        columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(row_group_rows))
-        .build();
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, Some(props)).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
 }
 
 fn text(values: impl IntoIterator<Item = String>) -> ArrayRef {

@@ -3,7 +3,7 @@
 #![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{Field, Schema};
 use resi_loader::load::{run_pass, PassOptions, PassSummary};
 use resi_loader::progress::Silent;
 use resi_loader::source::{S3Source, Source};
@@ -174,6 +174,13 @@ pub fn write_upload(path: &Path, first_zpid: u64, rows: usize, seed: u64, row_gr
             Arc::new(Float64Array::from_iter_values(zpids.iter().map(|&z| -95.0 - (z % 1000) as f64 / 1000.0))),
         ),
     ];
+    write_columns(path, columns, row_group_rows);
+}
+
+/// A Snappy-compressed Parquet file of these columns (all nullable, in this order, names may
+/// repeat), in row groups of `row_group_rows`.
+pub fn write_columns(path: &Path, columns: Vec<(&str, ArrayRef)>, row_group_rows: usize) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let schema = Arc::new(Schema::new(
         columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>(),
     ));
@@ -186,8 +193,6 @@ pub fn write_upload(path: &Path, first_zpid: u64, rows: usize, seed: u64, row_gr
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let _ = DataType::Null;
-    let _ = TimeUnit::Nanosecond;
 }
 
 /// Everything the loader and fold decide, as text, for comparing two databases: listings'

@@ -10,7 +10,6 @@
 use super::codec::{Reader, Writer};
 use super::{Consensus, MedianState, ModeState, NumericConsensus, Weight};
 use crate::error::Result;
-use std::fmt::Write as _;
 
 /// Relative tolerances of the numeric fields: a claim supports the median `m` when
 /// `|v - m| <= tolerance * |m|`. `resi.consensus_agreement` (SQL) uses the same numbers.
@@ -351,33 +350,6 @@ impl ListingConsensus {
             .collect()
     }
 
-    /// [`ListingConsensus::field_members`] as JSON text (the extension builds the `jsonb` from
-    /// the members directly; this is the same document, for tests and clients).
-    pub fn field_consensus_json(&self) -> String {
-        let mut out = String::with_capacity(1600);
-        out.push('{');
-        for (i, (name, members)) in self.field_members().iter().enumerate() {
-            let _ = write!(out, "{}\"{name}\": {{", if i == 0 { "" } else { ", " });
-            for (j, (key, member)) in members.iter().enumerate() {
-                let _ = write!(out, "{}\"{key}\": ", if j == 0 { "" } else { ", " });
-                match member {
-                    Member::Text(t) => out.push_str(&serde_json::to_string(t).expect("a str serialises")),
-                    Member::Integer(v) => {
-                        let _ = write!(out, "{v}");
-                    }
-                    // Display of a finite f64 is its shortest round-trip decimal, the number
-                    // to_jsonb(double precision) gives.
-                    Member::Number(v) => {
-                        let _ = write!(out, "{v}");
-                    }
-                }
-            }
-            out.push('}');
-        }
-        out.push('}');
-        out
-    }
-
     /// The consensus price as `bigint`: the median rounded half to even (SQL `round`), saturated
     /// at the `bigint` range (a median of `bigint` claims can round to 2^63).
     pub fn price_value(&self) -> Option<i64> {
@@ -532,6 +504,7 @@ fn integer_text(v: i64, buf: &mut [u8; 24]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     fn claim<'a>(zpid: &'a str, price: i64, status: &'a str) -> Claim<'a> {
         Claim { zpid: Some(zpid), price: Some(price), home_status: Some(status), ..Claim::default() }
@@ -663,6 +636,33 @@ mod tests {
         }
     }
 
+    /// [`ListingConsensus::field_members`] as JSON text: the document the extension builds as
+    /// `jsonb` from the members.
+    fn field_consensus_json(c: &ListingConsensus) -> String {
+        let mut out = String::with_capacity(1600);
+        out.push('{');
+        for (i, (name, members)) in c.field_members().iter().enumerate() {
+            let _ = write!(out, "{}\"{name}\": {{", if i == 0 { "" } else { ", " });
+            for (j, (key, member)) in members.iter().enumerate() {
+                let _ = write!(out, "{}\"{key}\": ", if j == 0 { "" } else { ", " });
+                match member {
+                    Member::Text(t) => out.push_str(&serde_json::to_string(t).expect("a str serialises")),
+                    Member::Integer(v) => {
+                        let _ = write!(out, "{v}");
+                    }
+                    // Display of a finite f64 is its shortest round-trip decimal, the number
+                    // to_jsonb(double precision) gives.
+                    Member::Number(v) => {
+                        let _ = write!(out, "{v}");
+                    }
+                }
+            }
+            out.push('}');
+        }
+        out.push('}');
+        out
+    }
+
     #[test]
     fn field_consensus_json_lists_fields_with_a_consensus() {
         let mut listing = ListingState::default();
@@ -670,7 +670,7 @@ mod tests {
         c.city = Some("Say \"hi\"\n");
         listing.add(&c, Some(1.0)).unwrap();
         let json: serde_json::Value =
-            serde_json::from_str(&listing.result().unwrap().unwrap().field_consensus_json()).unwrap();
+            serde_json::from_str(&field_consensus_json(&listing.result().unwrap().unwrap())).unwrap();
         let fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(fields, ["city", "home_status", "price"]);
         assert_eq!(json["city"]["value"], "Say \"hi\"\n");
