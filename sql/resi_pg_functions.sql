@@ -1,4 +1,4 @@
--- resi_pg functions, version 0.3.0: aggregates and SQL-language functions over the Rust
+-- resi_pg functions, version 0.4.0: aggregates and SQL-language functions over the Rust
 -- functions. Included at the end of the generated install script (extension_sql_file!
 -- finalize in resi_pg/src/lib.rs).
 
@@ -127,6 +127,8 @@ CREATE FUNCTION resi.record_miner_submission(
     at          timestamptz DEFAULT now()
 ) RETURNS integer
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     utc_day   date := (at AT TIME ZONE 'UTC')::date;
@@ -168,6 +170,7 @@ COMMENT ON FUNCTION resi.record_miner_submission(text, integer, timestamptz) IS
 -- led to a ban, else NULL.
 CREATE FUNCTION resi.add_strike(hotkey text, reason text) RETURNS timestamptz
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -207,6 +210,7 @@ COMMENT ON FUNCTION resi.add_strike(text, text) IS
 -- An operator's ban (for good when duration is NULL) and its lifting.
 CREATE FUNCTION resi.ban_miner(hotkey text, reason text, duration interval DEFAULT NULL) RETURNS timestamptz
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -224,7 +228,7 @@ BEGIN
     ON CONFLICT (miner_hotkey) DO UPDATE SET
         bans = t.bans + 1, banned_until = excluded.banned_until, ban_reason = excluded.ban_reason, updated_at = now();
     INSERT INTO resi.miner_penalties (miner_hotkey, kind, reason, banned_until)
-    VALUES (hotkey, 'ban', format('by %s: %s', current_user, reason), until);
+    VALUES (hotkey, 'ban', format('by %s: %s', session_user, reason), until); -- the caller, not the definer
     RETURN until;
 END
 $$;
@@ -233,6 +237,7 @@ COMMENT ON FUNCTION resi.ban_miner(text, text, interval) IS
 
 CREATE FUNCTION resi.unban_miner(hotkey text) RETURNS boolean
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     UPDATE resi.miner_trust t SET banned_until = NULL, ban_reason = NULL, strikes = 0, updated_at = now()
@@ -255,6 +260,7 @@ COMMENT ON FUNCTION resi.unban_miner(text) IS 'Lift a miner''s ban now and clear
 CREATE FUNCTION resi.admit_submission(hotkey text, submitted_at timestamptz, first_attempt boolean DEFAULT true)
     RETURNS text
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -375,6 +381,7 @@ COMMENT ON FUNCTION resi.consensus_agreement(text, bigint, text, integer, double
 -- instead of overwriting each other with a consensus that misses the other's claims.
 CREATE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET plan_cache_mode = force_custom_plan
 AS $$
@@ -447,6 +454,7 @@ COMMENT ON FUNCTION resi.refresh_consensus(text[]) IS
 -- after editing attestations by hand), then refresh every listing.
 CREATE FUNCTION resi.rebuild_claims() RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -470,6 +478,7 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION resi.fold_staged_listings() RETURNS trigger
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -594,6 +603,7 @@ CREATE TRIGGER fold_staged_listings
 -- false, when another session is writing to it.
 CREATE FUNCTION resi.clear_staging() RETURNS boolean
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -626,6 +636,7 @@ COMMENT ON FUNCTION resi.stale_listing(text, bigint) IS
 
 CREATE FUNCTION resi.refresh_stale_consensus(max_listings integer DEFAULT 10000) RETURNS integer
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -663,6 +674,7 @@ COMMENT ON FUNCTION resi.stale_listings() IS
 CREATE FUNCTION resi.record_validation(miner_hotkey text, zpid text, passed boolean, score double precision DEFAULT NULL)
     RETURNS double precision
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -774,6 +786,7 @@ COMMENT ON FUNCTION resi.miner_status(text) IS
 CREATE FUNCTION resi.add_blacklist_entry(field text, value text, reason text, match text DEFAULT 'exact')
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -790,8 +803,9 @@ BEGIN
     IF match = 'pattern' THEN
         PERFORM '' ~ value; -- raises 2201B (invalid_regular_expression) for a bad pattern
     END IF;
-    INSERT INTO resi.blacklist AS b (field, match, value, reason)
-    VALUES (add_blacklist_entry.field, add_blacklist_entry.match, add_blacklist_entry.value, add_blacklist_entry.reason)
+    INSERT INTO resi.blacklist AS b (field, match, value, reason, added_by)
+    VALUES (add_blacklist_entry.field, add_blacklist_entry.match, add_blacklist_entry.value, add_blacklist_entry.reason,
+            session_user) -- the caller (current_user is the function's owner here)
     ON CONFLICT ON CONSTRAINT blacklist_field_match_value_key DO UPDATE SET reason = b.reason
     RETURNING b.id INTO entry;
     RETURN entry;
@@ -802,9 +816,112 @@ COMMENT ON FUNCTION resi.add_blacklist_entry(text, text, text, text) IS
 
 CREATE FUNCTION resi.remove_blacklist_entry(id bigint) RETURNS boolean
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     WITH removed AS (DELETE FROM resi.blacklist b WHERE b.id = remove_blacklist_entry.id RETURNING 1)
     SELECT count(*) > 0 FROM removed;
 END;
 COMMENT ON FUNCTION resi.remove_blacklist_entry(bigint) IS 'Remove a blacklist entry by id. True when it existed.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Privileges (0.4.0)
+-- ---------------------------------------------------------------------------------------------
+-- Functions that write run as their owner (SECURITY DEFINER, search_path pinned to
+-- pg_catalog, pg_temp, every name schema-qualified) and are not executable by PUBLIC: a role
+-- gets exactly the ones resi.setup_roles() grants it. The read-only functions and aggregates
+-- (consensus, hashes, keys, trust arithmetic, settings) stay executable by every role that may
+-- use the schema.
+REVOKE EXECUTE ON FUNCTION
+    resi.record_miner_submission(text, integer, timestamptz),
+    resi.add_strike(text, text),
+    resi.ban_miner(text, text, interval),
+    resi.unban_miner(text),
+    resi.admit_submission(text, timestamptz, boolean),
+    resi.refresh_consensus(text[]),
+    resi.rebuild_claims(),
+    resi.fold_staged_listings(),
+    resi.clear_staging(),
+    resi.refresh_stale_consensus(integer),
+    resi.record_validation(text, text, boolean, double precision),
+    resi.add_blacklist_entry(text, text, text, text),
+    resi.remove_blacklist_entry(bigint)
+FROM PUBLIC;
+
+-- The four roles of a deployment and what each may do. Creates the NOLOGIN group roles that
+-- do not exist yet (roles are cluster-wide) and grants them their privileges in this database
+-- (grants are per database: run it in every database with the extension, and again after
+-- ALTER EXTENSION resi_pg UPDATE so new objects are granted too). Idempotent. People and
+-- services log in as their own roles, made members: GRANT resi_loader TO ingest_service.
+--   resi_loader     write staging (the fold trigger does the rest) and the ingest ledger and
+--                   runs; call resi.admit_submission, resi.clear_staging,
+--                   resi.refresh_stale_consensus; read listings and attestations (for
+--                   `resi-loader status`). No UPDATE/DELETE of listings, attestations,
+--                   claims or trust.
+--   resi_reader     read resi.listings and the resi.listing_consensus view; nothing else.
+--   resi_validator  call resi.record_validation; nothing else.
+--   resi_admin      read every table; bans (ban_miner, unban_miner, add_strike), the
+--                   blacklist (add/remove_blacklist_entry), consensus maintenance
+--                   (refresh_consensus, refresh_stale_consensus, rebuild_claims,
+--                   record_miner_submission); SET and ALTER SYSTEM of every resi.* setting.
+-- Needs a role that may create roles and grant on the extension's objects (the superuser who
+-- created the extension). Returns each role and whether this call created it.
+CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wanted text;
+BEGIN
+    FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
+        role_name := wanted;
+        created := false;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = wanted) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', wanted);
+                created := true;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL; -- created by a concurrent call
+            END;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+
+    GRANT USAGE ON SCHEMA resi TO resi_loader, resi_reader, resi_validator, resi_admin;
+
+    GRANT INSERT ON resi.staging_listings TO resi_loader;
+    GRANT SELECT, INSERT, UPDATE ON resi.ingest_runs, resi.ingest_ledger TO resi_loader;
+    GRANT USAGE ON SEQUENCE resi.ingest_runs_id_seq, resi.ingest_ledger_id_seq TO resi_loader;
+    GRANT SELECT ON resi.listings, resi.miner_attestations TO resi_loader;
+    GRANT EXECUTE ON FUNCTION
+        resi.admit_submission(text, timestamptz, boolean),
+        resi.clear_staging(),
+        resi.refresh_stale_consensus(integer)
+    TO resi_loader;
+
+    GRANT SELECT ON resi.listings, resi.listing_consensus TO resi_reader;
+
+    GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
+
+    GRANT SELECT ON ALL TABLES IN SCHEMA resi TO resi_admin;
+    GRANT EXECUTE ON FUNCTION
+        resi.ban_miner(text, text, interval),
+        resi.unban_miner(text),
+        resi.add_strike(text, text),
+        resi.add_blacklist_entry(text, text, text, text),
+        resi.remove_blacklist_entry(bigint),
+        resi.refresh_consensus(text[]),
+        resi.refresh_stale_consensus(integer),
+        resi.rebuild_claims(),
+        resi.record_miner_submission(text, integer, timestamptz)
+    TO resi_admin;
+    GRANT SET, ALTER SYSTEM ON PARAMETER
+        resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
+        resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
+        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration
+    TO resi_admin;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION resi.setup_roles() FROM PUBLIC;
+COMMENT ON FUNCTION resi.setup_roles() IS
+    'Create the NOLOGIN roles resi_loader, resi_reader, resi_validator and resi_admin if missing and grant each its privileges in this database (idempotent; run again after an upgrade). Returns each role and whether it was created.';

@@ -1,4 +1,4 @@
--- resi_pg schema, version 0.3.0: types and tables of the `resi` schema.
+-- resi_pg schema, version 0.4.0: types and tables of the `resi` schema.
 --
 -- Every change to this file ships an upgrade script sql/resi_pg--OLD--NEW.sql that brings an
 -- installed database to the same state (new columns go at the end of their table, so a fresh

@@ -13,8 +13,10 @@
 //! | `resi.ban_duration` | `6h` (minutes) | the first ban; each later ban lasts twice the one before |
 //! | `resi.max_ban_duration` | `30d` (minutes) | the cap of that doubling |
 //!
-//! All can be set per session, per role or database (`ALTER ROLE/DATABASE … SET`) or for the
-//! cluster (`ALTER SYSTEM SET`, `postgresql.conf`). A malformed tier list, and a number outside
+//! They decide how miners are judged, so only a superuser, or a role granted `SET` on them
+//! (`resi.setup_roles()` grants `SET` and `ALTER SYSTEM` on each to `resi_admin`), may change
+//! them (SUSET): per session, per role or database (`ALTER ROLE/DATABASE … SET`) or for the
+//! cluster (`ALTER SYSTEM SET`, `postgresql.conf`). A loader cannot raise its own limits. A malformed tier list, and a number outside
 //! its setting's range, are refused when set. The two durations are whole minutes and take
 //! units (`SET resi.ban_duration = '2h'`). `resi.ingest_settings()` shows the ingest and penalty
 //! settings in effect, typed.
@@ -51,7 +53,7 @@ pub(crate) fn register() {
             c"Daily submission limits by miner trust, as min_trust:limit pairs.",
             c"A miner whose trust is at least min_trust may make limit submissions per UTC day (the highest tier reached); the lowest tier is also the floor.",
             &RATE_LIMIT_TIERS,
-            GucContext::Userset,
+            GucContext::Suset,
             GucFlags::default(),
             Some(check_rate_limit_tiers),
             None,
@@ -65,7 +67,7 @@ pub(crate) fn register() {
         &INITIAL_TRUST,
         0.0,
         1.0,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     register_quality();
@@ -80,7 +82,7 @@ fn register_quality() {
         &QUALITY_MIN_PRICE,
         0.0,
         1e300,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_float_guc(
@@ -90,7 +92,7 @@ fn register_quality() {
         &QUALITY_MAX_PRICE,
         0.0,
         1e300,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -100,7 +102,7 @@ fn register_quality() {
         &QUALITY_MAX_ZIP_CODES,
         0,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
 }
@@ -113,7 +115,7 @@ fn register_ingest() {
         &MAX_SUBMISSION_ROWS,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -123,7 +125,7 @@ fn register_ingest() {
         &OVER_LIMIT_STRIKE_ATTEMPTS,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -133,7 +135,7 @@ fn register_ingest() {
         &STRIKES_PER_BAN,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -143,7 +145,7 @@ fn register_ingest() {
         &BAN_DURATION,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::UNIT_MIN,
     );
     GucRegistry::define_int_guc(
@@ -153,7 +155,7 @@ fn register_ingest() {
         &MAX_BAN_DURATION,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::UNIT_MIN,
     );
 }

@@ -66,6 +66,46 @@ impl Drop for TestDatabase {
     }
 }
 
+/// `resi.setup_roles()` grants cluster-wide privileges (on the resi.* settings); concurrent calls
+/// would update the same catalogue rows at once, so the tests of one binary take turns.
+static SETUP_ROLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl TestDatabase {
+    /// `SELECT resi.setup_roles()` in this database: the four group roles and their grants.
+    pub fn setup_roles(&self) {
+        let _turn = SETUP_ROLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.client().batch_execute("SELECT resi.setup_roles()").unwrap();
+    }
+
+    /// A new LOGIN role, member of `group` only (no group: of none), and the URL of this
+    /// database as that role. Dropped when the value is dropped.
+    pub fn login(&self, group: Option<&str>) -> LoginRole {
+        let name = format!("{}_{}", self.name, group.unwrap_or("nobody"));
+        let mut client = connect(&admin_url());
+        client.batch_execute(&format!("DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN")).unwrap();
+        if let Some(group) = group {
+            client.batch_execute(&format!("GRANT {group} TO {name}")).unwrap();
+        }
+        let url = self.url.replacen("postgres@", &format!("{name}@"), 1);
+        assert_ne!(url, self.url, "the test cluster's URL names its user: {}", self.url);
+        LoginRole { name, url }
+    }
+}
+
+/// A LOGIN role made by [`TestDatabase::login`].
+pub struct LoginRole {
+    pub name: String,
+    pub url: String,
+}
+
+impl Drop for LoginRole {
+    fn drop(&mut self) {
+        if let Ok(mut client) = Client::connect(&admin_url(), NoTls) {
+            let _ = client.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.name));
+        }
+    }
+}
+
 /// The first column of the one row `sql` returns.
 pub fn scalar<T: for<'a> postgres::types::FromSql<'a>>(client: &mut Client, sql: &str) -> T {
     client.query_one(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)

@@ -7,8 +7,8 @@ use resi_e2e::{scalar, TestDatabase};
 
 /// Everything the extension defines in schema `resi`, one sorted line per fact: columns
 /// (type, nullability, default, compression), storage options, constraints, indexes, functions and aggregates (definition,
-/// volatility, parallel safety), composite types, views, triggers, comments, members and the
-/// tables pg_dump keeps.
+/// volatility, parallel safety, security), composite types, views, triggers, comments, members, the
+/// tables pg_dump keeps, and privileges (now and as the extension script left them).
 fn catalogue(client: &mut Client) -> Vec<String> {
     const FACTS: &str = r#"
         SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
@@ -50,6 +50,16 @@ fn catalogue(client: &mut Client) -> Vec<String> {
            AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'resi_pg')
         UNION ALL
         SELECT 'dumped ' || c::regclass FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'resi_pg'
+        UNION ALL
+        SELECT 'acl ' || relname || ' ' || coalesce(relacl::text, 'default') FROM pg_class
+         WHERE relnamespace = 'resi'::regnamespace
+        UNION ALL
+        SELECT 'acl ' || oid::regprocedure || ' ' || coalesce(proacl::text, 'default') FROM pg_proc
+         WHERE pronamespace = 'resi'::regnamespace
+        UNION ALL
+        SELECT 'initial privileges ' || pg_describe_object(classoid, objoid, objsubid) || ' ' || privtype::text
+               || ' ' || initprivs::text
+          FROM pg_init_privs WHERE pg_describe_object(classoid, objoid, objsubid) LIKE '%resi.%'
     "#;
     let mut facts: Vec<String> = client.query(FACTS, &[]).unwrap().iter().map(|r| r.get(0)).collect();
     facts.sort();
@@ -66,6 +76,11 @@ fn upgrade_from_0_1_0_keeps_data_and_equals_a_fresh_install() {
 #[test]
 fn upgrade_from_0_2_0_keeps_data_and_equals_a_fresh_install() {
     upgrade_from("0.2.0");
+}
+
+#[test]
+fn upgrade_from_0_3_0_keeps_data_and_equals_a_fresh_install() {
+    upgrade_from("0.3.0");
 }
 
 /// Create `version`, fold a few rows, update to the current version: the rows stay, the
