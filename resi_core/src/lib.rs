@@ -4,6 +4,7 @@
 //!
 //! - [`consensus`]: transition states of the trust-weighted consensus aggregates, with exact
 //!   (order-independent) weight sums and a compact binary form for parallel aggregation;
+//! - [`interrupt`]: the cancellation check that long loops call (PostgreSQL's, in the extension);
 //! - [`hash`]: SHA-256 helpers and the canonical form behind `resi.listing_hash`;
 //! - [`keys`]: the S3 key layout of miners' uploads;
 //! - [`listing`]: normalising one reported listing row (the loader's rules);
@@ -14,6 +15,7 @@
 pub mod consensus;
 pub mod error;
 pub mod hash;
+pub mod interrupt;
 pub mod keys;
 pub mod listing;
 pub mod quality;

@@ -29,6 +29,13 @@ extension_sql_file!("../../sql/resi_pg_functions.sql", name = "functions", final
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    resi_core::interrupt::set_hook(check_for_interrupts);
+}
+
+/// PostgreSQL's `CHECK_FOR_INTERRUPTS()`, the hook of `resi_core`'s long loops: a statement
+/// timeout or a cancel request raises its ERROR (57014) from inside them.
+fn check_for_interrupts() {
+    pg_sys::check_for_interrupts!();
 }
 
 #[cfg(test)]

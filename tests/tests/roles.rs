@@ -92,7 +92,10 @@ fn loader_writes_staging_and_the_ledger_and_nothing_else() {
     );
     let mut admin = db.client();
     assert_eq!(scalar::<i32>(&mut admin, "SELECT unique_miners_count FROM resi.listings WHERE zpid = '1'"), 3);
-    assert_eq!(scalar::<i64>(&mut admin, "SELECT total_submissions FROM resi.miner_trust WHERE miner_hotkey = '5C'"), 1);
+    assert_eq!(
+        scalar::<i64>(&mut admin, "SELECT total_submissions FROM resi.miner_trust WHERE miner_hotkey = '5C'"),
+        1
+    );
     for sql in TABLE_WRITES {
         denied(&mut loader, sql);
     }
@@ -200,7 +203,8 @@ fn admin_bans_blacklists_and_sets_settings_but_does_not_edit_data() {
     // The functions run as their owner but record who called them.
     let by: String = scalar(&mut admin, "SELECT added_by FROM resi.blacklist");
     assert_eq!(by, login.name);
-    let reason: String = scalar(&mut admin, "SELECT reason FROM resi.miner_penalties WHERE kind = 'ban' ORDER BY id LIMIT 1");
+    let reason: String =
+        scalar(&mut admin, "SELECT reason FROM resi.miner_penalties WHERE kind = 'ban' ORDER BY id LIMIT 1");
     assert_eq!(reason, format!("by {}: copies 5A", login.name));
     let removed: bool = scalar(&mut admin, "SELECT resi.remove_blacklist_entry(id) FROM resi.blacklist");
     assert!(removed);

@@ -94,7 +94,11 @@ impl MedianState {
         if self.claims.is_empty() {
             self.claims = other.claims;
         } else {
-            self.claims.extend_from_slice(&other.claims);
+            self.claims.reserve(other.claims.len());
+            for (i, chunk) in other.claims.chunks(crate::interrupt::STRIDE).enumerate() {
+                crate::interrupt::check_every(i * crate::interrupt::STRIDE);
+                self.claims.extend_from_slice(chunk);
+            }
         }
         Ok(())
     }
@@ -115,11 +119,16 @@ impl MedianState {
         if self.claims.is_empty() {
             return Ok(None);
         }
+        crate::interrupt::check();
         self.claims.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         let weights: Vec<Weight> = self
             .claims
             .iter()
-            .map(|&(_, w)| Ok(Weight::of_vote(Some(w))?.expect("only voting weights are kept")))
+            .enumerate()
+            .map(|(i, &(_, w))| {
+                crate::interrupt::check_every(i);
+                Ok(Weight::of_vote(Some(w))?.expect("only voting weights are kept"))
+            })
             .collect::<Result<_>>()?;
         let total = weights.iter().try_fold(Weight::ZERO, |acc, &w| acc.checked_add(w))?;
         let t = total.units();
@@ -128,7 +137,8 @@ impl MedianState {
         let thresholds = [t.div_ceil(4), t.div_ceil(2), t - t / 4];
         let mut found = [None; 3];
         let mut cumulative = 0u128;
-        for (&(value, _), w) in self.claims.iter().zip(&weights) {
+        for (i, (&(value, _), w)) in self.claims.iter().zip(&weights).enumerate() {
+            crate::interrupt::check_every(i);
             cumulative += w.units();
             for (slot, &threshold) in found.iter_mut().zip(&thresholds) {
                 if slot.is_none() && cumulative >= threshold {
@@ -143,7 +153,8 @@ impl MedianState {
         let tolerance = self.tolerance.unwrap_or(0.0);
         let mut support = Weight::ZERO;
         let mut supporters = 0u64;
-        for (&(value, _), &w) in self.claims.iter().zip(&weights) {
+        for (i, (&(value, _), &w)) in self.claims.iter().zip(&weights).enumerate() {
+            crate::interrupt::check_every(i);
             if (value - median).abs() <= tolerance * median.abs() {
                 support = support.checked_add(w)?;
                 supporters += 1;
@@ -174,7 +185,8 @@ impl MedianState {
             None => w.u8(0),
         }
         w.u64(self.claims.len() as u64);
-        for &(value, weight) in &self.claims {
+        for (i, &(value, weight)) in self.claims.iter().enumerate() {
+            crate::interrupt::check_every(i);
             w.f64(value);
             w.f64(weight);
         }
@@ -192,7 +204,8 @@ impl MedianState {
         };
         let n = r.count(16)?;
         let mut claims = Vec::with_capacity(n);
-        for _ in 0..n {
+        for i in 0..n {
+            crate::interrupt::check_every(i);
             let value = r.f64()?;
             let weight = r.f64()?;
             let votes = matches!(Weight::of_vote(Some(weight)), Ok(Some(_)));

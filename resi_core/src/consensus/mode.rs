@@ -94,7 +94,8 @@ impl ModeState {
 
     /// Fold another partial state into this one (the combine step of a parallel plan).
     pub fn merge(&mut self, other: ModeState) -> Result<()> {
-        for (value, tally) in other.into_tallies() {
+        for (i, (value, tally)) in other.into_tallies().enumerate() {
+            crate::interrupt::check_every(i);
             self.add_tally(&value.clone(), tally, || value)?;
         }
         Ok(())
@@ -128,7 +129,8 @@ impl ModeState {
         let mut total = Weight::ZERO;
         let mut voters = 0u64;
         let mut best: Option<(&String, &Tally)> = None;
-        for (value, tally) in self.tallies() {
+        for (i, (value, tally)) in self.tallies().enumerate() {
+            crate::interrupt::check_every(i);
             total = total.checked_add(tally.weight)?;
             voters += tally.supporters;
             let wins = match best {
@@ -160,7 +162,8 @@ impl ModeState {
     pub fn serialize(&self) -> Vec<u8> {
         let mut w = Writer::new(Self::MAGIC, 8 + self.distinct_values() * 48);
         w.u64(self.distinct_values() as u64);
-        for (value, tally) in self.tallies() {
+        for (i, (value, tally)) in self.tallies().enumerate() {
+            crate::interrupt::check_every(i);
             w.bytes(value.as_bytes());
             w.u128(tally.weight.units());
             w.u64(tally.supporters);
@@ -174,7 +177,8 @@ impl ModeState {
         let mut r = Reader::new(bytes, Self::MAGIC, "consensus_mode")?;
         let n = r.count(8 + 16 + 8)?;
         let mut state = ModeState::default();
-        for _ in 0..n {
+        for i in 0..n {
+            crate::interrupt::check_every(i);
             let value = std::str::from_utf8(r.bytes()?).map_err(|_| r.corrupt("a value is not UTF-8"))?.to_owned();
             let weight = Weight::from_units(r.u128()?);
             let supporters = r.u64()?;
