@@ -7,6 +7,7 @@
 #   make demo      a private cluster with the extension, one loader pass over the sample uploads, the results
 #   make lint      rustfmt check and clippy -D warnings
 #   make bench     benchmarks against their baselines on a throwaway cluster, into bench/results.md (not in `make test`)
+#   make fuzz      each property of resi_core/tests/props for FUZZ_SECONDS (default 600), release build (not in `make test`)
 #
 # As root everything runs directly; as a normal user, system packages and installing into
 # PostgreSQL's directories use sudo (see README.md).
@@ -24,7 +25,7 @@ PGRX_TEST_ENV := CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=$(or $(TM
 
 export PG_CONFIG
 
-.PHONY: setup build install install-dev test test-unit test-pg test-e2e demo demo-stop lint clean bench
+.PHONY: setup build install install-dev test test-unit test-pg test-e2e demo demo-stop lint clean bench fuzz
 
 setup:
 	@scripts/setup
@@ -76,6 +77,12 @@ lint:
 bench: setup install
 	$(CARGO) build --locked --release -p resi-loader
 	scripts/bench
+
+# Fuzzing (issue 6): key parsing, row normalisation, the canonical form, the aggregates' state
+# readers and round trips, one at a time, each for FUZZ_SECONDS; prints executions per property.
+FUZZ_SECONDS ?= 600
+fuzz:
+	RESI_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --locked --release -p resi_core --test fuzz
 
 clean:
 	$(CARGO) clean

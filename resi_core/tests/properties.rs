@@ -1,124 +1,35 @@
 //! Property tests (proptest; issue 6's fuzzing where `cargo fuzz` needs a nightly toolchain):
 //! key parsing, row normalisation, the canonical form behind `resi.listing_hash`, and the
-//! aggregates' binary states. `make test` runs each with a few hundred cases; a long run is
-//! `PROPTEST_CASES=1000000 cargo test --release -p resi_core --test properties`.
+//! aggregates' binary states (the properties are in props/). `make test` runs each with a few
+//! hundred cases, replaying proptest-regressions/ first; `fuzz.rs` runs them for a time budget.
+
+mod props;
 
 use proptest::prelude::*;
-use resi_core::consensus::{Claim, ListingState, MedianState, ModeState};
-use resi_core::hash::{canonical_json, canonical_json_of_text, listing_hash};
-use resi_core::keys::parse_s3_key;
-use resi_core::listing::{normalise, RawListing, MAX_TEXT_CHARS};
-use serde_json::Value;
-
-fn any_f64() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        any::<f64>(),
-        Just(f64::NAN),
-        Just(f64::INFINITY),
-        Just(f64::NEG_INFINITY),
-        -1e7..1e7f64,
-        (0u32..2000).prop_map(|t| f64::from(t) / 10.0)
-    ]
-}
-
-fn any_text() -> impl Strategy<Value = String> {
-    prop_oneof![any::<String>(), "[0-9]{1,12}", "[ \\t]*[A-Za-z0-9_=/.:'\";-]{0,40}[ \\t]*", Just("\0".to_string())]
-}
-
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        (-1e300..1e300f64).prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        any_text().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 64, 8, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            prop::collection::btree_map(any_text(), inner, 0..8).prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
 
 proptest! {
     #[test]
-    fn key_parsing_never_panics_and_reads_back_what_it_was_given(
-        hotkey in "[1-9A-HJ-NP-Za-km-z]{48}",
-        job in "[a-z_0-9]{1,30}",
-        day in 1u32..=28, hour in 0u32..24, rows in 0i32..i32::MAX,
-        junk in any::<String>(),
-    ) {
-        let _ = parse_s3_key(&junk);
-        let key = format!("data/hotkey={hotkey}/job_id={job}/data_202509{day:02}_{hour:02}0000_{rows}.parquet");
-        let parsed = parse_s3_key(&key).expect("a key in the layout parses");
-        prop_assert_eq!(parsed.miner_hotkey, hotkey.as_str());
-        prop_assert_eq!(parsed.job_id, Some(job.as_str()));
-        prop_assert_eq!(parsed.declared_rows, Some(rows));
+    fn key_parsing_never_panics_and_reads_back_what_it_was_given(input in props::key_input()) {
+        props::key_parsing(input)?;
     }
 
     #[test]
-    fn normalisation_never_panics_and_keeps_its_promises(
-        zpid in proptest::option::of(any_text()), uri in proptest::option::of(any_text()),
-        address in proptest::option::of(any_text()), zip in proptest::option::of(any_text()),
-        price in proptest::option::of(any_f64()), bedrooms in proptest::option::of(any_f64()),
-        bathrooms in proptest::option::of(any_f64()), area in proptest::option::of(any_f64()),
-        days in proptest::option::of(any_f64()), lat in proptest::option::of(any_f64()),
-        lon in proptest::option::of(any_f64()), micros in proptest::option::of(any::<i64>()),
-    ) {
-        let raw = RawListing {
-            uri, datetime_micros: micros, label: None, zpid, price, address, bedrooms, bathrooms,
-            living_area: area, home_type: None, home_status: None, days_on_zillow: days, zip_code: zip,
-            city: None, state: None, latitude: lat, longitude: lon,
-        };
-        if let Some(row) = normalise(raw, &mut |_| {}) {
-            prop_assert!(!row.zpid.is_empty() && row.zpid.bytes().all(|b| b.is_ascii_digit()));
-            for text in [&row.uri, &row.address, &row.zip_code].into_iter().flatten() {
-                prop_assert!(!text.contains('\0'));
-                prop_assert!(text.chars().count() <= MAX_TEXT_CHARS);
-            }
-            for v in [row.bathrooms, row.latitude, row.longitude].into_iter().flatten() {
-                prop_assert!(v.is_finite());
-            }
-        }
+    fn normalisation_never_panics_and_keeps_its_promises(raw in props::raw_listing()) {
+        props::normalisation(raw)?;
     }
 
     #[test]
-    fn the_canonical_form_is_a_fixed_point_and_ignores_member_order(value in json_value()) {
-        let Ok(canonical) = canonical_json(&value) else { return Ok(()) };
-        prop_assert_eq!(canonical_json_of_text(&canonical).unwrap(), canonical.clone());
-        if let Value::Object(members) = &value {
-            let reversed: serde_json::Map<String, Value> =
-                members.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
-            prop_assert_eq!(listing_hash(&Value::Object(reversed)).unwrap(), listing_hash(&value).unwrap());
-        }
+    fn the_canonical_form_is_a_fixed_point_and_ignores_member_order(value in props::json_value()) {
+        props::canonical_form(value)?;
     }
 
     #[test]
-    fn arbitrary_bytes_never_crash_the_state_readers(bytes in prop::collection::vec(any::<u8>(), 0..512),
-                                                      magic in prop::sample::select(vec![b'M', b'D', b'L'])) {
-        let mut tagged = vec![magic, 1];
-        tagged.extend_from_slice(&bytes);
-        for input in [&bytes[..], &tagged[..]] {
-            let _ = ModeState::deserialize(input).map(|s| s.result());
-            let _ = MedianState::deserialize(input).map(|mut s| s.result());
-            let _ = ListingState::deserialize(input).map(|mut s| s.result());
-        }
+    fn arbitrary_bytes_never_crash_the_state_readers(input in props::state_bytes()) {
+        props::state_readers(input)?;
     }
 
     #[test]
-    fn states_round_trip_through_their_binary_form(
-        rows in prop::collection::vec((any_text(), any_f64(), 0.0..2.0f64), 0..40)
-    ) {
-        let (mut mode, mut median, mut listing) = (ModeState::default(), MedianState::default(), ListingState::default());
-        for (text, number, weight) in &rows {
-            mode.add(Some(text), Some(*weight)).unwrap();
-            median.add(Some(*number), Some(*weight), Some(0.01)).unwrap();
-            let claim = Claim { zpid: Some("1"), address: Some(text), latitude: Some(*number), ..Claim::default() };
-            listing.add(&claim, Some(*weight)).unwrap();
-        }
-        prop_assert_eq!(ModeState::deserialize(&mode.serialize()).unwrap().result().unwrap(), mode.result().unwrap());
-        prop_assert_eq!(MedianState::deserialize(&median.serialize()).unwrap().result().unwrap(), median.result().unwrap());
-        prop_assert_eq!(ListingState::deserialize(&listing.serialize()).unwrap().result().unwrap(), listing.result().unwrap());
+    fn states_round_trip_through_their_binary_form(rows in props::votes()) {
+        props::state_round_trips(rows)?;
     }
 }
