@@ -7,10 +7,290 @@
 -- * resi.setup_roles(): the NOLOGIN roles resi_loader, resi_reader, resi_validator, resi_admin
 --   and their grants.
 -- * The resi.* settings are SUSET from this version's library on (no SQL here): only a
---   superuser or a role granted SET on them (resi_admin) may change them.
+--   superuser or a role granted SET on them (resi_admin) may change them. New setting
+--   resi.database_budget (8 GB).
+-- * The read API (schema api), resi.listing_history and its trigger, the monitoring views and
+--   resi.database_budget(): sql/resi_pg_api.sql 0.4.0, whole (all of it is new).
 --
 -- The function definitions below are those of sql/resi_pg_functions.sql 0.4.0; CREATE OR
 -- REPLACE keeps each function's comment and its dependants (the staging trigger).
+
+-- The Rust function behind resi.database_budget() (as pgrx generates it).
+CREATE FUNCTION resi.database_budget_bytes() RETURNS bigint /* i64 */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'database_budget_bytes_wrapper';
+
+-- resi_pg read API, history and monitoring, version 0.4.0.
+--
+-- Included into the generated install script by resi_pg/src/lib.rs (extension_sql_file!, after
+-- the schema, before sql/resi_pg_functions.sql, whose resi.setup_roles() grants these objects).
+--
+-- * resi.listing_history: how each listing's consensus price and status changed over time,
+--   kept by a trigger on resi.listings (so every writer of the consensus keeps it: the fold,
+--   refreshes, rebuilds).
+-- * Schema `api`: what a REST layer (PostgREST, Supabase) exposes as-is to resi_reader — views
+--   and functions over the consensus, every query served by an index (tests/tests/api.rs
+--   checks the plans at 2M listings).
+-- * Monitoring views for operators, and resi.database_budget().
+
+-- ---------------------------------------------------------------------------------------------
+-- Consensus history
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE resi.listing_history (
+    id              bigserial PRIMARY KEY,
+    zpid            text NOT NULL,
+    changed_at      timestamptz NOT NULL DEFAULT now(), -- the time of the transaction that changed it
+    price           bigint, -- the consensus after the change
+    home_status     text,
+    consensus_score real,
+    previous_price       bigint, -- and before it (NULL: the listing's first consensus)
+    previous_home_status text
+);
+COMMENT ON TABLE resi.listing_history IS 'Every change of a listing''s consensus price or status (the first consensus included), with the values before and after.';
+CREATE INDEX listing_history_zpid_idx ON resi.listing_history (zpid, changed_at);
+SELECT pg_catalog.pg_extension_config_dump('resi.listing_history', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.listing_history_id_seq', '');
+
+CREATE FUNCTION resi.record_listing_history() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO resi.listing_history (zpid, price, home_status, consensus_score, previous_price, previous_home_status)
+    VALUES (NEW.zpid, NEW.price, NEW.home_status, NEW.consensus_score, OLD.price, OLD.home_status);
+    RETURN NULL;
+END
+$$;
+
+-- Only rows whose price or status really changed fire it (the WHEN clause is checked per row
+-- before any call), so refreshes that move confidences alone cost nothing here.
+CREATE TRIGGER record_listing_history
+    AFTER UPDATE OF price, home_status ON resi.listings
+    FOR EACH ROW
+    WHEN (OLD.price IS DISTINCT FROM NEW.price OR OLD.home_status IS DISTINCT FROM NEW.home_status)
+    EXECUTE FUNCTION resi.record_listing_history();
+
+-- Keyset pagination and zip-code statistics read these.
+CREATE INDEX listings_zip_code_price_idx ON resi.listings (zip_code, price);
+
+-- ---------------------------------------------------------------------------------------------
+-- Schema api: the read API (PostgREST: db-schemas = 'api', db-anon-role = 'resi_reader')
+-- ---------------------------------------------------------------------------------------------
+CREATE SCHEMA api;
+COMMENT ON SCHEMA api IS 'Read API over the resi consensus, ready for PostgREST/Supabase; resi.setup_roles() grants it to resi_reader.';
+
+-- The listings that have a consensus (at least one miner with voting weight).
+CREATE VIEW api.listings AS
+SELECT l.zpid, l.uri, l.address, l.city, l.state, l.zip_code, l.price, l.bedrooms, l.bathrooms,
+       l.living_area, l.home_type, l.home_status, l.days_on_zillow, l.latitude, l.longitude,
+       l.consensus_score AS confidence,
+       l.unique_miners_count AS miners,
+       l.total_attestations AS attestations,
+       l.first_seen_at,
+       l.last_updated_at
+  FROM resi.listings l
+ WHERE l.consensus_score IS NOT NULL;
+COMMENT ON VIEW api.listings IS 'Consensus listings with their confidence (0..1), miner and attestation counts.';
+
+-- Filtered listings, `limit` at a time in zpid order: pass the last zpid of a page as `after`
+-- for the next (keyset pagination: every page costs the same). NULL filters are ignored; bbox
+-- is {min_longitude, min_latitude, max_longitude, max_latitude}; `limit` is clamped to 1..1000.
+-- A one-SELECT SQL function, so the planner inlines it and plans the filters actually given.
+CREATE FUNCTION api.search_listings(
+    zip_code       text             DEFAULT NULL,
+    min_price      bigint           DEFAULT NULL,
+    max_price      bigint           DEFAULT NULL,
+    home_status    text             DEFAULT NULL,
+    min_confidence real             DEFAULT NULL,
+    bbox           double precision[] DEFAULT NULL,
+    updated_since  timestamptz      DEFAULT NULL,
+    "limit"        integer          DEFAULT 100,
+    after          text             DEFAULT NULL)
+    RETURNS SETOF api.listings
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT l.*
+      FROM api.listings l
+     WHERE (search_listings.zip_code IS NULL OR l.zip_code = search_listings.zip_code)
+       AND (search_listings.min_price IS NULL OR l.price >= search_listings.min_price)
+       AND (search_listings.max_price IS NULL OR l.price <= search_listings.max_price)
+       AND (search_listings.home_status IS NULL OR l.home_status = search_listings.home_status)
+       AND (search_listings.min_confidence IS NULL OR l.confidence >= search_listings.min_confidence)
+       AND (search_listings.bbox IS NULL
+            OR (l.latitude BETWEEN search_listings.bbox[2] AND search_listings.bbox[4]
+                AND l.longitude BETWEEN search_listings.bbox[1] AND search_listings.bbox[3]))
+       AND (search_listings.updated_since IS NULL OR l.last_updated_at >= search_listings.updated_since)
+       AND (search_listings.after IS NULL OR l.zpid > search_listings.after)
+     ORDER BY l.zpid
+     LIMIT least(greatest(coalesce(search_listings."limit", 100), 1), 1000)
+$$;
+COMMENT ON FUNCTION api.search_listings(text, bigint, bigint, text, real, double precision[], timestamptz, integer, text) IS
+    'Listings matching the given filters (NULL: any), in zpid order, `limit` (1..1000) after the zpid `after` (keyset pagination).';
+
+-- One listing with its per-field consensus and, per miner that reported it, the attestation
+-- summary. No row for an unknown zpid or a listing without consensus.
+CREATE FUNCTION api.listing(zpid text)
+    RETURNS TABLE (zpid text, uri text, address text, city text, state text, zip_code text, price bigint,
+                   bedrooms integer, bathrooms numeric(3,1), living_area integer, home_type text, home_status text,
+                   days_on_zillow integer, latitude double precision, longitude double precision,
+                   confidence real, miners integer, attestations integer, first_seen_at timestamptz,
+                   last_updated_at timestamptz, field_consensus jsonb, reports jsonb)
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SECURITY DEFINER -- reads the claims and attestations, which resi_reader cannot
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT l.zpid, l.uri, l.address, l.city, l.state, l.zip_code, l.price, l.bedrooms, l.bathrooms, l.living_area,
+           l.home_type, l.home_status, l.days_on_zillow, l.latitude, l.longitude, l.consensus_score,
+           l.unique_miners_count, l.total_attestations, l.first_seen_at, l.last_updated_at, l.field_consensus,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'miner', c.miner_hotkey,
+                       'first_seen_at', c.first_seen_at,
+                       'last_seen_at', c.submission_timestamp,
+                       'attestations', c.attestations,
+                       'validated', EXISTS (SELECT FROM resi.miner_attestations a
+                                             WHERE a.zpid = c.zpid AND a.miner_hotkey = c.miner_hotkey
+                                               AND a.is_validated))
+                       ORDER BY c.miner_hotkey), '[]'::jsonb)
+              FROM resi.miner_claims c WHERE c.zpid = l.zpid)
+      FROM resi.listings l
+     WHERE l.zpid = listing.zpid AND l.consensus_score IS NOT NULL;
+END;
+COMMENT ON FUNCTION api.listing(text) IS
+    'One listing: consensus values, field_consensus (per field value, confidence, agreement, supporters, voters) and reports (per miner: first/last seen, attestations, validated).';
+
+-- How a listing's consensus price and status changed, oldest first (its first consensus included).
+CREATE FUNCTION api.listing_history(zpid text)
+    RETURNS TABLE (changed_at timestamptz, price bigint, home_status text, confidence real,
+                   previous_price bigint, previous_home_status text)
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SECURITY DEFINER -- reads resi.listing_history, which resi_reader cannot
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT h.changed_at, h.price, h.home_status, h.consensus_score, h.previous_price, h.previous_home_status
+      FROM resi.listing_history h
+     WHERE h.zpid = listing_history.zpid
+     ORDER BY h.changed_at, h.id;
+END;
+COMMENT ON FUNCTION api.listing_history(text) IS
+    'The changes of a listing''s consensus price and status over time, oldest first.';
+
+-- Counts, prices and confidence of one zip code's listings. Confidence bands: high >= 0.8,
+-- medium >= 0.5, low below.
+CREATE FUNCTION api.zip_stats(zip_code text)
+    RETURNS TABLE (zip_code text, listings bigint, median_price double precision, min_price bigint,
+                   max_price bigint, mean_confidence double precision, high_confidence bigint,
+                   medium_confidence bigint, low_confidence bigint, last_updated_at timestamptz)
+    LANGUAGE sql STABLE PARALLEL SAFE -- not STRICT: a STRICT set-returning function is never inlined
+AS $$
+    SELECT l.zip_code, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY l.price), min(l.price), max(l.price),
+           avg(l.confidence), count(*) FILTER (WHERE l.confidence >= 0.8),
+           count(*) FILTER (WHERE l.confidence >= 0.5 AND l.confidence < 0.8),
+           count(*) FILTER (WHERE l.confidence < 0.5), max(l.last_updated_at)
+      FROM api.listings l
+     WHERE l.zip_code = zip_stats.zip_code
+     GROUP BY l.zip_code
+$$;
+COMMENT ON FUNCTION api.zip_stats(text) IS
+    'One zip code: listings with consensus, median/min/max price, mean confidence and listings per confidence band (high >= 0.8, medium >= 0.5, low).';
+
+-- ---------------------------------------------------------------------------------------------
+-- Monitoring (operators: resi_admin reads them; resi_loader too, for `resi-loader status`)
+-- ---------------------------------------------------------------------------------------------
+-- Per loader pass: its counters and the reasons its objects were rejected or deferred.
+CREATE VIEW resi.ingest_by_run AS
+SELECT r.id AS run_id, r.source, r.started_at, r.finished_at, r.status,
+       r.objects_seen, r.objects_loaded, r.objects_rejected, r.objects_deferred, r.objects_skipped, r.rows_attested,
+       coalesce((SELECT jsonb_object_agg(x.code, x.objects) FROM (
+                   SELECT split_part(g.reason, ':', 1) AS code, count(*) AS objects
+                     FROM resi.ingest_ledger g WHERE g.run_id = r.id AND g.status <> 'loaded'
+                    GROUP BY 1) x), '{}'::jsonb) AS not_loaded_by_reason
+  FROM resi.ingest_runs r;
+COMMENT ON VIEW resi.ingest_by_run IS 'Per loader pass: objects and rows, and its rejected/deferred objects by reason code.';
+
+-- Per miner: what its uploads came to in the ledger.
+CREATE VIEW resi.ingest_by_miner AS
+SELECT g.miner_hotkey,
+       count(*) FILTER (WHERE g.status = 'loaded') AS objects_loaded,
+       count(*) FILTER (WHERE g.status = 'rejected') AS objects_rejected,
+       count(*) FILTER (WHERE g.status = 'deferred') AS objects_deferred,
+       sum(g.rows_attested) AS rows_attested,
+       sum(g.rows_dropped) AS rows_dropped,
+       coalesce((SELECT jsonb_object_agg(x.code, x.objects) FROM (
+                   SELECT split_part(h.reason, ':', 1) AS code, count(*) AS objects
+                     FROM resi.ingest_ledger h WHERE h.miner_hotkey IS NOT DISTINCT FROM g.miner_hotkey
+                      AND h.status <> 'loaded' GROUP BY 1) x), '{}'::jsonb) AS not_loaded_by_reason,
+       max(g.finished_at) AS last_object_at
+  FROM resi.ingest_ledger g
+ GROUP BY g.miner_hotkey;
+COMMENT ON VIEW resi.ingest_by_miner IS 'Per miner hotkey (NULL: keys outside the layout): objects loaded/rejected/deferred, rows, reasons, last object.';
+
+-- Miners by trust, with what trust is made of.
+CREATE VIEW resi.miner_leaderboard AS
+SELECT rank() OVER (ORDER BY t.trust_score DESC) AS rank,
+       t.miner_hotkey, t.trust_score, t.accuracy_score, t.duplicate_rate, t.total_submissions,
+       t.rows_submitted, t.validated_submissions, t.validations_failed, t.strikes, t.bans,
+       CASE WHEN t.banned_until > now() THEN t.banned_until END AS banned_until,
+       t.last_submission
+  FROM resi.miner_trust t;
+COMMENT ON VIEW resi.miner_leaderboard IS 'Miners ranked by trust, with accuracy, duplicate rate, validations, strikes and bans.';
+
+-- Share of listings per confidence band.
+CREATE VIEW resi.consensus_health AS
+SELECT b.band, count(l.zpid) AS listings,
+       round(count(l.zpid) * 1.0 / nullif(sum(count(l.zpid)) OVER (), 0), 4) AS share
+  FROM (VALUES ('high', 0.8::real, 2::real), ('medium', 0.5, 0.8), ('low', 0, 0.5), ('none', NULL, NULL)) b (band, low, high)
+  LEFT JOIN resi.listings l
+    ON CASE WHEN b.low IS NULL THEN l.consensus_score IS NULL
+            ELSE l.consensus_score >= b.low AND l.consensus_score < b.high END
+ GROUP BY b.band, b.low
+ ORDER BY b.low DESC NULLS LAST;
+COMMENT ON VIEW resi.consensus_health IS 'Listings per confidence band (high >= 0.8, medium >= 0.5, low, none: no voting claim) and their share.';
+
+-- The fields miners disagree on most: per field, listings with two or more voters, how many
+-- of them are not unanimous, and the mean agreement.
+CREATE VIEW resi.field_disagreement AS
+SELECT f.key AS field,
+       count(*) AS contested_listings,
+       count(*) FILTER (WHERE (f.value ->> 'agreement')::float8 < 1) AS disagreeing_listings,
+       avg((f.value ->> 'agreement')::float8) AS mean_agreement
+  FROM resi.listings l
+ CROSS JOIN LATERAL jsonb_each(l.field_consensus) f
+ WHERE (f.value ->> 'voters')::integer >= 2
+ GROUP BY f.key
+ ORDER BY count(*) FILTER (WHERE (f.value ->> 'agreement')::float8 < 1) DESC, f.key;
+COMMENT ON VIEW resi.field_disagreement IS 'Per field: listings with >= 2 voters, how many are not unanimous, and the mean agreement.';
+
+-- How fresh each zip code's data is.
+CREATE VIEW resi.zip_freshness AS
+SELECT l.zip_code, count(*) AS listings,
+       max(l.last_updated_at) AS last_updated_at,
+       min(l.last_updated_at) AS stalest_updated_at,
+       max(l.first_seen_at) AS newest_listing_at
+  FROM resi.listings l
+ GROUP BY l.zip_code;
+COMMENT ON VIEW resi.zip_freshness IS 'Per zip code: listings, the newest and oldest consensus change, the newest listing.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Storage budget
+-- ---------------------------------------------------------------------------------------------
+-- Each resi table's size (with its indexes and TOAST) against resi.database_budget (default
+-- 8 GB), then the whole database: its share_of_budget is what is used, 1 - it the headroom.
+CREATE FUNCTION resi.database_budget()
+    RETURNS TABLE (relation text, bytes bigint, size text, share_of_budget double precision)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT x.relation, x.bytes, pg_size_pretty(x.bytes), x.bytes::float8 / resi.database_budget_bytes()
+      FROM (SELECT c.oid::regclass::text AS relation, pg_total_relation_size(c.oid) AS bytes, 0 AS part
+              FROM pg_class c
+             WHERE c.relnamespace = 'resi'::regnamespace AND c.relkind = 'r'
+            UNION ALL
+            SELECT 'database ' || current_database(), pg_database_size(current_database()), 1) x
+     ORDER BY x.part, x.bytes DESC, x.relation;
+END;
+COMMENT ON FUNCTION resi.database_budget() IS
+    'Size of each resi table (indexes and TOAST included) and of the whole database, in bytes and as a share of resi.database_budget (default 8 GB); the last row is the database.';
 
 CREATE OR REPLACE FUNCTION resi.record_miner_submission(
     hotkey      text,
@@ -498,6 +778,8 @@ END;
 -- (consensus, hashes, keys, trust arithmetic, settings) stay executable by every role that may
 -- use the schema.
 REVOKE EXECUTE ON FUNCTION
+    api.listing(text),
+    api.listing_history(text),
     resi.record_miner_submission(text, integer, timestamptz),
     resi.add_strike(text, text),
     resi.ban_miner(text, text, interval),
@@ -520,15 +802,18 @@ FROM PUBLIC;
 -- services log in as their own roles, made members: GRANT resi_loader TO ingest_service.
 --   resi_loader     write staging (the fold trigger does the rest) and the ingest ledger and
 --                   runs; call resi.admit_submission, resi.clear_staging,
---                   resi.refresh_stale_consensus; read listings and attestations (for
---                   `resi-loader status`). No UPDATE/DELETE of listings, attestations,
+--                   resi.refresh_stale_consensus; read listings, attestations and the
+--                   monitoring views (for `resi-loader status`). No UPDATE/DELETE of listings, attestations,
 --                   claims or trust.
---   resi_reader     read resi.listings and the resi.listing_consensus view; nothing else.
+--   resi_reader     read resi.listings, the resi.listing_consensus view and the api schema
+--                   (api.listings, api.search_listings, api.listing, api.listing_history,
+--                   api.zip_stats); nothing else.
 --   resi_validator  call resi.record_validation; nothing else.
 --   resi_admin      read every table; bans (ban_miner, unban_miner, add_strike), the
 --                   blacklist (add/remove_blacklist_entry), consensus maintenance
 --                   (refresh_consensus, refresh_stale_consensus, rebuild_claims,
---                   record_miner_submission); SET and ALTER SYSTEM of every resi.* setting.
+--                   record_miner_submission); the api schema; SET and ALTER SYSTEM of every
+--                   resi.* setting.
 -- Needs a role that may create roles and grant on the extension's objects (the superuser who
 -- created the extension). Returns each role and whether this call created it.
 CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
@@ -558,6 +843,9 @@ BEGIN
     GRANT SELECT, INSERT, UPDATE ON resi.ingest_runs, resi.ingest_ledger TO resi_loader;
     GRANT USAGE ON SEQUENCE resi.ingest_runs_id_seq, resi.ingest_ledger_id_seq TO resi_loader;
     GRANT SELECT ON resi.listings, resi.miner_attestations TO resi_loader;
+    GRANT SELECT ON resi.ingest_by_run, resi.ingest_by_miner, resi.miner_leaderboard, resi.consensus_health,
+                    resi.field_disagreement, resi.zip_freshness
+    TO resi_loader; -- what `resi-loader status` prints
     GRANT EXECUTE ON FUNCTION
         resi.admit_submission(text, timestamptz, boolean),
         resi.clear_staging(),
@@ -565,6 +853,14 @@ BEGIN
     TO resi_loader;
 
     GRANT SELECT ON resi.listings, resi.listing_consensus TO resi_reader;
+    GRANT USAGE ON SCHEMA api TO resi_reader, resi_admin;
+    GRANT SELECT ON api.listings TO resi_reader, resi_admin;
+    GRANT EXECUTE ON FUNCTION
+        api.search_listings(text, bigint, bigint, text, real, double precision[], timestamptz, integer, text),
+        api.listing(text),
+        api.listing_history(text),
+        api.zip_stats(text)
+    TO resi_reader, resi_admin;
 
     GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
 
@@ -583,7 +879,7 @@ BEGIN
     GRANT SET, ALTER SYSTEM ON PARAMETER
         resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
         resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
-        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration
+        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget
     TO resi_admin;
 END
 $$;

@@ -833,6 +833,8 @@ COMMENT ON FUNCTION resi.remove_blacklist_entry(bigint) IS 'Remove a blacklist e
 -- (consensus, hashes, keys, trust arithmetic, settings) stay executable by every role that may
 -- use the schema.
 REVOKE EXECUTE ON FUNCTION
+    api.listing(text),
+    api.listing_history(text),
     resi.record_miner_submission(text, integer, timestamptz),
     resi.add_strike(text, text),
     resi.ban_miner(text, text, interval),
@@ -855,15 +857,18 @@ FROM PUBLIC;
 -- services log in as their own roles, made members: GRANT resi_loader TO ingest_service.
 --   resi_loader     write staging (the fold trigger does the rest) and the ingest ledger and
 --                   runs; call resi.admit_submission, resi.clear_staging,
---                   resi.refresh_stale_consensus; read listings and attestations (for
---                   `resi-loader status`). No UPDATE/DELETE of listings, attestations,
+--                   resi.refresh_stale_consensus; read listings, attestations and the
+--                   monitoring views (for `resi-loader status`). No UPDATE/DELETE of listings, attestations,
 --                   claims or trust.
---   resi_reader     read resi.listings and the resi.listing_consensus view; nothing else.
+--   resi_reader     read resi.listings, the resi.listing_consensus view and the api schema
+--                   (api.listings, api.search_listings, api.listing, api.listing_history,
+--                   api.zip_stats); nothing else.
 --   resi_validator  call resi.record_validation; nothing else.
 --   resi_admin      read every table; bans (ban_miner, unban_miner, add_strike), the
 --                   blacklist (add/remove_blacklist_entry), consensus maintenance
 --                   (refresh_consensus, refresh_stale_consensus, rebuild_claims,
---                   record_miner_submission); SET and ALTER SYSTEM of every resi.* setting.
+--                   record_miner_submission); the api schema; SET and ALTER SYSTEM of every
+--                   resi.* setting.
 -- Needs a role that may create roles and grant on the extension's objects (the superuser who
 -- created the extension). Returns each role and whether this call created it.
 CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
@@ -893,6 +898,9 @@ BEGIN
     GRANT SELECT, INSERT, UPDATE ON resi.ingest_runs, resi.ingest_ledger TO resi_loader;
     GRANT USAGE ON SEQUENCE resi.ingest_runs_id_seq, resi.ingest_ledger_id_seq TO resi_loader;
     GRANT SELECT ON resi.listings, resi.miner_attestations TO resi_loader;
+    GRANT SELECT ON resi.ingest_by_run, resi.ingest_by_miner, resi.miner_leaderboard, resi.consensus_health,
+                    resi.field_disagreement, resi.zip_freshness
+    TO resi_loader; -- what `resi-loader status` prints
     GRANT EXECUTE ON FUNCTION
         resi.admit_submission(text, timestamptz, boolean),
         resi.clear_staging(),
@@ -900,6 +908,14 @@ BEGIN
     TO resi_loader;
 
     GRANT SELECT ON resi.listings, resi.listing_consensus TO resi_reader;
+    GRANT USAGE ON SCHEMA api TO resi_reader, resi_admin;
+    GRANT SELECT ON api.listings TO resi_reader, resi_admin;
+    GRANT EXECUTE ON FUNCTION
+        api.search_listings(text, bigint, bigint, text, real, double precision[], timestamptz, integer, text),
+        api.listing(text),
+        api.listing_history(text),
+        api.zip_stats(text)
+    TO resi_reader, resi_admin;
 
     GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
 
@@ -918,7 +934,7 @@ BEGIN
     GRANT SET, ALTER SYSTEM ON PARAMETER
         resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
         resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
-        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration
+        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget
     TO resi_admin;
 END
 $$;

@@ -12,6 +12,7 @@
 //! | `resi.strikes_per_ban` | `3` | strikes that get the miner banned |
 //! | `resi.ban_duration` | `6h` (minutes) | the first ban; each later ban lasts twice the one before |
 //! | `resi.max_ban_duration` | `30d` (minutes) | the cap of that doubling |
+//! | `resi.database_budget` | `8GB` (MB) | the size `resi.database_budget()` measures against |
 //!
 //! They decide how miners are judged, so only a superuser, or a role granted `SET` on them
 //! (`resi.setup_roles()` grants `SET` and `ALTER SYSTEM` on each to `resi_admin`), may change
@@ -43,6 +44,9 @@ pub(crate) static STRIKES_PER_BAN: GucSetting<i32> = GucSetting::<i32>::new(3);
 pub(crate) static BAN_DURATION: GucSetting<i32> = GucSetting::<i32>::new(360);
 /// Minutes (30 days).
 pub(crate) static MAX_BAN_DURATION: GucSetting<i32> = GucSetting::<i32>::new(43_200);
+
+/// Megabytes (8 GB).
+pub(crate) static DATABASE_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(8192);
 
 pub(crate) fn register() {
     debug_assert_eq!(RATE_LIMIT_TIERS.get().as_deref(), Some(CString::new(DEFAULT_TIERS).unwrap().as_c_str()));
@@ -157,6 +161,16 @@ fn register_ingest() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_MIN,
+    );
+    GucRegistry::define_int_guc(
+        c"resi.database_budget",
+        c"The database size resi.database_budget() measures against.",
+        c"The plan's storage: 8 GB for the free tier, 50 GB for pro.",
+        &DATABASE_BUDGET,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
 }
 

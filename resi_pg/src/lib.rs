@@ -23,6 +23,9 @@ mod trust;
 // Types and tables, before any Rust function (the composite types are their result types).
 extension_sql_file!("../../sql/resi_pg_schema.sql", name = "schema", bootstrap);
 
+// The read API (schema `api`), consensus history, monitoring views and the storage budget.
+extension_sql_file!("../../sql/resi_pg_api.sql", name = "api", requires = [settings::database_budget_bytes]);
+
 // Aggregates and SQL-language functions over the Rust functions, at the end of the script.
 extension_sql_file!("../../sql/resi_pg_functions.sql", name = "functions", finalize);
 

@@ -27,6 +27,13 @@ fn ingest_settings(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::composite_type!('s
     )
 }
 
+/// `resi.database_budget_bytes() → bigint`: the `resi.database_budget` setting in bytes (what
+/// `resi.database_budget()` compares sizes with). STABLE, PARALLEL SAFE, never NULL.
+#[pg_extern(stable, parallel_safe)]
+pub(crate) fn database_budget_bytes() -> i64 {
+    i64::from(guc::DATABASE_BUDGET.get()) * 1024 * 1024
+}
+
 /// An interval of `minutes` (≥ 1: the settings' minimum), exactly, as microseconds.
 fn minutes(minutes: i32) -> Interval {
     Interval::new(0, 0, i64::from(minutes.max(0)) * 60_000_000).expect("a non-negative interval")

@@ -42,6 +42,21 @@ const API: &[(&str, &str, &str, bool, &str, &str)] = &[
     ("resi.stale_listings()", "bigint", "s", false, "s", "f"),
     ("resi.add_blacklist_entry(text,text,text,text)", "bigint", "v", true, "u", "f"),
     ("resi.remove_blacklist_entry(bigint)", "boolean", "v", true, "u", "f"),
+    // 0.4.0: roles, the read API, the storage budget.
+    ("resi.setup_roles()", "record", "v", false, "u", "f"),
+    (
+        "api.search_listings(text,bigint,bigint,text,real,double precision[],timestamp with time zone,integer,text)",
+        "api.listings",
+        "s",
+        false,
+        "s",
+        "f",
+    ),
+    ("api.listing(text)", "record", "s", true, "s", "f"),
+    ("api.listing_history(text)", "record", "s", true, "s", "f"),
+    ("api.zip_stats(text)", "record", "s", false, "s", "f"),
+    ("resi.database_budget()", "record", "s", false, "s", "f"),
+    ("resi.database_budget_bytes()", "bigint", "s", true, "s", "f"),
 ];
 
 #[test]
@@ -113,6 +128,8 @@ fn schema_has_tables_indexes_and_dump_registration() {
         "ON resi.listings USING btree (latitude, longitude)",
         "ON resi.listings USING btree (last_updated_at)",
         "ON resi.listings USING btree (home_status)",
+        "ON resi.listings USING btree (zip_code, price)",
+        "ON resi.listing_history USING btree (zpid, changed_at)",
         "UNIQUE INDEX listings_uri_key ON resi.listings USING btree (uri)",
         "UNIQUE INDEX listings_pkey ON resi.listings USING btree (zpid)",
         "ON resi.miner_attestations USING btree (miner_hotkey)",
@@ -137,6 +154,8 @@ fn schema_has_tables_indexes_and_dump_registration() {
             "resi.ingest_ledger_id_seq",
             "resi.ingest_runs",
             "resi.ingest_runs_id_seq",
+            "resi.listing_history",
+            "resi.listing_history_id_seq",
             "resi.listings",
             "resi.miner_attestations",
             "resi.miner_attestations_id_seq",

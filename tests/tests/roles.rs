@@ -88,6 +88,8 @@ fn loader_writes_staging_and_the_ledger_and_nothing_else() {
          SELECT resi.refresh_stale_consensus(10);
          SELECT count(*) FROM resi.listings;
          SELECT count(*) FROM resi.miner_attestations;
+         SELECT * FROM resi.consensus_health;
+         SELECT * FROM resi.ingest_by_miner;
          SELECT resi.ingest_settings();",
     );
     let mut admin = db.client();
@@ -129,6 +131,12 @@ fn reader_reads_listings_and_the_public_views_only() {
     assert_eq!(price, 250000);
     let miners: i32 = scalar(&mut reader, "SELECT unique_miners_count FROM resi.listing_consensus WHERE zpid = '1'");
     assert_eq!(miners, 2);
+    // The api schema is the reader's.
+    allowed(
+        &mut reader,
+        "SELECT * FROM api.listings; SELECT * FROM api.search_listings(zip_code := '77494');
+         SELECT * FROM api.listing('1'); SELECT * FROM api.listing_history('1'); SELECT * FROM api.zip_stats('77494')",
+    );
     // The read-only functions work for anyone who may use the schema.
     let hash: String = scalar(&mut reader, "SELECT resi.listing_hash('{\"zpid\": \"1\"}'::jsonb)");
     assert_eq!(hash.len(), 64);
@@ -141,6 +149,8 @@ fn reader_reads_listings_and_the_public_views_only() {
         "SELECT * FROM resi.miner_trust",
         "SELECT * FROM resi.ingest_ledger",
         "SELECT * FROM resi.blacklist",
+        "SELECT * FROM resi.listing_history",
+        "SELECT * FROM resi.miner_leaderboard",
         "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid) VALUES ('5R', now(), '3')",
         "SELECT resi.record_validation('5A', '1', true)",
         "SELECT resi.admit_submission('5R', now())",
@@ -169,6 +179,7 @@ fn validator_records_validations_and_nothing_else() {
     }
     for sql in [
         "SELECT * FROM resi.listings",
+        "SELECT * FROM api.listings",
         "SELECT * FROM resi.miner_attestations",
         "SELECT resi.ban_miner('5A', 'x')",
         "SELECT resi.refresh_consensus()",
@@ -195,6 +206,10 @@ fn admin_bans_blacklists_and_sets_settings_but_does_not_edit_data() {
          SELECT resi.rebuild_claims();
          SET resi.max_submission_rows = 5000;
          SET resi.strikes_per_ban = 5;
+         SET resi.database_budget = '50GB';
+         SELECT * FROM resi.database_budget();
+         SELECT * FROM resi.miner_leaderboard;
+         SELECT * FROM api.search_listings();
          SELECT count(*) FROM resi.miner_trust;
          SELECT count(*) FROM resi.miner_attestations;
          SELECT count(*) FROM resi.ingest_ledger;",
@@ -246,14 +261,15 @@ fn security_definer_functions_pin_search_path_and_run_no_dynamic_sql() {
             "SELECT p.oid::regprocedure::text, p.proconfig,
                     EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
                              WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
-               FROM pg_proc p WHERE p.pronamespace = 'resi'::regnamespace AND p.prosecdef ORDER BY 1",
+               FROM pg_proc p WHERE p.pronamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND p.prosecdef
+              ORDER BY 1",
             &[],
         )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(definers.len(), 13, "{definers:?}");
+    assert_eq!(definers.len(), 15, "{definers:?}");
     for (function, config, public) in &definers {
         let config = config.clone().unwrap_or_default();
         assert!(config.iter().any(|c| c == "search_path=pg_catalog, pg_temp"), "{function}: {config:?}");
@@ -262,7 +278,7 @@ fn security_definer_functions_pin_search_path_and_run_no_dynamic_sql() {
     let dynamic: Vec<String> = client
         .query(
             "SELECT p.proname::text FROM pg_proc p
-              WHERE p.pronamespace = 'resi'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
+              WHERE p.pronamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
                 AND p.prosrc ~* '\\mEXECUTE\\M' ORDER BY 1",
             &[],
         )

@@ -5,7 +5,7 @@
 use postgres::Client;
 use resi_e2e::{scalar, TestDatabase};
 
-/// Everything the extension defines in schema `resi`, one sorted line per fact: columns
+/// Everything the extension defines in schemas `resi` and `api`, one sorted line per fact: columns
 /// (type, nullability, default, compression), storage options, constraints, indexes, functions and aggregates (definition,
 /// volatility, parallel safety, security), composite types, views, triggers, comments, members, the
 /// tables pg_dump keeps, and privileges (now and as the extension script left them).
@@ -17,33 +17,33 @@ fn catalogue(client: &mut Client) -> Vec<String> {
                || CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END
           FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
           LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-         WHERE c.relnamespace = 'resi'::regnamespace
+         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
         UNION ALL
         SELECT 'relation ' || relname || ' ' || relkind::text || relpersistence::text
                || coalesce(' ' || array_to_string(reloptions, ','), '')
-          FROM pg_class WHERE relnamespace = 'resi'::regnamespace
+          FROM pg_class WHERE relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
         UNION ALL
         SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
-          FROM pg_constraint WHERE connamespace = 'resi'::regnamespace
+          FROM pg_constraint WHERE connamespace IN ('resi'::regnamespace, 'api'::regnamespace)
         UNION ALL
         SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE c.relnamespace = 'resi'::regnamespace
+         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
         UNION ALL
         SELECT 'function ' || p.oid::regprocedure || ' ' || p.prokind::text || p.provolatile::text || p.proparallel::text
                || CASE WHEN p.prokind = 'a' THEN ' ' || (SELECT concat_ws(' ', aggtransfn, aggfinalfn, aggcombinefn,
                         aggserialfn, aggdeserialfn, aggtranstype::regtype, aggtransspace, aggfinalmodify) FROM pg_aggregate WHERE aggfnoid = p.oid)
                        ELSE ' ' || pg_get_functiondef(p.oid) END
-          FROM pg_proc p WHERE p.pronamespace = 'resi'::regnamespace
+          FROM pg_proc p WHERE p.pronamespace IN ('resi'::regnamespace, 'api'::regnamespace)
         UNION ALL
         SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid) FROM pg_class c
-         WHERE c.relnamespace = 'resi'::regnamespace AND c.relkind = 'v'
+         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND c.relkind = 'v'
         UNION ALL
         SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-         WHERE c.relnamespace = 'resi'::regnamespace AND NOT t.tgisinternal
+         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND NOT t.tgisinternal
         UNION ALL
         SELECT 'comment ' || pg_describe_object(d.classoid, d.objoid, d.objsubid) || ': ' || d.description
           FROM pg_description d
-         WHERE pg_describe_object(d.classoid, d.objoid, d.objsubid) LIKE '%resi.%'
+         WHERE pg_describe_object(d.classoid, d.objoid, d.objsubid) LIKE ANY (ARRAY['%resi.%', '%api.%'])
         UNION ALL
         SELECT 'member ' || pg_describe_object(classid, objid, objsubid) FROM pg_depend
          WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
@@ -51,15 +51,18 @@ fn catalogue(client: &mut Client) -> Vec<String> {
         UNION ALL
         SELECT 'dumped ' || c::regclass FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'resi_pg'
         UNION ALL
+        SELECT 'schema ' || nspname || ' ' || coalesce(nspacl::text, 'default') FROM pg_namespace
+         WHERE nspname IN ('resi', 'api')
+        UNION ALL
         SELECT 'acl ' || relname || ' ' || coalesce(relacl::text, 'default') FROM pg_class
-         WHERE relnamespace = 'resi'::regnamespace
+         WHERE relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
         UNION ALL
         SELECT 'acl ' || oid::regprocedure || ' ' || coalesce(proacl::text, 'default') FROM pg_proc
-         WHERE pronamespace = 'resi'::regnamespace
+         WHERE pronamespace IN ('resi'::regnamespace, 'api'::regnamespace)
         UNION ALL
         SELECT 'initial privileges ' || pg_describe_object(classoid, objoid, objsubid) || ' ' || privtype::text
                || ' ' || initprivs::text
-          FROM pg_init_privs WHERE pg_describe_object(classoid, objoid, objsubid) LIKE '%resi.%'
+          FROM pg_init_privs WHERE pg_describe_object(classoid, objoid, objsubid) LIKE ANY (ARRAY['%resi.%', '%api.%'])
     "#;
     let mut facts: Vec<String> = client.query(FACTS, &[]).unwrap().iter().map(|r| r.get(0)).collect();
     facts.sort();
