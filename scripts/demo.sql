@@ -72,3 +72,16 @@ SELECT resi.check_miner_rate_limit('demo-liar', 1, '2025-09-17') AS liar_may_upl
        resi.check_miner_rate_limit('demo-liar', 1, '2025-09-18') AS liar_next_day,
        resi.check_miner_rate_limit('demo-honest', 1, '2025-09-17') AS honest_may_upload;
 ROLLBACK;
+
+\echo
+\echo '== The read API (schema api, what PostgREST serves): a page of the busiest zip code'
+SELECT zpid, price, home_status, round(confidence::numeric, 3) AS confidence, miners
+  FROM api.search_listings(zip_code := (SELECT zip_code FROM api.listings GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1),
+                           "limit" := 5);
+\echo '== Consensus health: listings per confidence band'
+SELECT * FROM resi.consensus_health;
+\echo '== Storage against the budget (resi.database_budget, default 8 GB): the largest tables and the database'
+(SELECT relation, size, round(share_of_budget::numeric, 6) AS share_of_budget FROM resi.database_budget()
+  WHERE relation NOT LIKE 'database %' LIMIT 3)
+UNION ALL
+SELECT relation, size, round(share_of_budget::numeric, 6) FROM resi.database_budget() WHERE relation LIKE 'database %';

@@ -31,4 +31,6 @@ fn a_pass_as_resi_loader_equals_a_superusers_pass() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains(&format!("{} loaded", pass.loaded)), "{report}");
+    assert!(report.contains("per miner (by trust):") && report.contains(" banned\n"), "{report}");
+    assert!(report.contains("consensus confidence: high "), "{report}");
 }
