@@ -10,16 +10,59 @@
 --   superuser or a role granted SET on them (resi_admin) may change them. New setting
 --   resi.database_budget (8 GB).
 -- * The read API (schema api), resi.listing_history and its trigger, the monitoring views and
---   resi.database_budget(): sql/resi_pg_api.sql 0.4.0, whole (all of it is new).
+--   resi.database_budget(), the map tiles (resi.tile_bounds, resi.listing_tile_layer,
+--   resi.listing_tile): sql/resi_pg_api.sql 0.4.0, whole (all of it is new), after the Rust
+--   functions it needs.
 --
 -- The function definitions below are those of sql/resi_pg_functions.sql 0.4.0; CREATE OR
 -- REPLACE keeps each function's comment and its dependants (the staging trigger).
 
--- The Rust function behind resi.database_budget() (as pgrx generates it).
-CREATE FUNCTION resi.database_budget_bytes() RETURNS bigint /* i64 */
+-- New Rust functions (as pgrx generates them for the install script).
+-- resi_pg::settings::database_budget_bytes
+CREATE FUNCTION resi."database_budget_bytes"() RETURNS bigint /* i64 */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'database_budget_bytes_wrapper';
+
+-- resi_pg::tile::tile_bounds
+CREATE FUNCTION resi."tile_bounds"(
+	"z" INT, /* i32 */
+	"x" INT, /* i32 */
+	"y" INT /* i32 */
+) RETURNS TABLE (
+	"min_longitude" double precision,  /* f64 */
+	"min_latitude" double precision,  /* f64 */
+	"max_longitude" double precision,  /* f64 */
+	"max_latitude" double precision  /* f64 */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tile_bounds_wrapper';
+
+-- resi_pg::tile::listing_tile_transition
+CREATE FUNCTION resi."listing_tile_transition"(
+	"state" internal, /* Internal */
+	"zpid" TEXT, /* Option < & str > */
+	"longitude" double precision, /* Option < f64 > */
+	"latitude" double precision, /* Option < f64 > */
+	"price" bigint, /* Option < i64 > */
+	"bedrooms" INT, /* Option < i32 > */
+	"confidence" real, /* Option < f32 > */
+	"z" INT, /* Option < i32 > */
+	"x" INT, /* Option < i32 > */
+	"y" INT /* Option < i32 > */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'listing_tile_transition_wrapper';
+
+-- resi_pg::tile::listing_tile_final
+CREATE FUNCTION resi."listing_tile_final"(
+	"state" internal /* Internal */
+) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'listing_tile_final_wrapper';
 
 -- resi_pg read API, history and monitoring, version 0.4.0.
 --
@@ -291,6 +334,52 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION resi.database_budget() IS
     'Size of each resi table (indexes and TOAST included) and of the whole database, in bytes and as a share of resi.database_budget (default 8 GB); the last row is the database.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Map tiles
+-- ---------------------------------------------------------------------------------------------
+-- Listings of one tile as one Mapbox Vector Tile layer (resi_pg/src/tile.rs).
+CREATE AGGREGATE resi.listing_tile_layer(
+    zpid text, longitude double precision, latitude double precision, price bigint, bedrooms integer,
+    confidence real, z integer, x integer, y integer) (
+    STYPE     = internal,
+    SFUNC     = resi.listing_tile_transition,
+    FINALFUNC = resi.listing_tile_final,
+    PARALLEL  = SAFE
+);
+COMMENT ON AGGREGATE resi.listing_tile_layer(text, double precision, double precision, bigint, integer, real, integer, integer, integer) IS
+    'A Mapbox Vector Tile (layer listings, extent 4096) of the rows as point features of tile z/x/y, with properties zpid, price, bedrooms, confidence.';
+
+-- The tile function map servers call: Martin and pg_tileserv serve a function with exactly this
+-- signature as /{z}/{x}/{y}. Web mercator, XYZ numbering, layer `listings`, point features
+-- with zpid, price, bedrooms, confidence (the feature id is the zpid). At most 50,000 listings
+-- per tile, the most confident first (a low-zoom tile of a big database is a sample). An
+-- empty bytea for a tile without listings.
+CREATE FUNCTION resi.listing_tile(z integer, x integer, y integer) RETURNS bytea
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    -- Planned for this tile's bounds, so the location index serves it (a generic plan cannot
+    -- tell a city tile from the whole world).
+    SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    b    record;
+    tile bytea;
+BEGIN
+    SELECT * INTO b FROM resi.tile_bounds(z, x, y);
+    SELECT resi.listing_tile_layer(t.zpid, t.longitude, t.latitude, t.price, t.bedrooms, t.consensus_score, z, x, y)
+      INTO tile
+      FROM (SELECT l.zpid, l.longitude, l.latitude, l.price, l.bedrooms, l.consensus_score
+              FROM resi.listings l
+             WHERE l.latitude >= b.min_latitude AND l.latitude < b.max_latitude
+               AND l.longitude >= b.min_longitude AND l.longitude < b.max_longitude
+               AND l.consensus_score IS NOT NULL
+             ORDER BY l.consensus_score DESC, l.zpid
+             LIMIT 50000) t;
+    RETURN coalesce(tile, '\x'::bytea);
+END
+$$;
+COMMENT ON FUNCTION resi.listing_tile(integer, integer, integer) IS
+    'Mapbox Vector Tile of the consensus listings in XYZ tile z/x/y (web mercator, layer listings, points with zpid, price, bedrooms, confidence); at most 50,000, most confident first.';
 
 CREATE OR REPLACE FUNCTION resi.record_miner_submission(
     hotkey      text,
@@ -861,6 +950,7 @@ BEGIN
         api.listing_history(text),
         api.zip_stats(text)
     TO resi_reader, resi_admin;
+    GRANT EXECUTE ON FUNCTION resi.listing_tile(integer, integer, integer) TO resi_reader;
 
     GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
 

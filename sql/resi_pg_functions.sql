@@ -916,6 +916,7 @@ BEGIN
         api.listing_history(text),
         api.zip_stats(text)
     TO resi_reader, resi_admin;
+    GRANT EXECUTE ON FUNCTION resi.listing_tile(integer, integer, integer) TO resi_reader;
 
     GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
 

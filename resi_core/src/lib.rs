@@ -10,7 +10,8 @@
 //! - [`listing`]: normalising one reported listing row (the loader's rules);
 //! - [`quality`]: the checks behind a submission's quality score;
 //! - [`trust`]: how a miner's trust moves after a submission or a validation;
-//! - [`rate_limit`]: daily submission limits by trust tier.
+//! - [`rate_limit`]: daily submission limits by trust tier;
+//! - [`tile`]: web-mercator tiles and the Mapbox Vector Tile encoding of listings.
 
 pub mod consensus;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod listing;
 pub mod quality;
 pub mod rate_limit;
+pub mod tile;
 pub mod trust;
 
 pub use error::{Error, ErrorKind};

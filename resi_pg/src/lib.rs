@@ -16,6 +16,7 @@ mod keys;
 mod quality;
 mod rate_limit;
 mod settings;
+mod tile;
 mod trust;
 
 ::pgrx::pg_module_magic!();
@@ -24,7 +25,12 @@ mod trust;
 extension_sql_file!("../../sql/resi_pg_schema.sql", name = "schema", bootstrap);
 
 // The read API (schema `api`), consensus history, monitoring views and the storage budget.
-extension_sql_file!("../../sql/resi_pg_api.sql", name = "api", requires = [settings::database_budget_bytes]);
+extension_sql_file!(
+    "../../sql/resi_pg_api.sql",
+    name = "api",
+    requires =
+        [settings::database_budget_bytes, tile::tile_bounds, tile::listing_tile_transition, tile::listing_tile_final]
+);
 
 // Aggregates and SQL-language functions over the Rust functions, at the end of the script.
 extension_sql_file!("../../sql/resi_pg_functions.sql", name = "functions", finalize);

@@ -1,5 +1,6 @@
 //! The read API (schema `api`), the consensus history behind `api.listing_history`, the
-//! monitoring views and `resi.database_budget()`: answers checked against what was folded, as
+//! monitoring views, `resi.database_budget()` and the map tiles of `resi.listing_tile`: answers
+//! checked against what was folded (tiles decoded with an independent MVT decoder), as
 //! `resi_reader` where the API is concerned, and every API query's plan at 2M listings.
 
 use postgres::Client;
@@ -214,6 +215,18 @@ fn every_api_query_uses_an_index_at_2m_listings() {
              ANALYZE resi.listings, resi.listing_history, resi.miner_claims, resi.miner_attestations;",
         )
         .unwrap();
+    let bounds = admin.query_one("SELECT * FROM resi.tile_bounds(10, 239, 423)", &[]).unwrap();
+    let b = |i: usize| bounds.get::<_, f64>(i);
+    let tile_query = format!(
+        "SELECT l.zpid FROM resi.listings l
+          WHERE l.latitude >= {} AND l.latitude < {} AND l.longitude >= {} AND l.longitude < {}
+            AND l.consensus_score IS NOT NULL
+          ORDER BY l.consensus_score DESC, l.zpid LIMIT 50000",
+        b(1),
+        b(3),
+        b(0),
+        b(2)
+    );
     for query in [
         "SELECT * FROM api.search_listings()",
         "SELECT * FROM api.search_listings(after := '1500000')",
@@ -226,6 +239,8 @@ fn every_api_query_uses_an_index_at_2m_listings() {
         "SELECT * FROM api.search_listings(updated_since := '2025-09-07 22:00+00')",
         "SELECT * FROM api.listings WHERE zpid = '12345'",
         "SELECT * FROM api.zip_stats('01234')",
+        // resi.listing_tile's query as its custom plan sees it: a city tile's bounds.
+        tile_query.as_str(),
         // Functions that run as their owner are not inlined; their statements are planned the
         // same way, so the plan of their body is what is checked here.
         "SELECT * FROM resi.listing_history h WHERE h.zpid = '12345' ORDER BY h.changed_at, h.id",
@@ -242,4 +257,68 @@ fn every_api_query_uses_an_index_at_2m_listings() {
             assert!(node != "Seq Scan", "{query}: a sequential scan of {relation}:\n{plan:#}");
         }
     }
+}
+
+/// The pixel of (lon, lat) in tile z/x/y, web mercator (written out here, independently of the
+/// extension's code).
+fn expected_pixel(lon: f64, lat: f64, z: i32, x: i32, y: i32) -> (f32, f32) {
+    let n = 2f64.powi(z);
+    let world_x = (lon + 180.0) / 360.0 * n;
+    let lat = lat.to_radians();
+    let world_y = (1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * n;
+    (((world_x - f64::from(x)) * 4096.0).round() as f32, ((world_y - f64::from(y)) * 4096.0).round() as f32)
+}
+
+#[test]
+fn listing_tiles_decode_to_the_listings_of_the_tile() {
+    let db = TestDatabase::new("api_tiles");
+    let mut admin = db.client();
+    // Six listings around Katy, TX (tile 12/957/1692 covers -95.888..-95.801, 29.764..29.840)
+    // and one in Houston, outside it; two miners agree on each.
+    admin
+        .batch_execute(
+            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, bedrooms, latitude, longitude)
+             SELECT m, '2025-09-17 08:00+00', z::text, 300000 + z * 1000, 3 + z % 2, 29.78 + z * 0.005, -95.87 + z * 0.01
+               FROM generate_series(1, 6) z, unnest(ARRAY['5A', '5B']) m;
+             INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, latitude, longitude)
+             SELECT m, '2025-09-17 08:00+00', '99', 500000, 29.76, -95.37 FROM unnest(ARRAY['5A', '5B']) m;",
+        )
+        .unwrap();
+    db.setup_roles();
+    let login = db.login(Some("resi_reader"));
+    let mut reader = connect(&login.url);
+    let (z, x, y) = (12, 957, 1692);
+    let tile: Vec<u8> = reader.query_one("SELECT resi.listing_tile($1, $2, $3)", &[&z, &x, &y]).unwrap().get(0);
+    let decoded = mvt_reader::Reader::new(tile).expect("an MVT tile");
+    assert_eq!(decoded.get_layer_names().unwrap(), ["listings"]);
+    assert_eq!(decoded.get_layer_metadata().unwrap()[0].extent, 4096);
+    let mut features = decoded.get_features(0).unwrap();
+    features.sort_by_key(|f| f.id);
+    assert_eq!(features.iter().map(|f| f.id.unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    for feature in &features {
+        let zpid = feature.id.unwrap() as i32;
+        let (lon, lat) = (-95.87 + f64::from(zpid) * 0.01, 29.78 + f64::from(zpid) * 0.005);
+        let point = match &feature.geometry {
+            geo_types::Geometry::Point(p) => *p,
+            geo_types::Geometry::MultiPoint(m) if m.0.len() == 1 => m.0[0],
+            other => panic!("not one point: {other:?}"),
+        };
+        let (px, py) = expected_pixel(lon, lat, z, x, y);
+        assert!((point.x() - px).abs() <= 1.0 && (point.y() - py).abs() <= 1.0, "{zpid}: {point:?} vs ({px}, {py})");
+        assert!((0.0..=4096.0).contains(&point.x()) && (0.0..=4096.0).contains(&point.y()));
+        let props = feature.properties.as_ref().unwrap();
+        use mvt_reader::feature::Value;
+        assert_eq!(props["zpid"], Value::String(zpid.to_string()));
+        assert_eq!(props["price"], Value::Int(300000 + i64::from(zpid) * 1000));
+        assert_eq!(props["bedrooms"], Value::Int(3 + i64::from(zpid) % 2));
+        assert_eq!(props["confidence"], Value::Double(1.0));
+    }
+    // Houston's tile has the one listing; the ocean's tile none (an empty tile).
+    let houston: Vec<u8> = reader.query_one("SELECT resi.listing_tile(12, 962, 1693)", &[]).unwrap().get(0);
+    let houston = mvt_reader::Reader::new(houston).unwrap().get_features(0).unwrap();
+    assert_eq!(houston.iter().map(|f| f.id).collect::<Vec<_>>(), [Some(99)]);
+    let ocean: Vec<u8> = reader.query_one("SELECT resi.listing_tile(12, 0, 0)", &[]).unwrap().get(0);
+    assert!(ocean.is_empty());
+    let err = reader.batch_execute("SELECT resi.listing_tile(3, 8, 0)").unwrap_err();
+    assert_eq!(err.code(), Some(&postgres::error::SqlState::INVALID_PARAMETER_VALUE));
 }

@@ -57,6 +57,16 @@ const API: &[(&str, &str, &str, bool, &str, &str)] = &[
     ("api.zip_stats(text)", "record", "s", false, "s", "f"),
     ("resi.database_budget()", "record", "s", false, "s", "f"),
     ("resi.database_budget_bytes()", "bigint", "s", true, "s", "f"),
+    ("resi.tile_bounds(integer,integer,integer)", "record", "i", true, "s", "f"),
+    ("resi.listing_tile(integer,integer,integer)", "bytea", "s", true, "s", "f"),
+    (
+        "resi.listing_tile_layer(text,double precision,double precision,bigint,integer,real,integer,integer,integer)",
+        "bytea",
+        "i",
+        false,
+        "s",
+        "a",
+    ),
 ];
 
 #[test]

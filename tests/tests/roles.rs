@@ -135,7 +135,8 @@ fn reader_reads_listings_and_the_public_views_only() {
     allowed(
         &mut reader,
         "SELECT * FROM api.listings; SELECT * FROM api.search_listings(zip_code := '77494');
-         SELECT * FROM api.listing('1'); SELECT * FROM api.listing_history('1'); SELECT * FROM api.zip_stats('77494')",
+         SELECT * FROM api.listing('1'); SELECT * FROM api.listing_history('1'); SELECT * FROM api.zip_stats('77494');
+         SELECT resi.listing_tile(10, 239, 423)",
     );
     // The read-only functions work for anyone who may use the schema.
     let hash: String = scalar(&mut reader, "SELECT resi.listing_hash('{\"zpid\": \"1\"}'::jsonb)");

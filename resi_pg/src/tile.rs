@@ -1,0 +1,139 @@
+//! Map tiles: `resi.tile_bounds(z, x, y)` and the aggregate `resi.listing_tile_layer(…)` behind
+//! `resi.listing_tile(z, x, y) → bytea` (sql/resi_pg_api.sql), over `resi_core::tile`.
+
+use crate::consensus::aggregate_state_mut;
+use crate::error::OrRaise;
+use pgrx::datum::Internal;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use resi_core::tile::{encode_point_layer, tile_bounds as bounds, tile_pixel, PointFeature, PropertyValue};
+
+const NAME: &str = "resi.listing_tile";
+
+/// `resi.tile_bounds(z integer, x integer, y integer)`: the WGS84 area of an XYZ (slippy-map)
+/// tile, one row; a point belongs to the tile when min <= coordinate < max. IMMUTABLE,
+/// PARALLEL SAFE, STRICT. Errors 22023 for a zoom outside 0..30 or x/y outside 0..2^z-1.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn tile_bounds(
+    z: i32,
+    x: i32,
+    y: i32,
+) -> TableIterator<
+    'static,
+    (name!(min_longitude, f64), name!(min_latitude, f64), name!(max_longitude, f64), name!(max_latitude, f64)),
+> {
+    let b = bounds(z, x, y).or_raise("resi.tile_bounds");
+    TableIterator::once((b.min_longitude, b.min_latitude, b.max_longitude, b.max_latitude))
+}
+
+/// The features of one tile so far, and which tile they are in.
+#[derive(Default)]
+struct TileLayer {
+    tile: Option<(i32, i32, i32)>,
+    features: Vec<PointFeature>,
+}
+
+/// Transition of `resi.listing_tile_layer`: one listing as a point feature of tile (z, x, y)
+/// with properties zpid, price, bedrooms and confidence (NULLs left out; the feature id is the
+/// zpid when it is a number). Rows without coordinates are skipped. Every row of a group must
+/// name the same tile (22023). IMMUTABLE, PARALLEL SAFE, not strict.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe)]
+fn listing_tile_transition(
+    mut state: Internal,
+    zpid: Option<&str>,
+    longitude: Option<f64>,
+    latitude: Option<f64>,
+    price: Option<i64>,
+    bedrooms: Option<i32>,
+    confidence: Option<f32>,
+    z: Option<i32>,
+    x: Option<i32>,
+    y: Option<i32>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    // SAFETY: the transition value of listing_tile_layer is always a TileLayer.
+    let layer = unsafe {
+        aggregate_state_mut::<TileLayer>(
+            &mut state,
+            fcinfo,
+            "resi.listing_tile_transition can only be called by resi.listing_tile_layer",
+        )
+    };
+    let (Some(z), Some(x), Some(y)) = (z, x, y) else {
+        ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{NAME}: z, x and y are required"));
+    };
+    match layer.tile {
+        None => {
+            bounds(z, x, y).or_raise(NAME);
+            layer.tile = Some((z, x, y));
+        }
+        Some(tile) if tile != (z, x, y) => {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{NAME}: one layer is one tile, got {z}/{x}/{y} after {}/{}/{}", tile.0, tile.1, tile.2)
+            );
+        }
+        Some(_) => {}
+    }
+    let (Some(longitude), Some(latitude)) = (longitude, latitude) else { return state };
+    if !longitude.is_finite() || !latitude.is_finite() {
+        return state;
+    }
+    let (px, py) = tile_pixel(longitude, latitude, z, x, y);
+    let mut properties = Vec::with_capacity(4);
+    if let Some(zpid) = zpid {
+        properties.push(("zpid", PropertyValue::String(zpid.to_owned())));
+    }
+    if let Some(price) = price {
+        properties.push(("price", PropertyValue::Int(price)));
+    }
+    if let Some(bedrooms) = bedrooms {
+        properties.push(("bedrooms", PropertyValue::Int(i64::from(bedrooms))));
+    }
+    if let Some(confidence) = confidence {
+        properties.push(("confidence", PropertyValue::Double(f64::from(confidence))));
+    }
+    let id = zpid.filter(|z| !z.is_empty() && z.bytes().all(|b| b.is_ascii_digit())).and_then(|z| z.parse().ok());
+    layer.features.push(PointFeature { id, x: px, y: py, properties });
+    state
+}
+
+/// Final of `resi.listing_tile_layer`: the tile's bytes, layer `listings`, extent 4096. NULL
+/// for no rows; an empty bytea when no row had coordinates. IMMUTABLE, PARALLEL SAFE.
+#[pg_extern(immutable, parallel_safe)]
+fn listing_tile_final(state: Internal) -> Option<Vec<u8>> {
+    // SAFETY: a TileLayer of this aggregate.
+    let layer = unsafe { state.get::<TileLayer>() }?;
+    Some(encode_point_layer("listings", &layer.features))
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn tile_bounds_of_the_world_and_of_a_city() {
+        let (min_lon, max_lon) =
+            Spi::get_two::<f64, f64>("SELECT min_longitude, max_longitude FROM resi.tile_bounds(0, 0, 0)").unwrap();
+        assert_eq!((min_lon, max_lon), (Some(-180.0), Some(180.0)));
+        let inside = Spi::get_one::<bool>(
+            "SELECT -95.82 >= min_longitude AND -95.82 < max_longitude AND 29.79 >= min_latitude AND 29.79 < max_latitude
+               FROM resi.tile_bounds(10, 239, 423)",
+        )
+        .unwrap();
+        assert_eq!(inside, Some(true));
+    }
+
+    #[pg_test(error = "resi.tile_bounds: tile 3/8/0 does not exist: x and y must be between 0 and 7")]
+    fn tiles_outside_the_grid_are_errors() {
+        Spi::run("SELECT * FROM resi.tile_bounds(3, 8, 0)").unwrap();
+    }
+
+    #[pg_test(error = "resi.listing_tile: one layer is one tile, got 3/1/1 after 3/1/2")]
+    fn one_layer_is_one_tile() {
+        Spi::run("SELECT resi.listing_tile_layer('1', 0, 0, 1, 1, 1, 3, 1, v) FROM (VALUES (2), (1)) t(v)").unwrap();
+    }
+}
