@@ -4,6 +4,7 @@
 #   make build     build the workspace (debug)
 #   make install   build the extension in release mode and install it into the system PostgreSQL 15
 #   make test      the whole suite: unit tests, #[pg_test]s, end-to-end tests on a throwaway cluster
+#   make test-faults  the loader's fault tests with a longer kill loop (30 SIGKILLs over 240 uploads; not in `make test`)
 #   make demo      a private cluster with the extension, one loader pass over the sample uploads, the results
 #   make lint      rustfmt check and clippy -D warnings
 #   make bench     benchmarks against their baselines on a throwaway cluster, into bench/results.md (not in `make test`)
@@ -25,7 +26,7 @@ PGRX_TEST_ENV := CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=$(or $(TM
 
 export PG_CONFIG
 
-.PHONY: setup build install install-dev test test-unit test-pg test-e2e demo demo-stop lint clean bench fuzz
+.PHONY: setup build install install-dev test test-unit test-pg test-e2e test-faults demo demo-stop lint clean bench fuzz
 
 setup:
 	@scripts/setup
@@ -59,6 +60,10 @@ test-pg:
 # tests/ against a throwaway cluster with the real (non-test) build installed.
 test-e2e: install-dev
 	scripts/e2e
+
+# loader/tests/faults.rs with RESI_FAULT_KILLS=30 RESI_FAULT_OBJECTS=240 (override either) on a throwaway cluster.
+test-faults: install-dev
+	scripts/test-faults
 
 demo: setup install-dev
 	$(CARGO) build --locked -p resi-loader

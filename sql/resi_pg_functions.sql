@@ -833,6 +833,9 @@ COMMENT ON FUNCTION resi.remove_blacklist_entry(bigint) IS 'Remove a blacklist e
 -- (consensus, hashes, keys, trust arithmetic, settings) stay executable by every role that may
 -- use the schema.
 REVOKE EXECUTE ON FUNCTION
+    resi.archive_batch_begin(text, date, timestamptz),
+    resi.archive_batch_verified(bigint, bigint, text),
+    resi.archive_batch_delete(bigint, text[], bigint[]),
     api.listing(text),
     api.listing_history(text),
     resi.record_miner_submission(text, integer, timestamptz),
@@ -867,8 +870,9 @@ FROM PUBLIC;
 --   resi_admin      read every table; bans (ban_miner, unban_miner, add_strike), the
 --                   blacklist (add/remove_blacklist_entry), consensus maintenance
 --                   (refresh_consensus, refresh_stale_consensus, rebuild_claims,
---                   record_miner_submission); the api schema; SET and ALTER SYSTEM of every
---                   resi.* setting.
+--                   record_miner_submission); the archive (`resi-loader archive`: the
+--                   resi.archive_batch_* functions); the api schema; SET and ALTER SYSTEM of
+--                   every resi.* setting.
 -- Needs a role that may create roles and grant on the extension's objects (the superuser who
 -- created the extension). Returns each role and whether this call created it.
 CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
@@ -930,7 +934,10 @@ BEGIN
         resi.refresh_consensus(text[]),
         resi.refresh_stale_consensus(integer),
         resi.rebuild_claims(),
-        resi.record_miner_submission(text, integer, timestamptz)
+        resi.record_miner_submission(text, integer, timestamptz),
+        resi.archive_batch_begin(text, date, timestamptz),
+        resi.archive_batch_verified(bigint, bigint, text),
+        resi.archive_batch_delete(bigint, text[], bigint[])
     TO resi_admin;
     GRANT SET, ALTER SYSTEM ON PARAMETER
         resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,

@@ -314,7 +314,9 @@ CREATE TABLE resi.ingest_runs (
     objects_deferred integer NOT NULL DEFAULT 0,
     objects_skipped  integer NOT NULL DEFAULT 0,  -- already in the ledger, or claimed by another loader
     rows_attested    bigint NOT NULL DEFAULT 0,
-    status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'completed', 'failed', 'interrupted'))
+    status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),
+    -- 0.4.0: the loader's backend; a run still 'running' whose backend is gone was interrupted.
+    backend_pid integer DEFAULT pg_catalog.pg_backend_pid()
 );
 COMMENT ON TABLE resi.ingest_runs IS 'One row per loader pass: when, from where, and what it did.';
 

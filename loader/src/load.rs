@@ -126,6 +126,15 @@ pub async fn run_pass(
         .await
         .context("cannot start a run in resi.ingest_runs")?
         .get(0);
+    // Runs whose loader died (killed, crashed, its connection lost) stay `running` until a later
+    // pass sees their backend gone and marks them interrupted.
+    db.execute(
+        "UPDATE resi.ingest_runs SET status = 'interrupted', finished_at = coalesce(finished_at, clock_timestamp())
+          WHERE status = 'running' AND id <> $1
+            AND (backend_pid IS NULL OR backend_pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL))",
+        &[&run_id],
+    )
+    .await?;
     // Staging rows were folded when they were inserted; empty the table unless another loader is busy.
     db.execute("SELECT resi.clear_staging()", &[]).await?;
     let mut result = pass(db, &source, run_id, progress, stop).await;
@@ -243,6 +252,9 @@ fn is_retryable(e: &anyhow::Error) -> bool {
     })
 }
 
+/// How long a loader waits for an object another session is loading before leaving it to them.
+const CLAIM_WAIT: &str = "60s";
+
 /// What an object may hold (from `resi.ingest_settings()`).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -261,11 +273,18 @@ pub async fn load_object(
     let key = parse_s3_key(&object.key);
     let txn = db.transaction().await?;
     let claim = format!("{}\n{}", object.key, object.etag);
-    let claimed: bool =
-        txn.query_one("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7151))", &[&claim]).await?.get(0);
-    if !claimed {
-        return Ok(Outcome::Skipped);
-    }
+    // Wait for an object another session holds (a loader folding it, or the backend of a
+    // killed loader finishing its fold) rather than skip it: skipping would load it in a later
+    // pass, out of upload order. After CLAIM_WAIT it is left to that session (skipped).
+    let previous_timeout: String = txn.query_one("SELECT current_setting('lock_timeout')", &[]).await?.get(0);
+    txn.execute("SELECT set_config('lock_timeout', $1, true)", &[&CLAIM_WAIT]).await?;
+    match txn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7151))", &[&claim]).await {
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            return Ok(Outcome::Skipped)
+        }
+        other => other?,
+    };
+    txn.execute("SELECT set_config('lock_timeout', $1, true)", &[&previous_timeout]).await?;
     let earlier: Option<(String, Option<String>)> = txn
         .query_opt(
             "SELECT status, reason FROM resi.ingest_ledger WHERE object_key = $1 AND etag = $2",

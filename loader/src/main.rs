@@ -4,14 +4,18 @@
 //! resi-loader run    --source SOURCE [--refresh-limit N] [--database-url URL]            one pass
 //! resi-loader watch  --source SOURCE --every 2h [--refresh-limit N] [--database-url URL] a pass on a schedule
 //! resi-loader status [--database-url URL]                            what the ledger holds
+//! resi-loader archive --older-than 6months --to DEST [--batch-rows N]  move old rows to Parquet
+//! resi-loader export --to DEST [--batch-rows N]                        a consensus snapshot as Parquet
 //! ```
+//!
+//! DEST is `s3://bucket/prefix` or a folder, as for sources.
 //!
 //! Exit status: 0 when the pass completed (rejected uploads are data, not failures); 1 with a
 //! message when the database or the source is unreachable or misconfigured.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use resi_loader::{db, load, progress, source::Source, status};
+use resi_loader::{archive, db, load, progress, source::Source, status};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +52,29 @@ enum Command {
     },
     /// Summarise the ledger: objects loaded / rejected / deferred, rows, last run, per miner.
     Status,
+    /// Move listings and attestations older than the active window to Parquet files
+    /// (archive/{listings,attestations}/month=YYYY-MM/…), verified before they are deleted.
+    Archive {
+        /// The active window, e.g. 6months, 180days.
+        #[arg(long, default_value = "6months", value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        /// `s3://bucket/prefix` or a folder.
+        #[arg(long)]
+        to: String,
+        /// Rows per file.
+        #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(i64).range(1..))]
+        batch_rows: i64,
+    },
+    /// Write the consensus listings as Parquet: export/snapshot=…/listings-NNNNN.parquet and a
+    /// manifest.json, the open dataset.
+    Export {
+        /// `s3://bucket/prefix` or a folder.
+        #[arg(long)]
+        to: String,
+        /// Rows per file.
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(i64).range(1..))]
+        batch_rows: i64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -109,6 +136,24 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Status => print!("{}", status::report(&client).await?),
+        Command::Archive { older_than, to, batch_rows } => {
+            let store = Source::open(&to).await?;
+            let options = archive::ArchiveOptions { older_than, batch_rows };
+            let s = archive::run_archive(&mut client, &store, &options).await?;
+            println!(
+                "archive to {}: {} batches ({} resumed), {} listings, {} attestations",
+                store.describe(),
+                s.batches,
+                s.resumed,
+                s.listings,
+                s.attestations
+            );
+        }
+        Command::Export { to, batch_rows } => {
+            let store = Source::open(&to).await?;
+            let s = archive::run_export(&mut client, &store, batch_rows).await?;
+            println!("export to {}: {} with {} files, {} listings", store.describe(), s.snapshot, s.files, s.listings);
+        }
     }
     Ok(())
 }

@@ -135,3 +135,73 @@ pub fn listing_state(client: &mut Client) -> String {
         .unwrap()
         .get(0)
 }
+
+/// A private PostgreSQL 15 cluster of one test (`scripts/pg-cluster` in a new directory under
+/// the temporary directory), for faults that would disturb other tests: it is stopped and
+/// removed on drop, pass or fail.
+pub struct PrivateCluster {
+    pub dir: PathBuf,
+    /// The URL of its `postgres` database.
+    pub url: String,
+    port: String,
+}
+
+impl PrivateCluster {
+    pub fn start(label: &str) -> PrivateCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "resi-cluster-{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let mut cluster = PrivateCluster { dir, url: String::new(), port: String::new() };
+        let out = cluster.script("start", &[]);
+        cluster.url = String::from_utf8(out).expect("a URL").trim().to_owned();
+        let (_, after_host) = cluster.url.rsplit_once(':').expect("a URL with a port");
+        cluster.port = after_host.split('/').next().unwrap().to_owned();
+        cluster
+    }
+
+    fn script(&self, command: &str, args: &[&str]) -> Vec<u8> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-cluster");
+        let out = std::process::Command::new(script)
+            .arg(command)
+            .arg(&self.dir)
+            .args(args)
+            .env("PG_BIN", pg_bindir())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run scripts/pg-cluster {command}: {e}"));
+        assert!(
+            out.status.success(),
+            "scripts/pg-cluster {command} {} failed: {}",
+            self.dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// A new database of this cluster with `CREATE EXTENSION resi_pg` done; its URL.
+    pub fn database_with_extension(&self, name: &str) -> String {
+        connect(&self.url).batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let url = url_for(&self.url, name);
+        connect(&url).batch_execute("CREATE EXTENSION resi_pg").unwrap();
+        url
+    }
+
+    /// Immediate shutdown: every backend is gone at once, nothing is checkpointed.
+    pub fn crash(&self) {
+        self.script("crash", &[]);
+    }
+
+    /// Start again on the same port (after a crash: crash recovery), waiting until it accepts
+    /// connections.
+    pub fn restart(&self) {
+        self.script("start", &[&self.port]);
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-cluster");
+        let _ = std::process::Command::new(script).arg("destroy").arg(&self.dir).env("PG_BIN", pg_bindir()).output();
+    }
+}

@@ -158,6 +158,8 @@ fn schema_has_tables_indexes_and_dump_registration() {
     assert_eq!(
         dumped,
         [
+            "resi.archive_batches",
+            "resi.archive_batches_id_seq",
             "resi.blacklist",
             "resi.blacklist_id_seq",
             "resi.ingest_ledger",

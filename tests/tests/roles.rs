@@ -113,6 +113,8 @@ fn loader_writes_staging_and_the_ledger_and_nothing_else() {
         "SELECT resi.refresh_consensus()",
         "SELECT resi.rebuild_claims()",
         "SELECT resi.record_miner_submission('5C', -1)",
+        "SELECT resi.archive_batch_begin('listings', '2025-09-01', now())",
+        "SELECT resi.archive_batch_delete(1, ARRAY['1'], NULL)",
         // The settings that judge the loader's miners are not the loader's to change.
         "SET resi.max_submission_rows = 100000000",
         "SET resi.initial_trust = 1",
@@ -205,6 +207,7 @@ fn admin_bans_blacklists_and_sets_settings_but_does_not_edit_data() {
          SELECT resi.refresh_consensus();
          SELECT resi.refresh_stale_consensus(10);
          SELECT resi.rebuild_claims();
+         SELECT * FROM resi.archive_batch_begin('listings', '2025-09-01', now());
          SET resi.max_submission_rows = 5000;
          SET resi.strikes_per_ban = 5;
          SET resi.database_budget = '50GB';
@@ -270,7 +273,7 @@ fn security_definer_functions_pin_search_path_and_run_no_dynamic_sql() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(definers.len(), 15, "{definers:?}");
+    assert_eq!(definers.len(), 18, "{definers:?}");
     for (function, config, public) in &definers {
         let config = config.clone().unwrap_or_default();
         assert!(config.iter().any(|c| c == "search_path=pg_catalog, pg_temp"), "{function}: {config:?}");

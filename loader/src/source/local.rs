@@ -57,6 +57,34 @@ impl LocalSource {
     }
 }
 
+impl LocalSource {
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let path = self.root.join(key);
+        tokio::task::spawn_blocking(move || {
+            let dir = path.parent().context("a key names a file")?;
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            let name = path.file_name().context("a key names a file")?.to_string_lossy();
+            let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut file = std::fs::File::create(&temporary)?;
+                file.write_all(&bytes)?;
+                file.sync_all()?;
+                std::fs::rename(&temporary, &path)?;
+                std::fs::File::open(dir)?.sync_all()
+            };
+            write().with_context(|| format!("write {}", path.display()))
+        })
+        .await?
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let path = self.root.join(key);
+        let bytes = tokio::fs::read(&path).await.with_context(|| format!("read {}", path.display()))?;
+        Ok(Bytes::from(bytes))
+    }
+}
+
 /// `{size}-{mtime in ns}`: changes when the file is rewritten.
 fn fingerprint(meta: &std::fs::Metadata) -> String {
     format!("{}-{}{:09}", meta.len(), meta.mtime(), meta.mtime_nsec())

@@ -1,6 +1,7 @@
 //! Where uploads come from: an S3 bucket (any S3-compatible server) or a local folder laid
 //! out like the bucket. Both list objects with a fingerprint (ETag) and serve byte ranges, so
-//! Parquet files are read row group by row group, never whole.
+//! Parquet files are read row group by row group, never whole. The archive and the export
+//! write to the same kinds of place (`put`, read back with `get`).
 
 mod local;
 mod s3;
@@ -100,6 +101,24 @@ impl Source {
             )));
         }
         self.read_range(object, 0..object.size).await
+    }
+
+    /// Write `bytes` at `key` (relative to the folder, or under the S3 prefix), whole: readers
+    /// never see a partial object (a folder: a temporary file, synced, renamed into place; S3:
+    /// one PUT). What `resi-loader archive` and `export` write with.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        match self {
+            Source::Local(s) => s.put(key, bytes).await,
+            Source::S3(s) => s.put(key, bytes).await,
+        }
+    }
+
+    /// The whole object at `key` (relative, as for [`Source::put`]): reading back what was written.
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        match self {
+            Source::Local(s) => s.get(key).await,
+            Source::S3(s) => s.get(key).await,
+        }
     }
 
     /// Check the connection before a run: a misconfigured source fails here with a clear message.

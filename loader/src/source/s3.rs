@@ -125,6 +125,49 @@ impl S3Source {
     }
 }
 
+impl S3Source {
+    /// `key` under the prefix (the prefix as a folder).
+    fn full_key(&self, key: &str) -> String {
+        match self.prefix.trim_end_matches('/') {
+            "" => key.to_owned(),
+            prefix => format!("{prefix}/{key}"),
+        }
+    }
+
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let key = self.full_key(key);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(explain)
+            .with_context(|| format!("PUT s3://{}/{key}", self.bucket))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let key = self.full_key(key);
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(explain)
+            .with_context(|| format!("GET s3://{}/{key}", self.bucket))?;
+        Ok(response
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("read body of s3://{}/{key}", self.bucket))?
+            .into_bytes())
+    }
+}
+
 fn unquote(etag: &str) -> String {
     etag.trim_matches('"').to_owned()
 }

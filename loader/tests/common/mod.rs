@@ -8,7 +8,7 @@ use resi_loader::load::{run_pass, PassOptions, PassSummary};
 use resi_loader::progress::Silent;
 use resi_loader::source::{S3Source, Source};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use resi_e2e::{connect, fixture, TestDatabase};
@@ -35,9 +35,18 @@ pub fn local(path: &Path) -> Arc<Source> {
 }
 
 /// An S3 server (s3s-fs) serving each folder of `root` as a bucket, on a free port of
-/// 127.0.0.1, with SigV4 authentication. It stops when the test's runtime ends.
+/// 127.0.0.1, with SigV4 authentication. It stops when the test's runtime ends, or at once
+/// with [`S3Server::stop`] (and comes back on the same port with [`S3Server::restart`]).
 pub struct S3Server {
     pub endpoint: String,
+    addr: std::net::SocketAddr,
+    service: s3s::service::S3Service,
+    /// The accept loop and every connection, so [`S3Server::stop`] can abort them.
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    /// Bytes the server wrote to its clients (headers and bodies) since the last
+    /// [`S3Server::cut_after`], and where writing stops.
+    written: Arc<AtomicU64>,
+    cut_at: Arc<AtomicU64>,
 }
 
 impl S3Server {
@@ -47,20 +56,91 @@ impl S3Server {
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            loop {
-                let Ok((socket, _)) = listener.accept().await else { continue };
-                // Without it, small responses wait for delayed ACKs (~40 ms a request).
-                let _ = socket.set_nodelay(true);
-                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone()).into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+        let addr = listener.local_addr().unwrap();
+        let server = S3Server {
+            endpoint: format!("http://{addr}"),
+            addr,
+            service,
+            tasks: Default::default(),
+            written: Default::default(),
+            cut_at: Arc::new(AtomicU64::new(u64::MAX)),
+        };
+        server.serve(listener);
+        server
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let (service, tasks, written, cut_at) =
+            (self.service.clone(), self.tasks.clone(), self.written.clone(), self.cut_at.clone());
+        let accept = tokio::spawn({
+            let tasks = tasks.clone();
+            async move {
+                let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else { continue };
+                    // Without it, small responses wait for delayed ACKs (~40 ms a request).
+                    let _ = socket.set_nodelay(true);
+                    let io = Metered { inner: socket, written: written.clone(), cut_at: cut_at.clone() };
+                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service.clone()).into_owned();
+                    let task = tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    let mut tasks = tasks.lock().unwrap();
+                    tasks.retain(|t| !t.is_finished());
+                    tasks.push(task.abort_handle());
+                }
             }
         });
-        S3Server { endpoint }
+        tasks.lock().unwrap().push(accept.abort_handle());
+    }
+
+    /// Drop the server abruptly, as a crashed or unplugged one: stop accepting (the port is
+    /// closed, new connections are refused) and close every live connection wherever it is,
+    /// mid-response included. Waits until the port refuses connections.
+    pub fn stop(&self) {
+        let abort_all = || self.tasks.lock().unwrap().drain(..).for_each(|task| task.abort());
+        abort_all();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(self.addr).is_ok() {
+            assert!(std::time::Instant::now() < deadline, "the S3 server still accepts connections after stop");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // The accept loop is gone now; connections it took while being aborted go too.
+        abort_all();
+    }
+
+    /// Serve again, on the same port and root, after [`S3Server::stop`] (writes uncut).
+    pub async fn restart(&self) {
+        self.cut_at.store(u64::MAX, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
+        self.serve(listener);
+    }
+
+    /// Count the bytes written to clients from now on and, once `bytes` have been written, hold
+    /// every further write (a response stops mid-way, as on a stalled link) until
+    /// [`S3Server::stop`]. `u64::MAX`: never.
+    pub fn cut_after(&self, bytes: u64) {
+        self.written.store(0, Ordering::SeqCst);
+        self.cut_at.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Bytes written to clients since the last [`S3Server::cut_after`].
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// Whether writing is held at the cut.
+    pub fn is_cut(&self) -> bool {
+        self.bytes_written() >= self.cut_at.load(Ordering::SeqCst)
     }
 
     /// A loader source for `s3://bucket/prefix` on this server, with the given secret.
@@ -85,6 +165,57 @@ impl S3Server {
 
     pub fn source(&self, bucket: &str, prefix: &str) -> Arc<Source> {
         self.source_with_secret(bucket, prefix, SECRET_KEY)
+    }
+}
+
+/// A connection of [`S3Server`]: counts what the server writes, and holds writes at the cut.
+struct Metered {
+    inner: tokio::net::TcpStream,
+    written: Arc<AtomicU64>,
+    cut_at: Arc<AtomicU64>,
+}
+
+impl tokio::io::AsyncRead for Metered {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Metered {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let (written, cut_at) = (self.written.load(Ordering::SeqCst), self.cut_at.load(Ordering::SeqCst));
+        if written >= cut_at {
+            // Held: never ready again; the connection ends when the server is stopped.
+            return std::task::Poll::Pending;
+        }
+        let allowed = buf.len().min(usize::try_from(cut_at - written).unwrap_or(usize::MAX));
+        let result = std::pin::Pin::new(&mut self.inner).poll_write(cx, &buf[..allowed]);
+        if let std::task::Poll::Ready(Ok(n)) = result {
+            self.written.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -197,9 +328,16 @@ pub fn write_columns(path: &Path, columns: Vec<(&str, ArrayRef)>, row_group_rows
 
 /// Everything the loader and fold decide, as text, for comparing two databases: listings'
 /// consensus, the attestation trail (by object and zpid, without ids or clock times),
-/// and the ledger's statuses.
+/// and the ledger's statuses; then, each under a `# name` line (see [`state_section`]): the
+/// attestations of every object, a `resi.listing_hash` of every listing, each miner's trust
+/// and counters, the submissions per miner and day, the fold's verdict on every object, the
+/// claims and the penalties. Ids, clock times and ETags are left out (they differ between two
+/// runs over the same uploads, and between a folder and S3), so two databases loaded from
+/// the same uploads in the same order give the same text, on any cluster.
 pub fn database_state(url: &str) -> String {
     let mut client = connect(url);
+    // Times as text the same way on any cluster.
+    client.batch_execute("SET TimeZone = 'UTC'").unwrap();
     let query = |client: &mut postgres::Client, sql: &str| -> String { client.query_one(sql, &[]).unwrap().get(0) };
     let listings = resi_e2e::listing_state(&mut client);
     let attestations = query(
@@ -212,7 +350,61 @@ pub fn database_state(url: &str) -> String {
         "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s', object_key, status, split_part(reason, ':', 1), rows_read,
                 rows_attested), E'\\n' ORDER BY object_key, etag), '') FROM resi.ingest_ledger",
     );
-    format!("{listings}\n--\n{attestations}\n--\n{ledger}")
+    let sections: Vec<String> =
+        STATE_SECTIONS.iter().map(|(name, sql)| format!("# {name}\n{}", query(&mut client, sql))).collect();
+    format!("{listings}\n--\n{attestations}\n--\n{ledger}\n--\n{}", sections.join("\n--\n"))
+}
+
+/// The named sections of [`database_state`] after its first three.
+const STATE_SECTIONS: [(&str, &str); 7] = [
+    (
+        "attestations per object",
+        "SELECT coalesce(string_agg(format('%s|%s|%s|%s', l.object_key, l.status, l.rows_attested,
+                (SELECT count(*) FROM resi.miner_attestations a WHERE a.s3_file_path = l.object_key)), E'\\n'
+                ORDER BY l.object_key, l.etag), '') FROM resi.ingest_ledger l",
+    ),
+    (
+        "listing hashes",
+        "SELECT coalesce(string_agg(zpid || ' ' || resi.listing_hash(to_jsonb(l) - 'first_seen_at' - 'last_updated_at'),
+                E'\\n' ORDER BY zpid), '') FROM resi.listings l",
+    ),
+    (
+        "miners",
+        "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', miner_hotkey, trust_score,
+                total_submissions, rows_submitted, duplicate_rows, duplicate_rate, fields_compared, fields_agreed,
+                accuracy_score, validated_submissions, validations_failed, strikes, bans, banned_until IS NOT NULL),
+                E'\\n' ORDER BY miner_hotkey), '') FROM resi.miner_trust",
+    ),
+    (
+        "submission days",
+        "SELECT coalesce(string_agg(format('%s|%s|%s|%s', miner_hotkey, day, submissions, over_limit_attempts),
+                E'\\n' ORDER BY miner_hotkey, day), '') FROM resi.miner_submission_days",
+    ),
+    (
+        "verdicts",
+        "SELECT coalesce(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', object_key, quality_score, quality_issues,
+                duplicate_zpids, distinct_zip_codes, accuracy, row_agreement, trust_score), E'\\n'
+                ORDER BY object_key, etag), '') FROM resi.ingest_ledger",
+    ),
+    (
+        "claims",
+        "SELECT coalesce(md5(string_agg((to_jsonb(c) - 'attestation_id')::text, E'\\n' ORDER BY zpid, miner_hotkey)), '')
+                || ' ' || count(*) FROM resi.miner_claims c",
+    ),
+    (
+        "penalties",
+        "SELECT coalesce(string_agg(format('%s|%s|%s', miner_hotkey, kind, n), E'\\n' ORDER BY miner_hotkey, kind), '')
+           FROM (SELECT miner_hotkey, kind, count(*) AS n FROM resi.miner_penalties GROUP BY 1, 2) p",
+    ),
+];
+
+/// The section of a [`database_state`] text under `# name` (panics when there is none).
+pub fn state_section<'a>(state: &'a str, name: &str) -> &'a str {
+    let header = format!("# {name}\n");
+    state
+        .split("\n--\n")
+        .find_map(|s| s.strip_prefix(header.as_str()))
+        .unwrap_or_else(|| panic!("no section {name:?} in the database state"))
 }
 
 pub fn count(url: &str, sql: &str) -> i64 {
@@ -224,17 +416,20 @@ pub fn count(url: &str, sql: &str) -> i64 {
 /// loader sees the submissions in the order and on the UTC day they were made.
 pub fn copy_uploads_with_upload_times(from: &Path, to: &Path) {
     copy_tree(from, to);
-    fn walk(dir: &Path) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path);
-            } else if let Some(time) = upload_time(&path) {
-                std::fs::File::options().write(true).open(&path).unwrap().set_modified(time).unwrap();
-            }
+    set_upload_times(to);
+}
+
+/// Give every `data_YYYYMMDD_HHMMSS_*` file under `dir` that time as its modification time
+/// (whole seconds: a local folder and S3's LastModified then order the uploads alike).
+pub fn set_upload_times(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            set_upload_times(&path);
+        } else if let Some(time) = upload_time(&path) {
+            std::fs::File::options().write(true).open(&path).unwrap().set_modified(time).unwrap();
         }
     }
-    walk(to);
 }
 
 /// The time in an upload's name, `data_20250917_080015_96.parquet` → 2025-09-17 08:00:15 UTC.
