@@ -465,6 +465,17 @@ BEGIN ATOMIC
      WHERE b.id = archive_batch_verified.batch AND b.status IN ('writing', 'verified');
 END;
 
+-- Drop a batch that found no rows (nothing was written for it).
+CREATE FUNCTION resi.archive_batch_discard(batch bigint) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH gone AS (DELETE FROM resi.archive_batches b
+                   WHERE b.id = archive_batch_discard.batch AND b.status = 'writing' RETURNING 1)
+    SELECT count(*) > 0 FROM gone;
+END;
+
 -- Delete exactly the rows of a verified batch (the keys read back from its file) and mark it
 -- deleted, in one transaction. Refuses (P0001, nothing deleted) when a row is no longer
 -- archivable (a listing reported again, an attestation now behind a claim) or missing: the
@@ -995,6 +1006,7 @@ END;
 REVOKE EXECUTE ON FUNCTION
     resi.archive_batch_begin(text, date, timestamptz),
     resi.archive_batch_verified(bigint, bigint, text),
+    resi.archive_batch_discard(bigint),
     resi.archive_batch_delete(bigint, text[], bigint[]),
     api.listing(text),
     api.listing_history(text),
@@ -1097,6 +1109,7 @@ BEGIN
         resi.record_miner_submission(text, integer, timestamptz),
         resi.archive_batch_begin(text, date, timestamptz),
         resi.archive_batch_verified(bigint, bigint, text),
+        resi.archive_batch_discard(bigint),
         resi.archive_batch_delete(bigint, text[], bigint[])
     TO resi_admin;
     GRANT SET, ALTER SYSTEM ON PARAMETER

@@ -394,6 +394,17 @@ BEGIN ATOMIC
      WHERE b.id = archive_batch_verified.batch AND b.status IN ('writing', 'verified');
 END;
 
+-- Drop a batch that found no rows (nothing was written for it).
+CREATE FUNCTION resi.archive_batch_discard(batch bigint) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH gone AS (DELETE FROM resi.archive_batches b
+                   WHERE b.id = archive_batch_discard.batch AND b.status = 'writing' RETURNING 1)
+    SELECT count(*) > 0 FROM gone;
+END;
+
 -- Delete exactly the rows of a verified batch (the keys read back from its file) and mark it
 -- deleted, in one transaction. Refuses (P0001, nothing deleted) when a row is no longer
 -- archivable (a listing reported again, an attestation now behind a claim) or missing: the

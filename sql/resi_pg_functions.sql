@@ -835,6 +835,7 @@ COMMENT ON FUNCTION resi.remove_blacklist_entry(bigint) IS 'Remove a blacklist e
 REVOKE EXECUTE ON FUNCTION
     resi.archive_batch_begin(text, date, timestamptz),
     resi.archive_batch_verified(bigint, bigint, text),
+    resi.archive_batch_discard(bigint),
     resi.archive_batch_delete(bigint, text[], bigint[]),
     api.listing(text),
     api.listing_history(text),
@@ -937,6 +938,7 @@ BEGIN
         resi.record_miner_submission(text, integer, timestamptz),
         resi.archive_batch_begin(text, date, timestamptz),
         resi.archive_batch_verified(bigint, bigint, text),
+        resi.archive_batch_discard(bigint),
         resi.archive_batch_delete(bigint, text[], bigint[])
     TO resi_admin;
     GRANT SET, ALTER SYSTEM ON PARAMETER

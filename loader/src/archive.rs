@@ -3,6 +3,9 @@
 //!
 //! **Archive** (per kind, listings first, then attestations; per month; `--batch-rows` rows a
 //! file), each batch through the ledger `resi.archive_batches`:
+//! Runs as `resi_admin` (or any role that may read the tables and call the
+//! `resi.archive_batch_*` functions, which do the writing).
+//!
 //! 1. `resi.archive_batch_begin` → the batch id and its key
 //!    `archive/{kind}/month=YYYY-MM/batch-NNNNNNNN.parquet`;
 //! 2. select the archivable rows (`resi.archivable_listings/attestations(cutoff)`), write them
@@ -276,7 +279,7 @@ async fn archive_batch(
     let (batch, key): (i64, String) = (begun.get(0), begun.get(1));
     let written = write_batch(db, store, kind, month, cutoff, batch, &key, batch_rows).await?;
     if written == 0 {
-        db.execute("DELETE FROM resi.archive_batches WHERE id = $1 AND status = 'writing'", &[&batch]).await.ok();
+        db.execute("SELECT resi.archive_batch_discard($1)", &[&batch]).await?;
         return Ok(0);
     }
     finish_batch(db, store, kind, batch, &key).await
@@ -374,7 +377,7 @@ pub async fn run_archive(db: &mut Client, store: &Source, options: &ArchiveOptio
         if status == "writing" {
             let rows = write_batch(db, store, kind, &month, cutoff, batch, &key, options.batch_rows).await?;
             if rows == 0 {
-                db.execute("DELETE FROM resi.archive_batches WHERE id = $1 AND status = 'writing'", &[&batch]).await?;
+                db.execute("SELECT resi.archive_batch_discard($1)", &[&batch]).await?;
                 continue;
             }
         }
