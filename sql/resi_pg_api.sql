@@ -406,9 +406,9 @@ BEGIN ATOMIC
 END;
 
 -- Delete exactly the rows of a verified batch (the keys read back from its file) and mark it
--- deleted, in one transaction. Refuses (P0001, nothing deleted) when a row is no longer
--- archivable (a listing reported again, an attestation now behind a claim) or missing: the
--- batch is then written anew. Returns the rows deleted.
+-- deleted, in one transaction; returns the rows deleted. When a row is no longer archivable (a
+-- listing reported again meanwhile) or missing, deletes nothing, puts the batch back to
+-- `writing` (its file is to be written anew) and returns NULL.
 CREATE FUNCTION resi.archive_batch_delete(batch bigint, zpids text[], attestation_ids bigint[]) RETURNS bigint
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
@@ -428,7 +428,8 @@ BEGIN
         PERFORM 1 FROM resi.listings l WHERE l.zpid = ANY (zpids) ORDER BY l.zpid FOR UPDATE;
         SELECT count(*) INTO deleted FROM resi.archivable_listings(b.cutoff) a WHERE a.zpid = ANY (zpids);
         IF deleted <> wanted OR wanted <> b.rows THEN
-            RAISE EXCEPTION 'resi.archive_batch_delete: % of the % listings of batch % are still archivable', deleted, wanted, batch;
+            UPDATE resi.archive_batches SET status = 'writing', rows = NULL, sha256 = NULL WHERE id = batch;
+            RETURN NULL;
         END IF;
         DELETE FROM resi.miner_claims c WHERE c.zpid = ANY (zpids);
         DELETE FROM resi.listings l WHERE l.zpid = ANY (zpids);
@@ -436,7 +437,8 @@ BEGIN
         wanted := coalesce(cardinality(attestation_ids), 0);
         SELECT count(*) INTO deleted FROM resi.archivable_attestations(b.cutoff) a WHERE a.id = ANY (attestation_ids);
         IF deleted <> wanted OR wanted <> b.rows THEN
-            RAISE EXCEPTION 'resi.archive_batch_delete: % of the % attestations of batch % are still archivable', deleted, wanted, batch;
+            UPDATE resi.archive_batches SET status = 'writing', rows = NULL, sha256 = NULL WHERE id = batch;
+            RETURN NULL;
         END IF;
         DELETE FROM resi.miner_attestations a WHERE a.id = ANY (attestation_ids);
     END IF;
@@ -445,4 +447,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.archive_batch_delete(bigint, text[], bigint[]) IS
-    'Delete the rows of a verified archive batch (the keys read back from its file) and mark it deleted, in one transaction; refuses when a row is no longer archivable.';
+    'Delete the rows of a verified archive batch (the keys read back from its file) and mark it deleted, in one transaction; NULL (nothing deleted, batch back to writing) when a row is no longer archivable.';

@@ -282,7 +282,7 @@ async fn archive_batch(
         db.execute("SELECT resi.archive_batch_discard($1)", &[&batch]).await?;
         return Ok(0);
     }
-    finish_batch(db, store, kind, batch, &key).await
+    finish_batch(db, store, kind, batch, &key, batch_rows).await
 }
 
 /// Select the batch's rows, write its file, read it back, mark it verified. Returns the rows.
@@ -343,8 +343,34 @@ async fn write_batch(
     Ok(expected as u64)
 }
 
-/// Delete the rows of a verified batch, keyed by what its file holds.
-async fn finish_batch(db: &mut Client, store: &Source, kind: Kind, batch: i64, key: &str) -> Result<u64> {
+/// Delete the rows of a verified batch, keyed by what its file holds. When some row stopped
+/// being archivable meanwhile (a listing reported again), the batch is written anew from what
+/// is archivable now and deleted then (a few attempts).
+async fn finish_batch(
+    db: &mut Client,
+    store: &Source,
+    kind: Kind,
+    batch: i64,
+    key: &str,
+    batch_rows: i64,
+) -> Result<u64> {
+    for _ in 0..3 {
+        if let Some(deleted) = delete_batch(db, store, kind, batch, key).await? {
+            return Ok(deleted);
+        }
+        let b = db.query_one("SELECT month::text, cutoff FROM resi.archive_batches WHERE id = $1", &[&batch]).await?;
+        let (month, cutoff): (String, SystemTime) = (b.get(0), b.get(1));
+        tracing::info!(batch, key, "rows of the batch changed before deletion; writing it anew");
+        if write_batch(db, store, kind, &month, cutoff, batch, key, batch_rows).await? == 0 {
+            db.execute("SELECT resi.archive_batch_discard($1)", &[&batch]).await?;
+            return Ok(0);
+        }
+    }
+    bail!("{key}: its rows keep changing; left for the next run")
+}
+
+/// One attempt of [`finish_batch`]: the rows deleted, or `None` when the database refused.
+async fn delete_batch(db: &mut Client, store: &Source, kind: Kind, batch: i64, key: &str) -> Result<Option<u64>> {
     let sha256: String = db.query_one("SELECT sha256 FROM resi.archive_batches WHERE id = $1", &[&batch]).await?.get(0);
     let keys = read_back(store, key, &sha256).await?;
     let (zpids, ids): (Option<Vec<String>>, Option<Vec<i64>>) = match (kind, keys) {
@@ -352,9 +378,9 @@ async fn finish_batch(db: &mut Client, store: &Source, kind: Kind, batch: i64, k
         (Kind::Attestations, Keys::Ids(i)) => (None, Some(i)),
         _ => bail!("{key} holds keys of another kind"),
     };
-    let deleted: i64 =
+    let deleted: Option<i64> =
         db.query_one("SELECT resi.archive_batch_delete($1, $2, $3)", &[&batch, &zpids, &ids]).await?.get(0);
-    Ok(deleted as u64)
+    Ok(deleted.map(|d| d as u64))
 }
 
 /// Move what left the active window to `store`, resuming what an interrupted run left.
@@ -381,7 +407,7 @@ pub async fn run_archive(db: &mut Client, store: &Source, options: &ArchiveOptio
                 continue;
             }
         }
-        let rows = finish_batch(db, store, kind, batch, &key).await?;
+        let rows = finish_batch(db, store, kind, batch, &key, options.batch_rows).await?;
         summary.resumed += 1;
         summary.batches += 1;
         match kind {

@@ -246,3 +246,41 @@ impl<F: std::future::Future<Output = anyhow::Result<Source>>> AwaitIn<Source> fo
         rt.block_on(self).unwrap()
     }
 }
+
+/// A listing reported again between its batch's verification and deletion stays in the
+/// database; its batch is written anew without it, and nothing is lost or doubled.
+#[test]
+fn a_listing_reported_again_before_deletion_stays() {
+    let db = loaded("archive_again");
+    let out = TempDir::new("archive-again");
+    let crashed = std::process::Command::new(LOADER)
+        .args(["archive", "--older-than", "180days", "--to", out.0.to_str().unwrap(), "--database-url", &db.url])
+        .env("RESI_LOG", "error")
+        .env("RESI_ARCHIVE_FAILPOINT", "after_verify")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    // The first batch (listings) is verified; one of its listings is reported again now.
+    let again: String = connect(&db.url)
+        .query_one(
+            "WITH one AS (SELECT l.zpid FROM resi.listings l JOIN resi.archivable_listings(now() - interval '180 days') a
+                            ON a.zpid = l.zpid ORDER BY l.zpid LIMIT 1)
+             INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price)
+             SELECT '5Again', now(), zpid, 1 FROM one RETURNING zpid",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let (zpids_before, ids_before) = (zpids(&db.url), attestation_ids(&db.url));
+    let store = Source::open(out.0.to_str().unwrap()).await_in(&RT);
+    let summary = RT.block_on(run_archive(&mut loader_client(&db.url), &store, &options())).unwrap();
+    assert_eq!(summary.resumed, 1);
+    assert!(zpids(&db.url).contains(&again), "the listing reported again was archived");
+    let listings = archived_keys(&out.0.join("archive/listings"));
+    assert!(!listings.contains(&again));
+    let archived: BTreeSet<String> = listings.into_iter().collect();
+    assert_eq!(archived.union(&zpids(&db.url)).cloned().collect::<BTreeSet<_>>(), zpids_before);
+    let attestations: BTreeSet<String> = archived_keys(&out.0.join("archive/attestations")).into_iter().collect();
+    assert!(attestations.is_disjoint(&attestation_ids(&db.url)));
+    assert_eq!(attestations.union(&attestation_ids(&db.url)).cloned().collect::<BTreeSet<_>>(), ids_before);
+}
