@@ -56,6 +56,17 @@ pub struct ArchiveSummary {
     pub resumed: u64,
 }
 
+impl ArchiveSummary {
+    /// One more batch of `kind`, of `rows` rows.
+    fn add(&mut self, kind: Kind, rows: u64) {
+        self.batches += 1;
+        match kind {
+            Kind::Listings => self.listings += rows,
+            Kind::Attestations => self.attestations += rows,
+        }
+    }
+}
+
 /// A column of an archive or export file: its name and the type it is read from SQL as.
 #[derive(Clone, Copy)]
 enum Column {
@@ -261,7 +272,17 @@ fn failpoint(point: &str) {
     }
 }
 
-/// One batch of `kind` for `month`: write, verify, delete. Returns the rows archived (0: none left).
+/// A row of `resi.archive_batches`: what one file holds.
+struct Batch {
+    id: i64,
+    kind: Kind,
+    month: String,
+    cutoff: SystemTime,
+    key: String,
+}
+
+/// A new batch of `kind` for `month`, archived: write, verify, delete. Returns the rows
+/// archived (0: none were left).
 async fn archive_batch(
     db: &mut Client,
     store: &Source,
@@ -276,28 +297,51 @@ async fn archive_batch(
             &[&kind.name(), &month, &cutoff],
         )
         .await?;
-    let (batch, key): (i64, String) = (begun.get(0), begun.get(1));
-    let written = write_batch(db, store, kind, month, cutoff, batch, &key, batch_rows).await?;
-    if written == 0 {
-        db.execute("SELECT resi.archive_batch_discard($1)", &[&batch]).await?;
-        return Ok(0);
-    }
-    finish_batch(db, store, kind, batch, &key, batch_rows).await
+    let batch = Batch { id: begun.get(0), kind, month: month.to_owned(), cutoff, key: begun.get(1) };
+    settle_batch(db, store, &batch, None, batch_rows).await
 }
 
-/// Select the batch's rows, write its file, read it back, mark it verified. Returns the rows.
-#[allow(clippy::too_many_arguments)]
-async fn write_batch(
+/// Take a batch to `deleted`: write and verify its file (unless `verified` already holds the
+/// keys its file was checked to hold), then delete those rows. When some row stopped being
+/// archivable meanwhile (a listing reported again), the file is written anew from what is
+/// archivable now (a few attempts). A batch that finds no rows is dropped. Returns the rows.
+async fn settle_batch(
     db: &mut Client,
     store: &Source,
-    kind: Kind,
-    month: &str,
-    cutoff: SystemTime,
-    batch: i64,
-    key: &str,
+    batch: &Batch,
+    mut verified: Option<Keys>,
     batch_rows: i64,
 ) -> Result<u64> {
-    let (columns, sql) = match kind {
+    for _ in 0..3 {
+        let keys = match verified.take() {
+            Some(keys) => keys,
+            None => match write_batch(db, store, batch, batch_rows).await? {
+                Some(keys) => keys,
+                None => {
+                    db.execute("SELECT resi.archive_batch_discard($1)", &[&batch.id]).await?;
+                    return Ok(0);
+                }
+            },
+        };
+        let (zpids, ids): (Option<Vec<String>>, Option<Vec<i64>>) = match (batch.kind, keys) {
+            (Kind::Listings, Keys::Zpids(z)) => (Some(z), None),
+            (Kind::Attestations, Keys::Ids(i)) => (None, Some(i)),
+            _ => bail!("{} holds keys of another kind", batch.key),
+        };
+        let deleted: Option<i64> =
+            db.query_one("SELECT resi.archive_batch_delete($1, $2, $3)", &[&batch.id, &zpids, &ids]).await?.get(0);
+        match deleted {
+            Some(deleted) => return Ok(deleted as u64),
+            None => tracing::info!(batch = batch.id, key = batch.key, "rows changed before deletion; writing anew"),
+        }
+    }
+    bail!("{}: its rows keep changing; left for the next run", batch.key)
+}
+
+/// Select the batch's rows, write its file, read it back, mark it verified. Returns the keys
+/// the file holds, or `None` when no row is archivable.
+async fn write_batch(db: &mut Client, store: &Source, batch: &Batch, batch_rows: i64) -> Result<Option<Keys>> {
+    let (columns, sql) = match batch.kind {
         Kind::Listings => {
             let columns = listing_columns();
             let sql = format!(
@@ -317,10 +361,11 @@ async fn write_batch(
             (columns, sql)
         }
     };
-    let rows = db.query(&sql, &[&cutoff, &month, &batch_rows]).await?;
+    let rows = db.query(&sql, &[&batch.cutoff, &batch.month, &batch_rows]).await?;
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
+    let key = &batch.key;
     let bytes = parquet_of(&rows, &columns)?;
     let sha256 = sha256_hex(&bytes);
     store.put(key, bytes).await?;
@@ -338,49 +383,9 @@ async fn write_batch(
         }
     };
     ensure!(found == expected, "{key} reads back {found} rows, not the {expected} written");
-    db.execute("SELECT resi.archive_batch_verified($1, $2, $3)", &[&batch, &(expected as i64), &sha256]).await?;
+    db.execute("SELECT resi.archive_batch_verified($1, $2, $3)", &[&batch.id, &(expected as i64), &sha256]).await?;
     failpoint("after_verify");
-    Ok(expected as u64)
-}
-
-/// Delete the rows of a verified batch, keyed by what its file holds. When some row stopped
-/// being archivable meanwhile (a listing reported again), the batch is written anew from what
-/// is archivable now and deleted then (a few attempts).
-async fn finish_batch(
-    db: &mut Client,
-    store: &Source,
-    kind: Kind,
-    batch: i64,
-    key: &str,
-    batch_rows: i64,
-) -> Result<u64> {
-    for _ in 0..3 {
-        if let Some(deleted) = delete_batch(db, store, kind, batch, key).await? {
-            return Ok(deleted);
-        }
-        let b = db.query_one("SELECT month::text, cutoff FROM resi.archive_batches WHERE id = $1", &[&batch]).await?;
-        let (month, cutoff): (String, SystemTime) = (b.get(0), b.get(1));
-        tracing::info!(batch, key, "rows of the batch changed before deletion; writing it anew");
-        if write_batch(db, store, kind, &month, cutoff, batch, key, batch_rows).await? == 0 {
-            db.execute("SELECT resi.archive_batch_discard($1)", &[&batch]).await?;
-            return Ok(0);
-        }
-    }
-    bail!("{key}: its rows keep changing; left for the next run")
-}
-
-/// One attempt of [`finish_batch`]: the rows deleted, or `None` when the database refused.
-async fn delete_batch(db: &mut Client, store: &Source, kind: Kind, batch: i64, key: &str) -> Result<Option<u64>> {
-    let sha256: String = db.query_one("SELECT sha256 FROM resi.archive_batches WHERE id = $1", &[&batch]).await?.get(0);
-    let keys = read_back(store, key, &sha256).await?;
-    let (zpids, ids): (Option<Vec<String>>, Option<Vec<i64>>) = match (kind, keys) {
-        (Kind::Listings, Keys::Zpids(z)) => (Some(z), None),
-        (Kind::Attestations, Keys::Ids(i)) => (None, Some(i)),
-        _ => bail!("{key} holds keys of another kind"),
-    };
-    let deleted: Option<i64> =
-        db.query_one("SELECT resi.archive_batch_delete($1, $2, $3)", &[&batch, &zpids, &ids]).await?.get(0);
-    Ok(deleted.map(|d| d as u64))
+    Ok(Some(keys))
 }
 
 /// Move what left the active window to `store`, resuming what an interrupted run left.
@@ -391,28 +396,22 @@ pub async fn run_archive(db: &mut Client, store: &Source, options: &ArchiveOptio
     // written are written anew (their rows are all still in the database).
     let unfinished = db
         .query(
-            "SELECT id, kind, month::text, cutoff, object_key, status FROM resi.archive_batches
+            "SELECT id, kind, month::text, cutoff, object_key, status, sha256 FROM resi.archive_batches
               WHERE status <> 'deleted' ORDER BY id",
             &[],
         )
         .await?;
     for b in unfinished {
-        let (batch, kind, month, cutoff, key, status): (i64, String, String, SystemTime, String, String) =
-            (b.get(0), b.get(1), b.get(2), b.get(3), b.get(4), b.get(5));
-        let kind = if kind == "listings" { Kind::Listings } else { Kind::Attestations };
-        if status == "writing" {
-            let rows = write_batch(db, store, kind, &month, cutoff, batch, &key, options.batch_rows).await?;
-            if rows == 0 {
-                db.execute("SELECT resi.archive_batch_discard($1)", &[&batch]).await?;
-                continue;
-            }
-        }
-        let rows = finish_batch(db, store, kind, batch, &key, options.batch_rows).await?;
-        summary.resumed += 1;
-        summary.batches += 1;
-        match kind {
-            Kind::Listings => summary.listings += rows,
-            Kind::Attestations => summary.attestations += rows,
+        let kind = if b.get::<_, &str>(1) == "listings" { Kind::Listings } else { Kind::Attestations };
+        let batch = Batch { id: b.get(0), kind, month: b.get(2), cutoff: b.get(3), key: b.get(4) };
+        let verified = match (b.get::<_, &str>(5), b.get::<_, Option<&str>>(6)) {
+            ("verified", Some(sha256)) => Some(read_back(store, &batch.key, sha256).await?),
+            _ => None,
+        };
+        let rows = settle_batch(db, store, &batch, verified, options.batch_rows).await?;
+        if rows > 0 {
+            summary.resumed += 1;
+            summary.add(kind, rows);
         }
     }
     let window = i64::try_from(options.older_than.as_secs()).context("--older-than is too long")?;
@@ -435,11 +434,7 @@ pub async fn run_archive(db: &mut Client, store: &Source, options: &ArchiveOptio
                 if rows == 0 {
                     break;
                 }
-                summary.batches += 1;
-                match kind {
-                    Kind::Listings => summary.listings += rows,
-                    Kind::Attestations => summary.attestations += rows,
-                }
+                summary.add(kind, rows);
                 if rows < options.batch_rows as u64 {
                     break;
                 }
