@@ -39,10 +39,10 @@ install: setup
 	cd resi_pg && $(CARGO) pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
 
 # The debug build, installed for the end-to-end tests and the demo (faster to build), with the
-# install scripts of earlier releases (sql/releases/) so the upgrade test can create them.
+# install scripts of earlier releases (sql/install/) so the upgrade test can create them.
 install-dev: setup
 	cd resi_pg && $(CARGO) pgrx install --pg-config $(PG_CONFIG) $(SUDO_FLAG)
-	$(SUDO) install -m 644 sql/releases/*.sql "$$($(PG_CONFIG) --sharedir)/extension/"
+	$(SUDO) install -m 644 sql/install/*.sql "$$($(PG_CONFIG) --sharedir)/extension/"
 
 test: setup
 	@$(MAKE) --no-print-directory test-unit test-pg test-e2e

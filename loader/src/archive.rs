@@ -1,10 +1,9 @@
-//! `resi-loader archive` and `resi-loader export`: rows out of the active window moved to
-//! Parquet, and snapshots of the consensus as the open dataset.
+//! `resi-loader archive`: rows out of the active window moved to Parquet files.
 //!
-//! **Archive** (per kind, listings first, then attestations; per month; `--batch-rows` rows a
-//! file), each batch through the ledger `resi.archive_batches`:
 //! Runs as `resi_admin` (or any role that may read the tables and call the
-//! `resi.archive_batch_*` functions, which do the writing).
+//! `resi.archive_batch_*` functions, which do the writing). Per kind (listings first, then
+//! attestations), per month, `--batch-rows` rows a file, each batch through the ledger
+//! `resi.archive_batches`:
 //!
 //! 1. `resi.archive_batch_begin` → the batch id and its key
 //!    `archive/{kind}/month=YYYY-MM/batch-NNNNNNNN.parquet`;
@@ -20,22 +19,16 @@
 //! SHA-256 and deletes its rows) or `deleted` (done). So every row ends in exactly one file and
 //! the database keeps none of them.
 //!
-//! **Export** writes `export/snapshot=YYYY-MM-DDTHH-MM-SSZ/listings-NNNNN.parquet` (the
-//! consensus listings in zpid order, `--batch-rows` a file) and then `manifest.json` (files,
-//! rows, SHA-256 each): a snapshot without a manifest is incomplete and is ignored by readers.
+//! The export lives in [`crate::export`]; it is re-exported here, where it used to be.
 
+use crate::columns::{attestation_columns, keys_of, listing_columns, parquet_of, select_list, Keys};
 use crate::source::Source;
 use anyhow::{bail, ensure, Context, Result};
-use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use resi_core::hash::sha256_hex;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio_postgres::{Client, Row};
+use std::time::{Duration, SystemTime};
+use tokio_postgres::Client;
+
+pub use crate::export::{run_export, ExportSummary};
 
 /// What to archive.
 #[derive(Clone, Debug)]
@@ -65,179 +58,6 @@ impl ArchiveSummary {
             Kind::Attestations => self.attestations += rows,
         }
     }
-}
-
-/// A column of an archive or export file: its name and the type it is read from SQL as.
-#[derive(Clone, Copy)]
-enum Column {
-    Text(&'static str),
-    Int(&'static str),
-    Float(&'static str),
-    Bool(&'static str),
-    Time(&'static str),
-}
-
-impl Column {
-    fn name(self) -> &'static str {
-        match self {
-            Column::Text(n) | Column::Int(n) | Column::Float(n) | Column::Bool(n) | Column::Time(n) => n,
-        }
-    }
-
-    fn field(self) -> Field {
-        let data_type = match self {
-            Column::Text(_) => DataType::Utf8,
-            Column::Int(_) => DataType::Int64,
-            Column::Float(_) => DataType::Float64,
-            Column::Bool(_) => DataType::Boolean,
-            Column::Time(_) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        };
-        Field::new(self.name(), data_type, true)
-    }
-
-    /// The SQL that reads the column as this type from alias `t`.
-    fn select(self) -> String {
-        match self {
-            Column::Text(n) => format!("t.{n}::text"),
-            Column::Int(n) => format!("t.{n}::bigint"),
-            Column::Float(n) => format!("t.{n}::float8"),
-            Column::Bool(n) => format!("t.{n}"),
-            Column::Time(n) => format!("t.{n}"),
-        }
-    }
-}
-
-/// The fields every reported row and every listing has, in table order.
-const FIELDS: [Column; 14] = [
-    Column::Text("uri"),
-    Column::Int("price"),
-    Column::Text("address"),
-    Column::Int("bedrooms"),
-    Column::Float("bathrooms"),
-    Column::Int("living_area"),
-    Column::Text("home_type"),
-    Column::Text("home_status"),
-    Column::Int("days_on_zillow"),
-    Column::Text("zip_code"),
-    Column::Text("city"),
-    Column::Text("state"),
-    Column::Float("latitude"),
-    Column::Float("longitude"),
-];
-
-fn listing_columns() -> Vec<Column> {
-    let mut c = vec![Column::Text("zpid")];
-    c.extend(FIELDS);
-    c.extend([
-        Column::Float("consensus_score"),
-        Column::Int("total_attestations"),
-        Column::Int("unique_miners_count"),
-        Column::Int("voting_miners"),
-        Column::Time("first_seen_at"),
-        Column::Time("last_updated_at"),
-        Column::Text("field_consensus"),
-    ]);
-    c
-}
-
-fn attestation_columns() -> Vec<Column> {
-    let mut c = vec![
-        Column::Int("id"),
-        Column::Text("miner_hotkey"),
-        Column::Int("miner_uid"),
-        Column::Text("zpid"),
-        Column::Time("submission_timestamp"),
-        Column::Text("job_id"),
-        Column::Text("s3_file_path"),
-        Column::Int("record_count"),
-        Column::Text("data_hash"),
-        Column::Bool("is_validated"),
-        Column::Time("validation_timestamp"),
-        Column::Float("validation_score"),
-    ];
-    c.extend(FIELDS);
-    c.push(Column::Time("scraped_at"));
-    c
-}
-
-fn select_list(columns: &[Column]) -> String {
-    columns.iter().map(|c| c.select()).collect::<Vec<_>>().join(", ")
-}
-
-fn micros(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_micros() as i64,
-        Err(e) => -(e.duration().as_micros() as i64),
-    }
-}
-
-/// Rows (read with [`Column::select`]) as one Parquet file.
-fn parquet_of(rows: &[Row], columns: &[Column]) -> Result<Bytes> {
-    let schema = Arc::new(Schema::new(columns.iter().map(|c| c.field()).collect::<Vec<_>>()));
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
-    for (i, column) in columns.iter().enumerate() {
-        let array: ArrayRef = match column {
-            Column::Text(_) => {
-                let mut b = StringBuilder::new();
-                rows.iter().for_each(|r| b.append_option(r.get::<_, Option<&str>>(i)));
-                Arc::new(b.finish())
-            }
-            Column::Int(_) => {
-                let mut b = Int64Builder::new();
-                rows.iter().for_each(|r| b.append_option(r.get::<_, Option<i64>>(i)));
-                Arc::new(b.finish())
-            }
-            Column::Float(_) => {
-                let mut b = Float64Builder::new();
-                rows.iter().for_each(|r| b.append_option(r.get::<_, Option<f64>>(i)));
-                Arc::new(b.finish())
-            }
-            Column::Bool(_) => {
-                let mut b = BooleanBuilder::new();
-                rows.iter().for_each(|r| b.append_option(r.get::<_, Option<bool>>(i)));
-                Arc::new(b.finish())
-            }
-            Column::Time(_) => {
-                let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-                rows.iter().for_each(|r| b.append_option(r.get::<_, Option<SystemTime>>(i).map(micros)));
-                Arc::new(b.finish())
-            }
-        };
-        arrays.push(array);
-    }
-    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .build();
-    let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props))?;
-    writer.write(&batch)?;
-    writer.close()?;
-    Ok(Bytes::from(out))
-}
-
-/// The keys of a Parquet file written by [`parquet_of`]: its first column, text or integer.
-enum Keys {
-    Zpids(Vec<String>),
-    Ids(Vec<i64>),
-}
-
-fn keys_of(bytes: Bytes) -> Result<Keys> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-    let (mut zpids, mut ids) = (Vec::new(), Vec::new());
-    for batch in reader {
-        let column = batch?.column(0).clone();
-        if let Some(a) = column.as_any().downcast_ref::<StringArray>() {
-            ensure!(a.null_count() == 0, "a key is NULL");
-            zpids.extend(a.iter().flatten().map(str::to_owned));
-        } else if let Some(a) = column.as_any().downcast_ref::<Int64Array>() {
-            ensure!(a.null_count() == 0, "a key is NULL");
-            ids.extend(a.iter().flatten());
-        } else {
-            bail!("the first column is neither text nor bigint");
-        }
-    }
-    Ok(if ids.is_empty() { Keys::Zpids(zpids) } else { Keys::Ids(ids) })
 }
 
 /// Read `key` back and check it is `sha256`; its keys.
@@ -442,53 +262,4 @@ pub async fn run_archive(db: &mut Client, store: &Source, options: &ArchiveOptio
         }
     }
     Ok(summary)
-}
-
-/// What an export wrote.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExportSummary {
-    pub snapshot: String,
-    pub files: u64,
-    pub listings: u64,
-}
-
-/// A full snapshot of the consensus listings under `export/snapshot=…/`, manifest last.
-pub async fn run_export(db: &mut Client, store: &Source, batch_rows: i64) -> Result<ExportSummary> {
-    ensure!(batch_rows > 0, "--batch-rows must be positive");
-    let columns = listing_columns();
-    let txn = db.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await?;
-    let taken: String =
-        txn.query_one("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24-MI-SS\"Z\"')", &[]).await?.get(0);
-    let snapshot = format!("export/snapshot={taken}");
-    let sql = format!(
-        "SELECT {} FROM resi.listings t WHERE t.consensus_score IS NOT NULL AND ($1::text IS NULL OR t.zpid > $1)
-          ORDER BY t.zpid LIMIT $2",
-        select_list(&columns)
-    );
-    let mut after: Option<String> = None;
-    let mut files = Vec::new();
-    let mut listings = 0u64;
-    loop {
-        let rows = txn.query(&sql, &[&after, &batch_rows]).await?;
-        if rows.is_empty() {
-            break;
-        }
-        after = Some(rows.last().expect("not empty").get::<_, String>(0));
-        let bytes = parquet_of(&rows, &columns)?;
-        let sha256 = sha256_hex(&bytes);
-        let name = format!("listings-{:05}.parquet", files.len());
-        store.put(&format!("{snapshot}/{name}"), bytes).await?;
-        listings += rows.len() as u64;
-        files.push(serde_json::json!({"file": name, "rows": rows.len(), "sha256": sha256}));
-    }
-    txn.commit().await?;
-    let manifest = serde_json::json!({
-        "snapshot": taken,
-        "table": "listings",
-        "rows": listings,
-        "files": files,
-        "columns": columns.iter().map(|c| c.name()).collect::<Vec<_>>(),
-    });
-    store.put(&format!("{snapshot}/manifest.json"), Bytes::from(serde_json::to_vec_pretty(&manifest)?)).await?;
-    Ok(ExportSummary { snapshot, files: files.len() as u64, listings })
 }

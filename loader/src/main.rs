@@ -13,9 +13,12 @@
 //! Exit status: 0 when the pass completed (rejected uploads are data, not failures); 1 with a
 //! message when the database or the source is unreachable or misconfigured.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use resi_loader::{archive, db, load, progress, source::Source, status};
+use resi_loader::pass::{run_pass, PassOptions};
+use resi_loader::{archive, db, export, progress, source::Source, status};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,13 +84,13 @@ enum Command {
 struct PassArgs {
     /// After the objects, refresh at most this many listings whose consensus predates a trust
     /// change of one of their miners (0: none).
-    #[arg(long, default_value_t = load::PassOptions::default().refresh_limit, value_parser = clap::value_parser!(i32).range(0..))]
+    #[arg(long, default_value_t = PassOptions::default().refresh_limit, value_parser = clap::value_parser!(i32).range(0..))]
     refresh_limit: i32,
 }
 
 impl PassArgs {
-    fn options(&self) -> load::PassOptions {
-        load::PassOptions { refresh_limit: self.refresh_limit }
+    fn options(&self) -> PassOptions {
+        PassOptions { refresh_limit: self.refresh_limit }
     }
 }
 
@@ -113,21 +116,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Run { source, pass } => {
             let source = Arc::new(Source::open(&source).await?);
             let summary =
-                load::run_pass(&mut client, source, &pass.options(), progress::for_stderr().as_mut(), &stop).await?;
+                run_pass(&mut client, source, &pass.options(), progress::for_stderr().as_mut(), &stop).await?;
             println!("{}", status::summary_line(&summary));
         }
         Command::Watch { source, every, pass } => {
             let source = Arc::new(Source::open(&source).await?);
             while !stop.load(Ordering::SeqCst) {
                 let started = tokio::time::Instant::now();
-                let summary = load::run_pass(
-                    &mut client,
-                    source.clone(),
-                    &pass.options(),
-                    progress::for_stderr().as_mut(),
-                    &stop,
-                )
-                .await?;
+                let summary =
+                    run_pass(&mut client, source.clone(), &pass.options(), progress::for_stderr().as_mut(), &stop)
+                        .await?;
                 println!("{}", status::summary_line(&summary));
                 let next = started + every;
                 while !stop.load(Ordering::SeqCst) && tokio::time::Instant::now() < next {
@@ -151,7 +149,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Export { to, batch_rows } => {
             let store = Source::open(&to).await?;
-            let s = archive::run_export(&mut client, &store, batch_rows).await?;
+            let s = export::run_export(&mut client, &store, batch_rows).await?;
             println!("export to {}: {} with {} files, {} listings", store.describe(), s.snapshot, s.files, s.listings);
         }
     }

@@ -1,7 +1,8 @@
 //! Progress of a pass: a bar on a terminal (objects and rows, with rates), structured logs
 //! otherwise.
 
-use crate::load::{Outcome, Progress};
+use crate::object::Outcome;
+use crate::pass::Progress;
 use crate::source::ObjectInfo;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;

@@ -1,6 +1,6 @@
 //! `resi-loader status` and the summary line of a pass.
 
-use crate::load::PassSummary;
+use crate::pass::PassSummary;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use tokio_postgres::Client;

@@ -4,6 +4,8 @@
 //!
 //! - [`consensus`]: transition states of the trust-weighted consensus aggregates, with exact
 //!   (order-independent) weight sums and a compact binary form for parallel aggregation;
+//! - [`fields`]: the listing's fields, their SQL types and consensus tolerances, defined once,
+//!   and how a report agrees with a consensus;
 //! - [`interrupt`]: the cancellation check that long loops call (PostgreSQL's, in the extension);
 //! - [`hash`]: SHA-256 helpers and the canonical form behind `resi.listing_hash`;
 //! - [`keys`]: the S3 key layout of miners' uploads;
@@ -15,6 +17,7 @@
 
 pub mod consensus;
 pub mod error;
+pub mod fields;
 pub mod hash;
 pub mod interrupt;
 pub mod keys;

@@ -216,11 +216,19 @@ fn valid_zpid(z: &str) -> bool {
     (1..=20).contains(&z.len()) && z.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The zpid in a Zillow URL: the digits before `_zpid`.
+/// The zpid a Zillow URL names: the 1–20 digits right before the first `_zpid` that has
+/// digits before it (`…/homedetails/12-Main-St/456_zpid/` → 456). The one rule for the loader's
+/// zpid recovery and the consensus's "a uri votes only for the listing it names".
 pub fn zpid_from_uri(uri: &str) -> Option<&str> {
-    let end = uri.find("_zpid")?;
-    let digits = uri[..end].rsplit(|c: char| !c.is_ascii_digit()).next()?;
-    valid_zpid(digits).then_some(digits)
+    let mut from = 0;
+    while let Some(at) = uri[from..].find("_zpid").map(|i| i + from) {
+        let digits = uri[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+        if !digits.is_empty() {
+            return valid_zpid(digits).then_some(digits);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn is_zip(z: &str) -> bool {

@@ -1,7 +1,7 @@
 //! SHA-256 helpers and the canonical listing hash.
 //!
 //! `resi.listing_hash(jsonb)` and `resi.canonical_listing(jsonb)` are SQL wrappers (in
-//! sql/resi_pg_functions.sql, inlined by the planner) over the text forms defined here, which
+//! sql/listings.sql, inlined by the planner) over the text forms defined here, which
 //! parse the JSON with the same code the loader uses, so server and client hashes agree.
 
 use crate::error::OrRaise;

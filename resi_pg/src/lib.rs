@@ -12,6 +12,7 @@ mod consensus;
 mod error;
 mod guc;
 mod hash;
+mod independence;
 mod keys;
 mod quality;
 mod rate_limit;
@@ -21,19 +22,94 @@ mod trust;
 
 ::pgrx::pg_module_magic!();
 
-// Types and tables, before any Rust function (the composite types are their result types).
-extension_sql_file!("../../sql/resi_pg_schema.sql", name = "schema", bootstrap);
-
-// The read API (schema `api`), consensus history, monitoring views and the storage budget.
+// The schema, one file per concept in the repository's sql/ (docs/development.md), ordered by
+// `requires`: a file comes after the files and Rust functions it uses. Types first (the Rust
+// functions return them), roles last (they grant on everything).
+extension_sql_file!("../../sql/types.sql", name = "types", bootstrap);
 extension_sql_file!(
-    "../../sql/resi_pg_api.sql",
-    name = "api",
-    requires =
-        [settings::database_budget_bytes, tile::tile_bounds, tile::listing_tile_transition, tile::listing_tile_final]
+    "../../sql/listings.sql",
+    name = "listings",
+    requires = [hash::listing_hash_text, hash::canonical_listing_text, hash::sha256_hex_bytea, hash::sha256_hex_text]
 );
-
-// Aggregates and SQL-language functions over the Rust functions, at the end of the script.
-extension_sql_file!("../../sql/resi_pg_functions.sql", name = "functions", finalize);
+extension_sql_file!(
+    "../../sql/trust.sql",
+    name = "trust",
+    requires = [
+        "listings",
+        trust::initial_trust,
+        trust::next_trust,
+        trust::submission_trust_quality,
+        settings::ingest_settings,
+        rate_limit::rate_limit_for
+    ]
+);
+extension_sql_file!(
+    "../../sql/admission.sql",
+    name = "admission",
+    requires = [
+        "trust",
+        quality::submission_quality_transition,
+        quality::submission_quality_final,
+        rate_limit::rate_limit_for,
+        settings::ingest_settings,
+        keys::parse_s3_key
+    ]
+);
+extension_sql_file!("../../sql/ingest.sql", name = "ingest", requires = ["listings"]);
+extension_sql_file!("../../sql/independence.sql", name = "independence", requires = ["listings"]);
+extension_sql_file!(
+    "../../sql/consensus.sql",
+    name = "consensus",
+    requires = [
+        "listings",
+        "trust",
+        "independence",
+        trust::initial_trust,
+        consensus::agreement::consensus_agreement,
+        consensus::mode::consensus_mode_transition,
+        consensus::mode::consensus_mode_combine,
+        consensus::mode::consensus_mode_serialize,
+        consensus::mode::consensus_mode_deserialize,
+        consensus::mode::consensus_mode_final,
+        consensus::median::consensus_median_transition,
+        consensus::median::consensus_median_combine,
+        consensus::median::consensus_median_serialize,
+        consensus::median::consensus_median_deserialize,
+        consensus::median::consensus_median_final,
+        consensus::listing::consensus_listing_transition,
+        consensus::listing::consensus_listing_combine,
+        consensus::listing::consensus_listing_serialize,
+        consensus::listing::consensus_listing_deserialize,
+        consensus::listing::consensus_listing_final
+    ]
+);
+extension_sql_file!(
+    "../../sql/fold.sql",
+    name = "fold",
+    requires = [
+        "ingest",
+        "admission",
+        "consensus",
+        trust::next_trust,
+        trust::submission_trust_quality,
+        independence::claim_signature
+    ]
+);
+extension_sql_file!("../../sql/audit.sql", name = "audit", requires = ["consensus", trust::next_trust]);
+extension_sql_file!("../../sql/history.sql", name = "history", requires = ["listings"]);
+extension_sql_file!("../../sql/api.sql", name = "api", requires = ["history", "consensus"]);
+extension_sql_file!(
+    "../../sql/monitoring.sql",
+    name = "monitoring",
+    requires = ["ingest", "consensus", settings::database_budget_bytes]
+);
+extension_sql_file!(
+    "../../sql/tiles.sql",
+    name = "tiles",
+    requires = ["listings", tile::tile_bounds, tile::listing_tile_transition, tile::listing_tile_final]
+);
+extension_sql_file!("../../sql/archive.sql", name = "archive", requires = ["listings"]);
+extension_sql_file!("../../sql/roles.sql", name = "roles", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

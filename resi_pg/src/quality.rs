@@ -1,7 +1,7 @@
 //! Support functions of `resi.submission_quality(zpid text, price double precision, zip_code
 //! text) → resi.quality_report`, the quality of one submission.
 //!
-//! Declared in sql/resi_pg_functions.sql as `CREATE AGGREGATE … (STYPE = internal, SFUNC,
+//! Declared in sql/admission.sql as `CREATE AGGREGATE … (STYPE = internal, SFUNC,
 //! FINALFUNC, PARALLEL = SAFE)`; no combine function (a submission is one group). The score is
 //! 1.0 times 0.5 if a price is below `resi.quality_min_price` or above `resi.quality_max_price`
 //! (or NaN/±Infinity; NULL is fine), 0.3 if a non-NULL zpid repeats, 0.7 if there are more than

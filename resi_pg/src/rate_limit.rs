@@ -1,5 +1,5 @@
 //! Rate limits: `resi.rate_limit_for`. `resi.check_miner_rate_limit` and
-//! `resi.record_miner_submission` are SQL over it (sql/resi_pg_functions.sql): they are table
+//! `resi.record_miner_submission` are SQL over it (sql/admission.sql): they are table
 //! lookups, where PL/pgSQL's cached plans are the right tool.
 
 use pgrx::prelude::*;

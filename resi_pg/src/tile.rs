@@ -1,5 +1,5 @@
 //! Map tiles: `resi.tile_bounds(z, x, y)` and the aggregate `resi.listing_tile_layer(…)` behind
-//! `resi.listing_tile(z, x, y) → bytea` (sql/resi_pg_api.sql), over `resi_core::tile`.
+//! `resi.listing_tile(z, x, y) → bytea` (sql/tiles.sql), over `resi_core::tile`.
 
 use crate::consensus::aggregate_state_mut;
 use crate::error::OrRaise;

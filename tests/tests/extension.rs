@@ -4,122 +4,92 @@
 use resi_e2e::{pg_bindir, TestDatabase};
 use std::process::Command;
 
-/// (signature, result, volatility, strict, parallel, kind) of every SQL API function: other
-/// tools call these, so their declaration is a contract.
-const API: &[(&str, &str, &str, bool, &str, &str)] = &[
-    ("resi.consensus_mode(text,double precision)", "resi.consensus", "i", false, "s", "a"),
-    (
-        "resi.consensus_median(double precision,double precision,double precision)",
-        "resi.numeric_consensus",
-        "i",
-        false,
-        "s",
-        "a",
-    ),
-    ("resi.parse_s3_key(text)", "resi.s3_key", "i", true, "s", "f"),
-    ("resi.sha256_hex(bytea)", "text", "i", true, "s", "f"),
-    ("resi.sha256_hex(text)", "text", "i", true, "s", "f"),
-    ("resi.listing_hash(jsonb)", "text", "i", true, "s", "f"),
-    ("resi.listing_hash(text)", "text", "i", true, "s", "f"),
-    ("resi.canonical_listing(jsonb)", "text", "i", true, "s", "f"),
-    ("resi.canonical_listing(text)", "text", "i", true, "s", "f"),
-    ("resi.rate_limit_for(double precision)", "integer", "s", true, "s", "f"),
-    ("resi.check_miner_rate_limit(text,integer,date)", "boolean", "s", true, "s", "f"),
-    ("resi.record_miner_submission(text,integer,timestamp with time zone)", "integer", "v", true, "u", "f"),
-    ("resi.next_trust(double precision,double precision,boolean,boolean)", "double precision", "i", true, "s", "f"),
-    ("resi.initial_trust()", "double precision", "s", true, "s", "f"),
-    // 0.2.0: quality, admission, penalties, validation, stale refresh, blacklist.
-    ("resi.submission_quality(text,double precision,text)", "resi.quality_report", "i", false, "s", "a"),
-    ("resi.submission_trust_quality(double precision,bigint,bigint,bigint)", "double precision", "i", true, "s", "f"),
-    ("resi.ingest_settings()", "resi.ingest_settings", "s", true, "s", "f"),
-    ("resi.admit_submission(text,timestamp with time zone,boolean)", "text", "v", true, "u", "f"),
-    ("resi.add_strike(text,text)", "timestamp with time zone", "v", true, "u", "f"),
-    ("resi.ban_miner(text,text,interval)", "timestamp with time zone", "v", false, "u", "f"),
-    ("resi.unban_miner(text)", "boolean", "v", true, "u", "f"),
-    ("resi.miner_status(text)", "resi.miner_status", "s", true, "s", "f"),
-    ("resi.record_validation(text,text,boolean,double precision)", "double precision", "v", false, "u", "f"),
-    ("resi.refresh_stale_consensus(integer)", "integer", "v", true, "u", "f"),
-    ("resi.stale_listings()", "bigint", "s", false, "s", "f"),
-    ("resi.add_blacklist_entry(text,text,text,text)", "bigint", "v", true, "u", "f"),
-    ("resi.remove_blacklist_entry(bigint)", "boolean", "v", true, "u", "f"),
-    // 0.4.0: roles, the read API, the storage budget.
-    ("resi.setup_roles()", "record", "v", false, "u", "f"),
-    (
-        "api.search_listings(text,bigint,bigint,text,real,double precision[],timestamp with time zone,integer,text)",
-        "api.listings",
-        "s",
-        false,
-        "s",
-        "f",
-    ),
-    ("api.listing(text)", "record", "s", true, "s", "f"),
-    ("api.listing_history(text)", "record", "s", true, "s", "f"),
-    ("api.zip_stats(text)", "record", "s", false, "s", "f"),
-    ("resi.database_budget()", "record", "s", false, "s", "f"),
-    ("resi.database_budget_bytes()", "bigint", "s", true, "s", "f"),
-    ("resi.tile_bounds(integer,integer,integer)", "record", "i", true, "s", "f"),
-    ("resi.listing_tile(integer,integer,integer)", "bytea", "s", true, "s", "f"),
-    (
-        "resi.listing_tile_layer(text,double precision,double precision,bigint,integer,real,integer,integer,integer)",
-        "bytea",
-        "i",
-        false,
-        "s",
-        "a",
-    ),
-];
+/// The SQL API's declaration, one line per function, aggregate and view of schemas `resi` and
+/// `api`: signature with argument names and defaults, result, volatility, strictness, parallel
+/// safety, kind, security, and the `COMMENT ON` that is its one-line promise. Other tools call
+/// these, so the declaration is a contract: a change shows up as a diff of
+/// tests/fixtures/sql-api.txt (write it anew with RESI_BLESS=1 and review the diff).
+const SQL_API: &str = r#"
+    SELECT p.oid::regprocedure::text || ' (' || pg_catalog.pg_get_function_arguments(p.oid) || ') -> '
+           || pg_catalog.pg_get_function_result(p.oid)
+           || ' | ' || CASE p.prokind WHEN 'a' THEN 'aggregate' WHEN 'p' THEN 'procedure' ELSE 'function' END
+           || ' ' || CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END
+           || CASE WHEN p.proisstrict AND p.prokind = 'f' THEN ' strict' ELSE '' END
+           || ' parallel ' || CASE p.proparallel WHEN 's' THEN 'safe' WHEN 'r' THEN 'restricted' ELSE 'unsafe' END
+           || CASE WHEN p.prosecdef THEN ' security definer' ELSE '' END
+           || E'\n    ' || coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '(no comment)')
+      FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace IN ('resi'::regnamespace, 'api'::regnamespace)
+    UNION ALL
+    SELECT c.oid::regclass::text || ' | view'
+           || E'\n    ' || coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '(no comment)')
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND c.relkind = 'v'
+"#;
 
 #[test]
-fn sql_api_is_declared_as_documented() {
+fn sql_api_is_declared_as_the_committed_snapshot_says() {
     let db = TestDatabase::new("api");
-    let mut client = db.client();
-    for &(signature, result, volatility, strict, parallel, kind) in API {
-        let row = client
-            .query_opt(
-                "SELECT pg_catalog.format_type(p.prorettype, NULL), p.provolatile::text, p.proisstrict,
-                        p.proparallel::text, p.prokind::text
-                   FROM pg_catalog.pg_proc p WHERE p.oid = $1::text::regprocedure",
-                &[&signature],
-            )
-            .unwrap_or_else(|e| panic!("{signature}: {e}"))
-            .unwrap_or_else(|| panic!("{signature} is missing"));
-        let got: (String, String, bool, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
-        // Aggregates are never STRICT in pg_proc; their transition function decides.
-        let expected =
-            (result.to_string(), volatility.to_string(), strict && kind == "f", parallel.to_string(), kind.to_string());
-        let got_cmp = (got.0.clone(), got.1.clone(), got.2 && kind == "f", got.3.clone(), got.4.clone());
-        assert_eq!(got_cmp, expected, "{signature}");
+    let mut lines: Vec<String> = db.client().query(SQL_API, &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    lines.sort();
+    let snapshot = lines.join("\n") + "\n";
+    let path = resi_e2e::fixture("sql-api.txt");
+    if std::env::var_os("RESI_BLESS").is_some() {
+        std::fs::write(&path, &snapshot).unwrap();
     }
-    let defaults: String = client
-        .query_one(
-            "SELECT pg_get_function_arguments('resi.check_miner_rate_limit(text,integer,date)'::regprocedure)",
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != snapshot {
+        let (old, new): (Vec<&str>, Vec<&str>) = (committed.lines().collect(), snapshot.lines().collect());
+        let gone: Vec<&str> = old.iter().filter(|l| !new.contains(l)).copied().collect();
+        let added: Vec<&str> = new.iter().filter(|l| !old.contains(l)).copied().collect();
+        panic!(
+            "the SQL API differs from {}:\n- {}\n+ {}\n(RESI_BLESS=1 writes the new snapshot)",
+            path.display(),
+            gone.join("\n- "),
+            added.join("\n+ ")
+        );
+    }
+    assert!(lines.len() > 60, "the query sees the extension ({} objects)", lines.len());
+}
+
+/// Every function, aggregate and view of the SQL API is described in docs/sql-api.md, and
+/// every `resi.name(` or `api.name(` the page mentions exists.
+#[test]
+fn sql_api_reference_names_every_object_and_only_real_ones() {
+    let db = TestDatabase::new("api_docs");
+    let names: Vec<String> = db
+        .client()
+        .query(
+            "SELECT DISTINCT n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p
+               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname IN ('resi', 'api')
+                AND NOT (n.nspname = 'resi' AND p.proname ~ '_(transition|combine|serialize|deserialize|final)$')
+              UNION
+             SELECT c.oid::regclass::text FROM pg_catalog.pg_class c
+              WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND c.relkind IN ('v', 'r', 'p')",
             &[],
         )
         .unwrap()
-        .get(0);
-    assert_eq!(
-        defaults,
-        "hotkey text, submissions integer DEFAULT 1, on_day date DEFAULT ((now() AT TIME ZONE 'UTC'::text))::date"
-    );
-    let defaults: String = client
-        .query_one("SELECT pg_get_function_arguments('resi.next_trust(float8,float8,bool,bool)'::regprocedure)", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        defaults,
-        "current double precision, quality double precision, validator_confirmed boolean DEFAULT false, contains_fake_data boolean DEFAULT false"
-    );
-    let defaults: String = client
-        .query_one(
-            "SELECT pg_get_function_arguments('resi.record_validation(text,text,bool,float8)'::regprocedure)",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        defaults,
-        "miner_hotkey text, zpid text, passed boolean, score double precision DEFAULT NULL::double precision"
-    );
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/sql-api.md")).expect("docs/sql-api.md");
+    let missing: Vec<&String> = names.iter().filter(|n| !page.contains(n.as_str())).collect();
+    assert!(missing.is_empty(), "docs/sql-api.md does not describe: {missing:?}");
+    let mentioned = page
+        .match_indices("resi.")
+        .chain(page.match_indices("api."))
+        .map(|(at, prefix)| {
+            let rest = &page[at + prefix.len()..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let called = rest[name.len()..].starts_with('(');
+            (format!("{prefix}{name}"), called)
+        })
+        .filter_map(|(name, called)| called.then_some(name))
+        .collect::<std::collections::BTreeSet<_>>();
+    let unknown: Vec<&String> = mentioned.iter().filter(|n| !names.contains(n)).collect();
+    assert!(unknown.is_empty(), "docs/sql-api.md calls functions that do not exist: {unknown:?}");
 }
 
 #[test]
@@ -172,6 +142,8 @@ fn schema_has_tables_indexes_and_dump_registration() {
             "resi.miner_attestations",
             "resi.miner_attestations_id_seq",
             "resi.miner_claims",
+            "resi.miner_dependence",
+            "resi.miner_groups",
             "resi.miner_penalties",
             "resi.miner_penalties_id_seq",
             "resi.miner_submission_days",
@@ -296,4 +268,36 @@ fn drop_extension_removes_everything() {
     assert_eq!(functions, 0);
     // And it installs again into the same database.
     client.batch_execute("DROP SCHEMA IF EXISTS resi; CREATE EXTENSION resi_pg").unwrap();
+}
+
+/// The tables that hold a listing's fields hold exactly the field table of resi_core
+/// (`resi_core::fields::LISTING_FIELDS`): every field, in its order, with its type (the
+/// consensus keeps bathrooms as numeric(3,1)).
+#[test]
+fn listing_tables_hold_the_field_table() {
+    use resi_core::fields::{BATHROOMS, LISTING_FIELDS};
+    let db = TestDatabase::new("fields");
+    let mut client = db.client();
+    for table in ["resi.listings", "resi.miner_claims", "resi.miner_attestations", "resi.staging_listings"] {
+        let columns: Vec<(String, String)> = client
+            .query(
+                "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
+                  WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                &[&table],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let fields: Vec<(String, String)> =
+            columns.into_iter().filter(|(name, _)| LISTING_FIELDS.iter().any(|f| f.name == name)).collect();
+        let expected: Vec<(String, String)> = LISTING_FIELDS
+            .iter()
+            .map(|f| {
+                let ty = if table == "resi.listings" && *f == BATHROOMS { "numeric(3,1)" } else { f.sql_type.name() };
+                (f.name.to_string(), ty.to_string())
+            })
+            .collect();
+        assert_eq!(fields, expected, "{table}");
+    }
 }

@@ -1,6 +1,6 @@
 //! `ALTER EXTENSION resi_pg UPDATE` from every earlier release keeps every row and ends in
 //! exactly the catalogue a fresh `CREATE EXTENSION` gives. The released install scripts are kept
-//! in sql/releases/ (installed by `make install-dev`) so this test can create those versions.
+//! in sql/install/ (installed by `make install-dev`) so this test can create those versions.
 
 use postgres::Client;
 use resi_e2e::{scalar, TestDatabase};
@@ -84,6 +84,11 @@ fn upgrade_from_0_2_0_keeps_data_and_equals_a_fresh_install() {
 #[test]
 fn upgrade_from_0_3_0_keeps_data_and_equals_a_fresh_install() {
     upgrade_from("0.3.0");
+}
+
+#[test]
+fn upgrade_from_0_4_0_keeps_data_and_equals_a_fresh_install() {
+    upgrade_from("0.4.0");
 }
 
 /// Create `version`, fold a few rows, update to the current version: the rows stay, the

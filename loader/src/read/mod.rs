@@ -1,7 +1,10 @@
-//! Reading uploads into [`RawListing`] rows: Parquet (streamed by row group) and epoch JSON.
+//! Reading uploads into [`RawListing`](resi_core::listing::RawListing) rows: Parquet (streamed
+//! by row group) and epoch JSON.
 //!
 //! A reader yields rows in batches; a file-level problem is a [`Rejection`] with a stable
-//! code, a row-level problem is left to [`resi_core::listing::normalise`].
+//! code, a row-level problem is left to [`resi_core::listing::normalise`]. The Parquet reader,
+//! which reads the source as it goes, fails with an [`UploadError`]: a rejection, or a source
+//! failure.
 
 mod epoch_json;
 mod parquet_file;
@@ -9,6 +12,7 @@ mod parquet_file;
 pub use epoch_json::read_epoch_json;
 pub use parquet_file::ParquetUpload;
 
+use crate::source::ReadError;
 use std::fmt;
 
 /// Why an object is refused as a whole. `code` is stable and machine-readable; the ledger's
@@ -29,4 +33,16 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.detail)
     }
+}
+
+impl std::error::Error for Rejection {}
+
+/// Why reading an upload stopped: the file is refused ([`Rejection`]: reject the object), or
+/// reading the source failed ([`ReadError`]: retry the object later).
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Source(#[from] ReadError),
 }

@@ -6,7 +6,7 @@
 //! safe cast (a value that does not convert becomes NULL). A column whose type cannot be cast
 //! at all (a list, a struct) refuses the file.
 
-use super::Rejection;
+use super::{Rejection, UploadError};
 use crate::source::{ObjectInfo, ReadError, Source};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampMicrosecondType};
@@ -89,17 +89,19 @@ fn take_failure(failure: &Failure) -> Option<ReadError> {
 }
 
 impl ParquetUpload {
-    /// Read the footer and check the schema. A file that is not Parquet, is truncated or has
-    /// no column we know is a [`Rejection`]; a source failure is an error.
-    pub async fn open(source: Arc<Source>, object: ObjectInfo) -> Result<Result<ParquetUpload, Rejection>, ReadError> {
+    /// Read the footer and check the schema. A file that is empty, not Parquet, truncated,
+    /// corrupt or without a column we know is [`UploadError::Rejected`]; a source failure is
+    /// [`UploadError::Source`].
+    pub async fn open(source: Arc<Source>, object: ObjectInfo) -> Result<ParquetUpload, UploadError> {
         if object.size == 0 {
-            return Ok(Err(Rejection::new("empty_file", "the object has zero bytes")));
+            return Err(Rejection::new("empty_file", "the object has zero bytes").into());
         }
         if object.size < 12 {
-            return Ok(Err(Rejection::new(
+            return Err(Rejection::new(
                 "not_parquet",
                 format!("{} bytes is too small for a Parquet file", object.size),
-            )));
+            )
+            .into());
         }
         let head = source.read_range(&object, 0..4).await?;
         let tail = source.read_range(&object, object.size - 4..object.size).await?;
@@ -107,27 +109,26 @@ impl ParquetUpload {
             let what =
                 if head.first() == Some(&b'{') || head.first() == Some(&b'[') { " (it looks like JSON)" } else { "" };
             let code = if &head[..] == b"PAR1" { "truncated" } else { "not_parquet" };
-            return Ok(Err(Rejection::new(code, format!("no Parquet magic bytes at both ends{what}"))));
+            return Err(Rejection::new(code, format!("no Parquet magic bytes at both ends{what}")).into());
         }
         let failure = Failure::default();
         let reader = RangeReader { source, object, failure: failure.clone() };
         let builder = match ParquetRecordBatchStreamBuilder::new_with_options(reader, ArrowReaderOptions::new()).await {
             Ok(b) => b,
             Err(e) => {
-                return match take_failure(&failure) {
-                    Some(source_failure) => Err(source_failure),
-                    None => Ok(Err(Rejection::new("corrupt_footer", e.to_string()))),
-                }
+                return Err(match take_failure(&failure) {
+                    Some(source_failure) => source_failure.into(),
+                    None => Rejection::new("corrupt_footer", e.to_string()).into(),
+                })
             }
         };
         let schema = builder.schema().clone();
         let mut seen = std::collections::HashSet::new();
         for field in schema.fields() {
             if !seen.insert(field.name().as_str()) {
-                return Ok(Err(Rejection::new(
-                    "duplicate_columns",
-                    format!("column {:?} appears twice", field.name()),
-                )));
+                return Err(
+                    Rejection::new("duplicate_columns", format!("column {:?} appears twice", field.name())).into()
+                );
             }
         }
         // Project the known columns (top-level leaves only: a nested column is refused below).
@@ -137,42 +138,45 @@ impl ParquetUpload {
             if let Some((i, field)) = schema.fields().iter().enumerate().find(|(_, f)| f.name() == name) {
                 let from = field.data_type();
                 if !matches!(from, DataType::Null) && !can_cast_types(from, &want.data_type()) {
-                    return Ok(Err(Rejection::new(
+                    return Err(Rejection::new(
                         "unsupported_column_type",
                         format!("column {name:?} has type {from}, which cannot be read as {}", want.data_type()),
-                    )));
+                    )
+                    .into());
                 }
                 roots.push(i);
             }
         }
         if roots.is_empty() {
-            return Ok(Err(Rejection::new("no_known_columns", "none of the 18 listing columns is present")));
+            return Err(Rejection::new("no_known_columns", "none of the 18 listing columns is present").into());
         }
         if !roots.iter().any(|&i| matches!(schema.field(i).name().as_str(), "zpid" | "uri")) {
-            return Ok(Err(Rejection::new("no_zpid_column", "neither a zpid nor a uri column is present")));
+            return Err(Rejection::new("no_zpid_column", "neither a zpid nor a uri column is present").into());
         }
         roots.sort_unstable();
         let mask = ProjectionMask::roots(parquet_schema, roots.iter().copied());
         let projected: Vec<&str> = roots.iter().map(|&i| schema.field(i).name().as_str()).collect();
         let positions = COLUMNS.map(|(name, _)| projected.iter().position(|p| *p == name));
         let rows_in_file = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let stream = match builder.with_projection(mask).with_batch_size(BATCH_ROWS).build() {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(Rejection::new("corrupt_footer", e.to_string()))),
-        };
-        Ok(Ok(ParquetUpload { rows_in_file, stream, positions, failure }))
+        let stream = builder
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| Rejection::new("corrupt_footer", e.to_string()))?;
+        Ok(ParquetUpload { rows_in_file, stream, positions, failure })
     }
 
-    /// The next batch of rows, `None` at the end. A decoding failure mid-file is a
-    /// [`Rejection`] (`corrupt_data`); a source failure (object changed, I/O) is an error.
-    pub async fn next_rows(&mut self) -> Result<Option<Result<Vec<RawListing>, Rejection>>, ReadError> {
+    /// The next batch of rows, `None` at the end. A decoding failure mid-file is
+    /// [`UploadError::Rejected`] (`corrupt_data`); a source failure (object changed, I/O) is
+    /// [`UploadError::Source`].
+    pub async fn next_rows(&mut self) -> Result<Option<Vec<RawListing>>, UploadError> {
         match self.stream.next().await {
             None => Ok(None),
-            Some(Ok(batch)) => Ok(Some(Ok(rows(&batch, &self.positions)))),
-            Some(Err(e)) => match take_failure(&self.failure) {
-                Some(source_failure) => Err(source_failure),
-                None => Ok(Some(Err(Rejection::new("corrupt_data", e.to_string())))),
-            },
+            Some(Ok(batch)) => Ok(Some(rows(&batch, &self.positions))),
+            Some(Err(e)) => Err(match take_failure(&self.failure) {
+                Some(source_failure) => source_failure.into(),
+                None => Rejection::new("corrupt_data", e.to_string()).into(),
+            }),
         }
     }
 }

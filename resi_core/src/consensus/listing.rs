@@ -10,13 +10,12 @@
 use super::codec::{Reader, Writer};
 use super::{Consensus, MedianState, ModeState, NumericConsensus, Weight};
 use crate::error::Result;
+use crate::fields::{self, Field};
 
-/// Relative tolerances of the numeric fields: a claim supports the median `m` when
-/// `|v - m| <= tolerance * |m|`. `resi.consensus_agreement` (SQL) uses the same numbers.
-pub const PRICE_TOLERANCE: f64 = 0.01;
-pub const LIVING_AREA_TOLERANCE: f64 = 0.02;
-pub const DAYS_ON_ZILLOW_TOLERANCE: f64 = 0.1;
-pub const COORDINATE_TOLERANCE: f64 = 1e-6;
+/// The relative tolerance of a median field of the listing table ([`crate::fields`]).
+fn tolerance(field: Field) -> f64 {
+    field.tolerance().expect("a median field has a tolerance")
+}
 
 /// One miner's current claim on a listing: the `resi.miner_claims` columns that vote.
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,19 +60,19 @@ impl Default for ListingState {
     fn default() -> Self {
         ListingState {
             uri: ModeState::default(),
-            price: MedianState::with_tolerance(PRICE_TOLERANCE),
+            price: MedianState::with_tolerance(tolerance(fields::PRICE)),
             address: ModeState::default(),
             bedrooms: ModeState::default(),
             bathrooms: ModeState::default(),
-            living_area: MedianState::with_tolerance(LIVING_AREA_TOLERANCE),
+            living_area: MedianState::with_tolerance(tolerance(fields::LIVING_AREA)),
             home_type: ModeState::default(),
             home_status: ModeState::default(),
-            days_on_zillow: MedianState::with_tolerance(DAYS_ON_ZILLOW_TOLERANCE),
+            days_on_zillow: MedianState::with_tolerance(tolerance(fields::DAYS_ON_ZILLOW)),
             zip_code: ModeState::default(),
             city: ModeState::default(),
             state: ModeState::default(),
-            latitude: MedianState::with_tolerance(COORDINATE_TOLERANCE),
-            longitude: MedianState::with_tolerance(COORDINATE_TOLERANCE),
+            latitude: MedianState::with_tolerance(tolerance(fields::LATITUDE)),
+            longitude: MedianState::with_tolerance(tolerance(fields::LONGITUDE)),
         }
     }
 }
@@ -264,19 +263,19 @@ impl ListingState {
         };
         let state = ListingState {
             uri: mode(&mut r)?,
-            price: median(&mut r, PRICE_TOLERANCE)?,
+            price: median(&mut r, tolerance(fields::PRICE))?,
             address: mode(&mut r)?,
             bedrooms: mode(&mut r)?,
             bathrooms: mode(&mut r)?,
-            living_area: median(&mut r, LIVING_AREA_TOLERANCE)?,
+            living_area: median(&mut r, tolerance(fields::LIVING_AREA))?,
             home_type: mode(&mut r)?,
             home_status: mode(&mut r)?,
-            days_on_zillow: median(&mut r, DAYS_ON_ZILLOW_TOLERANCE)?,
+            days_on_zillow: median(&mut r, tolerance(fields::DAYS_ON_ZILLOW))?,
             zip_code: mode(&mut r)?,
             city: mode(&mut r)?,
             state: mode(&mut r)?,
-            latitude: median(&mut r, COORDINATE_TOLERANCE)?,
-            longitude: median(&mut r, COORDINATE_TOLERANCE)?,
+            latitude: median(&mut r, tolerance(fields::LATITUDE))?,
+            longitude: median(&mut r, tolerance(fields::LONGITUDE))?,
         };
         r.finish()?;
         Ok(state)
@@ -417,16 +416,7 @@ pub fn decimal_parts(v: f64) -> Option<(i64, u32)> {
 /// Whether a uri names this zpid: the digits before the first `_zpid` that follows a digit,
 /// like SQL `substring(uri FROM '(\d+)_zpid') = zpid` with ASCII digits.
 pub fn uri_names_zpid(uri: &str, zpid: &str) -> bool {
-    let bytes = uri.as_bytes();
-    let mut from = 0;
-    while let Some(at) = uri[from..].find("_zpid").map(|i| i + from) {
-        let start = bytes[..at].iter().rposition(|b| !b.is_ascii_digit()).map_or(0, |i| i + 1);
-        if start < at {
-            return &uri[start..at] == zpid;
-        }
-        from = at + 1;
-    }
-    false
+    crate::listing::zpid_from_uri(uri) == Some(zpid)
 }
 
 /// A bathrooms count as the category it votes for: rounded to one decimal as SQL
@@ -522,7 +512,7 @@ mod tests {
         let mut status = ModeState::default();
         for (c, w) in &rows {
             listing.add(c, Some(*w)).unwrap();
-            price.add(c.price.map(|p| p as f64), Some(*w), Some(PRICE_TOLERANCE)).unwrap();
+            price.add(c.price.map(|p| p as f64), Some(*w), Some(tolerance(fields::PRICE))).unwrap();
             status.add(c.home_status, Some(*w)).unwrap();
         }
         let result = listing.result().unwrap().unwrap();

@@ -1,6 +1,6 @@
 //! Transition states of the trust-weighted consensus aggregates.
 //!
-//! Both aggregates promise that their answer never depends on row order or on how a parallel plan
+//! The aggregates promise that their answer never depends on row order or on how a parallel plan
 //! splits the input. Floating-point sums would break that promise in the last bits (and then in
 //! tie-breaks), so weights are summed exactly: every weight is rounded once, on input, to a
 //! multiple of 2^-52 ([`Weight`]) and the sums are 128-bit integers.
@@ -47,7 +47,7 @@ impl Weight {
                 "consensus weight {w} is out of range (weights must be at most {MAX_WEIGHT:e})"
             )));
         }
-        // Exact: w * 2^40 is computed without rounding error (a power-of-two scale), and the
+        // Exact: w * 2^52 is computed without rounding error (a power-of-two scale), and the
         // rounded result is below 2^102, well inside u128.
         let units = (w * (1u128 << WEIGHT_FRACTION_BITS) as f64).round() as u128;
         Ok((units > 0).then_some(Weight(units)))

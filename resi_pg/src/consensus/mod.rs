@@ -1,13 +1,14 @@
 //! Trust-weighted consensus aggregates: `resi.consensus_mode`, `resi.consensus_median`, and
 //! `resi.consensus_listing` (every field of a listing at once).
 //!
-//! Both are declared in sql/resi_pg_functions.sql as
+//! All three are declared in sql/consensus.sql as
 //! `CREATE AGGREGATE … (STYPE = internal, SFUNC, COMBINEFUNC, SERIALFUNC, DESERIALFUNC,
 //! FINALFUNC, PARALLEL = SAFE)` over the support functions below (`#[pg_aggregate]` in pgrx
 //! 0.18.1 cannot declare an `internal` state with serial functions: pgrx issue #2351). The state
 //! is a Rust value (`resi_core::consensus`) owned by the aggregate's memory context: it is
 //! dropped when PostgreSQL resets that context, and never serialised per row.
 
+mod agreement;
 mod listing;
 mod median;
 mod mode;

@@ -1,0 +1,286 @@
+-- Consensus: the trust-weighted aggregates, the consensus of every listing from its claims
+-- (resi.listing_consensus), how a report agrees with it, and keeping resi.listings current:
+-- refresh, rebuild, and bounded refreshes of listings whose miners' weights changed.
+--
+-- Part of the resi_pg install script (resi_pg/src/lib.rs includes it with extension_sql_file!,
+-- ordered by `requires`). CREATE EXTENSION runs it with search_path = resi; every name is still
+-- schema-qualified so the file reads the same anywhere. A change here ships an upgrade delta in
+-- sql/upgrade/ (docs/development.md).
+
+-- ---------------------------------------------------------------------------------------------
+-- Consensus aggregates. Internal state with combine/serial/deserial functions, so parallel
+-- query (and partition-wise aggregation) can split them; see resi_pg/src/consensus/. SSPACE is
+-- the typical state size of a listing-sized group (a few distinct values, ~10 claims): without
+-- it the planner assumes 8 kB per group and avoids hash aggregation.
+-- ---------------------------------------------------------------------------------------------
+CREATE AGGREGATE resi.consensus_mode(value text, weight double precision) (
+    STYPE        = internal,
+    SSPACE       = 128,
+    SFUNC        = resi.consensus_mode_transition,
+    COMBINEFUNC  = resi.consensus_mode_combine,
+    SERIALFUNC   = resi.consensus_mode_serialize,
+    DESERIALFUNC = resi.consensus_mode_deserialize,
+    FINALFUNC    = resi.consensus_mode_final,
+    PARALLEL     = SAFE
+);
+COMMENT ON AGGREGATE resi.consensus_mode(text, double precision) IS
+    'Trust-weighted vote: the value with the greatest summed weight (ties: more supporters, then smallest value), with confidence, agreement and counts. NULL values and NULL/NaN/non-positive weights are ignored.';
+
+CREATE AGGREGATE resi.consensus_median(value double precision, weight double precision, tolerance double precision) (
+    STYPE        = internal,
+    SSPACE       = 256,
+    SFUNC        = resi.consensus_median_transition,
+    COMBINEFUNC  = resi.consensus_median_combine,
+    SERIALFUNC   = resi.consensus_median_serialize,
+    DESERIALFUNC = resi.consensus_median_deserialize,
+    FINALFUNC    = resi.consensus_median_final,
+    PARALLEL     = SAFE
+);
+COMMENT ON AGGREGATE resi.consensus_median(double precision, double precision, double precision) IS
+    'Trust-weighted lower median with weighted 25th/75th percentiles; supporters are voters within tolerance (relative) of the median. NULL/NaN/infinite values and NULL/NaN/non-positive weights are ignored.';
+
+-- Every field of one listing at once (resi_pg/src/consensus/listing.rs): per field exactly what
+-- resi.consensus_mode / resi.consensus_median give (tolerances: price 0.01, living_area 0.02,
+-- days_on_zillow 0.1, latitude/longitude 1e-6), in one call per claim; what resi.listing_consensus
+-- and resi.refresh_consensus use.
+CREATE AGGREGATE resi.consensus_listing(
+    zpid text, uri text, price bigint, address text, bedrooms integer, bathrooms double precision,
+    living_area integer, home_type text, home_status text, days_on_zillow integer, zip_code text,
+    city text, state text, latitude double precision, longitude double precision, weight double precision) (
+    STYPE        = internal,
+    SSPACE       = 2048,
+    SFUNC        = resi.consensus_listing_transition,
+    COMBINEFUNC  = resi.consensus_listing_combine,
+    SERIALFUNC   = resi.consensus_listing_serialize,
+    DESERIALFUNC = resi.consensus_listing_deserialize,
+    FINALFUNC    = resi.consensus_listing_final,
+    PARALLEL     = SAFE
+);
+COMMENT ON AGGREGATE resi.consensus_listing(text, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, double precision) IS
+    'A listing''s consensus from its claims (one row per miner, weighted by trust): every field as resi.consensus_mode / resi.consensus_median give it, a uri only when it names the zpid, bathrooms rounded to 0.1 within 0..99.9; with consensus_score and the per-field field_consensus jsonb. NULL when no claim has a voting weight.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Consensus of listings from the miners' current claims
+-- ---------------------------------------------------------------------------------------------
+-- The weights a listing's consensus depends on, as one number: bit_xor over its claims of
+-- resi.trust_fingerprint(miner, weight), the miner written `hotkey/group` when it is in a group
+-- (0.5.0). Stored with the consensus; when the miners' weights or groups change (trust moved,
+-- resi.initial_trust changed, a miner found dependent) the stored and current values differ and
+-- the listing is stale. Exact whatever order concurrent transactions commit in (unlike timestamps).
+CREATE FUNCTION resi.trust_fingerprint(miner_hotkey text, weight double precision) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN pg_catalog.hashtextextended(miner_hotkey, pg_catalog.hashfloat8extended(weight, 0));
+COMMENT ON FUNCTION resi.trust_fingerprint(text, double precision) IS
+    'A 64-bit hash of a miner and its consensus weight; bit_xor over a listing''s claims is resi.listings.trust_fingerprint.';
+
+-- One row per zpid with a claim: every field's trust-weighted consensus. Numbers use the
+-- weighted median with a relative tolerance (price 1%, living_area 2%, days_on_zillow 10%,
+-- latitude/longitude 1e-6, about 3-10 m); categories use the weighted vote. A miner's weight
+-- is its trust (resi.initial_trust() when unknown). A uri only votes when it names the zpid
+-- it is reported for, so one listing can never take another's uri. consensus_score is the
+-- mean confidence of the fields that have a consensus.
+--
+-- 0.5.0: one vote per independent source. A source is a miner's group (resi.miner_groups) or
+-- the miner alone; claims with the same signature (byte copies) belong to the source of the
+-- earliest upload among them, whoever uploaded the copies. Each source votes once per listing,
+-- with the claim of its heaviest member (then the earliest upload, then the smallest hotkey):
+-- the other claims count as miners and attestations but carry no weight. voting_groups is the
+-- number of sources with weight; the per-field supporters and voters count sources.
+CREATE VIEW resi.listing_consensus AS
+SELECT zpid,
+       first_seen_at,
+       total_attestations,
+       unique_miners_count,
+       (c).consensus_score,
+       (c).uri, (c).price, (c).address, (c).bedrooms, (c).bathrooms, (c).living_area, (c).home_type,
+       (c).home_status, (c).days_on_zillow, (c).zip_code, (c).city, (c).state, (c).latitude, (c).longitude,
+       voting_miners,
+       trust_fingerprint,
+       (c).field_consensus,
+       voting_groups
+  FROM (SELECT v.zpid,
+               min(v.first_seen_at) AS first_seen_at,
+               sum(v.attestations)::integer AS total_attestations,
+               count(*)::integer AS unique_miners_count,
+               count(*) FILTER (WHERE v.trust > 0)::integer AS voting_miners,
+               bit_xor(resi.trust_fingerprint(v.miner_hotkey || coalesce('/' || v.group_hotkey, ''), v.trust))
+                   AS trust_fingerprint,
+               resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
+                                      v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
+                                      v.latitude, v.longitude, CASE WHEN v.leads THEN v.trust END) AS c,
+               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups
+          FROM (SELECT s.*,
+                       row_number() OVER (PARTITION BY s.zpid, s.source
+                                              ORDER BY s.trust DESC, s.submission_timestamp, s.miner_hotkey) = 1 AS leads
+                  FROM (SELECT c.*, g.group_hotkey, w.trust,
+                               CASE WHEN c.signature IS NULL THEN coalesce(g.group_hotkey, c.miner_hotkey)
+                                    ELSE first_value(coalesce(g.group_hotkey, c.miner_hotkey))
+                                             OVER (PARTITION BY c.zpid, c.signature
+                                                       ORDER BY c.submission_timestamp, c.miner_hotkey) END AS source
+                          FROM resi.miner_claims c
+                          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+                          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+                         CROSS JOIN LATERAL (SELECT coalesce(t.trust_score, resi.initial_trust()) AS trust) w) s) v
+         GROUP BY v.zpid) per_listing;
+COMMENT ON VIEW resi.listing_consensus IS
+    'Trust-weighted consensus of every listing, computed from resi.miner_claims (what resi.refresh_consensus writes into resi.listings).';
+
+-- How one reported row compares with a listing's consensus (resi_pg/src/consensus/agreement.rs,
+-- over the field table of resi_core/src/fields.rs, whose tolerances resi.listing_consensus uses
+-- too): `compared` fields where both have a value, `agreed` of them within the field's tolerance
+-- (a number within its relative tolerance, anything else equal). NULL listing: nothing compared.
+-- One row per call: ROWS 1 tells the planner so.
+ALTER FUNCTION resi.consensus_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) ROWS 1;
+COMMENT ON FUNCTION resi.consensus_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
+    'How many of a reported row''s fields can be compared with a listing''s consensus, and how many of them agree (within the consensus tolerances).';
+
+-- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings.
+-- Rows are locked in zpid order first, so concurrent folds of overlapping listings queue
+-- instead of overwriting each other with a consensus that misses the other's claims.
+CREATE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    refreshed integer;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'resi.refresh_consensus needs READ COMMITTED isolation, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
+    END IF;
+    -- Placeholders for new listings, then row locks in a fixed order.
+    INSERT INTO resi.listings (zpid)
+    SELECT DISTINCT c.zpid FROM resi.miner_claims c WHERE c.zpid = ANY (zpids) ORDER BY 1
+    ON CONFLICT (zpid) DO NOTHING;
+    IF zpids IS NULL THEN
+        PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
+    ELSE
+        PERFORM 1 FROM resi.listings WHERE zpid = ANY (zpids) ORDER BY zpid FOR UPDATE;
+    END IF;
+
+    -- A new statement: its snapshot includes every claim committed before the locks were granted.
+    -- Only rows whose consensus changed are written, and last_updated_at moves only when a value
+    -- did: a refresh that changes confidences or counts alone touches no indexed column and can
+    -- be a HOT update (resi.listings has fillfactor 80).
+    WITH fresh AS MATERIALIZED (
+        SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids)
+    ), written AS (
+        UPDATE resi.listings l SET
+            (uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+             zip_code, city, state, latitude, longitude) =
+            (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type, f.home_status,
+             f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude),
+            last_updated_at     = CASE WHEN (l.uri, l.price, l.address, l.bedrooms, l.bathrooms, l.living_area,
+                                             l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
+                                             l.state, l.latitude, l.longitude)
+                                        IS DISTINCT FROM
+                                            (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area,
+                                             f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
+                                             f.state, f.latitude, f.longitude)
+                                       THEN now() ELSE l.last_updated_at END,
+            first_seen_at       = least(l.first_seen_at, f.first_seen_at),
+            consensus_score     = f.consensus_score,
+            total_attestations  = f.total_attestations,
+            unique_miners_count = f.unique_miners_count,
+            voting_miners       = f.voting_miners,
+            trust_fingerprint   = f.trust_fingerprint,
+            field_consensus     = coalesce(f.field_consensus, '{}'),
+            voting_groups       = f.voting_groups
+          FROM fresh f
+         WHERE l.zpid = f.zpid
+           -- Cheap columns first: the comparison stops at the first difference.
+           AND (l.total_attestations, l.unique_miners_count, l.voting_miners, l.trust_fingerprint,
+                l.consensus_score, least(l.first_seen_at, f.first_seen_at), l.uri, l.price, l.address, l.bedrooms,
+                l.bathrooms, l.living_area, l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
+                l.state, l.latitude, l.longitude, l.field_consensus, l.voting_groups)
+               IS DISTINCT FROM
+               (f.total_attestations, f.unique_miners_count, f.voting_miners, f.trust_fingerprint,
+                f.consensus_score, l.first_seen_at, f.uri, f.price, f.address, f.bedrooms,
+                f.bathrooms, f.living_area, f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
+                f.state, f.latitude, f.longitude, coalesce(f.field_consensus, '{}'), f.voting_groups)
+    )
+    SELECT count(*) INTO refreshed FROM fresh;
+    RETURN refreshed;
+END
+$$;
+COMMENT ON FUNCTION resi.refresh_consensus(text[]) IS
+    'Recompute the consensus of the given listings (all when NULL) from resi.miner_claims into resi.listings, e.g. after trust changes; rows whose consensus did not change are not rewritten. Returns the number of listings recomputed.';
+
+-- Rebuild resi.miner_claims from resi.miner_attestations (the claims are derived data; use
+-- after editing attestations by hand), then refresh every listing.
+CREATE FUNCTION resi.rebuild_claims() RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE resi.miner_claims IN EXCLUSIVE MODE;
+    DELETE FROM resi.miner_claims;
+    INSERT INTO resi.miner_claims
+    SELECT DISTINCT ON (a.zpid, a.miner_hotkey)
+           a.zpid, a.miner_hotkey, a.id, a.submission_timestamp,
+           min(a.submission_timestamp) OVER w, count(*) OVER w,
+           a.uri, a.price, a.address, a.bedrooms, a.bathrooms, a.living_area, a.home_type, a.home_status,
+           a.days_on_zillow, a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature
+      FROM resi.miner_attestations a
+    WINDOW w AS (PARTITION BY a.zpid, a.miner_hotkey)
+     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.id DESC;
+    RETURN resi.refresh_consensus(NULL);
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Trust changes reach the consensus: bounded refreshes of stale listings
+-- ---------------------------------------------------------------------------------------------
+-- A listing is stale when the weights of its claims differ from those its consensus was
+-- computed with (resi.listings.trust_fingerprint). Refreshes at most max_listings stale listings,
+-- oldest consensus first, and returns how many. The loader calls it after every pass
+-- (resi-loader run --refresh-limit, default 10,000), so a listing's consensus lags its miners'
+-- trust by at most (stale listings / limit) passes; folding new rows of a listing refreshes it
+-- at once.
+CREATE FUNCTION resi.stale_listing(zpid text, trust_fingerprint bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN trust_fingerprint IS DISTINCT FROM (
+        SELECT bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
+                                              coalesce(t.trust_score, resi.initial_trust())))
+          FROM resi.miner_claims c
+          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+         WHERE c.zpid = stale_listing.zpid);
+COMMENT ON FUNCTION resi.stale_listing(text, bigint) IS
+    'Whether a listing''s consensus, computed with these weights (resi.listings.trust_fingerprint), is out of date with its miners'' trust and groups now.';
+
+CREATE FUNCTION resi.refresh_stale_consensus(max_listings integer DEFAULT 10000) RETURNS integer
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_listings < 0 THEN
+        RAISE EXCEPTION 'resi.refresh_stale_consensus: max_listings must be >= 0, got %', max_listings
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN resi.refresh_consensus(ARRAY(
+        SELECT l.zpid FROM resi.listings l
+         WHERE resi.stale_listing(l.zpid, l.trust_fingerprint)
+         ORDER BY l.last_updated_at, l.zpid
+         LIMIT max_listings));
+END
+$$;
+COMMENT ON FUNCTION resi.refresh_stale_consensus(integer) IS
+    'Recompute up to max_listings listings whose consensus was computed with weights their miners no longer have, oldest first. Returns the number refreshed.';
+
+CREATE FUNCTION resi.stale_listings() RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT count(*) FROM resi.listings l WHERE resi.stale_listing(l.zpid, l.trust_fingerprint);
+END;
+COMMENT ON FUNCTION resi.stale_listings() IS
+    'How many listings resi.refresh_stale_consensus still has to recompute.';
+
+-- The one-line promises of this file's functions defined in Rust or above without one.
+COMMENT ON FUNCTION resi.rebuild_claims() IS
+    'Rebuild resi.miner_claims from resi.miner_attestations (after editing attestations by hand), then refresh every listing; returns the listings refreshed.';

@@ -1,0 +1,135 @@
+-- Independence: which miners' reports are not independent evidence, kept as data. One operator
+-- running many hotkeys, or a miner copying another's uploads, must not outvote independent
+-- scrapers: resi.listing_consensus lets each group below vote once.
+--
+-- Part of the resi_pg install script (resi_pg/src/lib.rs includes it with extension_sql_file!,
+-- ordered by `requires`). CREATE EXTENSION runs it with search_path = resi; every name is still
+-- schema-qualified so the file reads the same anywhere. A change here ships an upgrade delta in
+-- sql/upgrade/ (docs/development.md).
+
+-- ---------------------------------------------------------------------------------------------
+-- Evidence: pairs of miners whose reports are copies
+-- ---------------------------------------------------------------------------------------------
+-- One row per (dependent miner, the miner it depends on), with the evidence: current claims of
+-- both that are byte copies (the same resi.claim_signature on the same listing: the same scrape
+-- time to the microsecond and every field equal, which independent scrapers never produce).
+-- Of each copied claim, the earliest upload is the source and every later one a copy (S3's
+-- upload time is the one time a miner cannot forge). A row stays when its claims age out: a
+-- ring does not become independent by waiting. An operator who knows better deletes the row
+-- and runs resi.find_dependent_miners() again.
+CREATE TABLE resi.miner_dependence (
+    miner_hotkey   text NOT NULL,                       -- the dependent miner (its copies came later)
+    source_hotkey  text NOT NULL,                       -- the miner whose claims it repeats
+    shared_claims  integer NOT NULL CHECK (shared_claims > 0), -- most copied current claims seen at once
+    miner_claims   integer NOT NULL CHECK (miner_claims > 0),  -- the dependent's current claims then
+    first_seen_at  timestamptz NOT NULL DEFAULT now(),  -- when the dependence was first found
+    updated_at     timestamptz NOT NULL DEFAULT now(),  -- when the evidence last grew
+    PRIMARY KEY (miner_hotkey, source_hotkey),
+    CHECK (miner_hotkey <> source_hotkey)
+);
+COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims) and since when.';
+CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source_hotkey);
+
+-- ---------------------------------------------------------------------------------------------
+-- Groups: the miners that vote as one
+-- ---------------------------------------------------------------------------------------------
+-- The connected components of resi.miner_dependence. A miner without a row is its own group.
+-- A group is named after its member with the earliest claim (the likely source; ties: the
+-- smallest hotkey).
+CREATE TABLE resi.miner_groups (
+    miner_hotkey  text PRIMARY KEY,
+    group_hotkey  text NOT NULL,                         -- the group's name: one of its members
+    since         timestamptz NOT NULL DEFAULT now()     -- when the miner joined this group
+);
+COMMENT ON TABLE resi.miner_groups IS 'Each miner that belongs to a group of dependent miners, and the group (named after a member); the group votes once in every consensus.';
+CREATE INDEX miner_groups_group_hotkey_idx ON resi.miner_groups (group_hotkey);
+
+-- pg_dump keeps the rows of these tables (an extension's tables are otherwise dumped empty).
+SELECT pg_catalog.pg_extension_config_dump('resi.miner_dependence', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
+
+-- ---------------------------------------------------------------------------------------------
+-- The periodic pass
+-- ---------------------------------------------------------------------------------------------
+-- Collect the evidence from the current claims, then regroup the miners. A pair becomes
+-- dependent at min_shared copied claims (default 3: one shared signature could be a freak of
+-- two scrapers' clocks; three cannot). Listings whose miners changed group become stale (their
+-- trust fingerprint names the group) and are recomputed by resi.refresh_stale_consensus; the
+-- loader runs both after every pass. Cost: one scan of resi.miner_claims grouped by listing and
+-- signature (only copied claims go further), then the groups over at most one row per pair of
+-- miners. One pass at a time (a transaction-level advisory lock); returns the miners whose
+-- group changed. Errors: 22023 for min_shared < 1.
+CREATE FUNCTION resi.find_dependent_miners(min_shared integer DEFAULT 3) RETURNS integer
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    changed integer;
+BEGIN
+    IF min_shared < 1 THEN
+        RAISE EXCEPTION 'resi.find_dependent_miners: min_shared must be >= 1, got %', min_shared
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.find_dependent_miners', 0));
+
+    WITH copied AS (
+        SELECT array_agg(c.miner_hotkey ORDER BY c.submission_timestamp, c.miner_hotkey) AS miners
+          FROM resi.miner_claims c
+         WHERE c.signature IS NOT NULL
+         GROUP BY c.zpid, c.signature
+        HAVING count(*) > 1
+    ), pairs AS (
+        SELECT copy.miner AS miner_hotkey, x.miners[1] AS source_hotkey, count(*)::integer AS shared_claims
+          FROM copied x
+         CROSS JOIN LATERAL unnest(x.miners[2:]) AS copy(miner)
+         WHERE copy.miner <> x.miners[1]
+         GROUP BY 1, 2
+        HAVING count(*) >= min_shared
+    )
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_claims, miner_claims)
+    SELECT p.miner_hotkey, p.source_hotkey, p.shared_claims,
+           (SELECT count(*) FROM resi.miner_claims c WHERE c.miner_hotkey = p.miner_hotkey)
+      FROM pairs p
+     ORDER BY 1, 2
+    ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
+        shared_claims = excluded.shared_claims,
+        miner_claims  = excluded.miner_claims,
+        updated_at    = now()
+     WHERE excluded.shared_claims > d.shared_claims;
+
+    -- Groups: every miner reaches the members of its component; the name is the member with the
+    -- earliest claim. (CTEs, no temporary table: a caller's temporary objects cannot take part.)
+    WITH RECURSIVE edges AS (
+        SELECT d.miner_hotkey AS a, d.source_hotkey AS b FROM resi.miner_dependence d
+        UNION
+        SELECT d.source_hotkey, d.miner_hotkey FROM resi.miner_dependence d
+    ), reach (miner_hotkey, member) AS (
+        SELECT e.a, e.a FROM edges e
+        UNION
+        SELECT r.miner_hotkey, e.b FROM reach r JOIN edges e ON e.a = r.member
+    ), members AS (
+        SELECT DISTINCT r.member,
+               (SELECT min(c.first_seen_at) FROM resi.miner_claims c WHERE c.miner_hotkey = r.member) AS first_claim
+          FROM reach r
+    ), found AS (
+        SELECT DISTINCT ON (r.miner_hotkey) r.miner_hotkey, r.member AS group_hotkey
+          FROM reach r JOIN members m ON m.member = r.member
+         ORDER BY r.miner_hotkey, m.first_claim NULLS LAST, r.member
+    ), gone AS (
+        DELETE FROM resi.miner_groups g
+         WHERE NOT EXISTS (SELECT FROM found f WHERE f.miner_hotkey = g.miner_hotkey)
+        RETURNING 1
+    ), moved AS (
+        INSERT INTO resi.miner_groups AS g (miner_hotkey, group_hotkey)
+        SELECT f.miner_hotkey, f.group_hotkey FROM found f ORDER BY 1
+        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = now()
+         WHERE g.group_hotkey <> excluded.group_hotkey
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM moved) INTO changed;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION resi.find_dependent_miners(integer) IS
+    'Collect the evidence of dependent miners (copied claims) from the current claims into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';

@@ -1,0 +1,138 @@
+-- Roles and privileges: what each role of a deployment may do. Finalize: runs after every
+-- other object exists, since it revokes and grants on them.
+--
+-- Part of the resi_pg install script (resi_pg/src/lib.rs includes it with extension_sql_file!,
+-- ordered by `requires`). CREATE EXTENSION runs it with search_path = resi; every name is still
+-- schema-qualified so the file reads the same anywhere. A change here ships an upgrade delta in
+-- sql/upgrade/ (docs/development.md).
+
+-- ---------------------------------------------------------------------------------------------
+-- Privileges (0.4.0)
+-- ---------------------------------------------------------------------------------------------
+-- Functions that write run as their owner (SECURITY DEFINER, search_path pinned to
+-- pg_catalog, pg_temp, every name schema-qualified) and are not executable by PUBLIC: a role
+-- gets exactly the ones resi.setup_roles() grants it. The read-only functions and aggregates
+-- (consensus, hashes, keys, trust arithmetic, settings) stay executable by every role that may
+-- use the schema.
+REVOKE EXECUTE ON FUNCTION
+    resi.archive_batch_begin(text, date, timestamptz),
+    resi.archive_batch_verified(bigint, bigint, text),
+    resi.archive_batch_discard(bigint),
+    resi.archive_batch_delete(bigint, text[], bigint[]),
+    api.listing(text),
+    api.listing_history(text),
+    resi.record_miner_submission(text, integer, timestamptz),
+    resi.add_strike(text, text),
+    resi.ban_miner(text, text, interval),
+    resi.unban_miner(text),
+    resi.admit_submission(text, timestamptz, boolean),
+    resi.refresh_consensus(text[]),
+    resi.rebuild_claims(),
+    resi.fold_staged_listings(),
+    resi.clear_staging(),
+    resi.refresh_stale_consensus(integer),
+    resi.find_dependent_miners(integer),
+    resi.record_validation(text, text, boolean, double precision),
+    resi.add_blacklist_entry(text, text, text, text),
+    resi.remove_blacklist_entry(bigint)
+FROM PUBLIC;
+
+-- The four roles of a deployment and what each may do. Creates the NOLOGIN group roles that
+-- do not exist yet (roles are cluster-wide) and grants them their privileges in this database
+-- (grants are per database: run it in every database with the extension, and again after
+-- ALTER EXTENSION resi_pg UPDATE so new objects are granted too). Idempotent. People and
+-- services log in as their own roles, made members: GRANT resi_loader TO ingest_service.
+--   resi_loader     write staging (the fold trigger does the rest) and the ingest ledger and
+--                   runs; call resi.admit_submission, resi.clear_staging,
+--                   resi.find_dependent_miners, resi.refresh_stale_consensus; read listings, attestations and the
+--                   monitoring views (for `resi-loader status`). No UPDATE/DELETE of listings, attestations,
+--                   claims or trust.
+--   resi_reader     read resi.listings, the resi.listing_consensus view and the api schema
+--                   (api.listings, api.search_listings, api.listing, api.listing_history,
+--                   api.zip_stats); nothing else.
+--   resi_validator  call resi.record_validation; nothing else.
+--   resi_admin      read every table; bans (ban_miner, unban_miner, add_strike), the
+--                   blacklist (add/remove_blacklist_entry), consensus maintenance
+--                   (refresh_consensus, refresh_stale_consensus, rebuild_claims,
+--                   record_miner_submission, find_dependent_miners); the archive (`resi-loader archive`: the
+--                   resi.archive_batch_* functions); the api schema; SET and ALTER SYSTEM of
+--                   every resi.* setting.
+-- Needs a role that may create roles and grant on the extension's objects (the superuser who
+-- created the extension). Returns each role and whether this call created it.
+CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wanted text;
+BEGIN
+    FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
+        role_name := wanted;
+        created := false;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = wanted) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', wanted);
+                created := true;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL; -- created by a concurrent call
+            END;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+
+    GRANT USAGE ON SCHEMA resi TO resi_loader, resi_reader, resi_validator, resi_admin;
+
+    GRANT INSERT ON resi.staging_listings TO resi_loader;
+    GRANT SELECT, INSERT, UPDATE ON resi.ingest_runs, resi.ingest_ledger TO resi_loader;
+    GRANT USAGE ON SEQUENCE resi.ingest_runs_id_seq, resi.ingest_ledger_id_seq TO resi_loader;
+    GRANT SELECT ON resi.listings, resi.miner_attestations TO resi_loader;
+    GRANT SELECT ON resi.ingest_by_run, resi.ingest_by_miner, resi.miner_leaderboard, resi.consensus_health,
+                    resi.field_disagreement, resi.zip_freshness
+    TO resi_loader; -- what `resi-loader status` prints
+    GRANT EXECUTE ON FUNCTION
+        resi.admit_submission(text, timestamptz, boolean),
+        resi.clear_staging(),
+        resi.find_dependent_miners(integer),
+        resi.refresh_stale_consensus(integer)
+    TO resi_loader;
+
+    GRANT SELECT ON resi.listings, resi.listing_consensus TO resi_reader;
+    GRANT USAGE ON SCHEMA api TO resi_reader, resi_admin;
+    GRANT SELECT ON api.listings TO resi_reader, resi_admin;
+    GRANT EXECUTE ON FUNCTION
+        api.search_listings(text, bigint, bigint, text, real, double precision[], timestamptz, integer, text),
+        api.listing(text),
+        api.listing_history(text),
+        api.zip_stats(text)
+    TO resi_reader, resi_admin;
+    GRANT EXECUTE ON FUNCTION resi.listing_tile(integer, integer, integer) TO resi_reader;
+
+    GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
+
+    GRANT SELECT ON ALL TABLES IN SCHEMA resi TO resi_admin;
+    GRANT EXECUTE ON FUNCTION
+        resi.ban_miner(text, text, interval),
+        resi.unban_miner(text),
+        resi.add_strike(text, text),
+        resi.add_blacklist_entry(text, text, text, text),
+        resi.remove_blacklist_entry(bigint),
+        resi.refresh_consensus(text[]),
+        resi.refresh_stale_consensus(integer),
+        resi.rebuild_claims(),
+        resi.find_dependent_miners(integer),
+        resi.record_miner_submission(text, integer, timestamptz),
+        resi.archive_batch_begin(text, date, timestamptz),
+        resi.archive_batch_verified(bigint, bigint, text),
+        resi.archive_batch_discard(bigint),
+        resi.archive_batch_delete(bigint, text[], bigint[])
+    TO resi_admin;
+    GRANT SET, ALTER SYSTEM ON PARAMETER
+        resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
+        resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
+        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget
+    TO resi_admin;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION resi.setup_roles() FROM PUBLIC;
+COMMENT ON FUNCTION resi.setup_roles() IS
+    'Create the NOLOGIN roles resi_loader, resi_reader, resi_validator and resi_admin if missing and grant each its privileges in this database (idempotent; run again after an upgrade). Returns each role and whether it was created.';

@@ -1,0 +1,584 @@
+-- resi_pg 0.4.0 → 0.5.0 (drafted with scripts/upgrade-delta 0.4.0; docs/development.md).
+--
+-- * resi.consensus_agreement is computed in Rust, over the listing's field table
+--   (resi_core/src/fields.rs) that the consensus reads too: same signature, same results (the
+--   integer tolerances are now exact without numeric arithmetic, so a price difference beyond
+--   bigint no longer raises). CREATE OR REPLACE keeps its comment; ROWS 1 as before.
+-- * One vote per independent source: attestations and claims carry resi.claim_signature (byte
+--   copies share it); resi.miner_dependence and resi.miner_groups with
+--   resi.find_dependent_miners() (the loader runs it after every pass; resi_loader and
+--   resi_admin may call it: run resi.setup_roles() again after upgrading); resi.listing_consensus
+--   lets each group, and each set of byte-identical claims, vote once; resi.listings.voting_groups.
+--   Function bodies below are those of the sql/ files of 0.5.0 (CREATE OR REPLACE keeps
+--   comments and dependants).
+-- * COMMENT ON for the functions that had none.
+\echo Use "ALTER EXTENSION resi_pg UPDATE TO '0.5.0'" to load this file. \quit
+
+CREATE OR REPLACE FUNCTION resi."consensus_agreement"(
+	"uri" TEXT,
+	"price" bigint,
+	"address" TEXT,
+	"bedrooms" INT,
+	"bathrooms" double precision,
+	"living_area" INT,
+	"home_type" TEXT,
+	"home_status" TEXT,
+	"days_on_zillow" INT,
+	"zip_code" TEXT,
+	"city" TEXT,
+	"state" TEXT,
+	"latitude" double precision,
+	"longitude" double precision,
+	"consensus" resi.listings
+) RETURNS TABLE (
+	"compared" INT,
+	"agreed" INT
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'consensus_agreement_wrapper';
+ALTER FUNCTION resi.consensus_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) ROWS 1;
+
+-- One-line promises (COMMENT ON) of functions that had none; the same statements are in the
+-- concept files of sql/.
+COMMENT ON FUNCTION resi.listing_hash(text) IS
+    'SHA-256 hex of the canonical form of a JSON text (keys sorted, null members dropped, strings trimmed and NFC, numbers as shortest round-trip doubles). Errors: not JSON or nested deeper than 128 levels 22P02; a number outside the double range 22003.';
+COMMENT ON FUNCTION resi.canonical_listing(text) IS
+    'The canonical JSON text of a JSON text that resi.listing_hash hashes; errors as resi.listing_hash.';
+COMMENT ON FUNCTION resi.sha256_hex(bytea) IS
+    'Lower-case hex SHA-256 of the bytes.';
+COMMENT ON FUNCTION resi.sha256_hex(text) IS
+    'Lower-case hex SHA-256 of the text''s UTF-8 bytes.';
+COMMENT ON FUNCTION resi.initial_trust() IS
+    'The trust of a miner not yet in resi.miner_trust: the resi.initial_trust setting (default 0.25).';
+COMMENT ON FUNCTION resi.next_trust(double precision, double precision, boolean, boolean) IS
+    'A miner''s trust after one submission or validation: clamp(0.95 * current + adj, 0, 1), adj -0.5 for fake data, else +0.1 when a validator confirmed, else +0.05 for quality > 0.8, else -0.2 for quality < 0.3, else 0. NaN raises 22023.';
+COMMENT ON FUNCTION resi.submission_trust_quality(double precision, bigint, bigint, bigint) IS
+    'The quality a folded submission moves its miner''s trust with: score x agreeing_rows / corroborated_rows (score when nothing is corroborated), at most 0.8 when fewer than half the rows are corroborated. Bad counts or NaN raise 22023.';
+COMMENT ON FUNCTION resi.rate_limit_for(double precision) IS
+    'Submissions (uploaded objects) a miner of this trust may make per UTC day, from the resi.rate_limit_tiers setting (default 0.8:10000, 0.6:5000, 0.4:1000, 0:100).';
+COMMENT ON FUNCTION resi.ingest_settings() IS
+    'The ingest and penalty settings in effect: resi.max_submission_rows, resi.over_limit_strike_attempts, resi.strikes_per_ban, resi.ban_duration and resi.max_ban_duration.';
+COMMENT ON FUNCTION resi.parse_s3_key(text) IS
+    'The parts of an upload''s object key (hotkey, job id or epoch and zip code, file time, row count, kind); NULL for a key that does not follow the upload layout. Never raises.';
+COMMENT ON FUNCTION resi.clear_staging() IS
+    'Empty the staging table (its rows were folded when they were inserted); false, doing nothing, when another session is writing to it.';
+COMMENT ON FUNCTION resi.rebuild_claims() IS
+    'Rebuild resi.miner_claims from resi.miner_attestations (after editing attestations by hand), then refresh every listing; returns the listings refreshed.';
+COMMENT ON FUNCTION resi.fold_staged_listings() IS
+    'Statement trigger of resi.staging_listings: folds a statement''s rows into attestations, claims and listings, then judges each submission (quality, agreement, trust, strikes, ledger row).';
+COMMENT ON FUNCTION resi.record_listing_history() IS
+    'Row trigger of resi.listings: records a change of consensus price or status in resi.listing_history.';
+COMMENT ON FUNCTION resi.database_budget_bytes() IS
+    'The resi.database_budget setting in bytes (what resi.database_budget() compares sizes with).';
+COMMENT ON FUNCTION resi.tile_bounds(integer, integer, integer) IS
+    'The WGS84 area of an XYZ tile; a point is in the tile when min <= coordinate < max. A zoom outside 0..30 or x, y outside 0..2^z-1 raise 22023.';
+COMMENT ON FUNCTION resi.archive_batch_begin(text, date, timestamp with time zone) IS
+    'Start an archive batch of listings or attestations of one month (resi-loader archive); returns its id and object key.';
+COMMENT ON FUNCTION resi.archive_batch_verified(bigint, bigint, text) IS
+    'Record that an archive batch''s file was written and read back: its rows and the SHA-256 of its bytes.';
+COMMENT ON FUNCTION resi.archive_batch_discard(bigint) IS
+    'Drop an archive batch still being written that found no rows (nothing was written for it); false when no such batch in status writing exists.';
+
+-- ---------------------------------------------------------------------------------------------
+-- One vote per independent source (issue 14, first part)
+-- ---------------------------------------------------------------------------------------------
+-- Every attestation and claim carries its signature (resi.claim_signature): byte copies share
+-- it. Existing rows keep NULL (they are not told apart; new uploads are).
+ALTER TABLE resi.miner_attestations ADD COLUMN signature bigint;
+ALTER TABLE resi.miner_claims ADD COLUMN signature bigint;
+ALTER TABLE resi.listings ADD COLUMN voting_groups integer NOT NULL DEFAULT 0 CHECK (voting_groups >= 0);
+-- Existing listings: every voting miner was its own source.
+UPDATE resi.listings SET voting_groups = voting_miners WHERE voting_groups <> voting_miners;
+
+-- New Rust function (as pgrx generates it for the install script).
+CREATE FUNCTION resi."claim_signature"(
+	"zpid" TEXT, /* Option < & str > */
+	"scraped_at" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"uri" TEXT, /* Option < & str > */
+	"price" bigint, /* Option < i64 > */
+	"address" TEXT, /* Option < & str > */
+	"bedrooms" INT, /* Option < i32 > */
+	"bathrooms" double precision, /* Option < f64 > */
+	"living_area" INT, /* Option < i32 > */
+	"home_type" TEXT, /* Option < & str > */
+	"home_status" TEXT, /* Option < & str > */
+	"days_on_zillow" INT, /* Option < i32 > */
+	"zip_code" TEXT, /* Option < & str > */
+	"city" TEXT, /* Option < & str > */
+	"state" TEXT, /* Option < & str > */
+	"latitude" double precision, /* Option < f64 > */
+	"longitude" double precision /* Option < f64 > */
+) RETURNS bigint /* Option < i64 > */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'claim_signature_wrapper';
+
+-- sql/independence.sql 0.5.0, whole (all of it is new).
+-- ---------------------------------------------------------------------------------------------
+-- Evidence: pairs of miners whose reports are copies
+-- ---------------------------------------------------------------------------------------------
+-- One row per (dependent miner, the miner it depends on), with the evidence: current claims of
+-- both that are byte copies (the same resi.claim_signature on the same listing: the same scrape
+-- time to the microsecond and every field equal, which independent scrapers never produce).
+-- Of each copied claim, the earliest upload is the source and every later one a copy (S3's
+-- upload time is the one time a miner cannot forge). A row stays when its claims age out: a
+-- ring does not become independent by waiting. An operator who knows better deletes the row
+-- and runs resi.find_dependent_miners() again.
+CREATE TABLE resi.miner_dependence (
+    miner_hotkey   text NOT NULL,                       -- the dependent miner (its copies came later)
+    source_hotkey  text NOT NULL,                       -- the miner whose claims it repeats
+    shared_claims  integer NOT NULL CHECK (shared_claims > 0), -- most copied current claims seen at once
+    miner_claims   integer NOT NULL CHECK (miner_claims > 0),  -- the dependent's current claims then
+    first_seen_at  timestamptz NOT NULL DEFAULT now(),  -- when the dependence was first found
+    updated_at     timestamptz NOT NULL DEFAULT now(),  -- when the evidence last grew
+    PRIMARY KEY (miner_hotkey, source_hotkey),
+    CHECK (miner_hotkey <> source_hotkey)
+);
+COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims) and since when.';
+CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source_hotkey);
+
+-- ---------------------------------------------------------------------------------------------
+-- Groups: the miners that vote as one
+-- ---------------------------------------------------------------------------------------------
+-- The connected components of resi.miner_dependence. A miner without a row is its own group.
+-- A group is named after its member with the earliest claim (the likely source; ties: the
+-- smallest hotkey).
+CREATE TABLE resi.miner_groups (
+    miner_hotkey  text PRIMARY KEY,
+    group_hotkey  text NOT NULL,                         -- the group's name: one of its members
+    since         timestamptz NOT NULL DEFAULT now()     -- when the miner joined this group
+);
+COMMENT ON TABLE resi.miner_groups IS 'Each miner that belongs to a group of dependent miners, and the group (named after a member); the group votes once in every consensus.';
+CREATE INDEX miner_groups_group_hotkey_idx ON resi.miner_groups (group_hotkey);
+
+-- pg_dump keeps the rows of these tables (an extension's tables are otherwise dumped empty).
+SELECT pg_catalog.pg_extension_config_dump('resi.miner_dependence', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
+
+-- ---------------------------------------------------------------------------------------------
+-- The periodic pass
+-- ---------------------------------------------------------------------------------------------
+-- Collect the evidence from the current claims, then regroup the miners. A pair becomes
+-- dependent at min_shared copied claims (default 3: one shared signature could be a freak of
+-- two scrapers' clocks; three cannot). Listings whose miners changed group become stale (their
+-- trust fingerprint names the group) and are recomputed by resi.refresh_stale_consensus; the
+-- loader runs both after every pass. Cost: one scan of resi.miner_claims grouped by listing and
+-- signature (only copied claims go further), then the groups over at most one row per pair of
+-- miners. One pass at a time (a transaction-level advisory lock); returns the miners whose
+-- group changed. Errors: 22023 for min_shared < 1.
+CREATE FUNCTION resi.find_dependent_miners(min_shared integer DEFAULT 3) RETURNS integer
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    changed integer;
+BEGIN
+    IF min_shared < 1 THEN
+        RAISE EXCEPTION 'resi.find_dependent_miners: min_shared must be >= 1, got %', min_shared
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.find_dependent_miners', 0));
+
+    WITH copied AS (
+        SELECT array_agg(c.miner_hotkey ORDER BY c.submission_timestamp, c.miner_hotkey) AS miners
+          FROM resi.miner_claims c
+         WHERE c.signature IS NOT NULL
+         GROUP BY c.zpid, c.signature
+        HAVING count(*) > 1
+    ), pairs AS (
+        SELECT copy.miner AS miner_hotkey, x.miners[1] AS source_hotkey, count(*)::integer AS shared_claims
+          FROM copied x
+         CROSS JOIN LATERAL unnest(x.miners[2:]) AS copy(miner)
+         WHERE copy.miner <> x.miners[1]
+         GROUP BY 1, 2
+        HAVING count(*) >= min_shared
+    )
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_claims, miner_claims)
+    SELECT p.miner_hotkey, p.source_hotkey, p.shared_claims,
+           (SELECT count(*) FROM resi.miner_claims c WHERE c.miner_hotkey = p.miner_hotkey)
+      FROM pairs p
+     ORDER BY 1, 2
+    ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
+        shared_claims = excluded.shared_claims,
+        miner_claims  = excluded.miner_claims,
+        updated_at    = now()
+     WHERE excluded.shared_claims > d.shared_claims;
+
+    -- Groups: every miner reaches the members of its component; the name is the member with the
+    -- earliest claim. (CTEs, no temporary table: a caller's temporary objects cannot take part.)
+    WITH RECURSIVE edges AS (
+        SELECT d.miner_hotkey AS a, d.source_hotkey AS b FROM resi.miner_dependence d
+        UNION
+        SELECT d.source_hotkey, d.miner_hotkey FROM resi.miner_dependence d
+    ), reach (miner_hotkey, member) AS (
+        SELECT e.a, e.a FROM edges e
+        UNION
+        SELECT r.miner_hotkey, e.b FROM reach r JOIN edges e ON e.a = r.member
+    ), members AS (
+        SELECT DISTINCT r.member,
+               (SELECT min(c.first_seen_at) FROM resi.miner_claims c WHERE c.miner_hotkey = r.member) AS first_claim
+          FROM reach r
+    ), found AS (
+        SELECT DISTINCT ON (r.miner_hotkey) r.miner_hotkey, r.member AS group_hotkey
+          FROM reach r JOIN members m ON m.member = r.member
+         ORDER BY r.miner_hotkey, m.first_claim NULLS LAST, r.member
+    ), gone AS (
+        DELETE FROM resi.miner_groups g
+         WHERE NOT EXISTS (SELECT FROM found f WHERE f.miner_hotkey = g.miner_hotkey)
+        RETURNING 1
+    ), moved AS (
+        INSERT INTO resi.miner_groups AS g (miner_hotkey, group_hotkey)
+        SELECT f.miner_hotkey, f.group_hotkey FROM found f ORDER BY 1
+        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = now()
+         WHERE g.group_hotkey <> excluded.group_hotkey
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM moved) INTO changed;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION resi.find_dependent_miners(integer) IS
+    'Collect the evidence of dependent miners (copied claims) from the current claims into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
+
+CREATE OR REPLACE VIEW resi.listing_consensus AS
+SELECT zpid,
+       first_seen_at,
+       total_attestations,
+       unique_miners_count,
+       (c).consensus_score,
+       (c).uri, (c).price, (c).address, (c).bedrooms, (c).bathrooms, (c).living_area, (c).home_type,
+       (c).home_status, (c).days_on_zillow, (c).zip_code, (c).city, (c).state, (c).latitude, (c).longitude,
+       voting_miners,
+       trust_fingerprint,
+       (c).field_consensus,
+       voting_groups
+  FROM (SELECT v.zpid,
+               min(v.first_seen_at) AS first_seen_at,
+               sum(v.attestations)::integer AS total_attestations,
+               count(*)::integer AS unique_miners_count,
+               count(*) FILTER (WHERE v.trust > 0)::integer AS voting_miners,
+               bit_xor(resi.trust_fingerprint(v.miner_hotkey || coalesce('/' || v.group_hotkey, ''), v.trust))
+                   AS trust_fingerprint,
+               resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
+                                      v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
+                                      v.latitude, v.longitude, CASE WHEN v.leads THEN v.trust END) AS c,
+               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups
+          FROM (SELECT s.*,
+                       row_number() OVER (PARTITION BY s.zpid, s.source
+                                              ORDER BY s.trust DESC, s.submission_timestamp, s.miner_hotkey) = 1 AS leads
+                  FROM (SELECT c.*, g.group_hotkey, w.trust,
+                               CASE WHEN c.signature IS NULL THEN coalesce(g.group_hotkey, c.miner_hotkey)
+                                    ELSE first_value(coalesce(g.group_hotkey, c.miner_hotkey))
+                                             OVER (PARTITION BY c.zpid, c.signature
+                                                       ORDER BY c.submission_timestamp, c.miner_hotkey) END AS source
+                          FROM resi.miner_claims c
+                          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+                          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+                         CROSS JOIN LATERAL (SELECT coalesce(t.trust_score, resi.initial_trust()) AS trust) w) s) v
+         GROUP BY v.zpid) per_listing;
+
+CREATE OR REPLACE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    refreshed integer;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'resi.refresh_consensus needs READ COMMITTED isolation, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
+    END IF;
+    -- Placeholders for new listings, then row locks in a fixed order.
+    INSERT INTO resi.listings (zpid)
+    SELECT DISTINCT c.zpid FROM resi.miner_claims c WHERE c.zpid = ANY (zpids) ORDER BY 1
+    ON CONFLICT (zpid) DO NOTHING;
+    IF zpids IS NULL THEN
+        PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
+    ELSE
+        PERFORM 1 FROM resi.listings WHERE zpid = ANY (zpids) ORDER BY zpid FOR UPDATE;
+    END IF;
+
+    -- A new statement: its snapshot includes every claim committed before the locks were granted.
+    -- Only rows whose consensus changed are written, and last_updated_at moves only when a value
+    -- did: a refresh that changes confidences or counts alone touches no indexed column and can
+    -- be a HOT update (resi.listings has fillfactor 80).
+    WITH fresh AS MATERIALIZED (
+        SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids)
+    ), written AS (
+        UPDATE resi.listings l SET
+            (uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+             zip_code, city, state, latitude, longitude) =
+            (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type, f.home_status,
+             f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude),
+            last_updated_at     = CASE WHEN (l.uri, l.price, l.address, l.bedrooms, l.bathrooms, l.living_area,
+                                             l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
+                                             l.state, l.latitude, l.longitude)
+                                        IS DISTINCT FROM
+                                            (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area,
+                                             f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
+                                             f.state, f.latitude, f.longitude)
+                                       THEN now() ELSE l.last_updated_at END,
+            first_seen_at       = least(l.first_seen_at, f.first_seen_at),
+            consensus_score     = f.consensus_score,
+            total_attestations  = f.total_attestations,
+            unique_miners_count = f.unique_miners_count,
+            voting_miners       = f.voting_miners,
+            trust_fingerprint   = f.trust_fingerprint,
+            field_consensus     = coalesce(f.field_consensus, '{}'),
+            voting_groups       = f.voting_groups
+          FROM fresh f
+         WHERE l.zpid = f.zpid
+           -- Cheap columns first: the comparison stops at the first difference.
+           AND (l.total_attestations, l.unique_miners_count, l.voting_miners, l.trust_fingerprint,
+                l.consensus_score, least(l.first_seen_at, f.first_seen_at), l.uri, l.price, l.address, l.bedrooms,
+                l.bathrooms, l.living_area, l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
+                l.state, l.latitude, l.longitude, l.field_consensus, l.voting_groups)
+               IS DISTINCT FROM
+               (f.total_attestations, f.unique_miners_count, f.voting_miners, f.trust_fingerprint,
+                f.consensus_score, l.first_seen_at, f.uri, f.price, f.address, f.bedrooms,
+                f.bathrooms, f.living_area, f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
+                f.state, f.latitude, f.longitude, coalesce(f.field_consensus, '{}'), f.voting_groups)
+    )
+    SELECT count(*) INTO refreshed FROM fresh;
+    RETURN refreshed;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION resi.rebuild_claims() RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE resi.miner_claims IN EXCLUSIVE MODE;
+    DELETE FROM resi.miner_claims;
+    INSERT INTO resi.miner_claims
+    SELECT DISTINCT ON (a.zpid, a.miner_hotkey)
+           a.zpid, a.miner_hotkey, a.id, a.submission_timestamp,
+           min(a.submission_timestamp) OVER w, count(*) OVER w,
+           a.uri, a.price, a.address, a.bedrooms, a.bathrooms, a.living_area, a.home_type, a.home_status,
+           a.days_on_zillow, a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature
+      FROM resi.miner_attestations a
+    WINDOW w AS (PARTITION BY a.zpid, a.miner_hotkey)
+     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.id DESC;
+    RETURN resi.refresh_consensus(NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION resi.stale_listing(zpid text, trust_fingerprint bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN trust_fingerprint IS DISTINCT FROM (
+        SELECT bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
+                                              coalesce(t.trust_score, resi.initial_trust())))
+          FROM resi.miner_claims c
+          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+         WHERE c.zpid = stale_listing.zpid);
+
+COMMENT ON FUNCTION resi.stale_listing(text, bigint) IS
+    'Whether a listing''s consensus, computed with these weights (resi.listings.trust_fingerprint), is out of date with its miners'' trust and groups now.';
+
+CREATE OR REPLACE FUNCTION resi.fold_staged_listings() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub         record;
+    trust_after double precision;
+BEGIN
+    -- History: every reported row is an attestation. Then each miner's newest report per
+    -- listing becomes (or stays) its claim; an older upload loaded late does not override a
+    -- newer claim, but still counts as an attestation.
+    WITH attested AS (
+        INSERT INTO resi.miner_attestations
+            (miner_hotkey, zpid, submission_timestamp, job_id, s3_file_path, record_count, data_hash,
+             uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status,
+             days_on_zillow, zip_code, city, state, latitude, longitude, scraped_at, signature)
+        SELECT miner_hotkey, zpid, submission_timestamp, job_id, s3_file_path, record_count, data_hash,
+               uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status,
+               days_on_zillow, zip_code, city, state, latitude, longitude, scraped_at,
+               CASE WHEN scraped_at IS NOT NULL THEN
+                   resi.claim_signature(zpid, scraped_at, uri, price, address, bedrooms, bathrooms, living_area,
+                                        home_type, home_status, days_on_zillow, zip_code, city, state,
+                                        latitude, longitude) END
+          FROM staged
+        RETURNING *
+    )
+    INSERT INTO resi.miner_claims AS c
+    SELECT DISTINCT ON (a.zpid, a.miner_hotkey)
+           a.zpid, a.miner_hotkey, a.id, a.submission_timestamp,
+           min(a.submission_timestamp) OVER w, count(*) OVER w,
+           a.uri, a.price, a.address, a.bedrooms, a.bathrooms, a.living_area, a.home_type, a.home_status,
+           a.days_on_zillow, a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature
+      FROM attested a
+    WINDOW w AS (PARTITION BY a.zpid, a.miner_hotkey)
+     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.id DESC
+    ON CONFLICT (zpid, miner_hotkey) DO UPDATE SET
+        attestations  = c.attestations + excluded.attestations,
+        first_seen_at = least(c.first_seen_at, excluded.first_seen_at),
+        (attestation_id, submission_timestamp, uri, price, address, bedrooms, bathrooms, living_area,
+         home_type, home_status, days_on_zillow, zip_code, city, state, latitude, longitude, signature) =
+        (SELECT CASE WHEN newer THEN x.attestation_id ELSE c.attestation_id END,
+                CASE WHEN newer THEN x.submission_timestamp ELSE c.submission_timestamp END,
+                CASE WHEN newer THEN x.uri ELSE c.uri END,
+                CASE WHEN newer THEN x.price ELSE c.price END,
+                CASE WHEN newer THEN x.address ELSE c.address END,
+                CASE WHEN newer THEN x.bedrooms ELSE c.bedrooms END,
+                CASE WHEN newer THEN x.bathrooms ELSE c.bathrooms END,
+                CASE WHEN newer THEN x.living_area ELSE c.living_area END,
+                CASE WHEN newer THEN x.home_type ELSE c.home_type END,
+                CASE WHEN newer THEN x.home_status ELSE c.home_status END,
+                CASE WHEN newer THEN x.days_on_zillow ELSE c.days_on_zillow END,
+                CASE WHEN newer THEN x.zip_code ELSE c.zip_code END,
+                CASE WHEN newer THEN x.city ELSE c.city END,
+                CASE WHEN newer THEN x.state ELSE c.state END,
+                CASE WHEN newer THEN x.latitude ELSE c.latitude END,
+                CASE WHEN newer THEN x.longitude ELSE c.longitude END,
+                CASE WHEN newer THEN x.signature ELSE c.signature END
+           FROM (SELECT excluded.*, (excluded.submission_timestamp, excluded.attestation_id)
+                                    >= (c.submission_timestamp, c.attestation_id) AS newer) x);
+
+    PERFORM resi.refresh_consensus(ARRAY(SELECT DISTINCT zpid FROM staged ORDER BY 1));
+
+    -- Each submission's verdict, against the consensus it helped form: quality report, agreement,
+    -- then trust, counters, strikes, and the ledger row. A submission is the rows of this
+    -- statement with one miner, ledger row, file and submission time (one loader object).
+    -- Submissions of one miner are applied oldest first; miners in hotkey order (lock order).
+    FOR sub IN
+        SELECT s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
+               resi.submission_quality(s.zpid, s.price, s.zip_code) AS quality,
+               count(*) AS rows,
+               coalesce(sum(v.compared), 0) AS fields_compared,
+               coalesce(sum(v.agreed), 0) AS fields_agreed,
+               count(*) FILTER (WHERE v.compared > 0) AS corroborated_rows,
+               count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing_rows
+          FROM staged s
+          -- One primary-key lookup per staged row, whatever the statistics say (OFFSET 0 keeps
+          -- the planner from turning it into a join it may misestimate while the table grows).
+          LEFT JOIN LATERAL (SELECT l FROM resi.listings l
+                              WHERE l.zpid = s.zpid AND l.voting_miners >= 2 OFFSET 0) corroborated ON true
+         CROSS JOIN LATERAL resi.consensus_agreement(
+                 s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
+                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l) v
+         GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp
+         ORDER BY s.miner_hotkey, s.submission_timestamp, s.ledger_id
+    LOOP
+        PERFORM resi.record_miner_submission(sub.miner_hotkey, 1, sub.submission_timestamp);
+        UPDATE resi.miner_trust t SET
+            trust_score      = n.trust,
+            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END,
+            rows_submitted   = t.rows_submitted + sub.rows,
+            duplicate_rows   = t.duplicate_rows + (sub.quality).duplicate_zpids,
+            duplicate_rate   = (t.duplicate_rows + (sub.quality).duplicate_zpids)::float8 / (t.rows_submitted + sub.rows),
+            fields_compared  = t.fields_compared + sub.fields_compared,
+            fields_agreed    = t.fields_agreed + sub.fields_agreed,
+            accuracy_score   = (t.fields_agreed + sub.fields_agreed)::float8 / nullif(t.fields_compared + sub.fields_compared, 0),
+            updated_at       = now()
+          FROM (SELECT resi.next_trust(t2.trust_score, resi.submission_trust_quality(
+                           (sub.quality).score, sub.rows, sub.corroborated_rows, sub.agreeing_rows)) AS trust
+                  FROM resi.miner_trust t2 WHERE t2.miner_hotkey = sub.miner_hotkey) n
+         WHERE t.miner_hotkey = sub.miner_hotkey
+        RETURNING t.trust_score INTO trust_after;
+
+        IF (sub.quality).score < 0.3 THEN
+            PERFORM resi.add_strike(sub.miner_hotkey, format('low_quality: %s scored %s (%s)',
+                coalesce(sub.s3_file_path, 'a submission'), round((sub.quality).score::numeric, 3),
+                array_to_string((sub.quality).issues, ', ')));
+        END IF;
+
+        UPDATE resi.ingest_ledger g SET
+            quality_score      = (sub.quality).score,
+            quality_issues     = (sub.quality).issues,
+            duplicate_zpids    = (sub.quality).duplicate_zpids,
+            distinct_zip_codes = (sub.quality).distinct_zips,
+            accuracy           = sub.fields_agreed::float8 / nullif(sub.fields_compared, 0),
+            row_agreement      = sub.agreeing_rows::float8 / nullif(sub.corroborated_rows, 0),
+            trust_score        = trust_after
+         WHERE g.id = sub.ledger_id;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wanted text;
+BEGIN
+    FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
+        role_name := wanted;
+        created := false;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = wanted) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', wanted);
+                created := true;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL; -- created by a concurrent call
+            END;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+
+    GRANT USAGE ON SCHEMA resi TO resi_loader, resi_reader, resi_validator, resi_admin;
+
+    GRANT INSERT ON resi.staging_listings TO resi_loader;
+    GRANT SELECT, INSERT, UPDATE ON resi.ingest_runs, resi.ingest_ledger TO resi_loader;
+    GRANT USAGE ON SEQUENCE resi.ingest_runs_id_seq, resi.ingest_ledger_id_seq TO resi_loader;
+    GRANT SELECT ON resi.listings, resi.miner_attestations TO resi_loader;
+    GRANT SELECT ON resi.ingest_by_run, resi.ingest_by_miner, resi.miner_leaderboard, resi.consensus_health,
+                    resi.field_disagreement, resi.zip_freshness
+    TO resi_loader; -- what `resi-loader status` prints
+    GRANT EXECUTE ON FUNCTION
+        resi.admit_submission(text, timestamptz, boolean),
+        resi.clear_staging(),
+        resi.find_dependent_miners(integer),
+        resi.refresh_stale_consensus(integer)
+    TO resi_loader;
+
+    GRANT SELECT ON resi.listings, resi.listing_consensus TO resi_reader;
+    GRANT USAGE ON SCHEMA api TO resi_reader, resi_admin;
+    GRANT SELECT ON api.listings TO resi_reader, resi_admin;
+    GRANT EXECUTE ON FUNCTION
+        api.search_listings(text, bigint, bigint, text, real, double precision[], timestamptz, integer, text),
+        api.listing(text),
+        api.listing_history(text),
+        api.zip_stats(text)
+    TO resi_reader, resi_admin;
+    GRANT EXECUTE ON FUNCTION resi.listing_tile(integer, integer, integer) TO resi_reader;
+
+    GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
+
+    GRANT SELECT ON ALL TABLES IN SCHEMA resi TO resi_admin;
+    GRANT EXECUTE ON FUNCTION
+        resi.ban_miner(text, text, interval),
+        resi.unban_miner(text),
+        resi.add_strike(text, text),
+        resi.add_blacklist_entry(text, text, text, text),
+        resi.remove_blacklist_entry(bigint),
+        resi.refresh_consensus(text[]),
+        resi.refresh_stale_consensus(integer),
+        resi.rebuild_claims(),
+        resi.find_dependent_miners(integer),
+        resi.record_miner_submission(text, integer, timestamptz),
+        resi.archive_batch_begin(text, date, timestamptz),
+        resi.archive_batch_verified(bigint, bigint, text),
+        resi.archive_batch_discard(bigint),
+        resi.archive_batch_delete(bigint, text[], bigint[])
+    TO resi_admin;
+    GRANT SET, ALTER SYSTEM ON PARAMETER
+        resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
+        resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
+        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget
+    TO resi_admin;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION resi.find_dependent_miners(integer) FROM PUBLIC;

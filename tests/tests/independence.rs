@@ -1,0 +1,154 @@
+//! One vote per independent source: byte copies of a report count once, and miners found
+//! dependent (resi.find_dependent_miners) vote as one group.
+
+use postgres::Client;
+use resi_e2e::{scalar, TestDatabase};
+
+/// Stage one report per tuple `(miner, uploaded at, zpid, scraped at, price)`; everything else
+/// equal, so two reports with the same zpid, scrape time and price are byte copies.
+fn stage(client: &mut Client, reports: &[(&str, &str, &str, &str, i64)]) {
+    let values: Vec<String> = reports
+        .iter()
+        .map(|(miner, uploaded, zpid, scraped, price)| {
+            format!("('{miner}', '{uploaded}', '{zpid}', '{scraped}', {price}, 3, 'FOR_SALE')")
+        })
+        .collect();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO resi.staging_listings
+                 (miner_hotkey, submission_timestamp, zpid, scraped_at, price, bedrooms, home_status)
+             VALUES {}",
+            values.join(", ")
+        ))
+        .unwrap();
+}
+
+/// (price, unique_miners_count, voting_miners, voting_groups) of a listing.
+fn listing(client: &mut Client, zpid: &str) -> (i64, i32, i32, i32) {
+    let r = client
+        .query_one(
+            "SELECT price, unique_miners_count, voting_miners, voting_groups FROM resi.listings WHERE zpid = $1",
+            &[&zpid],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+const SOURCE_UPLOAD: &str = "2025-09-17 08:00+00";
+const COPY_UPLOAD: &str = "2025-09-17 08:05+00";
+const SCRAPED: &str = "2025-09-17 07:31:12.345678+00";
+
+#[test]
+fn byte_copies_of_a_report_vote_once_for_the_earliest_upload() {
+    let db = TestDatabase::new("independence_copies");
+    let mut client = db.client();
+    // Two independent scrapers say 100,000; a source says 200,000 and three hotkeys upload its
+    // bytes again (same scrape time, same fields), before and after the independent ones.
+    stage(
+        &mut client,
+        &[
+            ("source", SOURCE_UPLOAD, "1", SCRAPED, 200_000),
+            ("copy1", COPY_UPLOAD, "1", SCRAPED, 200_000),
+            ("honest1", SOURCE_UPLOAD, "1", "2025-09-17 07:10+00", 100_000),
+            ("honest2", SOURCE_UPLOAD, "1", "2025-09-17 07:45+00", 100_000),
+        ],
+    );
+    stage(
+        &mut client,
+        &[("copy2", COPY_UPLOAD, "1", SCRAPED, 200_000), ("copy3", "2025-09-17 09:00+00", "1", SCRAPED, 200_000)],
+    );
+    // Four hotkeys report 200,000 but they are one source: the independent pair wins.
+    assert_eq!(listing(&mut client, "1"), (100_000, 6, 6, 3));
+    let price: String = scalar(
+        &mut client,
+        "SELECT (field_consensus->'price'->>'supporters') || '/' || (field_consensus->'price'->>'voters')
+           FROM resi.listings WHERE zpid = '1'",
+    );
+    assert_eq!(price, "2/3", "supporters and voters count sources");
+    // Without a scrape time a report has no signature: identical reports then count apart.
+    stage(&mut client, &[("a", SOURCE_UPLOAD, "2", SCRAPED, 1), ("b", SOURCE_UPLOAD, "2", SCRAPED, 1)]);
+    client
+        .batch_execute(
+            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, bedrooms, home_status)
+             VALUES ('x', '2025-09-17 08:00+00', '3', 5, 3, 'FOR_SALE'), ('y', '2025-09-17 08:00+00', '3', 5, 3, 'FOR_SALE')",
+        )
+        .unwrap();
+    assert_eq!(listing(&mut client, "2").3, 1);
+    assert_eq!(listing(&mut client, "3").3, 2);
+    assert_eq!(
+        scalar::<i64>(&mut client, "SELECT count(*) FROM resi.miner_claims WHERE zpid = '3' AND signature IS NULL"),
+        2
+    );
+}
+
+#[test]
+fn miners_that_share_copied_claims_become_one_group_that_votes_once() {
+    let db = TestDatabase::new("independence_groups");
+    let mut client = db.client();
+    // The independent miners have earned more trust than each ring member, not more than all.
+    client
+        .batch_execute(
+            "INSERT INTO resi.miner_trust (miner_hotkey, trust_score)
+             VALUES ('honest1', 0.6), ('honest2', 0.6), ('source', 0.4), ('ring1', 0.4), ('ring2', 0.4)",
+        )
+        .unwrap();
+    // ring1 and ring2 re-upload three of source's reports (listings 1-3); near copies only two.
+    for zpid in ["1", "2", "3"] {
+        stage(
+            &mut client,
+            &[
+                ("source", SOURCE_UPLOAD, zpid, SCRAPED, 200_000),
+                ("ring1", COPY_UPLOAD, zpid, SCRAPED, 200_000),
+                ("ring2", COPY_UPLOAD, zpid, SCRAPED, 200_000),
+            ],
+        );
+    }
+    for zpid in ["4", "5"] {
+        stage(&mut client, &[("loner", SOURCE_UPLOAD, zpid, SCRAPED, 5), ("near", COPY_UPLOAD, zpid, SCRAPED, 5)]);
+    }
+    // On listing 9 the ring members report for themselves (no copies): three hotkeys outweigh
+    // two independent miners (3 × ~0.49 > 2 × 0.6) until they are grouped and vote once.
+    stage(
+        &mut client,
+        &[
+            ("source", SOURCE_UPLOAD, "9", "2025-09-17 07:00+00", 900_000),
+            ("ring1", COPY_UPLOAD, "9", "2025-09-17 07:01+00", 900_000),
+            ("ring2", COPY_UPLOAD, "9", "2025-09-17 07:02+00", 900_000),
+            ("honest1", COPY_UPLOAD, "9", "2025-09-17 07:03+00", 500_000),
+            ("honest2", COPY_UPLOAD, "9", "2025-09-17 07:04+00", 500_000),
+        ],
+    );
+    assert_eq!(listing(&mut client, "9"), (900_000, 5, 5, 5), "before grouping, five sources");
+
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
+    let evidence: Vec<(String, String, i32)> = client
+        .query("SELECT miner_hotkey, source_hotkey, shared_claims FROM resi.miner_dependence ORDER BY 1, 2", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(evidence, [("ring1".into(), "source".into(), 3), ("ring2".into(), "source".into(), 3)]);
+    let groups: Vec<(String, String)> = client
+        .query("SELECT miner_hotkey, group_hotkey FROM resi.miner_groups ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        groups,
+        [("ring1".into(), "source".into()), ("ring2".into(), "source".into()), ("source".into(), "source".into())]
+    );
+
+    // The ring's listings are stale now; refreshed, the ring votes once.
+    assert!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()") >= 4);
+    client.batch_execute("SELECT resi.refresh_stale_consensus(1000)").unwrap();
+    assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 0);
+    assert_eq!(listing(&mut client, "9"), (500_000, 5, 5, 3));
+    assert_eq!(listing(&mut client, "1").3, 1);
+
+    // Nothing new: nothing changes; a smaller threshold groups the near copies too.
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners(2)"), 2);
+    let err = client.query_one("SELECT resi.find_dependent_miners(0)", &[]).unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "22023");
+}
