@@ -1,5 +1,5 @@
--- Audit: a validator's spot-check of a miner's current claim, and what it does to the miner's
--- trust and the listing's consensus.
+-- Audit: what a validator saw of a listing, judged against every miner's claim at once
+-- (resi.record_audit), and the older spot-check of one miner's claim (resi.record_validation).
 --
 -- Part of the resi_pg install script (resi_pg/src/lib.rs includes it with extension_sql_file!,
 -- ordered by `requires`). CREATE EXTENSION runs it with search_path = resi; every name is still
@@ -68,3 +68,102 @@ END
 $$;
 COMMENT ON FUNCTION resi.record_validation(text, text, boolean, double precision) IS
     'A validator''s spot-check of a miner''s current claim on a listing: marks the attestation validated and moves the miner''s trust (+0.1 passed, -0.5 failed: fake data). Returns the new trust.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Audits: a validator's own look at a listing, judging every miner's claim on it
+-- ---------------------------------------------------------------------------------------------
+-- What the validator saw: the listing's fields by name (any subset of the 14) and when.
+CREATE TABLE resi.audits (
+    id           bigserial PRIMARY KEY,
+    zpid         text NOT NULL,
+    listing      jsonb NOT NULL CHECK (jsonb_typeof(listing) = 'object'),
+    seen_at      timestamptz NOT NULL,
+    validator    text NOT NULL DEFAULT session_user,
+    recorded_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE resi.audits IS 'What validators saw of listings (fields by name, when, who): each audit judged every miner''s claim on the listing (resi.audit_verdicts).';
+CREATE INDEX audits_zpid_idx ON resi.audits (zpid, seen_at);
+
+-- Each claim an audit judged: how many fields could be compared, and the ones the claim got
+-- wrong with the value it claimed.
+CREATE TABLE resi.audit_verdicts (
+    audit_id         bigint NOT NULL REFERENCES resi.audits ON DELETE CASCADE,
+    miner_hotkey     text NOT NULL,
+    attestation_id   bigint NOT NULL,                  -- the attestation behind the judged claim
+    fields_compared  integer NOT NULL CHECK (fields_compared >= 0),
+    wrong            jsonb NOT NULL DEFAULT '{}',      -- field -> the claimed value, for each wrong field
+    PRIMARY KEY (audit_id, miner_hotkey)
+);
+COMMENT ON TABLE resi.audit_verdicts IS 'Per audit and miner: the fields of its claim that could be compared, and those it got wrong with the claimed value.';
+CREATE INDEX audit_verdicts_miner_hotkey_idx ON resi.audit_verdicts (miner_hotkey);
+
+-- pg_dump keeps the rows of these tables (an extension's tables are otherwise dumped empty).
+SELECT pg_catalog.pg_extension_config_dump('resi.audits', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.audits_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.audit_verdicts', '');
+
+-- Record what a validator saw of a listing (`listing`: its fields by name, as in resi.listings;
+-- other keys are ignored) at `seen_at`, and judge every miner's current claim on it field by
+-- field within the consensus tolerances (resi.claim_errors): each miner's audited_fields and
+-- audit_errors count it, resi.audit_verdicts keeps the wrong values (shared wrong values are
+-- evidence of dependence for resi.find_dependent_miners). Until a miner reports the listing
+-- again after `seen_at`, the audited values are the listing's values (resi.listing_consensus;
+-- resi.listings.audited_at says so); the listing is refreshed now. Trust is not moved here (it
+-- moves with submissions and resi.record_validation). Returns the claims judged (0 for a
+-- listing nobody claims: the audit is kept).
+-- Errors: 22004 for a NULL argument; 22023 when `listing` is not a JSON object; 22P02 and the
+-- like when a value does not fit its column.
+CREATE FUNCTION resi.record_audit(zpid text, listing jsonb, seen_at timestamptz DEFAULT now())
+    RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    audited  resi.listings;
+    audit    bigint;
+    judged   integer;
+BEGIN
+    IF zpid IS NULL OR listing IS NULL OR seen_at IS NULL THEN
+        RAISE EXCEPTION 'resi.record_audit: zpid, listing and seen_at are required'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF jsonb_typeof(listing) <> 'object' THEN
+        RAISE EXCEPTION 'resi.record_audit: listing must be a JSON object of fields, got %', jsonb_typeof(listing)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    audited := jsonb_populate_record(NULL::resi.listings, listing);
+    audited.zpid := record_audit.zpid;
+    INSERT INTO resi.audits (zpid, listing, seen_at) VALUES (record_audit.zpid, listing, seen_at)
+    RETURNING id INTO audit;
+
+    WITH judged AS (
+        INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
+        SELECT audit, c.miner_hotkey, c.attestation_id, v.compared,
+               coalesce((SELECT jsonb_object_agg(f, to_jsonb(c) -> f) FROM unnest(e.errors) f), '{}')
+          FROM resi.miner_claims c
+         CROSS JOIN LATERAL resi.consensus_agreement(
+                 c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type, c.home_status,
+                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, audited) v
+         CROSS JOIN LATERAL (SELECT resi.claim_errors(
+                 c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type, c.home_status,
+                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, audited) AS errors) e
+         WHERE c.zpid = record_audit.zpid
+         ORDER BY c.miner_hotkey
+        RETURNING miner_hotkey, fields_compared, wrong
+    ), counted AS (
+        UPDATE resi.miner_trust t SET
+            audited_fields = t.audited_fields + j.fields_compared,
+            audit_errors   = t.audit_errors + (SELECT count(*) FROM jsonb_object_keys(j.wrong)),
+            updated_at     = now()
+          FROM judged j
+         WHERE t.miner_hotkey = j.miner_hotkey
+        RETURNING 1
+    )
+    SELECT count(*) INTO judged FROM judged;
+    PERFORM resi.refresh_consensus(ARRAY[record_audit.zpid]);
+    RETURN judged;
+END
+$$;
+COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
+    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until a miner reports it again. Returns the claims judged.';

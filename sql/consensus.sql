@@ -86,6 +86,10 @@ COMMENT ON FUNCTION resi.trust_fingerprint(text, double precision) IS
 -- with the claim of its heaviest member (then the earliest upload, then the smallest hotkey):
 -- the other claims count as miners and attestations but carry no weight. voting_groups is the
 -- number of sources with weight; the per-field supporters and voters count sources.
+--
+-- 0.5.0: audits. The newest audit (resi.record_audit) that no miner has reported the listing
+-- since gives the fields it saw; audited_at is when the validator saw them (NULL: the values
+-- are the miners' consensus). field_consensus and consensus_score stay the miners'.
 CREATE VIEW resi.listing_consensus AS
 SELECT zpid,
        first_seen_at,
@@ -97,7 +101,14 @@ SELECT zpid,
        voting_miners,
        trust_fingerprint,
        (c).field_consensus,
-       voting_groups
+       voting_groups,
+       audited_at
+  FROM (SELECT per_listing.zpid, per_listing.first_seen_at, per_listing.total_attestations,
+               per_listing.unique_miners_count, per_listing.voting_miners, per_listing.trust_fingerprint,
+               per_listing.voting_groups, audit.seen_at AS audited_at,
+               CASE WHEN audit.listing IS NULL THEN per_listing.miners
+                    ELSE jsonb_populate_record(per_listing.miners,
+                                               audit.listing - ARRAY['consensus_score', 'field_consensus']) END AS c
   FROM (SELECT v.zpid,
                min(v.first_seen_at) AS first_seen_at,
                sum(v.attestations)::integer AS total_attestations,
@@ -107,8 +118,9 @@ SELECT zpid,
                    AS trust_fingerprint,
                resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
                                       v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
-                                      v.latitude, v.longitude, CASE WHEN v.leads THEN v.trust END) AS c,
-               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups
+                                      v.latitude, v.longitude, CASE WHEN v.leads THEN v.trust END) AS miners,
+               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups,
+               max(v.submission_timestamp) AS newest_claim
           FROM (SELECT s.*,
                        row_number() OVER (PARTITION BY s.zpid, s.source
                                               ORDER BY s.trust DESC, s.submission_timestamp, s.miner_hotkey) = 1 AS leads
@@ -121,7 +133,11 @@ SELECT zpid,
                           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
                           LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
                          CROSS JOIN LATERAL (SELECT coalesce(t.trust_score, resi.initial_trust()) AS trust) w) s) v
-         GROUP BY v.zpid) per_listing;
+         GROUP BY v.zpid) per_listing
+  -- The newest audit no miner has reported the listing since: its values are the listing's.
+  LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a
+                      WHERE a.zpid = per_listing.zpid AND a.seen_at >= per_listing.newest_claim
+                      ORDER BY a.seen_at DESC, a.id DESC LIMIT 1) audit ON true) per_listing_audited;
 COMMENT ON VIEW resi.listing_consensus IS
     'Trust-weighted consensus of every listing, computed from resi.miner_claims (what resi.refresh_consensus writes into resi.listings).';
 
@@ -188,19 +204,20 @@ BEGIN
             voting_miners       = f.voting_miners,
             trust_fingerprint   = f.trust_fingerprint,
             field_consensus     = coalesce(f.field_consensus, '{}'),
-            voting_groups       = f.voting_groups
+            voting_groups       = f.voting_groups,
+            audited_at          = f.audited_at
           FROM fresh f
          WHERE l.zpid = f.zpid
            -- Cheap columns first: the comparison stops at the first difference.
            AND (l.total_attestations, l.unique_miners_count, l.voting_miners, l.trust_fingerprint,
                 l.consensus_score, least(l.first_seen_at, f.first_seen_at), l.uri, l.price, l.address, l.bedrooms,
                 l.bathrooms, l.living_area, l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
-                l.state, l.latitude, l.longitude, l.field_consensus, l.voting_groups)
+                l.state, l.latitude, l.longitude, l.field_consensus, l.voting_groups, l.audited_at)
                IS DISTINCT FROM
                (f.total_attestations, f.unique_miners_count, f.voting_miners, f.trust_fingerprint,
                 f.consensus_score, l.first_seen_at, f.uri, f.price, f.address, f.bedrooms,
                 f.bathrooms, f.living_area, f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
-                f.state, f.latitude, f.longitude, coalesce(f.field_consensus, '{}'), f.voting_groups)
+                f.state, f.latitude, f.longitude, coalesce(f.field_consensus, '{}'), f.voting_groups, f.audited_at)
     )
     SELECT count(*) INTO refreshed FROM fresh;
     RETURN refreshed;

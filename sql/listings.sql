@@ -40,7 +40,10 @@ CREATE TABLE resi.listings (
     trust_fingerprint   bigint,
     -- 0.5.0: independent sources with weight (resi.listing_consensus): a value backed by one
     -- source is not corroborated however many hotkeys report it.
-    voting_groups       integer NOT NULL DEFAULT 0 CHECK (voting_groups >= 0)
+    voting_groups       integer NOT NULL DEFAULT 0 CHECK (voting_groups >= 0),
+    -- 0.5.0: when the validator saw the listing whose values these are (resi.record_audit);
+    -- NULL when they are the miners' consensus.
+    audited_at          timestamptz
 ) WITH (fillfactor = 80); -- 0.3.0: room on the page, so a refresh that changes no indexed value is a HOT update
 COMMENT ON TABLE resi.listings IS 'One row per property (zpid): the trust-weighted consensus of all miners'' attestations.';
 COMMENT ON COLUMN resi.listings.consensus_score IS 'Overall confidence in the listing, 0..1.';

@@ -33,6 +33,7 @@ REVOKE EXECUTE ON FUNCTION
     resi.refresh_stale_consensus(integer),
     resi.find_dependent_miners(integer),
     resi.record_validation(text, text, boolean, double precision),
+    resi.record_audit(text, jsonb, timestamptz),
     resi.add_blacklist_entry(text, text, text, text),
     resi.remove_blacklist_entry(bigint)
 FROM PUBLIC;
@@ -50,7 +51,7 @@ FROM PUBLIC;
 --   resi_reader     read resi.listings, the resi.listing_consensus view and the api schema
 --                   (api.listings, api.search_listings, api.listing, api.listing_history,
 --                   api.zip_stats); nothing else.
---   resi_validator  call resi.record_validation; nothing else.
+--   resi_validator  call resi.record_validation and resi.record_audit; nothing else.
 --   resi_admin      read every table; bans (ban_miner, unban_miner, add_strike), the
 --                   blacklist (add/remove_blacklist_entry), consensus maintenance
 --                   (refresh_consensus, refresh_stale_consensus, rebuild_claims,
@@ -107,7 +108,10 @@ BEGIN
     TO resi_reader, resi_admin;
     GRANT EXECUTE ON FUNCTION resi.listing_tile(integer, integer, integer) TO resi_reader;
 
-    GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
+    GRANT EXECUTE ON FUNCTION
+        resi.record_validation(text, text, boolean, double precision),
+        resi.record_audit(text, jsonb, timestamptz)
+    TO resi_validator;
 
     GRANT SELECT ON ALL TABLES IN SCHEMA resi TO resi_admin;
     GRANT EXECUTE ON FUNCTION

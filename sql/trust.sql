@@ -32,7 +32,11 @@ CREATE TABLE resi.miner_trust (
     fields_compared       bigint NOT NULL DEFAULT 0 CHECK (fields_compared >= 0),
     fields_agreed         bigint NOT NULL DEFAULT 0 CHECK (fields_agreed >= 0),
     bans                  integer NOT NULL DEFAULT 0 CHECK (bans >= 0),
-    trust_changed_at      timestamptz -- when trust_score last changed
+    trust_changed_at      timestamptz, -- when trust_score last changed
+    -- 0.5.0: audits (resi.record_audit): fields of the miner's claims an audit compared, and
+    -- how many of them were wrong.
+    audited_fields        bigint NOT NULL DEFAULT 0 CHECK (audited_fields >= 0),
+    audit_errors          bigint NOT NULL DEFAULT 0 CHECK (audit_errors >= 0 AND audit_errors <= audited_fields)
 );
 COMMENT ON TABLE resi.miner_trust IS 'Per miner: trust score (consensus weight), submission counters, rate-limit and ban state.';
 COMMENT ON COLUMN resi.miner_trust.duplicate_rate IS 'duplicate_rows / rows_submitted: rows whose zpid the same submission already had.';

@@ -142,37 +142,39 @@ impl Agreement {
     }
 }
 
-/// How `report` compares with `consensus`, field by field: a median field agrees within its
-/// relative tolerance of the consensus value (exactly, for the integer fields), a voted field
-/// when equal; bathrooms agree when the report, rounded to a tenth within 0..99.9, equals the
-/// consensus (a report outside that range is compared and disagrees). A field missing on
-/// either side is not compared. Pure, total: no errors, no panics.
+/// How `report` compares with `consensus`, field by field, in [`LISTING_FIELDS`] order:
+/// `Some(true)` when it agrees, `Some(false)` when not, `None` when the field is missing on
+/// either side. A median field agrees within its relative tolerance of the consensus value
+/// (exactly, for the integer fields), a voted field when equal; bathrooms agree when the report,
+/// rounded to a tenth within 0..99.9, equals the consensus (a report outside that range
+/// disagrees). Pure, total: no errors, no panics.
+pub fn verdicts(report: &FieldValues<'_>, consensus: &FieldValues<'_>) -> [Option<bool>; 14] {
+    use crate::consensus::listing::bathrooms_tenths;
+    [
+        equal(report.uri, consensus.uri),
+        within_integer(PRICE, report.price, consensus.price),
+        equal(report.address, consensus.address),
+        equal(report.bedrooms, consensus.bedrooms),
+        match (report.bathrooms, consensus.bathrooms) {
+            (Some(r), Some(c)) => Some(bathrooms_tenths(r).is_some_and(|t| Some(t) == bathrooms_tenths(c))),
+            _ => None,
+        },
+        within_integer(LIVING_AREA, report.living_area.map(i64::from), consensus.living_area.map(i64::from)),
+        equal(report.home_type, consensus.home_type),
+        equal(report.home_status, consensus.home_status),
+        within_integer(DAYS_ON_ZILLOW, report.days_on_zillow.map(i64::from), consensus.days_on_zillow.map(i64::from)),
+        equal(report.zip_code, consensus.zip_code),
+        equal(report.city, consensus.city),
+        equal(report.state, consensus.state),
+        within_double(LATITUDE, report.latitude, consensus.latitude),
+        within_double(LONGITUDE, report.longitude, consensus.longitude),
+    ]
+}
+
+/// [`verdicts`] counted: how many fields were compared and how many of them agree.
 pub fn agreement(report: &FieldValues<'_>, consensus: &FieldValues<'_>) -> Agreement {
     let mut a = Agreement::default();
-    a.count(equal(report.uri, consensus.uri));
-    a.count(within_integer(PRICE, report.price, consensus.price));
-    a.count(equal(report.address, consensus.address));
-    a.count(equal(report.bedrooms, consensus.bedrooms));
-    a.count(match (report.bathrooms, consensus.bathrooms) {
-        (Some(r), Some(c)) => Some(
-            crate::consensus::listing::bathrooms_tenths(r)
-                .is_some_and(|t| Some(t) == crate::consensus::listing::bathrooms_tenths(c)),
-        ),
-        _ => None,
-    });
-    a.count(within_integer(LIVING_AREA, report.living_area.map(i64::from), consensus.living_area.map(i64::from)));
-    a.count(equal(report.home_type, consensus.home_type));
-    a.count(equal(report.home_status, consensus.home_status));
-    a.count(within_integer(
-        DAYS_ON_ZILLOW,
-        report.days_on_zillow.map(i64::from),
-        consensus.days_on_zillow.map(i64::from),
-    ));
-    a.count(equal(report.zip_code, consensus.zip_code));
-    a.count(equal(report.city, consensus.city));
-    a.count(equal(report.state, consensus.state));
-    a.count(within_double(LATITUDE, report.latitude, consensus.latitude));
-    a.count(within_double(LONGITUDE, report.longitude, consensus.longitude));
+    verdicts(report, consensus).into_iter().for_each(|v| a.count(v));
     a
 }
 

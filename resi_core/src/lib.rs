@@ -11,6 +11,8 @@
 //! - [`keys`]: the S3 key layout of miners' uploads;
 //! - [`listing`]: normalising one reported listing row (the loader's rules);
 //! - [`quality`]: the checks behind a submission's quality score;
+//! - [`truth`]: truth discovery for any claims: each item's value and each source's accuracy
+//!   from conflicting claims, audits and groups of dependent sources;
 //! - [`trust`]: how a miner's trust moves after a submission or a validation;
 //! - [`rate_limit`]: daily submission limits by trust tier;
 //! - [`tile`]: web-mercator tiles and the Mapbox Vector Tile encoding of listings.
@@ -26,5 +28,6 @@ pub mod quality;
 pub mod rate_limit;
 pub mod tile;
 pub mod trust;
+pub mod truth;
 
 pub use error::{Error, ErrorKind};

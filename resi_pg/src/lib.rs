@@ -19,6 +19,7 @@ mod rate_limit;
 mod settings;
 mod tile;
 mod trust;
+mod truth;
 
 ::pgrx::pg_module_magic!();
 
@@ -58,12 +59,24 @@ extension_sql_file!(
 extension_sql_file!("../../sql/ingest.sql", name = "ingest", requires = ["listings"]);
 extension_sql_file!("../../sql/independence.sql", name = "independence", requires = ["listings"]);
 extension_sql_file!(
+    "../../sql/audit.sql",
+    name = "audit",
+    requires = [
+        "listings",
+        "trust",
+        trust::next_trust,
+        consensus::agreement::consensus_agreement,
+        consensus::agreement::claim_errors
+    ]
+);
+extension_sql_file!(
     "../../sql/consensus.sql",
     name = "consensus",
     requires = [
         "listings",
         "trust",
         "independence",
+        "audit",
         trust::initial_trust,
         consensus::agreement::consensus_agreement,
         consensus::mode::consensus_mode_transition,
@@ -95,7 +108,7 @@ extension_sql_file!(
         independence::claim_signature
     ]
 );
-extension_sql_file!("../../sql/audit.sql", name = "audit", requires = ["consensus", trust::next_trust]);
+
 extension_sql_file!("../../sql/history.sql", name = "history", requires = ["listings"]);
 extension_sql_file!("../../sql/api.sql", name = "api", requires = ["history", "consensus"]);
 extension_sql_file!(
@@ -109,6 +122,11 @@ extension_sql_file!(
     requires = ["listings", tile::tile_bounds, tile::listing_tile_transition, tile::listing_tile_final]
 );
 extension_sql_file!("../../sql/archive.sql", name = "archive", requires = ["listings"]);
+extension_sql_file!(
+    "../../sql/truth.sql",
+    name = "truth",
+    requires = [truth::discover_truth_transition, truth::discover_truth_final]
+);
 extension_sql_file!("../../sql/roles.sql", name = "roles", finalize);
 
 #[pg_guard]

@@ -11,6 +11,10 @@
 --   lets each group, and each set of byte-identical claims, vote once; resi.listings.voting_groups.
 --   Function bodies below are those of the sql/ files of 0.5.0 (CREATE OR REPLACE keeps
 --   comments and dependants).
+-- * Audits: resi.audits, resi.audit_verdicts, resi.record_audit() (granted to resi_validator),
+--   resi.claim_errors(); miner_trust.audited_fields/audit_errors; listings.audited_at.
+-- * resi.discover_truth(object, property, source, value, source_group): truth discovery for any
+--   claims (resi_core::truth).
 -- * COMMENT ON for the functions that had none.
 \echo Use "ALTER EXTENSION resi_pg UPDATE TO '0.5.0'" to load this file. \quit
 
@@ -81,13 +85,17 @@ COMMENT ON FUNCTION resi.archive_batch_discard(bigint) IS
     'Drop an archive batch still being written that found no rows (nothing was written for it); false when no such batch in status writing exists.';
 
 -- ---------------------------------------------------------------------------------------------
--- One vote per independent source (issue 14, first part)
+-- One vote per independent source, and audits (issue 14, first part)
 -- ---------------------------------------------------------------------------------------------
 -- Every attestation and claim carries its signature (resi.claim_signature): byte copies share
 -- it. Existing rows keep NULL (they are not told apart; new uploads are).
 ALTER TABLE resi.miner_attestations ADD COLUMN signature bigint;
 ALTER TABLE resi.miner_claims ADD COLUMN signature bigint;
 ALTER TABLE resi.listings ADD COLUMN voting_groups integer NOT NULL DEFAULT 0 CHECK (voting_groups >= 0);
+ALTER TABLE resi.listings ADD COLUMN audited_at timestamptz;
+ALTER TABLE resi.miner_trust ADD COLUMN audited_fields bigint NOT NULL DEFAULT 0 CHECK (audited_fields >= 0);
+ALTER TABLE resi.miner_trust ADD COLUMN audit_errors bigint NOT NULL DEFAULT 0
+    CHECK (audit_errors >= 0 AND audit_errors <= audited_fields);
 -- Existing listings: every voting miner was its own source.
 UPDATE resi.listings SET voting_groups = voting_miners WHERE voting_groups <> voting_miners;
 
@@ -113,6 +121,29 @@ CREATE FUNCTION resi."claim_signature"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'claim_signature_wrapper';
+
+-- New Rust function (as pgrx generates it for the install script).
+CREATE FUNCTION resi."claim_errors"(
+	"uri" TEXT, /* Option < & str > */
+	"price" bigint, /* Option < i64 > */
+	"address" TEXT, /* Option < & str > */
+	"bedrooms" INT, /* Option < i32 > */
+	"bathrooms" double precision, /* Option < f64 > */
+	"living_area" INT, /* Option < i32 > */
+	"home_type" TEXT, /* Option < & str > */
+	"home_status" TEXT, /* Option < & str > */
+	"days_on_zillow" INT, /* Option < i32 > */
+	"zip_code" TEXT, /* Option < & str > */
+	"city" TEXT, /* Option < & str > */
+	"state" TEXT, /* Option < & str > */
+	"latitude" double precision, /* Option < f64 > */
+	"longitude" double precision, /* Option < f64 > */
+	"audited" resi.listings /* Option < :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox ::
+AllocatedByRust > > */
+) RETURNS TEXT[] /* :: std :: option :: Option < Vec < & '_ str > > */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'claim_errors_wrapper';
 
 -- sql/independence.sql 0.5.0, whole (all of it is new).
 -- ---------------------------------------------------------------------------------------------
@@ -242,6 +273,106 @@ $$;
 COMMENT ON FUNCTION resi.find_dependent_miners(integer) IS
     'Collect the evidence of dependent miners (copied claims) from the current claims into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
 
+-- The new part of sql/audit.sql 0.5.0.
+-- ---------------------------------------------------------------------------------------------
+-- Audits: a validator's own look at a listing, judging every miner's claim on it
+-- ---------------------------------------------------------------------------------------------
+-- What the validator saw: the listing's fields by name (any subset of the 14) and when.
+CREATE TABLE resi.audits (
+    id           bigserial PRIMARY KEY,
+    zpid         text NOT NULL,
+    listing      jsonb NOT NULL CHECK (jsonb_typeof(listing) = 'object'),
+    seen_at      timestamptz NOT NULL,
+    validator    text NOT NULL DEFAULT session_user,
+    recorded_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE resi.audits IS 'What validators saw of listings (fields by name, when, who): each audit judged every miner''s claim on the listing (resi.audit_verdicts).';
+CREATE INDEX audits_zpid_idx ON resi.audits (zpid, seen_at);
+
+-- Each claim an audit judged: how many fields could be compared, and the ones the claim got
+-- wrong with the value it claimed.
+CREATE TABLE resi.audit_verdicts (
+    audit_id         bigint NOT NULL REFERENCES resi.audits ON DELETE CASCADE,
+    miner_hotkey     text NOT NULL,
+    attestation_id   bigint NOT NULL,                  -- the attestation behind the judged claim
+    fields_compared  integer NOT NULL CHECK (fields_compared >= 0),
+    wrong            jsonb NOT NULL DEFAULT '{}',      -- field -> the claimed value, for each wrong field
+    PRIMARY KEY (audit_id, miner_hotkey)
+);
+COMMENT ON TABLE resi.audit_verdicts IS 'Per audit and miner: the fields of its claim that could be compared, and those it got wrong with the claimed value.';
+CREATE INDEX audit_verdicts_miner_hotkey_idx ON resi.audit_verdicts (miner_hotkey);
+
+-- pg_dump keeps the rows of these tables (an extension's tables are otherwise dumped empty).
+SELECT pg_catalog.pg_extension_config_dump('resi.audits', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.audits_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.audit_verdicts', '');
+
+-- Record what a validator saw of a listing (`listing`: its fields by name, as in resi.listings;
+-- other keys are ignored) at `seen_at`, and judge every miner's current claim on it field by
+-- field within the consensus tolerances (resi.claim_errors): each miner's audited_fields and
+-- audit_errors count it, resi.audit_verdicts keeps the wrong values (shared wrong values are
+-- evidence of dependence for resi.find_dependent_miners). Until a miner reports the listing
+-- again after `seen_at`, the audited values are the listing's values (resi.listing_consensus;
+-- resi.listings.audited_at says so); the listing is refreshed now. Trust is not moved here (it
+-- moves with submissions and resi.record_validation). Returns the claims judged (0 for a
+-- listing nobody claims: the audit is kept).
+-- Errors: 22004 for a NULL argument; 22023 when `listing` is not a JSON object; 22P02 and the
+-- like when a value does not fit its column.
+CREATE FUNCTION resi.record_audit(zpid text, listing jsonb, seen_at timestamptz DEFAULT now())
+    RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    audited  resi.listings;
+    audit    bigint;
+    judged   integer;
+BEGIN
+    IF zpid IS NULL OR listing IS NULL OR seen_at IS NULL THEN
+        RAISE EXCEPTION 'resi.record_audit: zpid, listing and seen_at are required'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF jsonb_typeof(listing) <> 'object' THEN
+        RAISE EXCEPTION 'resi.record_audit: listing must be a JSON object of fields, got %', jsonb_typeof(listing)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    audited := jsonb_populate_record(NULL::resi.listings, listing);
+    audited.zpid := record_audit.zpid;
+    INSERT INTO resi.audits (zpid, listing, seen_at) VALUES (record_audit.zpid, listing, seen_at)
+    RETURNING id INTO audit;
+
+    WITH judged AS (
+        INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
+        SELECT audit, c.miner_hotkey, c.attestation_id, v.compared,
+               coalesce((SELECT jsonb_object_agg(f, to_jsonb(c) -> f) FROM unnest(e.errors) f), '{}')
+          FROM resi.miner_claims c
+         CROSS JOIN LATERAL resi.consensus_agreement(
+                 c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type, c.home_status,
+                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, audited) v
+         CROSS JOIN LATERAL (SELECT resi.claim_errors(
+                 c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type, c.home_status,
+                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, audited) AS errors) e
+         WHERE c.zpid = record_audit.zpid
+         ORDER BY c.miner_hotkey
+        RETURNING miner_hotkey, fields_compared, wrong
+    ), counted AS (
+        UPDATE resi.miner_trust t SET
+            audited_fields = t.audited_fields + j.fields_compared,
+            audit_errors   = t.audit_errors + (SELECT count(*) FROM jsonb_object_keys(j.wrong)),
+            updated_at     = now()
+          FROM judged j
+         WHERE t.miner_hotkey = j.miner_hotkey
+        RETURNING 1
+    )
+    SELECT count(*) INTO judged FROM judged;
+    PERFORM resi.refresh_consensus(ARRAY[record_audit.zpid]);
+    RETURN judged;
+END
+$$;
+COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
+    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until a miner reports it again. Returns the claims judged.';
+
 CREATE OR REPLACE VIEW resi.listing_consensus AS
 SELECT zpid,
        first_seen_at,
@@ -253,7 +384,14 @@ SELECT zpid,
        voting_miners,
        trust_fingerprint,
        (c).field_consensus,
-       voting_groups
+       voting_groups,
+       audited_at
+  FROM (SELECT per_listing.zpid, per_listing.first_seen_at, per_listing.total_attestations,
+               per_listing.unique_miners_count, per_listing.voting_miners, per_listing.trust_fingerprint,
+               per_listing.voting_groups, audit.seen_at AS audited_at,
+               CASE WHEN audit.listing IS NULL THEN per_listing.miners
+                    ELSE jsonb_populate_record(per_listing.miners,
+                                               audit.listing - ARRAY['consensus_score', 'field_consensus']) END AS c
   FROM (SELECT v.zpid,
                min(v.first_seen_at) AS first_seen_at,
                sum(v.attestations)::integer AS total_attestations,
@@ -263,8 +401,9 @@ SELECT zpid,
                    AS trust_fingerprint,
                resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
                                       v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
-                                      v.latitude, v.longitude, CASE WHEN v.leads THEN v.trust END) AS c,
-               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups
+                                      v.latitude, v.longitude, CASE WHEN v.leads THEN v.trust END) AS miners,
+               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups,
+               max(v.submission_timestamp) AS newest_claim
           FROM (SELECT s.*,
                        row_number() OVER (PARTITION BY s.zpid, s.source
                                               ORDER BY s.trust DESC, s.submission_timestamp, s.miner_hotkey) = 1 AS leads
@@ -277,7 +416,11 @@ SELECT zpid,
                           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
                           LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
                          CROSS JOIN LATERAL (SELECT coalesce(t.trust_score, resi.initial_trust()) AS trust) w) s) v
-         GROUP BY v.zpid) per_listing;
+         GROUP BY v.zpid) per_listing
+  -- The newest audit no miner has reported the listing since: its values are the listing's.
+  LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a
+                      WHERE a.zpid = per_listing.zpid AND a.seen_at >= per_listing.newest_claim
+                      ORDER BY a.seen_at DESC, a.id DESC LIMIT 1) audit ON true) per_listing_audited;
 
 CREATE OR REPLACE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -330,19 +473,20 @@ BEGIN
             voting_miners       = f.voting_miners,
             trust_fingerprint   = f.trust_fingerprint,
             field_consensus     = coalesce(f.field_consensus, '{}'),
-            voting_groups       = f.voting_groups
+            voting_groups       = f.voting_groups,
+            audited_at          = f.audited_at
           FROM fresh f
          WHERE l.zpid = f.zpid
            -- Cheap columns first: the comparison stops at the first difference.
            AND (l.total_attestations, l.unique_miners_count, l.voting_miners, l.trust_fingerprint,
                 l.consensus_score, least(l.first_seen_at, f.first_seen_at), l.uri, l.price, l.address, l.bedrooms,
                 l.bathrooms, l.living_area, l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
-                l.state, l.latitude, l.longitude, l.field_consensus, l.voting_groups)
+                l.state, l.latitude, l.longitude, l.field_consensus, l.voting_groups, l.audited_at)
                IS DISTINCT FROM
                (f.total_attestations, f.unique_miners_count, f.voting_miners, f.trust_fingerprint,
                 f.consensus_score, l.first_seen_at, f.uri, f.price, f.address, f.bedrooms,
                 f.bathrooms, f.living_area, f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
-                f.state, f.latitude, f.longitude, coalesce(f.field_consensus, '{}'), f.voting_groups)
+                f.state, f.latitude, f.longitude, coalesce(f.field_consensus, '{}'), f.voting_groups, f.audited_at)
     )
     SELECT count(*) INTO refreshed FROM fresh;
     RETURN refreshed;
@@ -554,7 +698,10 @@ BEGIN
     TO resi_reader, resi_admin;
     GRANT EXECUTE ON FUNCTION resi.listing_tile(integer, integer, integer) TO resi_reader;
 
-    GRANT EXECUTE ON FUNCTION resi.record_validation(text, text, boolean, double precision) TO resi_validator;
+    GRANT EXECUTE ON FUNCTION
+        resi.record_validation(text, text, boolean, double precision),
+        resi.record_audit(text, jsonb, timestamptz)
+    TO resi_validator;
 
     GRANT SELECT ON ALL TABLES IN SCHEMA resi TO resi_admin;
     GRANT EXECUTE ON FUNCTION
@@ -581,4 +728,40 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION resi.find_dependent_miners(integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION resi.find_dependent_miners(integer), resi.record_audit(text, jsonb, timestamptz) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- Truth discovery for any claims (issue 14): sql/truth.sql 0.5.0, whole, after its Rust
+-- functions (as pgrx generates them).
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION resi."discover_truth_transition"(
+	"state" internal, /* Internal */
+	"object" TEXT, /* Option < & str > */
+	"property" TEXT, /* Option < & str > */
+	"source" TEXT, /* Option < & str > */
+	"value" TEXT, /* Option < & str > */
+	"source_group" TEXT /* Option < & str > */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'discover_truth_transition_wrapper';
+
+CREATE FUNCTION resi."discover_truth_final"(
+	"state" internal /* Internal */
+) RETURNS jsonb /* Option < JsonB > */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'discover_truth_final_wrapper';
+
+-- One group of rows is one problem: each row a claim (source NOT NULL) or an audit (source
+-- NULL: the item's true value); source_group names the group of dependent sources a source
+-- belongs to (NULL: its own). Expand the result with jsonb_to_recordset(result -> 'values').
+-- No COMBINEFUNC: accuracies are learned over all items at once.
+CREATE AGGREGATE resi.discover_truth(object text, property text, source text, value text, source_group text) (
+    STYPE     = internal,
+    SFUNC     = resi.discover_truth_transition,
+    FINALFUNC = resi.discover_truth_final,
+    PARALLEL  = SAFE
+);
+COMMENT ON AGGREGATE resi.discover_truth(text, text, text, text, text) IS
+    'Truth discovery over claims (object, property, source, value; a NULL source is an audit): each item''s value with confidence, supporters and independent groups, and each source''s accuracy and vote weight, as jsonb. Dependent sources (same source_group) vote once.';

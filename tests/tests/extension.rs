@@ -130,6 +130,9 @@ fn schema_has_tables_indexes_and_dump_registration() {
         [
             "resi.archive_batches",
             "resi.archive_batches_id_seq",
+            "resi.audit_verdicts",
+            "resi.audits",
+            "resi.audits_id_seq",
             "resi.blacklist",
             "resi.blacklist_id_seq",
             "resi.ingest_ledger",

@@ -152,3 +152,68 @@ fn miners_that_share_copied_claims_become_one_group_that_votes_once() {
     let err = client.query_one("SELECT resi.find_dependent_miners(0)", &[]).unwrap_err();
     assert_eq!(err.code().unwrap().code(), "22023");
 }
+
+#[test]
+fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_reports_again() {
+    let db = TestDatabase::new("independence_audit");
+    let mut client = db.client();
+    stage(
+        &mut client,
+        &[
+            ("ring1", SOURCE_UPLOAD, "1", "2025-09-17 07:00+00", 240_000),
+            ("ring2", SOURCE_UPLOAD, "1", "2025-09-17 07:01+00", 240_000),
+            ("honest", SOURCE_UPLOAD, "1", "2025-09-17 07:02+00", 200_500),
+        ],
+    );
+    assert_eq!(listing(&mut client, "1").0, 240_000);
+    let judged: i32 = scalar(
+        &mut client,
+        "SELECT resi.record_audit('1', '{\"price\": 200000, \"bedrooms\": 3, \"note\": \"ignored\"}', '2025-09-17 09:00+00')",
+    );
+    assert_eq!(judged, 3);
+    // Each claim was judged on the two fields the validator saw: the ring's price is wrong, the
+    // honest price is within 1 %.
+    let verdicts: Vec<(String, i32, String)> = client
+        .query("SELECT miner_hotkey, fields_compared, wrong::text FROM resi.audit_verdicts ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("honest".into(), 2, "{}".into()),
+            ("ring1".into(), 2, r#"{"price": 240000}"#.into()),
+            ("ring2".into(), 2, r#"{"price": 240000}"#.into())
+        ]
+    );
+    let counts: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || ' ' || audited_fields || '/' || audit_errors, ', ' ORDER BY miner_hotkey)
+           FROM resi.miner_trust",
+    );
+    assert_eq!(counts, "honest 2/0, ring1 2/1, ring2 2/1");
+    // The audited values are the listing's, with their provenance, until a miner reports again.
+    let audited: (i64, bool) = {
+        let r =
+            client.query_one("SELECT price, audited_at IS NOT NULL FROM resi.listings WHERE zpid = '1'", &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(audited, (200_000, true));
+    stage(&mut client, &[("ring1", "2025-09-17 10:00+00", "1", "2025-09-17 09:30+00", 240_000)]);
+    let after: (i64, bool) = {
+        let r =
+            client.query_one("SELECT price, audited_at IS NOT NULL FROM resi.listings WHERE zpid = '1'", &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(after, (240_000, false));
+    // Bad input is refused with its reason.
+    for (sql, code) in [
+        ("SELECT resi.record_audit('1', '[1, 2]')", "22023"),
+        ("SELECT resi.record_audit('1', NULL)", "22004"),
+        ("SELECT resi.record_audit('1', '{\"price\": \"cheap\"}')", "22P02"),
+    ] {
+        let err = client.query_one(sql, &[]).unwrap_err();
+        assert_eq!(err.code().unwrap().code(), code, "{sql}");
+    }
+}
