@@ -85,7 +85,7 @@ COMMENT ON FUNCTION resi.archive_batch_discard(bigint) IS
     'Drop an archive batch still being written that found no rows (nothing was written for it); false when no such batch in status writing exists.';
 
 -- ---------------------------------------------------------------------------------------------
--- One vote per independent source, and audits (issue 14, first part)
+-- One vote per independent source, and audits (issue 14)
 -- ---------------------------------------------------------------------------------------------
 -- Every attestation and claim carries its signature (resi.claim_signature): byte copies share
 -- it. Existing rows keep NULL (they are not told apart; new uploads are).
@@ -99,7 +99,7 @@ ALTER TABLE resi.miner_trust ADD COLUMN audit_errors bigint NOT NULL DEFAULT 0
 -- Existing listings: every voting miner was its own source.
 UPDATE resi.listings SET voting_groups = voting_miners WHERE voting_groups <> voting_miners;
 
--- New Rust function (as pgrx generates it for the install script).
+-- New Rust functions (as pgrx generates them for the install script).
 CREATE FUNCTION resi."claim_signature"(
 	"zpid" TEXT, /* Option < & str > */
 	"scraped_at" timestamp with time zone, /* Option < TimestampWithTimeZone > */
@@ -122,7 +122,6 @@ IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'claim_signature_wrapper';
 
--- New Rust function (as pgrx generates it for the install script).
 CREATE FUNCTION resi."claim_errors"(
 	"uri" TEXT, /* Option < & str > */
 	"price" bigint, /* Option < i64 > */
@@ -149,24 +148,33 @@ AS 'MODULE_PATHNAME', 'claim_errors_wrapper';
 -- ---------------------------------------------------------------------------------------------
 -- Evidence: pairs of miners whose reports are copies
 -- ---------------------------------------------------------------------------------------------
--- One row per (dependent miner, the miner it depends on), with the evidence: current claims of
--- both that are byte copies (the same resi.claim_signature on the same listing: the same scrape
--- time to the microsecond and every field equal, which independent scrapers never produce).
--- Of each copied claim, the earliest upload is the source and every later one a copy (S3's
--- upload time is the one time a miner cannot forge). A row stays when its claims age out: a
--- ring does not become independent by waiting. An operator who knows better deletes the row
--- and runs resi.find_dependent_miners() again.
+-- One row per (dependent miner, the miner it depends on), with the evidence. Two kinds:
+-- * copied claims: current claims of both that are byte copies (the same resi.claim_signature on
+--   the same listing: the same scrape time to the microsecond and every field equal, which
+--   independent scrapers never produce). Of each copied claim, the earliest upload is the source
+--   and every later one a copy (S3's upload time is the one time a miner cannot forge);
+-- * shared false values: fields that audits (resi.audit_verdicts) found wrong in both miners'
+--   claims with the same value, against the audited fields where they differ. Shared true values
+--   prove nothing (every honest miner copies the same website); a shared lie does. The score is
+--   AccuCopy's log-likelihood ratio of dependence with its published defaults (error rate 0.2,
+--   copy rate 0.8, 100 plausible false values): ln 400 per shared false value, ln 0.2 per
+--   difference. The miner whose judged attestations came first is the source.
+-- A row stays when its claims age out: a ring does not become independent by waiting. An
+-- operator who knows better deletes the row and runs resi.find_dependent_miners() again.
 CREATE TABLE resi.miner_dependence (
     miner_hotkey   text NOT NULL,                       -- the dependent miner (its copies came later)
     source_hotkey  text NOT NULL,                       -- the miner whose claims it repeats
-    shared_claims  integer NOT NULL CHECK (shared_claims > 0), -- most copied current claims seen at once
-    miner_claims   integer NOT NULL CHECK (miner_claims > 0),  -- the dependent's current claims then
+    shared_claims  integer NOT NULL DEFAULT 0 CHECK (shared_claims >= 0), -- most copied current claims seen at once
+    miner_claims   integer NOT NULL DEFAULT 0 CHECK (miner_claims >= 0),  -- the dependent's current claims then
+    shared_false   integer NOT NULL DEFAULT 0 CHECK (shared_false >= 0),  -- audited fields both got wrong alike
+    audit_differences integer NOT NULL DEFAULT 0 CHECK (audit_differences >= 0), -- audited fields where they differ
+    score          double precision NOT NULL DEFAULT 0, -- ln likelihood ratio of dependence from the audits
     first_seen_at  timestamptz NOT NULL DEFAULT now(),  -- when the dependence was first found
-    updated_at     timestamptz NOT NULL DEFAULT now(),  -- when the evidence last grew
+    updated_at     timestamptz NOT NULL DEFAULT now(),  -- when the evidence last changed
     PRIMARY KEY (miner_hotkey, source_hotkey),
     CHECK (miner_hotkey <> source_hotkey)
 );
-COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims) and since when.';
+COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims, audited false values they share) and since when.';
 CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source_hotkey);
 
 -- ---------------------------------------------------------------------------------------------
@@ -190,15 +198,19 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 -- ---------------------------------------------------------------------------------------------
 -- The periodic pass
 -- ---------------------------------------------------------------------------------------------
--- Collect the evidence from the current claims, then regroup the miners. A pair becomes
--- dependent at min_shared copied claims (default 3: one shared signature could be a freak of
--- two scrapers' clocks; three cannot). Listings whose miners changed group become stale (their
+-- Collect the evidence from the current claims and the audits, then regroup the miners. A pair
+-- becomes dependent at min_shared copied claims (default 3: one shared signature could be a
+-- freak of two scrapers' clocks; three cannot), or at min_shared_false audited false values in
+-- common (default 3) with a score of at least ln 10^6 (13.8: the shared lies outweigh, a
+-- millionfold, the differences that independent sources would show). Listings whose miners changed group become stale (their
 -- trust fingerprint names the group) and are recomputed by resi.refresh_stale_consensus; the
 -- loader runs both after every pass. Cost: one scan of resi.miner_claims grouped by listing and
 -- signature (only copied claims go further), then the groups over at most one row per pair of
--- miners. One pass at a time (a transaction-level advisory lock); returns the miners whose
--- group changed. Errors: 22023 for min_shared < 1.
-CREATE FUNCTION resi.find_dependent_miners(min_shared integer DEFAULT 3) RETURNS integer
+-- miners; the audits' evidence is one self-join of resi.audit_verdicts per audit (the miners an
+-- audit judged, pairwise). One pass at a time (a transaction-level advisory lock); returns the
+-- miners whose group changed. Errors: 22023 for min_shared or min_shared_false < 1.
+CREATE FUNCTION resi.find_dependent_miners(min_shared integer DEFAULT 3, min_shared_false integer DEFAULT 3)
+    RETURNS integer
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -206,8 +218,9 @@ AS $$
 DECLARE
     changed integer;
 BEGIN
-    IF min_shared < 1 THEN
-        RAISE EXCEPTION 'resi.find_dependent_miners: min_shared must be >= 1, got %', min_shared
+    IF min_shared < 1 OR min_shared_false < 1 THEN
+        RAISE EXCEPTION 'resi.find_dependent_miners: min_shared and min_shared_false must be >= 1, got % and %',
+            min_shared, min_shared_false
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.find_dependent_miners', 0));
@@ -236,6 +249,37 @@ BEGIN
         miner_claims  = excluded.miner_claims,
         updated_at    = now()
      WHERE excluded.shared_claims > d.shared_claims;
+
+    -- Shared false values: per audit, each pair of judged miners and the fields either got wrong.
+    WITH judged_pairs AS (
+        SELECT a.miner_hotkey AS m1, b.miner_hotkey AS m2,
+               min(a.attestation_id) AS first1, min(b.attestation_id) AS first2,
+               count(*) FILTER (WHERE f.v1 = f.v2)::integer AS shared_false,
+               count(*) FILTER (WHERE f.v1 IS DISTINCT FROM f.v2)::integer AS differences
+          FROM resi.audit_verdicts a
+          JOIN resi.audit_verdicts b ON b.audit_id = a.audit_id AND b.miner_hotkey > a.miner_hotkey
+         CROSS JOIN LATERAL (SELECT x.value AS v1, y.value AS v2
+                               FROM jsonb_each(a.wrong) x FULL JOIN jsonb_each(b.wrong) y ON y.key = x.key) f
+         GROUP BY 1, 2
+    ), scored AS (
+        SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END AS miner_hotkey,
+               CASE WHEN p.first1 <= p.first2 THEN p.m1 ELSE p.m2 END AS source_hotkey,
+               p.shared_false, p.differences,
+               p.shared_false * ln(400) + p.differences * ln(0.2) AS score
+          FROM judged_pairs p
+         WHERE p.shared_false >= min_shared_false
+    )
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_false, audit_differences, score)
+    SELECT s.miner_hotkey, s.source_hotkey, s.shared_false, s.differences, s.score
+      FROM scored s
+     WHERE s.score >= ln(1e6)
+     ORDER BY 1, 2
+    ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
+        shared_false      = excluded.shared_false,
+        audit_differences = excluded.audit_differences,
+        score             = excluded.score,
+        updated_at        = now()
+     WHERE (d.shared_false, d.audit_differences) IS DISTINCT FROM (excluded.shared_false, excluded.audit_differences);
 
     -- Groups: every miner reaches the members of its component; the name is the member with the
     -- earliest claim. (CTEs, no temporary table: a caller's temporary objects cannot take part.)
@@ -270,8 +314,8 @@ BEGIN
     RETURN changed;
 END
 $$;
-COMMENT ON FUNCTION resi.find_dependent_miners(integer) IS
-    'Collect the evidence of dependent miners (copied claims) from the current claims into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
+COMMENT ON FUNCTION resi.find_dependent_miners(integer, integer) IS
+    'Collect the evidence of dependent miners (copied claims, audited false values in common) into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
 
 -- The new part of sql/audit.sql 0.5.0.
 -- ---------------------------------------------------------------------------------------------
@@ -683,7 +727,7 @@ BEGIN
     GRANT EXECUTE ON FUNCTION
         resi.admit_submission(text, timestamptz, boolean),
         resi.clear_staging(),
-        resi.find_dependent_miners(integer),
+        resi.find_dependent_miners(integer, integer),
         resi.refresh_stale_consensus(integer)
     TO resi_loader;
 
@@ -713,7 +757,7 @@ BEGIN
         resi.refresh_consensus(text[]),
         resi.refresh_stale_consensus(integer),
         resi.rebuild_claims(),
-        resi.find_dependent_miners(integer),
+        resi.find_dependent_miners(integer, integer),
         resi.record_miner_submission(text, integer, timestamptz),
         resi.archive_batch_begin(text, date, timestamptz),
         resi.archive_batch_verified(bigint, bigint, text),
@@ -728,7 +772,7 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION resi.find_dependent_miners(integer), resi.record_audit(text, jsonb, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION resi.find_dependent_miners(integer, integer), resi.record_audit(text, jsonb, timestamptz) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------
 -- Truth discovery for any claims (issue 14): sql/truth.sql 0.5.0, whole, after its Rust

@@ -217,3 +217,55 @@ fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_reports_again()
         assert_eq!(err.code().unwrap().code(), code, "{sql}");
     }
 }
+
+#[test]
+fn identities_that_share_audited_lies_become_one_group_and_honest_noise_does_not() {
+    let db = TestDatabase::new("independence_shared_lies");
+    let mut client = db.client();
+    // Three identities scrape for themselves (their own scrape times: no copies) and tell the
+    // same lie on listings 1-4; two honest miners each make one error of their own.
+    for (i, zpid) in ["1", "2", "3", "4"].iter().enumerate() {
+        let lie = 240_000 + i as i64;
+        let truth = 200_000 + i as i64;
+        stage(
+            &mut client,
+            &[
+                ("ring1", SOURCE_UPLOAD, zpid, "2025-09-17 07:00+00", lie),
+                ("ring2", COPY_UPLOAD, zpid, "2025-09-17 07:10+00", lie),
+                ("ring3", COPY_UPLOAD, zpid, "2025-09-17 07:20+00", lie),
+                ("honest1", SOURCE_UPLOAD, zpid, "2025-09-17 07:30+00", if i == 0 { 150_000 } else { truth }),
+                ("honest2", SOURCE_UPLOAD, zpid, "2025-09-17 07:40+00", if i == 1 { 150_000 } else { truth }),
+            ],
+        );
+        let judged: i32 = scalar(
+            &mut client,
+            &format!("SELECT resi.record_audit('{zpid}', '{{\"price\": {truth}}}', '2025-09-17 09:00+00')"),
+        );
+        assert_eq!(judged, 5);
+    }
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
+    let evidence: Vec<(String, String, i32, i32)> = client
+        .query(
+            "SELECT miner_hotkey, source_hotkey, shared_false, audit_differences FROM resi.miner_dependence ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            ("ring2".into(), "ring1".into(), 4, 0),
+            ("ring3".into(), "ring1".into(), 4, 0),
+            ("ring3".into(), "ring2".into(), 4, 0)
+        ]
+    );
+    let groups: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
+    );
+    assert_eq!(groups, "ring1>ring1 ring2>ring1 ring3>ring1");
+    // A stricter threshold than the evidence changes nothing found so far (rows stay).
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners(3, 5)"), 0);
+}
