@@ -31,7 +31,7 @@ REVOKE EXECUTE ON FUNCTION
     resi.fold_staged_listings(),
     resi.clear_staging(),
     resi.refresh_stale_consensus(integer),
-    resi.find_dependent_miners(integer, integer),
+    resi.find_dependent_miners(integer, integer, integer),
     resi.record_validation(text, text, boolean, double precision),
     resi.record_audit(text, jsonb, timestamptz),
     resi.add_blacklist_entry(text, text, text, text),
@@ -93,7 +93,7 @@ BEGIN
     GRANT EXECUTE ON FUNCTION
         resi.admit_submission(text, timestamptz, boolean),
         resi.clear_staging(),
-        resi.find_dependent_miners(integer, integer),
+        resi.find_dependent_miners(integer, integer, integer),
         resi.refresh_stale_consensus(integer)
     TO resi_loader;
 
@@ -123,7 +123,7 @@ BEGIN
         resi.refresh_consensus(text[]),
         resi.refresh_stale_consensus(integer),
         resi.rebuild_claims(),
-        resi.find_dependent_miners(integer, integer),
+        resi.find_dependent_miners(integer, integer, integer),
         resi.record_miner_submission(text, integer, timestamptz),
         resi.archive_batch_begin(text, date, timestamptz),
         resi.archive_batch_verified(bigint, bigint, text),
