@@ -15,14 +15,14 @@
 --   the same listing: the same scrape time to the microsecond and every field equal, which
 --   independent scrapers never produce). Of each copied claim, the earliest upload is the source
 --   and every later one a copy (S3's upload time is the one time a miner cannot forge);
--- * shared deviations: on listings with three or more independent sources, the fields where
---   one miner's current claim deviates from the consensus, and whether the other miner's claim
---   has the same value (within the consensus tolerances) or not. Independent scrapers err
---   independently: they share a deviation now and then but differ on most of them, whereas a
---   copier, even one that shifts scrape times, nudges numbers inside the tolerances and drops
---   rows, repeats its source's deviations and differs from it on almost none. A pair is
---   dependent when at least 90 % of its deviations are shared. (Two honest miners outvoted by
---   a ring share the truth where the ring lies, but they still differ on their own errors.)
+-- * near copies: on listings with three or more independent sources, the fields where both
+--   miners' current claims deviate from the consensus with the same value (within the consensus
+--   tolerances), and how many of those claims were scraped within ten minutes of each other.
+--   Independent scrapers share a deviation now and then (and many, when a ring outvotes them and
+--   the truth is what deviates), but their scrape times fall where their own schedules put them;
+--   a copier that shifts scrape times by minutes, nudges numbers inside the tolerances and drops
+--   rows still repeats its source's deviations minutes from its source's scrape times. A pair is
+--   dependent when at least 80 % of its shared deviations are near copies.
 -- * shared false values: fields that audits (resi.audit_verdicts) found wrong in both miners'
 --   claims with the same value, against the audited fields where they differ. Shared true values
 --   prove nothing (every honest miner copies the same website); a shared lie does. The score is
@@ -39,8 +39,8 @@ CREATE TABLE resi.miner_dependence (
     shared_false   integer NOT NULL DEFAULT 0 CHECK (shared_false >= 0),  -- audited fields both got wrong alike
     audit_differences integer NOT NULL DEFAULT 0 CHECK (audit_differences >= 0), -- audited fields where they differ
     score          double precision NOT NULL DEFAULT 0, -- ln likelihood ratio of dependence from the audits
-    shared_deviations    integer NOT NULL DEFAULT 0 CHECK (shared_deviations >= 0),    -- deviations from the consensus both made alike
-    deviation_differences integer NOT NULL DEFAULT 0 CHECK (deviation_differences >= 0), -- deviations of one the other did not share
+    shared_deviations integer NOT NULL DEFAULT 0 CHECK (shared_deviations >= 0), -- deviations from the consensus both made alike
+    near_copies    integer NOT NULL DEFAULT 0 CHECK (near_copies >= 0),   -- of those, scraped within ten minutes of each other
     first_seen_at  timestamptz NOT NULL DEFAULT now(),  -- when the dependence was first found
     updated_at     timestamptz NOT NULL DEFAULT now(),  -- when the evidence last changed
     PRIMARY KEY (miner_hotkey, source_hotkey),
@@ -72,8 +72,8 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 -- ---------------------------------------------------------------------------------------------
 -- Collect the evidence from the current claims and the audits, then regroup the miners. A pair
 -- becomes dependent at min_shared copied claims (default 3: one shared signature could be a
--- freak of two scrapers' clocks; three cannot), at min_shared_deviations deviations from the
--- consensus in common (default 20) that are at least 90 % of their deviations, or at
+-- freak of two scrapers' clocks; three cannot), at min_near_copies near copies (default 20)
+-- that are at least 80 % of their shared deviations, or at
 -- min_shared_false audited false values in
 -- common (default 3) with a score of at least ln 10^6 (13.8: the shared lies outweigh, a
 -- millionfold, the differences that independent sources would show). Listings whose miners changed group become stale (their
@@ -84,7 +84,7 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 -- audit judged, pairwise). One pass at a time (a transaction-level advisory lock); returns the
 -- miners whose group changed. Errors: 22023 for min_shared or min_shared_false < 1.
 CREATE FUNCTION resi.find_dependent_miners(
-    min_shared integer DEFAULT 3, min_shared_false integer DEFAULT 3, min_shared_deviations integer DEFAULT 20)
+    min_shared integer DEFAULT 3, min_shared_false integer DEFAULT 3, min_near_copies integer DEFAULT 20)
     RETURNS integer
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SECURITY DEFINER
@@ -93,9 +93,9 @@ AS $$
 DECLARE
     changed integer;
 BEGIN
-    IF min_shared < 1 OR min_shared_false < 1 OR min_shared_deviations < 1 THEN
+    IF min_shared < 1 OR min_shared_false < 1 OR min_near_copies < 1 THEN
         RAISE EXCEPTION 'resi.find_dependent_miners: thresholds must be >= 1, got %, % and %',
-            min_shared, min_shared_false, min_shared_deviations
+            min_shared, min_shared_false, min_near_copies
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.find_dependent_miners', 0));
@@ -125,11 +125,12 @@ BEGIN
         updated_at    = now()
      WHERE excluded.shared_claims > d.shared_claims;
 
-    -- Shared deviations: each claim's fields that deviate from its listing's consensus, then per
-    -- deviating claim every other claim on the listing: the same value, or not. A deviation both
-    -- made is counted once (from the smaller hotkey's side).
+    -- Near copies: each claim's fields that deviate from its listing's consensus, then per
+    -- deviating claim the other claims on the listing with the same deviation, and how far
+    -- apart the two were scraped. A deviation is counted once per pair (from the smaller
+    -- hotkey's side).
     WITH claims AS (
-        SELECT c.zpid, c.miner_hotkey, c.attestation_id,
+        SELECT c.zpid, c.miner_hotkey, c.attestation_id, a.scraped_at,
                resi.claim_errors(c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type,
                                  c.home_status, c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude,
                                  c.longitude, l) AS deviations,
@@ -141,47 +142,49 @@ BEGIN
                    'latitude', c.latitude, 'longitude', c.longitude)) AS report
           FROM resi.miner_claims c
           JOIN resi.listings l ON l.zpid = c.zpid
+          JOIN resi.miner_attestations a ON a.id = c.attestation_id
          WHERE l.voting_groups >= 3
-    ), judged AS (
+    ), deviating AS (
+        SELECT x.*, (x.report).uri AS r_uri, (x.report).price AS r_price, (x.report).address AS r_address,
+               (x.report).bedrooms AS r_bedrooms, (x.report).bathrooms::float8 AS r_bathrooms,
+               (x.report).living_area AS r_living_area, (x.report).home_type AS r_home_type,
+               (x.report).home_status AS r_home_status, (x.report).days_on_zillow AS r_days_on_zillow,
+               (x.report).zip_code AS r_zip_code, (x.report).city AS r_city, (x.report).state AS r_state,
+               (x.report).latitude AS r_latitude, (x.report).longitude AS r_longitude
+          FROM claims x
+         WHERE cardinality(x.deviations) > 0
+    ), shared AS (
         SELECT least(a.miner_hotkey, b.miner_hotkey) AS m1, greatest(a.miner_hotkey, b.miner_hotkey) AS m2,
                CASE WHEN a.miner_hotkey < b.miner_hotkey THEN a.attestation_id ELSE b.attestation_id END AS first1,
                CASE WHEN a.miner_hotkey < b.miner_hotkey THEN b.attestation_id ELSE a.attestation_id END AS first2,
-               d.field <> ALL (resi.claim_errors(
-                   a.uri_, a.price_, a.address_, a.bedrooms_, a.bathrooms_, a.living_area_, a.home_type_,
-                   a.home_status_, a.days_on_zillow_, a.zip_code_, a.city_, a.state_, a.latitude_, a.longitude_,
-                   b.report)) AS same
-          FROM (SELECT x.*, (x.report).uri AS uri_, (x.report).price AS price_, (x.report).address AS address_,
-                       (x.report).bedrooms AS bedrooms_, (x.report).bathrooms::float8 AS bathrooms_,
-                       (x.report).living_area AS living_area_, (x.report).home_type AS home_type_,
-                       (x.report).home_status AS home_status_, (x.report).days_on_zillow AS days_on_zillow_,
-                       (x.report).zip_code AS zip_code_, (x.report).city AS city_, (x.report).state AS state_,
-                       (x.report).latitude AS latitude_, (x.report).longitude AS longitude_
-                  FROM claims x WHERE cardinality(x.deviations) > 0) a
-          JOIN claims b ON b.zpid = a.zpid AND b.miner_hotkey <> a.miner_hotkey
+               abs(extract(epoch FROM a.scraped_at - b.scraped_at)) <= 600 AS near
+          FROM deviating a
+          JOIN deviating b ON b.zpid = a.zpid AND b.miner_hotkey > a.miner_hotkey
          CROSS JOIN LATERAL unnest(a.deviations) AS d(field)
-         WHERE to_jsonb(b.report) -> d.field <> 'null'::jsonb
-           AND (d.field <> ALL (b.deviations) OR a.miner_hotkey < b.miner_hotkey)
+         WHERE d.field = ANY (b.deviations)
+           AND d.field <> ALL (resi.claim_errors(
+                   a.r_uri, a.r_price, a.r_address, a.r_bedrooms, a.r_bathrooms, a.r_living_area, a.r_home_type,
+                   a.r_home_status, a.r_days_on_zillow, a.r_zip_code, a.r_city, a.r_state, a.r_latitude,
+                   a.r_longitude, b.report))
     ), pairs AS (
-        SELECT j.m1, j.m2, min(j.first1) AS first1, min(j.first2) AS first2,
-               count(*) FILTER (WHERE j.same)::integer AS shared,
-               count(*) FILTER (WHERE NOT j.same)::integer AS differences
-          FROM judged j
+        SELECT s.m1, s.m2, min(s.first1) AS first1, min(s.first2) AS first2,
+               count(*)::integer AS shared, count(*) FILTER (WHERE s.near)::integer AS near
+          FROM shared s
          GROUP BY 1, 2
-        HAVING count(*) FILTER (WHERE j.same) >= min_shared_deviations
-           AND count(*) FILTER (WHERE j.same) >= 9 * count(*) FILTER (WHERE NOT j.same)
+        HAVING count(*) FILTER (WHERE s.near) >= min_near_copies
+           AND count(*) FILTER (WHERE s.near) >= 0.8 * count(*)
     )
-    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_deviations, deviation_differences)
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_deviations, near_copies)
     SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END,
            CASE WHEN p.first1 <= p.first2 THEN p.m1 ELSE p.m2 END,
-           p.shared, p.differences
+           p.shared, p.near
       FROM pairs p
      ORDER BY 1, 2
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
-        shared_deviations     = excluded.shared_deviations,
-        deviation_differences = excluded.deviation_differences,
-        updated_at            = now()
-     WHERE (d.shared_deviations, d.deviation_differences)
-           IS DISTINCT FROM (excluded.shared_deviations, excluded.deviation_differences);
+        shared_deviations = excluded.shared_deviations,
+        near_copies       = excluded.near_copies,
+        updated_at        = now()
+     WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
     -- Shared false values: per audit, each pair of judged miners and the fields either got wrong.
     WITH judged_pairs AS (
@@ -248,4 +251,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.find_dependent_miners(integer, integer, integer) IS
-    'Collect the evidence of dependent miners (copied claims, shared deviations from the consensus, audited false values in common) into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
+    'Collect the evidence of dependent miners (copied claims, near copies of deviations from the consensus, audited false values in common) into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';

@@ -271,17 +271,24 @@ fn identities_that_share_audited_lies_become_one_group_and_honest_noise_does_not
 }
 
 #[test]
-fn a_copier_that_shifts_times_and_nudges_numbers_shares_its_sources_deviations() {
+fn a_copier_that_shifts_times_and_nudges_numbers_repeats_its_sources_deviations_minutes_apart() {
     let db = TestDatabase::new("independence_near_copies");
     let mut client = db.client();
-    // Thirty listings, five honest miners (one own error each), a scraper that gets bedrooms
-    // wrong on 25 of them, and a copier of the scraper that shifts every scrape time by minutes
-    // and nudges every price by 0.4 % (inside the 1 % tolerance).
+    // Thirty listings, five honest miners (a few errors of their own, two of them alike), a
+    // scraper that gets bedrooms wrong on 25 of them, and a copier of the scraper that shifts
+    // every scrape time by minutes and nudges every price by 0.4 % (inside the 1 % tolerance).
     let mut rows = Vec::new();
     for n in 1..=30 {
         let price = 100_000 * n;
         for h in 1..=5 {
-            let bedrooms = if n == h { 7 } else { 3 };
+            // honest1 and honest5 share a deviation on 25 listings, scraped 40 minutes apart.
+            let bedrooms = if (h == 1 || h == 5) && n <= 25 {
+                8
+            } else if n == h {
+                7
+            } else {
+                3
+            };
             rows.push(format!(
                 "('honest{h}', '{SOURCE_UPLOAD}', '{n}', '2025-09-17 07:{:02}+00', {price}, {bedrooms})",
                 10 * h
@@ -304,7 +311,7 @@ fn a_copier_that_shifts_times_and_nudges_numbers_shares_its_sources_deviations()
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 2);
     let evidence: Vec<(String, String, i32, i32)> = client
         .query(
-            "SELECT miner_hotkey, source_hotkey, shared_deviations, deviation_differences
+            "SELECT miner_hotkey, source_hotkey, shared_deviations, near_copies
                FROM resi.miner_dependence ORDER BY 1, 2",
             &[],
         )
@@ -312,7 +319,7 @@ fn a_copier_that_shifts_times_and_nudges_numbers_shares_its_sources_deviations()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    assert_eq!(evidence, [("copier".into(), "scraper".into(), 25, 0)]);
+    assert_eq!(evidence, [("copier".into(), "scraper".into(), 25, 25)]);
     assert_eq!(
         scalar::<i64>(&mut client, "SELECT count(*) FROM resi.miner_groups WHERE miner_hotkey LIKE 'honest%'"),
         0
