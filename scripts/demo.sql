@@ -27,6 +27,18 @@ SELECT left(t.miner_hotkey, 12) || '…' AS miner, round(t.trust_score::numeric,
   FROM resi.miner_trust t
  ORDER BY t.trust_score DESC, t.miner_hotkey;
 
+\echo '== Miners that are not independent sources (resi.find_dependent_miners ran after the pass):'
+\echo '== the liar and its two copiers re-upload the same bytes, so they vote as one group'
+SELECT left(d.miner_hotkey, 12) || '…' AS miner, left(d.source_hotkey, 12) || '…' AS depends_on,
+       d.shared_claims AS copied_claims, d.near_copies, d.shared_false AS shared_audited_lies,
+       left(g.group_hotkey, 12) || '…' AS votes_with_group
+  FROM resi.miner_dependence d
+  LEFT JOIN resi.miner_groups g ON g.miner_hotkey = d.miner_hotkey
+ ORDER BY d.source_hotkey, d.miner_hotkey;
+SELECT count(*) FILTER (WHERE voting_groups < voting_miners) AS listings_where_copies_lost_their_extra_votes,
+       count(*) AS listings
+  FROM resi.listings;
+
 \echo '== The worst submissions by quality report:'
 SELECT left(miner_hotkey, 12) || '…' AS miner, regexp_replace(object_key, '^.*/', '') AS object,
        round(quality_score::numeric, 3) AS quality, quality_issues, round(row_agreement::numeric, 2) AS agreement

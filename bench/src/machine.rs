@@ -128,8 +128,7 @@ impl Drop for Contention {
 }
 
 fn sample(ours: Vec<u32>, stop: &AtomicBool, state: &Mutex<ContentionState>) {
-    // SAFETY: sysconf has no preconditions.
-    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks_per_second = clock_ticks_per_second();
     let me = std::process::id();
     let mut previous: HashMap<u32, u64> = HashMap::new();
     let mut first = true;
@@ -183,6 +182,19 @@ fn sample(ours: Vec<u32>, stop: &AtomicBool, state: &Mutex<ContentionState>) {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The kernel's clock ticks per second (the unit of /proc/PID/stat times): `getconf CLK_TCK`,
+/// 100 (Linux's USER_HZ everywhere we run) when that cannot be asked.
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t >= 1.0)
+        .unwrap_or(100.0)
 }
 
 #[cfg(test)]

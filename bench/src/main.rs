@@ -10,6 +10,8 @@
 //! from a fixed seed; each measurement runs `--runs` times, alternating with its baseline, and
 //! the table gives median, min and max of each side and the ratio of the medians.
 
+#![forbid(unsafe_code)]
+
 mod aggregates;
 mod db;
 mod generate;

@@ -65,7 +65,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
         baseline: None,
         target: Target::AtMost(1.0),
         notes: vec![format!(
-            "8: peak RSS is the loader process's `ru_maxrss` (wait4). Files of {small} and {large} rows, row groups of \
+            "8: peak RSS is the loader process's `VmHWM` (the kernel's peak resident set, polled every 100 ms until it exits or is stopped). Files of {small} and {large} rows, row groups of \
              {ROW_GROUP_ROWS} rows (pyarrow's default), loaded with `--refresh-limit 0` and \
              `resi.max_submission_rows` raised; the loader is stopped {} s after the server has received every row \
              (streaming took {:.1} s and {:.1} s, medians): the fold of that many rows does not fit the time \
@@ -103,16 +103,18 @@ fn peak(bench: &Bench, cluster: &mut Cluster, source: &str, rows: usize) -> Resu
     command.args(["--refresh-limit", "0"]).stdout(Stdio::null()).stderr(std::fs::File::create(&log)?);
     let started = Instant::now();
     let mut child = command.spawn().with_context(|| format!("run {}", bench.loader.display()))?;
-    let pid = child.id() as libc::pid_t;
+    let pid = child.id();
     let mut streamed_at: Option<Instant> = None;
-    let rusage = loop {
-        if let Some((status, rusage)) = reap(pid, libc::WNOHANG)? {
-            if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+    let mut peak_kib = 0;
+    loop {
+        peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
                 let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-                bail!("resi-loader failed (wait status {status}): {stderr}");
+                bail!("resi-loader failed ({status}): {stderr}");
             }
             streamed_at.get_or_insert_with(Instant::now);
-            break rusage;
+            break;
         }
         let received: i64 = monitor
             .query_one(
@@ -125,32 +127,28 @@ fn peak(bench: &Bench, cluster: &mut Cluster, source: &str, rows: usize) -> Resu
         }
         let done_watching = streamed_at.is_some_and(|at| at.elapsed() >= AFTER_STREAMED);
         if done_watching || started.elapsed() > TIMEOUT {
+            peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
             child.kill()?;
-            let (_, rusage) = reap(pid, 0)?.context("wait for the killed loader")?;
+            child.wait().context("wait for the killed loader")?;
             if !done_watching {
                 bail!("the loader had not streamed {rows} rows after {} s", TIMEOUT.as_secs());
             }
-            break rusage;
+            break;
         }
         std::thread::sleep(Duration::from_millis(100));
-    };
+    }
     drop(monitor);
     // Ends the loader's backend (still folding) and rolls its transaction back.
     cluster.drop_database(DATABASE)?;
     let streamed = streamed_at.expect("set before leaving the loop").duration_since(started);
-    // ru_maxrss is in KiB on Linux.
-    Ok((rusage.ru_maxrss as f64 / 1024.0, streamed))
+    Ok((peak_kib as f64 / 1024.0, streamed))
 }
 
-/// `wait4(pid, options)`: the wait status and resource usage once the child has exited.
-fn reap(pid: libc::pid_t, options: libc::c_int) -> Result<Option<(libc::c_int, libc::rusage)>> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; wait4 fills it and the status for our own child.
-    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
-    let reaped = unsafe { libc::wait4(pid, &mut status, options, &mut rusage) };
-    match reaped {
-        0 => Ok(None),
-        p if p == pid => Ok(Some((status, rusage))),
-        _ => Err(std::io::Error::last_os_error()).context("wait4 on the loader"),
-    }
+/// A process's peak resident set so far (`VmHWM` of /proc/PID/status), in KiB; `None` when the
+/// process is gone (or is a zombie, which has no memory left). The kernel keeps the peak, so
+/// polling it loses at most what the process grows in its last poll interval.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

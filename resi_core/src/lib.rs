@@ -17,6 +17,8 @@
 //! - [`rate_limit`]: daily submission limits by trust tier;
 //! - [`tile`]: web-mercator tiles and the Mapbox Vector Tile encoding of listings.
 
+#![forbid(unsafe_code)]
+
 pub mod consensus;
 pub mod error;
 pub mod fields;

@@ -3,6 +3,8 @@
 //! tests may create other databases from). `make test` starts a throwaway cluster and sets it;
 //! without it the tests fail rather than pass vacuously.
 
+#![forbid(unsafe_code)]
+
 use postgres::{Client, NoTls};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

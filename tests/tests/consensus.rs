@@ -94,7 +94,8 @@ fn answer_does_not_depend_on_row_order() {
 
 #[test]
 fn consensus_feeds_listings_in_one_statement() {
-    // The shape the fold uses: one set-based INSERT … SELECT … GROUP BY with ON CONFLICT.
+    // One set-based INSERT … SELECT … GROUP BY with ON CONFLICT over the aggregates (the shape
+    // of a fold, though not resi.fold_staged_listings itself, which tests/tests/fold.rs covers).
     let db = TestDatabase::new("fold_shape");
     let mut client = db.client();
     client

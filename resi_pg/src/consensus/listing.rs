@@ -164,6 +164,7 @@ fn field_consensus(c: &ListingConsensus) -> Option<pg_sys::Datum> {
 
 /// A jsonb string (or key) pointing at `text`'s bytes.
 fn string(text: &str) -> pg_sys::JsonbValue {
+    // SAFETY: the union is plain old data; all zeroes is a valid value, overwritten below.
     let mut value = pg_sys::JsonbValue { type_: pg_sys::jbvType::jbvString, val: unsafe { std::mem::zeroed() } };
     value.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 {
         len: i32::try_from(text.len()).expect("a text datum is shorter than 1 GB"),
@@ -173,6 +174,7 @@ fn string(text: &str) -> pg_sys::JsonbValue {
 }
 
 fn numeric(n: pg_sys::Numeric) -> pg_sys::JsonbValue {
+    // SAFETY: the union is plain old data; all zeroes is a valid value, overwritten below.
     let mut value = pg_sys::JsonbValue { type_: pg_sys::jbvType::jbvNumeric, val: unsafe { std::mem::zeroed() } };
     value.val.numeric = n;
     value

@@ -42,6 +42,7 @@ pub(crate) unsafe fn aggregate_state_mut<'a, T: Default>(
         let ptr = in_aggregate_context(fcinfo, misuse).leak_and_drop_on_delete(T::default());
         *state = Internal::from(Some(pg_sys::Datum::from(ptr)));
     }
+    // SAFETY: the state is this function's T (the caller's contract), initialised above.
     unsafe { state.get_mut::<T>().expect("initialised above") }
 }
 
@@ -57,7 +58,10 @@ fn in_aggregate_context(fcinfo: pg_sys::FunctionCallInfo, misuse: &'static str) 
 
 /// Take the value out of a deserialized (or other partial) state, leaving an empty one behind
 /// for its memory context to drop.
+///
+/// SAFETY: `state` must be NULL or a value of type `T` made by this module.
 unsafe fn take<T: Default>(state: &mut Internal) -> Option<T> {
+    // SAFETY: the caller's contract above.
     unsafe { state.get_mut::<T>().map(std::mem::take) }
 }
 
