@@ -35,6 +35,11 @@ SELECT left(d.miner_hotkey, 12) || '…' AS miner, left(d.source_hotkey, 12) || 
   FROM resi.miner_dependence d
   LEFT JOIN resi.miner_groups g ON g.miner_hotkey = d.miner_hotkey
  ORDER BY d.source_hotkey, d.miner_hotkey;
+SELECT left(group_hotkey, 12) || '…' AS "group", members, round(voting_trust::numeric, 3) AS voting_trust,
+       copied_claims, near_copies, shared_false_values, audited_claims
+  FROM resi.dependent_groups ORDER BY group_hotkey;
+\echo '== How resi.miner_status explains one of the copiers:'
+SELECT (resi.miner_status(d.miner_hotkey)).explanation FROM resi.miner_dependence d ORDER BY d.miner_hotkey LIMIT 1;
 SELECT count(*) FILTER (WHERE voting_groups < voting_miners) AS listings_where_copies_lost_their_extra_votes,
        count(*) AS listings
   FROM resi.listings;
@@ -72,11 +77,14 @@ SELECT resi.canonical_listing(l) AS canonical, left(resi.listing_hash(l), 16) ||
   FROM (VALUES ('{"zpid": "20251987", "price": 426000.0, "city": " Katy ", "home_type": null}'::jsonb),
                ('{"city": "Katy", "price": 4.26e5, "zpid": "20251987"}'::jsonb)) v(l);
 
-\echo '-- Rate limits by trust (setting resi.rate_limit_tiers) and trust evolution:'
-SELECT trust, resi.rate_limit_for(trust) AS per_day,
-       round(resi.next_trust(trust, 0.9)::numeric, 4) AS after_good_upload,
-       round(resi.next_trust(trust, 0.9, contains_fake_data => true)::numeric, 4) AS after_fake_data
-  FROM unnest(ARRAY[0.9, 0.65, 0.45, 0.25]::float8[]) trust;
+\echo '-- Earned trust (resi.earned_trust): audited claims right/wrong, agreement with other sources, and rate limits:'
+SELECT audited, wrong, agreeing_rows || '/' || rows AS agreement,
+       round(resi.earned_trust(audited, wrong, rows, agreeing_rows, resi.initial_trust())::numeric, 3) AS trust,
+       resi.rate_limit_for(resi.earned_trust(audited, wrong, rows, agreeing_rows, resi.initial_trust())) AS per_day
+  FROM (VALUES (0, 0, 0, 0), (0, 0, 1000, 970), (0, 0, 1000, 600), (33, 1, 0, 0), (100, 0, 0, 0), (20, 8, 1000, 1000))
+       v(audited, wrong, rows, agreeing_rows);
+\echo '-- Where a validator should look next (resi.propose_audits):'
+SELECT zpid, reason, round(priority::numeric, 3) AS priority, sources FROM resi.propose_audits(5, 0.2);
 BEGIN;  -- rolled back: the demo's miners keep their real counts
 INSERT INTO resi.miner_trust (miner_hotkey, trust_score) VALUES ('demo-liar', 0.30), ('demo-honest', 0.90);
 SELECT resi.record_miner_submission('demo-liar', 100, '2025-09-17 12:00+00') AS liar_uploads_that_day;

@@ -64,8 +64,9 @@ $$;
 COMMENT ON FUNCTION api.search_listings(text, bigint, bigint, text, real, double precision[], timestamptz, integer, text) IS
     'Listings matching the given filters (NULL: any), in zpid order, `limit` (1..1000) after the zpid `after` (keyset pagination).';
 
--- One listing with its per-field consensus and, per miner that reported it, the attestation
--- summary. No row for an unknown zpid or a listing without consensus.
+-- One listing with its per-field consensus (supporters and voters count independent sources:
+-- a group of dependent miners is one) and, per miner that reported it, the attestation summary
+-- and the group it votes with (null: alone). No row for an unknown zpid or a listing without consensus.
 CREATE FUNCTION api.listing(zpid text)
     RETURNS TABLE (zpid text, uri text, address text, city text, state text, zip_code text, price bigint,
                    bedrooms integer, bathrooms numeric(3,1), living_area integer, home_type text, home_status text,
@@ -84,6 +85,7 @@ BEGIN ATOMIC
                        'first_seen_at', c.first_seen_at,
                        'last_seen_at', c.submission_timestamp,
                        'attestations', c.attestations,
+                       'group', (SELECT g.group_hotkey FROM resi.miner_groups g WHERE g.miner_hotkey = c.miner_hotkey),
                        'validated', EXISTS (SELECT FROM resi.miner_attestations a
                                              WHERE a.zpid = c.zpid AND a.miner_hotkey = c.miner_hotkey
                                                AND a.is_validated))
@@ -93,7 +95,7 @@ BEGIN ATOMIC
      WHERE l.zpid = listing.zpid AND l.consensus_score IS NOT NULL;
 END;
 COMMENT ON FUNCTION api.listing(text) IS
-    'One listing: consensus values, field_consensus (per field value, confidence, agreement, supporters, voters) and reports (per miner: first/last seen, attestations, validated).';
+    'One listing: consensus values, field_consensus (per field value, confidence, agreement, and supporters and voters counted in independent sources) and reports (per miner: first/last seen, attestations, the group it votes with, validated).';
 
 -- How a listing's consensus price and status changed, oldest first (its first consensus included).
 CREATE FUNCTION api.listing_history(zpid text)

@@ -7,11 +7,42 @@
 -- sql/upgrade/ (docs/development.md).
 
 -- ---------------------------------------------------------------------------------------------
+-- Trust earned from audits
+-- ---------------------------------------------------------------------------------------------
+-- Set the trust of these miners to what their evidence earns (resi.earned_trust of their
+-- resi.miner_trust rows), in hotkey order (the lock order of the fold). Returns the trust of
+-- the last of them (of the one miner, when called with one); NULL when none is known.
+CREATE FUNCTION resi.earn_trust(hotkeys text[]) RETURNS double precision
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    trust double precision;
+BEGIN
+    WITH earned AS (
+        UPDATE resi.miner_trust t SET
+            trust_score      = n.trust,
+            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END
+          FROM (SELECT t2.miner_hotkey, resi.earned_trust(t2) AS trust
+                  FROM resi.miner_trust t2 WHERE t2.miner_hotkey = ANY (hotkeys)
+                 ORDER BY t2.miner_hotkey FOR UPDATE) n
+         WHERE t.miner_hotkey = n.miner_hotkey
+        RETURNING t.miner_hotkey, t.trust_score
+    )
+    SELECT e.trust_score INTO trust FROM earned e ORDER BY e.miner_hotkey DESC LIMIT 1;
+    RETURN trust;
+END
+$$;
+COMMENT ON FUNCTION resi.earn_trust(text[]) IS
+    'Recompute the trust of these miners from their evidence (resi.earned_trust); returns the trust of the last in hotkey order.';
+
+-- ---------------------------------------------------------------------------------------------
 -- Validation: a validator's spot-check of one miner's current claim on a listing
 -- ---------------------------------------------------------------------------------------------
--- Marks the attestation behind the miner's current claim validated, counts it, and moves the
--- miner's trust with resi.next_trust(trust, score, passed, NOT passed): +0.1 when it passed,
--- -0.5 when it held fake data. The listing's consensus is refreshed now; the miner's other
+-- Marks the attestation behind the miner's current claim validated, counts it as an audited
+-- claim (wrong when it did not pass; `score` is kept on the attestation) and sets the miner's
+-- trust to what its evidence earns (resi.earned_trust). The listing's consensus is refreshed now; the miner's other
 -- listings by resi.refresh_stale_consensus. An attestation is validated once: validating it
 -- again changes nothing (a NOTICE says so). Returns the miner's trust after the validation.
 -- Errors: P0002 when the miner has no claim on the listing; 22023 for a score outside [0, 1].
@@ -53,21 +84,17 @@ BEGIN
     INSERT INTO resi.miner_trust (miner_hotkey, trust_score) VALUES (hotkey, resi.initial_trust())
     ON CONFLICT ON CONSTRAINT miner_trust_pkey DO NOTHING;
     UPDATE resi.miner_trust t SET
-        trust_score           = n.trust,
-        trust_changed_at      = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END,
         validated_submissions = t.validated_submissions + 1,
         validations_failed    = t.validations_failed + (NOT passed)::integer,
         updated_at            = now()
-      FROM (SELECT resi.next_trust(t2.trust_score, coalesce(score, passed::integer), passed, NOT passed) AS trust
-              FROM resi.miner_trust t2 WHERE t2.miner_hotkey = hotkey) n
-     WHERE t.miner_hotkey = hotkey
-    RETURNING t.trust_score INTO trust;
+     WHERE t.miner_hotkey = hotkey;
+    trust := resi.earn_trust(ARRAY[hotkey]);
     PERFORM resi.refresh_consensus(ARRAY[listing]);
     RETURN trust;
 END
 $$;
 COMMENT ON FUNCTION resi.record_validation(text, text, boolean, double precision) IS
-    'A validator''s spot-check of a miner''s current claim on a listing: marks the attestation validated and moves the miner''s trust (+0.1 passed, -0.5 failed: fake data). Returns the new trust.';
+    'A validator''s spot-check of a miner''s current claim on a listing: marks the attestation validated and counts it as an audited claim (wrong unless passed) of the miner, whose trust is recomputed (resi.earned_trust). Returns the new trust.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Audits: a validator's own look at a listing, judging every miner's claim on it
@@ -106,11 +133,12 @@ SELECT pg_catalog.pg_extension_config_dump('resi.audit_verdicts', '');
 -- other keys are ignored) at `seen_at`, and judge every miner's current claim on it field by
 -- field within the consensus tolerances (resi.claim_errors): each miner's audited_fields and
 -- audit_errors count it, resi.audit_verdicts keeps the wrong values (shared wrong values are
--- evidence of dependence for resi.find_dependent_miners). Until a miner reports the listing
--- again after `seen_at`, the audited values are the listing's values (resi.listing_consensus;
--- resi.listings.audited_at says so); the listing is refreshed now. Trust is not moved here (it
--- moves with submissions and resi.record_validation). Returns the claims judged (0 for a
--- listing nobody claims: the audit is kept).
+-- evidence of dependence for resi.find_dependent_miners). Each claim with a compared field is an
+-- audited claim of its miner, wrong when a field was; the judged miners' trust is recomputed
+-- (resi.earned_trust) and their other listings become stale (resi.refresh_stale_consensus).
+-- Until a miner reports the listing again after `seen_at`, the audited values are the listing's
+-- values (resi.listing_consensus; resi.listings.audited_at says so); the listing is refreshed
+-- now. Returns the claims judged (0 for a listing nobody claims: the audit is kept).
 -- Errors: 22004 for a NULL argument; 22023 when `listing` is not a JSON object; 22P02 and the
 -- like when a value does not fit its column.
 CREATE FUNCTION resi.record_audit(zpid text, listing jsonb, seen_at timestamptz DEFAULT now())
@@ -123,6 +151,7 @@ DECLARE
     audited  resi.listings;
     audit    bigint;
     judged   integer;
+    miners   text[];
 BEGIN
     IF zpid IS NULL OR listing IS NULL OR seen_at IS NULL THEN
         RAISE EXCEPTION 'resi.record_audit: zpid, listing and seen_at are required'
@@ -155,15 +184,91 @@ BEGIN
         UPDATE resi.miner_trust t SET
             audited_fields = t.audited_fields + j.fields_compared,
             audit_errors   = t.audit_errors + (SELECT count(*) FROM jsonb_object_keys(j.wrong)),
+            audited_claims = t.audited_claims + (j.fields_compared > 0)::integer,
+            wrong_claims   = t.wrong_claims + (j.wrong <> '{}')::integer,
             updated_at     = now()
           FROM judged j
          WHERE t.miner_hotkey = j.miner_hotkey
-        RETURNING 1
+        RETURNING t.miner_hotkey
     )
-    SELECT count(*) INTO judged FROM judged;
+    SELECT count(*), array_agg(c.miner_hotkey) INTO judged, miners FROM counted c;
+    PERFORM resi.earn_trust(miners);
     PERFORM resi.refresh_consensus(ARRAY[record_audit.zpid]);
     RETURN judged;
 END
 $$;
 COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
     'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until a miner reports it again. Returns the claims judged.';
+
+-- ---------------------------------------------------------------------------------------------
+-- What to audit next
+-- ---------------------------------------------------------------------------------------------
+-- Up to `n` listings to audit, where a validator's check moves the most weight: an audit judges
+-- every claim on the listing, and a source (a group of dependent miners, or a miner alone)
+-- learns most from its first audits, so a listing is worth Σ over its sources of
+-- 1 / (1 + the audited claims the source has: its members' together), plus
+-- (1 - consensus_score) × (voting_groups - 1) when independent sources disagree on it. A share
+-- `random_share` (default 0.2) of the listings is drawn at random among the rest, so no miner can
+-- tell which of its claims will be checked. Listings whose newest claims an audit has already
+-- seen (resi.listings.audited_at) are skipped. `reason` says why a listing was chosen:
+-- 'new sources' (little-audited miners or groups claim it), 'independent sources disagree', or
+-- 'random'. VOLATILE (random), PARALLEL RESTRICTED. Reads every current claim: at the network's
+-- size (~2M listings) a few seconds, meant for a validator's batch, not per audit.
+-- Errors: 22023 for a negative n or a random_share outside [0, 1].
+CREATE FUNCTION resi.propose_audits(n integer DEFAULT 100, random_share double precision DEFAULT 0.2)
+    RETURNS TABLE (zpid text, reason text, priority double precision, sources integer)
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL RESTRICTED
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    random_picks integer;
+BEGIN
+    IF n < 0 THEN
+        RAISE EXCEPTION 'resi.propose_audits: n must be >= 0, got %', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (random_share BETWEEN 0 AND 1) THEN
+        RAISE EXCEPTION 'resi.propose_audits: random_share must be between 0 and 1, got %', random_share
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    random_picks := round(n * random_share)::integer;
+    RETURN QUERY
+    WITH source_audits AS (
+        SELECT coalesce(g.group_hotkey, t.miner_hotkey) AS source,
+               sum(t.audited_claims + t.validated_submissions) AS audited
+          FROM resi.miner_trust t
+          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = t.miner_hotkey
+         GROUP BY 1
+    ), listing_sources AS (
+        SELECT DISTINCT c.zpid, coalesce(g.group_hotkey, c.miner_hotkey) AS source
+          FROM resi.miner_claims c
+          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+    ), scored AS (
+        SELECT l.zpid,
+               sum(1.0 / (1 + coalesce(a.audited, 0))) AS need,
+               (1 - coalesce(l.consensus_score, 0)) * greatest(l.voting_groups - 1, 0) AS disagreement,
+               count(*)::integer AS sources
+          FROM listing_sources s
+          JOIN resi.listings l ON l.zpid = s.zpid
+          LEFT JOIN source_audits a ON a.source = s.source
+         WHERE l.audited_at IS NULL
+         GROUP BY l.zpid, l.consensus_score, l.voting_groups
+    ), ranked AS (
+        SELECT x.zpid, x.need + x.disagreement AS priority, x.sources,
+               CASE WHEN x.disagreement > x.need THEN 'independent sources disagree' ELSE 'new sources' END AS reason
+          FROM scored x
+         ORDER BY x.need + x.disagreement DESC, x.zpid
+         LIMIT n - random_picks
+    ), drawn AS (
+        SELECT x.zpid, x.need + x.disagreement AS priority, x.sources, 'random' AS reason
+          FROM scored x
+         WHERE NOT EXISTS (SELECT FROM ranked r WHERE r.zpid = x.zpid)
+         ORDER BY random()
+         LIMIT random_picks
+    )
+    SELECT r.zpid, r.reason, r.priority, r.sources FROM ranked r
+    UNION ALL
+    SELECT d.zpid, d.reason, d.priority, d.sources FROM drawn d;
+END
+$$;
+COMMENT ON FUNCTION resi.propose_audits(integer, double precision) IS
+    'Up to n listings to audit next: those whose claims come from the least-audited sources (groups count their members'' audits together) or where independent sources disagree, plus a random share; skips listings an audit has seen since their newest claim.';

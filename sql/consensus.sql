@@ -78,7 +78,8 @@ COMMENT ON FUNCTION resi.trust_fingerprint(text, double precision) IS
 -- latitude/longitude 1e-6, about 3-10 m); categories use the weighted vote. A miner's weight
 -- is its trust (resi.initial_trust() when unknown). A uri only votes when it names the zpid
 -- it is reported for, so one listing can never take another's uri. consensus_score is the
--- mean confidence of the fields that have a consensus.
+-- mean confidence of the fields that have a consensus, at most 0.5 (medium) when one
+-- independent source voted: agreeing with oneself is not confirmation.
 --
 -- 0.5.0: one vote per independent source. A source is a miner's group (resi.miner_groups) or
 -- the miner alone; claims with the same signature (byte copies) belong to the source of the
@@ -95,7 +96,7 @@ SELECT zpid,
        first_seen_at,
        total_attestations,
        unique_miners_count,
-       (c).consensus_score,
+       CASE WHEN voting_groups >= 2 THEN (c).consensus_score ELSE least((c).consensus_score, 0.5::real) END AS consensus_score,
        (c).uri, (c).price, (c).address, (c).bedrooms, (c).bathrooms, (c).living_area, (c).home_type,
        (c).home_status, (c).days_on_zillow, (c).zip_code, (c).city, (c).state, (c).latitude, (c).longitude,
        voting_miners,

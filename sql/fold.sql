@@ -74,7 +74,8 @@ BEGIN
     PERFORM resi.refresh_consensus(ARRAY(SELECT DISTINCT zpid FROM staged ORDER BY 1));
 
     -- Each submission's verdict, against the consensus it helped form: quality report, agreement,
-    -- then trust, counters, strikes, and the ledger row. A submission is the rows of this
+    -- counters, then the trust the miner's evidence earns (resi.earned_trust), strikes, and the
+    -- ledger row. A submission is the rows of this
     -- statement with one miner, ledger row, file and submission time (one loader object).
     -- Submissions of one miner are applied oldest first; miners in hotkey order (lock order).
     FOR sub IN
@@ -86,10 +87,12 @@ BEGIN
                count(*) FILTER (WHERE v.compared > 0) AS corroborated_rows,
                count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing_rows
           FROM staged s
-          -- One primary-key lookup per staged row, whatever the statistics say (OFFSET 0 keeps
-          -- the planner from turning it into a join it may misestimate while the table grows).
+          -- A row is corroborated when another independent source voted on its listing too
+          -- (agreement with a consensus of one's own group alone proves nothing). One primary-key
+          -- lookup per staged row, whatever the statistics say (OFFSET 0 keeps the planner from
+          -- turning it into a join it may misestimate while the table grows).
           LEFT JOIN LATERAL (SELECT l FROM resi.listings l
-                              WHERE l.zpid = s.zpid AND l.voting_miners >= 2 OFFSET 0) corroborated ON true
+                              WHERE l.zpid = s.zpid AND l.voting_groups >= 2 OFFSET 0) corroborated ON true
          CROSS JOIN LATERAL resi.consensus_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
                  s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l) v
@@ -98,20 +101,17 @@ BEGIN
     LOOP
         PERFORM resi.record_miner_submission(sub.miner_hotkey, 1, sub.submission_timestamp);
         UPDATE resi.miner_trust t SET
-            trust_score      = n.trust,
-            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END,
             rows_submitted   = t.rows_submitted + sub.rows,
             duplicate_rows   = t.duplicate_rows + (sub.quality).duplicate_zpids,
             duplicate_rate   = (t.duplicate_rows + (sub.quality).duplicate_zpids)::float8 / (t.rows_submitted + sub.rows),
             fields_compared  = t.fields_compared + sub.fields_compared,
             fields_agreed    = t.fields_agreed + sub.fields_agreed,
             accuracy_score   = (t.fields_agreed + sub.fields_agreed)::float8 / nullif(t.fields_compared + sub.fields_compared, 0),
+            corroborated_rows = t.corroborated_rows + sub.corroborated_rows,
+            agreeing_rows    = t.agreeing_rows + sub.agreeing_rows,
             updated_at       = now()
-          FROM (SELECT resi.next_trust(t2.trust_score, resi.submission_trust_quality(
-                           (sub.quality).score, sub.rows, sub.corroborated_rows, sub.agreeing_rows)) AS trust
-                  FROM resi.miner_trust t2 WHERE t2.miner_hotkey = sub.miner_hotkey) n
-         WHERE t.miner_hotkey = sub.miner_hotkey
-        RETURNING t.trust_score INTO trust_after;
+         WHERE t.miner_hotkey = sub.miner_hotkey;
+        trust_after := resi.earn_trust(ARRAY[sub.miner_hotkey]);
 
         IF (sub.quality).score < 0.3 THEN
             PERFORM resi.add_strike(sub.miner_hotkey, format('low_quality: %s scored %s (%s)',

@@ -43,9 +43,37 @@ SELECT rank() OVER (ORDER BY t.trust_score DESC) AS rank,
        t.miner_hotkey, t.trust_score, t.accuracy_score, t.duplicate_rate, t.total_submissions,
        t.rows_submitted, t.validated_submissions, t.validations_failed, t.strikes, t.bans,
        CASE WHEN t.banned_until > now() THEN t.banned_until END AS banned_until,
-       t.last_submission
-  FROM resi.miner_trust t;
-COMMENT ON VIEW resi.miner_leaderboard IS 'Miners ranked by trust, with accuracy, duplicate rate, validations, strikes and bans.';
+       t.last_submission,
+       t.audited_claims + t.validated_submissions AS audited_claims,
+       t.wrong_claims + t.validations_failed AS wrong_claims,
+       g.group_hotkey
+  FROM resi.miner_trust t
+  LEFT JOIN resi.miner_groups g ON g.miner_hotkey = t.miner_hotkey;
+COMMENT ON VIEW resi.miner_leaderboard IS 'Miners ranked by trust, with accuracy, duplicate rate, validations, strikes and bans, audited and wrong claims, and the group they vote with.';
+
+-- Groups of dependent miners (resi.miner_groups), with the evidence that joined them and their
+-- pooled audits. A group votes once, with its heaviest member's trust (voting_trust).
+CREATE VIEW resi.dependent_groups AS
+SELECT g.group_hotkey,
+       count(*)::integer AS members,
+       array_agg(g.miner_hotkey ORDER BY g.miner_hotkey) AS miners,
+       min(g.since) AS since,
+       max(coalesce(t.trust_score, resi.initial_trust())) AS voting_trust,
+       coalesce(sum(t.audited_claims + t.validated_submissions), 0) AS audited_claims,
+       coalesce(sum(t.wrong_claims + t.validations_failed), 0) AS wrong_claims,
+       (SELECT coalesce(sum(d.shared_claims), 0) FROM resi.miner_dependence d
+         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
+           AS copied_claims,
+       (SELECT coalesce(sum(d.near_copies), 0) FROM resi.miner_dependence d
+         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
+           AS near_copies,
+       (SELECT coalesce(sum(d.shared_false), 0) FROM resi.miner_dependence d
+         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
+           AS shared_false_values
+  FROM resi.miner_groups g
+  LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
+ GROUP BY g.group_hotkey;
+COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with, pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
 
 -- Share of listings per confidence band.
 CREATE VIEW resi.consensus_health AS

@@ -34,6 +34,7 @@ REVOKE EXECUTE ON FUNCTION
     resi.find_dependent_miners(integer, integer, integer),
     resi.record_validation(text, text, boolean, double precision),
     resi.record_audit(text, jsonb, timestamptz),
+    resi.earn_trust(text[]),
     resi.add_blacklist_entry(text, text, text, text),
     resi.remove_blacklist_entry(bigint)
 FROM PUBLIC;
@@ -124,6 +125,7 @@ BEGIN
         resi.refresh_stale_consensus(integer),
         resi.rebuild_claims(),
         resi.find_dependent_miners(integer, integer, integer),
+        resi.earn_trust(text[]),
         resi.record_miner_submission(text, integer, timestamptz),
         resi.archive_batch_begin(text, date, timestamptz),
         resi.archive_batch_verified(bigint, bigint, text),

@@ -36,11 +36,19 @@ CREATE TABLE resi.miner_trust (
     -- 0.5.0: audits (resi.record_audit): fields of the miner's claims an audit compared, and
     -- how many of them were wrong.
     audited_fields        bigint NOT NULL DEFAULT 0 CHECK (audited_fields >= 0),
-    audit_errors          bigint NOT NULL DEFAULT 0 CHECK (audit_errors >= 0 AND audit_errors <= audited_fields)
+    audit_errors          bigint NOT NULL DEFAULT 0 CHECK (audit_errors >= 0 AND audit_errors <= audited_fields),
+    -- 0.5.0: the evidence trust is earned from (resi.earned_trust): claims audits judged and how
+    -- many of them were wrong; uploaded rows on listings another independent source voted on and
+    -- how many of them agreed with the consensus.
+    audited_claims        bigint NOT NULL DEFAULT 0 CHECK (audited_claims >= 0),
+    wrong_claims          bigint NOT NULL DEFAULT 0 CHECK (wrong_claims >= 0 AND wrong_claims <= audited_claims),
+    corroborated_rows     bigint NOT NULL DEFAULT 0 CHECK (corroborated_rows >= 0),
+    agreeing_rows         bigint NOT NULL DEFAULT 0 CHECK (agreeing_rows >= 0 AND agreeing_rows <= corroborated_rows)
 );
-COMMENT ON TABLE resi.miner_trust IS 'Per miner: trust score (consensus weight), submission counters, rate-limit and ban state.';
+COMMENT ON TABLE resi.miner_trust IS 'Per miner: trust score (consensus weight) and the evidence it is earned from, submission counters, rate-limit and ban state.';
+COMMENT ON COLUMN resi.miner_trust.trust_score IS 'resi.earned_trust(this row): recomputed whenever the miner''s evidence changes (a folded submission, an audit, a validation).';
 COMMENT ON COLUMN resi.miner_trust.duplicate_rate IS 'duplicate_rows / rows_submitted: rows whose zpid the same submission already had.';
-COMMENT ON COLUMN resi.miner_trust.accuracy_score IS 'fields_agreed / fields_compared: the share of the miner''s field values that agreed with the resulting consensus, on listings another miner also claims.';
+COMMENT ON COLUMN resi.miner_trust.accuracy_score IS 'fields_agreed / fields_compared: the share of the miner''s field values that agreed with the resulting consensus, on listings another independent source voted on.';
 COMMENT ON COLUMN resi.miner_trust.banned_until IS 'The miner is banned while now() < banned_until (''infinity'' for good).';
 
 -- Strikes and bans, newest last: what resi.miner_status explains.
@@ -59,6 +67,22 @@ CREATE INDEX miner_penalties_miner_hotkey_idx ON resi.miner_penalties (miner_hot
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_trust', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_penalties', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_penalties_id_seq', '');
+
+-- ---------------------------------------------------------------------------------------------
+-- Earned trust
+-- ---------------------------------------------------------------------------------------------
+-- A miner's trust from the evidence in its row (resi.earned_trust, resi_core/src/trust.rs):
+-- audited claims are those resi.record_audit judged plus resi.record_validation's spot-checks,
+-- wrong claims those found wrong; agreement is weak evidence, capped. What trust_score is set to
+-- whenever the evidence changes; a change of resi.initial_trust reaches a miner's trust_score
+-- with its next evidence. STABLE (reads the setting), PARALLEL SAFE; NULL for a NULL row.
+CREATE FUNCTION resi.earned_trust(miner resi.miner_trust) RETURNS double precision
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN resi.earned_trust(miner.audited_claims + miner.validated_submissions,
+                             miner.wrong_claims + miner.validations_failed,
+                             miner.corroborated_rows, miner.agreeing_rows, resi.initial_trust());
+COMMENT ON FUNCTION resi.earned_trust(resi.miner_trust) IS
+    'The trust a miner''s row of resi.miner_trust has earned: resi.earned_trust of its audited claims (audits and validations), wrong claims, corroborated and agreeing rows, with resi.initial_trust as the prior.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Strikes and bans
@@ -177,15 +201,39 @@ BEGIN
         s.banned_until := t.banned_until;
         s.ban_reason   := t.ban_reason;
     END IF;
-    s.explanation := format('%s miner: trust %s (%s); allowance %s submissions per UTC day, %s used today, %s left; %s',
+    s.audited_claims    := coalesce(t.audited_claims + t.validated_submissions, 0);
+    s.wrong_claims      := coalesce(t.wrong_claims + t.validations_failed, 0);
+    SELECT g.group_hotkey, (SELECT count(*) FROM resi.miner_groups m WHERE m.group_hotkey = g.group_hotkey)
+      INTO s.group_hotkey, s.group_members
+      FROM resi.miner_groups g WHERE g.miner_hotkey = hotkey;
+    s.group_members     := coalesce(s.group_members, 1);
+    SELECT string_agg(format('%s %s: %s', CASE WHEN d.miner_hotkey = hotkey THEN 'repeats' ELSE 'is repeated by' END,
+                             CASE WHEN d.miner_hotkey = hotkey THEN d.source_hotkey ELSE d.miner_hotkey END,
+                             concat_ws(', ',
+                                 CASE WHEN d.shared_claims > 0
+                                      THEN format('%s of %s claims copied', d.shared_claims, d.miner_claims) END,
+                                 CASE WHEN d.near_copies > 0
+                                      THEN format('%s near copies of %s shared deviations', d.near_copies,
+                                                  d.shared_deviations) END,
+                                 CASE WHEN d.shared_false > 0
+                                      THEN format('%s audited false values in common (ln LR %s)', d.shared_false,
+                                                  round(d.score::numeric, 1)) END)),
+                      '; ' ORDER BY d.first_seen_at, d.miner_hotkey, d.source_hotkey)
+      INTO s.dependence
+      FROM resi.miner_dependence d WHERE hotkey IN (d.miner_hotkey, d.source_hotkey);
+    s.explanation := format('%s miner: trust %s (%s); %s; allowance %s submissions per UTC day, %s used today, %s left; %s',
         CASE WHEN s.known THEN 'known' ELSE 'unknown' END,
         round(s.trust_score::numeric, 3),
         CASE WHEN s.known
-             THEN format('accuracy %s, duplicate rate %s, %s submissions, %s validated (%s failed)',
+             THEN format('earned from %s audited claims, %s wrong, and %s of %s rows agreeing with other sources; '
+                         'accuracy %s, duplicate rate %s, %s submissions',
+                         s.audited_claims, s.wrong_claims, t.agreeing_rows, t.corroborated_rows,
                          coalesce(round(s.accuracy_score::numeric, 3)::text, 'not yet measured'),
-                         round(s.duplicate_rate::numeric, 3), s.total_submissions,
-                         t.validated_submissions, t.validations_failed)
+                         round(s.duplicate_rate::numeric, 3), s.total_submissions)
              ELSE 'the initial trust, resi.initial_trust' END,
+        CASE WHEN s.group_hotkey IS NULL THEN 'votes alone'
+             ELSE format('votes once with its group %s of %s miners (%s)', s.group_hotkey, s.group_members,
+                         coalesce(s.dependence, 'through other members')) END,
         s.daily_allowance, s.submissions_today, s.remaining_today,
         CASE WHEN s.banned_until IS NOT NULL
              THEN format('banned until %s: %s', s.banned_until, s.ban_reason)
@@ -194,12 +242,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.miner_status(text) IS
-    'A miner''s trust, daily allowance and use, strikes and ban, with a one-sentence explanation. Unknown miners get the defaults.';
+    'A miner''s trust and the evidence it is earned from, its group and the evidence of dependence, daily allowance and use, strikes and ban, with a one-sentence explanation. Unknown miners get the defaults.';
 
 -- The one-line promises of this file's functions defined in Rust or above without one.
 COMMENT ON FUNCTION resi.initial_trust() IS
     'The trust of a miner not yet in resi.miner_trust: the resi.initial_trust setting (default 0.25).';
-COMMENT ON FUNCTION resi.next_trust(double precision, double precision, boolean, boolean) IS
-    'A miner''s trust after one submission or validation: clamp(0.95 * current + adj, 0, 1), adj -0.5 for fake data, else +0.1 when a validator confirmed, else +0.05 for quality > 0.8, else -0.2 for quality < 0.3, else 0. NaN raises 22023.';
-COMMENT ON FUNCTION resi.submission_trust_quality(double precision, bigint, bigint, bigint) IS
-    'The quality a folded submission moves its miner''s trust with: score x agreeing_rows / corroborated_rows (score when nothing is corroborated), at most 0.8 when fewer than half the rows are corroborated. Bad counts or NaN raise 22023.';
+COMMENT ON FUNCTION resi.earned_trust(bigint, bigint, bigint, bigint, double precision) IS
+    'Trust earned with this evidence: the log-odds of a lower bound (mean - 1 sd) of the share of right claims under Beta(prior + right + 0.1 x agreeing rows, wrong + 0.1 x disagreeing rows; rows worth 10 audits at most), 1 at 0.95, 0 at 0.5 and below; the prior is 4 claims whose trust is initial_trust. Bad counts raise 22023.';

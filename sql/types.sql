@@ -98,5 +98,11 @@ CREATE TYPE resi.miner_status AS (
     bans                 integer,          -- bans so far; the next one lasts longer
     banned_until         timestamptz,      -- NULL when not banned now
     ban_reason           text,
-    explanation          text              -- the above as one sentence
+    explanation          text,             -- the above as one sentence
+    -- 0.5.0: what trust is earned from (resi.earned_trust), and the miner's group.
+    audited_claims       bigint,           -- claims judged by audits and validations
+    wrong_claims         bigint,           -- of those, found wrong
+    group_hotkey         text,             -- resi.miner_groups: the group it votes with (NULL: alone)
+    group_members        integer,          -- miners in that group (1 when alone)
+    dependence           text              -- the evidence of resi.miner_dependence that involves the miner
 );

@@ -37,9 +37,9 @@ extension_sql_file!(
     name = "trust",
     requires = [
         "listings",
+        "independence",
         trust::initial_trust,
-        trust::next_trust,
-        trust::submission_trust_quality,
+        trust::earned_trust,
         settings::ingest_settings,
         rate_limit::rate_limit_for
     ]
@@ -64,7 +64,6 @@ extension_sql_file!(
     requires = [
         "listings",
         "trust",
-        trust::next_trust,
         consensus::agreement::consensus_agreement,
         consensus::agreement::claim_errors
     ]
@@ -103,8 +102,6 @@ extension_sql_file!(
         "ingest",
         "admission",
         "consensus",
-        trust::next_trust,
-        trust::submission_trust_quality,
         independence::claim_signature
     ]
 );

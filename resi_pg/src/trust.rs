@@ -1,7 +1,45 @@
-//! Trust evolution: `resi.next_trust` and `resi.initial_trust`.
+//! Trust: `resi.earned_trust` and `resi.initial_trust`.
 
 use crate::error::OrRaise;
 use pgrx::prelude::*;
+
+/// `resi.earned_trust(audited_claims, wrong_claims, corroborated_rows, agreeing_rows, initial_trust)`:
+/// the trust a miner has earned with this evidence (resi_core::trust): the scaled log-odds of a
+/// lower confidence bound of the share of its claims that are right, from audits (strong
+/// evidence) and agreement with the consensus other independent sources voted for (weak and
+/// capped), under a prior that gives a miner without evidence `initial_trust`.
+///
+/// IMMUTABLE, STRICT (any NULL argument gives NULL), PARALLEL SAFE. Negative counts, counts out
+/// of order (wrong > audited, agreeing > corroborated) and an initial trust outside [0, 1] or
+/// NaN raise 22023.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn earned_trust(
+    audited_claims: i64,
+    wrong_claims: i64,
+    corroborated_rows: i64,
+    agreeing_rows: i64,
+    initial_trust: f64,
+) -> f64 {
+    let name = "resi.earned_trust";
+    let count = |n: i64, what: &str| {
+        u64::try_from(n)
+            .map_err(|_| resi_core::Error::invalid_parameter(format!("{what} must be >= 0, got {n}")))
+            .or_raise(name)
+    };
+    resi_core::trust::Evidence {
+        audited_claims: count(audited_claims, "audited_claims"),
+        wrong_claims: count(wrong_claims, "wrong_claims"),
+        corroborated_rows: count(corroborated_rows, "corroborated_rows"),
+        agreeing_rows: count(agreeing_rows, "agreeing_rows"),
+    }
+    .trust(initial_trust)
+    .or_raise(name)
+}
+
+// Functions of resi_pg 0.1.0–0.4.0 that 0.5.0's schema dropped. `sql = false`: no install script
+// creates them any more, but the shared library keeps their symbols, so that the frozen install
+// scripts of those versions still load (sql/install/, CREATE EXTENSION … VERSION) and a database
+// not yet upgraded keeps working on the new library until ALTER EXTENSION resi_pg UPDATE.
 
 /// `resi.next_trust(current, quality, validator_confirmed DEFAULT false, contains_fake_data DEFAULT false)`:
 /// the miner's trust after one submission or validation,
@@ -10,30 +48,30 @@ use pgrx::prelude::*;
 ///
 /// IMMUTABLE, STRICT (any NULL argument gives NULL), PARALLEL SAFE. ±Infinity follows the
 /// formula and is clamped; NaN in `current` or `quality` raises 22023.
-#[pg_extern(immutable, strict, parallel_safe)]
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn next_trust(
     current: f64,
     quality: f64,
     validator_confirmed: default!(bool, false),
     contains_fake_data: default!(bool, false),
 ) -> f64 {
-    resi_core::trust::next_trust(current, quality, validator_confirmed, contains_fake_data).or_raise("resi.next_trust")
+    resi_core::trust::before_0_5::next_trust(current, quality, validator_confirmed, contains_fake_data).or_raise("resi.next_trust")
 }
 
 /// `resi.submission_trust_quality(score, rows, corroborated_rows, agreeing_rows)`: the quality a
 /// folded submission moves its miner's trust with: `score × agreeing_rows / corroborated_rows`
 /// (`score` when nothing is corroborated), at most 0.8 (no bonus) when fewer than half the rows
-/// are corroborated. See resi_core::trust::submission_trust_quality.
+/// are corroborated. See resi_core::trust::before_0_5.
 ///
 /// IMMUTABLE, STRICT, PARALLEL SAFE. NaN score, negative counts or counts out of order
 /// (agreeing > corroborated > rows) raise 22023.
-#[pg_extern(immutable, strict, parallel_safe)]
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn submission_trust_quality(score: f64, rows: i64, corroborated_rows: i64, agreeing_rows: i64) -> f64 {
     let count = |n: i64, what: &str| {
         u64::try_from(n).map_err(|_| resi_core::Error::invalid_parameter(format!("{what} must be >= 0, got {n}")))
     };
     let name = "resi.submission_trust_quality";
-    resi_core::trust::submission_trust_quality(
+    resi_core::trust::before_0_5::submission_trust_quality(
         score,
         count(rows, "rows").or_raise(name),
         count(corroborated_rows, "corroborated_rows").or_raise(name),
@@ -54,47 +92,29 @@ fn initial_trust() -> f64 {
 mod tests {
     use pgrx::prelude::*;
 
-    fn next(sql_args: &str) -> Option<f64> {
-        Spi::get_one(&format!("SELECT resi.next_trust({sql_args})")).unwrap()
+    fn earned(sql_args: &str) -> Option<f64> {
+        Spi::get_one(&format!("SELECT resi.earned_trust({sql_args})")).unwrap()
     }
 
     #[pg_test]
-    fn defaults_and_priorities() {
-        assert!((next("0.5, 0.9").unwrap() - 0.525).abs() < 1e-12);
-        assert!((next("0.5, 0.1").unwrap() - 0.275).abs() < 1e-12);
-        assert!((next("0.5, 0.5, true").unwrap() - 0.575).abs() < 1e-12);
-        assert!((next("0.9, 0.99, true, true").unwrap() - 0.355).abs() < 1e-12);
-        assert!((next("0.5, 0.9, contains_fake_data => true").unwrap() - 0.0).abs() < 1e-12);
+    fn earned_trust_grows_with_audits_and_starts_at_the_initial_trust() {
+        assert!((earned("0, 0, 0, 0, 0.25").unwrap() - 0.25).abs() < 1e-9);
+        assert!((earned("0, 0, 0, 0, 0.1").unwrap() - 0.1).abs() < 1e-9);
+        assert!(earned("10, 0, 0, 0, 0.25").unwrap() > 0.5);
+        assert_eq!(earned("100, 0, 0, 0, 0.25"), Some(1.0));
+        assert_eq!(earned("20, 18, 0, 0, 0.25"), Some(0.0));
+        assert_eq!(earned("NULL, 0, 0, 0, 0.25"), None);
+        assert_eq!(earned("0, 0, 0, 0, NULL"), None);
     }
 
-    #[pg_test]
-    fn nulls_and_infinities() {
-        assert_eq!(next("NULL, 0.5"), None);
-        assert_eq!(next("0.5, NULL"), None);
-        assert_eq!(next("0.5, 0.5, NULL"), None);
-        assert_eq!(next("0.5, 0.5, false, NULL"), None);
-        assert_eq!(next("'Infinity', 0.5"), Some(1.0));
-        assert_eq!(next("'-Infinity', 0.5"), Some(0.0));
-        assert!((next("0.5, 'Infinity'").unwrap() - 0.525).abs() < 1e-12);
+    #[pg_test(error = "resi.earned_trust: corroborated_rows must be >= 0, got -1")]
+    fn earned_trust_negative_count() {
+        earned("1, 0, -1, 0, 0.25");
     }
 
-    #[pg_test(error = "resi.next_trust: next_trust needs numbers, got current trust NaN and quality 0.5")]
-    fn nan_is_an_error() {
-        next("'NaN', 0.5");
-    }
-
-    #[pg_test]
-    fn trust_quality_of_a_submission() {
-        let q = |args: &str| Spi::get_one::<f64>(&format!("SELECT resi.submission_trust_quality({args})")).unwrap();
-        assert_eq!(q("1.0, 100, 100, 90"), Some(0.9));
-        assert_eq!(q("1.0, 100, 10, 10"), Some(0.8));
-        assert_eq!(q("0.15, 100, 0, 0"), Some(0.15));
-        assert_eq!(q("NULL, 1, 1, 1"), None);
-    }
-
-    #[pg_test(error = "resi.submission_trust_quality: corroborated_rows must be >= 0, got -1")]
-    fn trust_quality_negative_count() {
-        Spi::get_one::<f64>("SELECT resi.submission_trust_quality(1.0, 1, -1, 0)").unwrap();
+    #[pg_test(error = "resi.earned_trust: trust evidence needs wrong_claims <= audited_claims and agreeing_rows <= corroborated_rows, got 2 wrong of 1 audited claims and 0 agreeing of 0 corroborated rows")]
+    fn earned_trust_counts_out_of_order() {
+        earned("1, 2, 0, 0, 0.25");
     }
 
     #[pg_test]

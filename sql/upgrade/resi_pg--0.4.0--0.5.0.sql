@@ -15,6 +15,12 @@
 --   resi.claim_errors(); miner_trust.audited_fields/audit_errors; listings.audited_at.
 -- * resi.discover_truth(object, property, source, value, source_group): truth discovery for any
 --   claims (resi_core::truth).
+-- * Trust is earned (resi.earned_trust, resi_core::trust): a lower bound of the share of a
+--   miner's claims audits found right, agreement with other independent sources as weak and
+--   capped evidence; resi.next_trust and resi.submission_trust_quality are gone. New
+--   miner_trust columns audited_claims, wrong_claims, corroborated_rows, agreeing_rows;
+--   resi.earn_trust(), resi.propose_audits(), resi.dependent_groups; resi.miner_status names the
+--   group and its evidence; a listing with one independent source has consensus_score <= 0.5.
 -- * COMMENT ON for the functions that had none.
 \echo Use "ALTER EXTENSION resi_pg UPDATE TO '0.5.0'" to load this file. \quit
 
@@ -55,10 +61,6 @@ COMMENT ON FUNCTION resi.sha256_hex(text) IS
     'Lower-case hex SHA-256 of the text''s UTF-8 bytes.';
 COMMENT ON FUNCTION resi.initial_trust() IS
     'The trust of a miner not yet in resi.miner_trust: the resi.initial_trust setting (default 0.25).';
-COMMENT ON FUNCTION resi.next_trust(double precision, double precision, boolean, boolean) IS
-    'A miner''s trust after one submission or validation: clamp(0.95 * current + adj, 0, 1), adj -0.5 for fake data, else +0.1 when a validator confirmed, else +0.05 for quality > 0.8, else -0.2 for quality < 0.3, else 0. NaN raises 22023.';
-COMMENT ON FUNCTION resi.submission_trust_quality(double precision, bigint, bigint, bigint) IS
-    'The quality a folded submission moves its miner''s trust with: score x agreeing_rows / corroborated_rows (score when nothing is corroborated), at most 0.8 when fewer than half the rows are corroborated. Bad counts or NaN raise 22023.';
 COMMENT ON FUNCTION resi.rate_limit_for(double precision) IS
     'Submissions (uploaded objects) a miner of this trust may make per UTC day, from the resi.rate_limit_tiers setting (default 0.8:10000, 0.6:5000, 0.4:1000, 0:100).';
 COMMENT ON FUNCTION resi.ingest_settings() IS
@@ -96,6 +98,24 @@ ALTER TABLE resi.listings ADD COLUMN audited_at timestamptz;
 ALTER TABLE resi.miner_trust ADD COLUMN audited_fields bigint NOT NULL DEFAULT 0 CHECK (audited_fields >= 0);
 ALTER TABLE resi.miner_trust ADD COLUMN audit_errors bigint NOT NULL DEFAULT 0
     CHECK (audit_errors >= 0 AND audit_errors <= audited_fields);
+-- Trust earned from audits: the evidence, and the miner's group in resi.miner_status.
+ALTER TABLE resi.miner_trust ADD COLUMN audited_claims bigint NOT NULL DEFAULT 0 CHECK (audited_claims >= 0);
+ALTER TABLE resi.miner_trust ADD COLUMN wrong_claims bigint NOT NULL DEFAULT 0
+    CHECK (wrong_claims >= 0 AND wrong_claims <= audited_claims);
+ALTER TABLE resi.miner_trust ADD COLUMN corroborated_rows bigint NOT NULL DEFAULT 0 CHECK (corroborated_rows >= 0);
+ALTER TABLE resi.miner_trust ADD COLUMN agreeing_rows bigint NOT NULL DEFAULT 0
+    CHECK (agreeing_rows >= 0 AND agreeing_rows <= corroborated_rows);
+COMMENT ON TABLE resi.miner_trust IS 'Per miner: trust score (consensus weight) and the evidence it is earned from, submission counters, rate-limit and ban state.';
+COMMENT ON COLUMN resi.miner_trust.trust_score IS 'resi.earned_trust(this row): recomputed whenever the miner''s evidence changes (a folded submission, an audit, a validation).';
+COMMENT ON COLUMN resi.miner_trust.accuracy_score IS 'fields_agreed / fields_compared: the share of the miner''s field values that agreed with the resulting consensus, on listings another independent source voted on.';
+ALTER TYPE resi.miner_status ADD ATTRIBUTE audited_claims bigint;
+ALTER TYPE resi.miner_status ADD ATTRIBUTE wrong_claims bigint;
+ALTER TYPE resi.miner_status ADD ATTRIBUTE group_hotkey text;
+ALTER TYPE resi.miner_status ADD ATTRIBUTE group_members integer;
+ALTER TYPE resi.miner_status ADD ATTRIBUTE dependence text;
+-- Trust is earned from evidence (resi.earned_trust) instead of moved step by step.
+DROP FUNCTION resi.next_trust(double precision, double precision, boolean, boolean);
+DROP FUNCTION resi.submission_trust_quality(double precision, bigint, bigint, bigint);
 -- Existing listings: every voting miner was its own source.
 UPDATE resi.listings SET voting_groups = voting_miners WHERE voting_groups <> voting_miners;
 
@@ -446,6 +466,7 @@ DECLARE
     audited  resi.listings;
     audit    bigint;
     judged   integer;
+    miners   text[];
 BEGIN
     IF zpid IS NULL OR listing IS NULL OR seen_at IS NULL THEN
         RAISE EXCEPTION 'resi.record_audit: zpid, listing and seen_at are required'
@@ -478,12 +499,15 @@ BEGIN
         UPDATE resi.miner_trust t SET
             audited_fields = t.audited_fields + j.fields_compared,
             audit_errors   = t.audit_errors + (SELECT count(*) FROM jsonb_object_keys(j.wrong)),
+            audited_claims = t.audited_claims + (j.fields_compared > 0)::integer,
+            wrong_claims   = t.wrong_claims + (j.wrong <> '{}')::integer,
             updated_at     = now()
           FROM judged j
          WHERE t.miner_hotkey = j.miner_hotkey
-        RETURNING 1
+        RETURNING t.miner_hotkey
     )
-    SELECT count(*) INTO judged FROM judged;
+    SELECT count(*), array_agg(c.miner_hotkey) INTO judged, miners FROM counted c;
+    PERFORM resi.earn_trust(miners);
     PERFORM resi.refresh_consensus(ARRAY[record_audit.zpid]);
     RETURN judged;
 END
@@ -496,7 +520,7 @@ SELECT zpid,
        first_seen_at,
        total_attestations,
        unique_miners_count,
-       (c).consensus_score,
+       CASE WHEN voting_groups >= 2 THEN (c).consensus_score ELSE least((c).consensus_score, 0.5::real) END AS consensus_score,
        (c).uri, (c).price, (c).address, (c).bedrooms, (c).bathrooms, (c).living_area, (c).home_type,
        (c).home_status, (c).days_on_zillow, (c).zip_code, (c).city, (c).state, (c).latitude, (c).longitude,
        voting_miners,
@@ -709,7 +733,8 @@ BEGIN
     PERFORM resi.refresh_consensus(ARRAY(SELECT DISTINCT zpid FROM staged ORDER BY 1));
 
     -- Each submission's verdict, against the consensus it helped form: quality report, agreement,
-    -- then trust, counters, strikes, and the ledger row. A submission is the rows of this
+    -- counters, then the trust the miner's evidence earns (resi.earned_trust), strikes, and the
+    -- ledger row. A submission is the rows of this
     -- statement with one miner, ledger row, file and submission time (one loader object).
     -- Submissions of one miner are applied oldest first; miners in hotkey order (lock order).
     FOR sub IN
@@ -721,10 +746,12 @@ BEGIN
                count(*) FILTER (WHERE v.compared > 0) AS corroborated_rows,
                count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing_rows
           FROM staged s
-          -- One primary-key lookup per staged row, whatever the statistics say (OFFSET 0 keeps
-          -- the planner from turning it into a join it may misestimate while the table grows).
+          -- A row is corroborated when another independent source voted on its listing too
+          -- (agreement with a consensus of one's own group alone proves nothing). One primary-key
+          -- lookup per staged row, whatever the statistics say (OFFSET 0 keeps the planner from
+          -- turning it into a join it may misestimate while the table grows).
           LEFT JOIN LATERAL (SELECT l FROM resi.listings l
-                              WHERE l.zpid = s.zpid AND l.voting_miners >= 2 OFFSET 0) corroborated ON true
+                              WHERE l.zpid = s.zpid AND l.voting_groups >= 2 OFFSET 0) corroborated ON true
          CROSS JOIN LATERAL resi.consensus_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
                  s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l) v
@@ -733,20 +760,17 @@ BEGIN
     LOOP
         PERFORM resi.record_miner_submission(sub.miner_hotkey, 1, sub.submission_timestamp);
         UPDATE resi.miner_trust t SET
-            trust_score      = n.trust,
-            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END,
             rows_submitted   = t.rows_submitted + sub.rows,
             duplicate_rows   = t.duplicate_rows + (sub.quality).duplicate_zpids,
             duplicate_rate   = (t.duplicate_rows + (sub.quality).duplicate_zpids)::float8 / (t.rows_submitted + sub.rows),
             fields_compared  = t.fields_compared + sub.fields_compared,
             fields_agreed    = t.fields_agreed + sub.fields_agreed,
             accuracy_score   = (t.fields_agreed + sub.fields_agreed)::float8 / nullif(t.fields_compared + sub.fields_compared, 0),
+            corroborated_rows = t.corroborated_rows + sub.corroborated_rows,
+            agreeing_rows    = t.agreeing_rows + sub.agreeing_rows,
             updated_at       = now()
-          FROM (SELECT resi.next_trust(t2.trust_score, resi.submission_trust_quality(
-                           (sub.quality).score, sub.rows, sub.corroborated_rows, sub.agreeing_rows)) AS trust
-                  FROM resi.miner_trust t2 WHERE t2.miner_hotkey = sub.miner_hotkey) n
-         WHERE t.miner_hotkey = sub.miner_hotkey
-        RETURNING t.trust_score INTO trust_after;
+         WHERE t.miner_hotkey = sub.miner_hotkey;
+        trust_after := resi.earn_trust(ARRAY[sub.miner_hotkey]);
 
         IF (sub.quality).score < 0.3 THEN
             PERFORM resi.add_strike(sub.miner_hotkey, format('low_quality: %s scored %s (%s)',
@@ -832,6 +856,7 @@ BEGIN
         resi.refresh_stale_consensus(integer),
         resi.rebuild_claims(),
         resi.find_dependent_miners(integer, integer, integer),
+        resi.earn_trust(text[]),
         resi.record_miner_submission(text, integer, timestamptz),
         resi.archive_batch_begin(text, date, timestamptz),
         resi.archive_batch_verified(bigint, bigint, text),
@@ -883,3 +908,316 @@ CREATE AGGREGATE resi.discover_truth(object text, property text, source text, va
 );
 COMMENT ON AGGREGATE resi.discover_truth(text, text, text, text, text) IS
     'Truth discovery over claims (object, property, source, value; a NULL source is an audit): each item''s value with confidence, supporters and independent groups, and each source''s accuracy and vote weight, as jsonb. Dependent sources (same source_group) vote once.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Trust earned from audits (resi_core/src/trust.rs); bodies as in the sql/ files of 0.5.0
+-- ---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION resi."earned_trust"(
+	"audited_claims" bigint, /* i64 */
+	"wrong_claims" bigint, /* i64 */
+	"corroborated_rows" bigint, /* i64 */
+	"agreeing_rows" bigint, /* i64 */
+	"initial_trust" double precision /* f64 */
+) RETURNS double precision /* f64 */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'earned_trust_wrapper';
+
+COMMENT ON FUNCTION resi.earned_trust(bigint, bigint, bigint, bigint, double precision) IS
+    'Trust earned with this evidence: the log-odds of a lower bound (mean - 1 sd) of the share of right claims under Beta(prior + right + 0.1 x agreeing rows, wrong + 0.1 x disagreeing rows; rows worth 10 audits at most), 1 at 0.95, 0 at 0.5 and below; the prior is 4 claims whose trust is initial_trust. Bad counts raise 22023.';
+
+CREATE FUNCTION resi.earned_trust(miner resi.miner_trust) RETURNS double precision
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN resi.earned_trust(miner.audited_claims + miner.validated_submissions,
+                             miner.wrong_claims + miner.validations_failed,
+                             miner.corroborated_rows, miner.agreeing_rows, resi.initial_trust());
+
+COMMENT ON FUNCTION resi.earned_trust(resi.miner_trust) IS
+    'The trust a miner''s row of resi.miner_trust has earned: resi.earned_trust of its audited claims (audits and validations), wrong claims, corroborated and agreeing rows, with resi.initial_trust as the prior.';
+
+CREATE OR REPLACE FUNCTION resi.miner_status(hotkey text) RETURNS resi.miner_status
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    settings resi.ingest_settings := resi.ingest_settings();
+    today    date := (now() AT TIME ZONE 'UTC')::date;
+    t        resi.miner_trust;
+    s        resi.miner_status;
+BEGIN
+    SELECT * INTO t FROM resi.miner_trust m WHERE m.miner_hotkey = hotkey;
+    s.miner_hotkey      := hotkey;
+    s.known             := FOUND;
+    s.trust_score       := coalesce(t.trust_score, resi.initial_trust());
+    s.accuracy_score    := t.accuracy_score;
+    s.duplicate_rate    := t.duplicate_rate;
+    s.total_submissions := coalesce(t.total_submissions, 0);
+    s.daily_allowance   := resi.rate_limit_for(s.trust_score);
+    SELECT coalesce(sum(d.submissions), 0) INTO s.submissions_today
+      FROM resi.miner_submission_days d WHERE d.miner_hotkey = hotkey AND d.day = today;
+    s.remaining_today   := greatest(s.daily_allowance - s.submissions_today, 0);
+    s.strikes           := coalesce(t.strikes, 0);
+    s.strikes_until_ban := greatest(settings.strikes_per_ban - s.strikes, 0);
+    s.bans              := coalesce(t.bans, 0);
+    IF t.banned_until > now() THEN
+        s.banned_until := t.banned_until;
+        s.ban_reason   := t.ban_reason;
+    END IF;
+    s.audited_claims    := coalesce(t.audited_claims + t.validated_submissions, 0);
+    s.wrong_claims      := coalesce(t.wrong_claims + t.validations_failed, 0);
+    SELECT g.group_hotkey, (SELECT count(*) FROM resi.miner_groups m WHERE m.group_hotkey = g.group_hotkey)
+      INTO s.group_hotkey, s.group_members
+      FROM resi.miner_groups g WHERE g.miner_hotkey = hotkey;
+    s.group_members     := coalesce(s.group_members, 1);
+    SELECT string_agg(format('%s %s: %s', CASE WHEN d.miner_hotkey = hotkey THEN 'repeats' ELSE 'is repeated by' END,
+                             CASE WHEN d.miner_hotkey = hotkey THEN d.source_hotkey ELSE d.miner_hotkey END,
+                             concat_ws(', ',
+                                 CASE WHEN d.shared_claims > 0
+                                      THEN format('%s of %s claims copied', d.shared_claims, d.miner_claims) END,
+                                 CASE WHEN d.near_copies > 0
+                                      THEN format('%s near copies of %s shared deviations', d.near_copies,
+                                                  d.shared_deviations) END,
+                                 CASE WHEN d.shared_false > 0
+                                      THEN format('%s audited false values in common (ln LR %s)', d.shared_false,
+                                                  round(d.score::numeric, 1)) END)),
+                      '; ' ORDER BY d.first_seen_at, d.miner_hotkey, d.source_hotkey)
+      INTO s.dependence
+      FROM resi.miner_dependence d WHERE hotkey IN (d.miner_hotkey, d.source_hotkey);
+    s.explanation := format('%s miner: trust %s (%s); %s; allowance %s submissions per UTC day, %s used today, %s left; %s',
+        CASE WHEN s.known THEN 'known' ELSE 'unknown' END,
+        round(s.trust_score::numeric, 3),
+        CASE WHEN s.known
+             THEN format('earned from %s audited claims, %s wrong, and %s of %s rows agreeing with other sources; '
+                         'accuracy %s, duplicate rate %s, %s submissions',
+                         s.audited_claims, s.wrong_claims, t.agreeing_rows, t.corroborated_rows,
+                         coalesce(round(s.accuracy_score::numeric, 3)::text, 'not yet measured'),
+                         round(s.duplicate_rate::numeric, 3), s.total_submissions)
+             ELSE 'the initial trust, resi.initial_trust' END,
+        CASE WHEN s.group_hotkey IS NULL THEN 'votes alone'
+             ELSE format('votes once with its group %s of %s miners (%s)', s.group_hotkey, s.group_members,
+                         coalesce(s.dependence, 'through other members')) END,
+        s.daily_allowance, s.submissions_today, s.remaining_today,
+        CASE WHEN s.banned_until IS NOT NULL
+             THEN format('banned until %s: %s', s.banned_until, s.ban_reason)
+             ELSE format('%s strikes, %s more bring ban number %s', s.strikes, s.strikes_until_ban, s.bans + 1) END);
+    RETURN s;
+END
+$$;
+
+COMMENT ON FUNCTION resi.miner_status(text) IS
+    'A miner''s trust and the evidence it is earned from, its group and the evidence of dependence, daily allowance and use, strikes and ban, with a one-sentence explanation. Unknown miners get the defaults.';
+
+CREATE FUNCTION resi.earn_trust(hotkeys text[]) RETURNS double precision
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    trust double precision;
+BEGIN
+    WITH earned AS (
+        UPDATE resi.miner_trust t SET
+            trust_score      = n.trust,
+            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END
+          FROM (SELECT t2.miner_hotkey, resi.earned_trust(t2) AS trust
+                  FROM resi.miner_trust t2 WHERE t2.miner_hotkey = ANY (hotkeys)
+                 ORDER BY t2.miner_hotkey FOR UPDATE) n
+         WHERE t.miner_hotkey = n.miner_hotkey
+        RETURNING t.miner_hotkey, t.trust_score
+    )
+    SELECT e.trust_score INTO trust FROM earned e ORDER BY e.miner_hotkey DESC LIMIT 1;
+    RETURN trust;
+END
+$$;
+
+COMMENT ON FUNCTION resi.earn_trust(text[]) IS
+    'Recompute the trust of these miners from their evidence (resi.earned_trust); returns the trust of the last in hotkey order.';
+
+CREATE OR REPLACE FUNCTION resi.record_validation(miner_hotkey text, zpid text, passed boolean, score double precision DEFAULT NULL)
+    RETURNS double precision
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hotkey      text := miner_hotkey;
+    listing     text := zpid;
+    attestation bigint;
+    trust       double precision;
+BEGIN
+    IF hotkey IS NULL OR listing IS NULL OR passed IS NULL THEN
+        RAISE EXCEPTION 'resi.record_validation: miner_hotkey, zpid and passed are required'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF score IS NOT NULL AND NOT (score BETWEEN 0 AND 1) THEN
+        RAISE EXCEPTION 'resi.record_validation: score must be between 0 and 1, got %', score
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT c.attestation_id INTO attestation
+      FROM resi.miner_claims c WHERE c.zpid = listing AND c.miner_hotkey = hotkey;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'resi.record_validation: miner % has no attestation of listing %', hotkey, listing
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    UPDATE resi.miner_attestations a
+       SET is_validated = true, validation_timestamp = now(), validation_score = score
+     WHERE a.id = attestation AND NOT a.is_validated;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'resi.record_validation: attestation % of miner % was already validated; trust unchanged',
+            attestation, hotkey;
+        SELECT t.trust_score INTO trust FROM resi.miner_trust t WHERE t.miner_hotkey = hotkey;
+        RETURN trust;
+    END IF;
+    INSERT INTO resi.miner_trust (miner_hotkey, trust_score) VALUES (hotkey, resi.initial_trust())
+    ON CONFLICT ON CONSTRAINT miner_trust_pkey DO NOTHING;
+    UPDATE resi.miner_trust t SET
+        validated_submissions = t.validated_submissions + 1,
+        validations_failed    = t.validations_failed + (NOT passed)::integer,
+        updated_at            = now()
+     WHERE t.miner_hotkey = hotkey;
+    trust := resi.earn_trust(ARRAY[hotkey]);
+    PERFORM resi.refresh_consensus(ARRAY[listing]);
+    RETURN trust;
+END
+$$;
+
+COMMENT ON FUNCTION resi.record_validation(text, text, boolean, double precision) IS
+    'A validator''s spot-check of a miner''s current claim on a listing: marks the attestation validated and counts it as an audited claim (wrong unless passed) of the miner, whose trust is recomputed (resi.earned_trust). Returns the new trust.';
+
+CREATE FUNCTION resi.propose_audits(n integer DEFAULT 100, random_share double precision DEFAULT 0.2)
+    RETURNS TABLE (zpid text, reason text, priority double precision, sources integer)
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL RESTRICTED
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    random_picks integer;
+BEGIN
+    IF n < 0 THEN
+        RAISE EXCEPTION 'resi.propose_audits: n must be >= 0, got %', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (random_share BETWEEN 0 AND 1) THEN
+        RAISE EXCEPTION 'resi.propose_audits: random_share must be between 0 and 1, got %', random_share
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    random_picks := round(n * random_share)::integer;
+    RETURN QUERY
+    WITH source_audits AS (
+        SELECT coalesce(g.group_hotkey, t.miner_hotkey) AS source,
+               sum(t.audited_claims + t.validated_submissions) AS audited
+          FROM resi.miner_trust t
+          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = t.miner_hotkey
+         GROUP BY 1
+    ), listing_sources AS (
+        SELECT DISTINCT c.zpid, coalesce(g.group_hotkey, c.miner_hotkey) AS source
+          FROM resi.miner_claims c
+          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+    ), scored AS (
+        SELECT l.zpid,
+               sum(1.0 / (1 + coalesce(a.audited, 0))) AS need,
+               (1 - coalesce(l.consensus_score, 0)) * greatest(l.voting_groups - 1, 0) AS disagreement,
+               count(*)::integer AS sources
+          FROM listing_sources s
+          JOIN resi.listings l ON l.zpid = s.zpid
+          LEFT JOIN source_audits a ON a.source = s.source
+         WHERE l.audited_at IS NULL
+         GROUP BY l.zpid, l.consensus_score, l.voting_groups
+    ), ranked AS (
+        SELECT x.zpid, x.need + x.disagreement AS priority, x.sources,
+               CASE WHEN x.disagreement > x.need THEN 'independent sources disagree' ELSE 'new sources' END AS reason
+          FROM scored x
+         ORDER BY x.need + x.disagreement DESC, x.zpid
+         LIMIT n - random_picks
+    ), drawn AS (
+        SELECT x.zpid, x.need + x.disagreement AS priority, x.sources, 'random' AS reason
+          FROM scored x
+         WHERE NOT EXISTS (SELECT FROM ranked r WHERE r.zpid = x.zpid)
+         ORDER BY random()
+         LIMIT random_picks
+    )
+    SELECT r.zpid, r.reason, r.priority, r.sources FROM ranked r
+    UNION ALL
+    SELECT d.zpid, d.reason, d.priority, d.sources FROM drawn d;
+END
+$$;
+
+COMMENT ON FUNCTION resi.propose_audits(integer, double precision) IS
+    'Up to n listings to audit next: those whose claims come from the least-audited sources (groups count their members'' audits together) or where independent sources disagree, plus a random share; skips listings an audit has seen since their newest claim.';
+
+CREATE OR REPLACE VIEW resi.miner_leaderboard AS
+SELECT rank() OVER (ORDER BY t.trust_score DESC) AS rank,
+       t.miner_hotkey, t.trust_score, t.accuracy_score, t.duplicate_rate, t.total_submissions,
+       t.rows_submitted, t.validated_submissions, t.validations_failed, t.strikes, t.bans,
+       CASE WHEN t.banned_until > now() THEN t.banned_until END AS banned_until,
+       t.last_submission,
+       t.audited_claims + t.validated_submissions AS audited_claims,
+       t.wrong_claims + t.validations_failed AS wrong_claims,
+       g.group_hotkey
+  FROM resi.miner_trust t
+  LEFT JOIN resi.miner_groups g ON g.miner_hotkey = t.miner_hotkey;
+
+COMMENT ON VIEW resi.miner_leaderboard IS 'Miners ranked by trust, with accuracy, duplicate rate, validations, strikes and bans, audited and wrong claims, and the group they vote with.';
+
+CREATE VIEW resi.dependent_groups AS
+SELECT g.group_hotkey,
+       count(*)::integer AS members,
+       array_agg(g.miner_hotkey ORDER BY g.miner_hotkey) AS miners,
+       min(g.since) AS since,
+       max(coalesce(t.trust_score, resi.initial_trust())) AS voting_trust,
+       coalesce(sum(t.audited_claims + t.validated_submissions), 0) AS audited_claims,
+       coalesce(sum(t.wrong_claims + t.validations_failed), 0) AS wrong_claims,
+       (SELECT coalesce(sum(d.shared_claims), 0) FROM resi.miner_dependence d
+         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
+           AS copied_claims,
+       (SELECT coalesce(sum(d.near_copies), 0) FROM resi.miner_dependence d
+         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
+           AS near_copies,
+       (SELECT coalesce(sum(d.shared_false), 0) FROM resi.miner_dependence d
+         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
+           AS shared_false_values
+  FROM resi.miner_groups g
+  LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
+ GROUP BY g.group_hotkey;
+
+COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with, pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
+
+CREATE OR REPLACE FUNCTION api.listing(zpid text)
+    RETURNS TABLE (zpid text, uri text, address text, city text, state text, zip_code text, price bigint,
+                   bedrooms integer, bathrooms numeric(3,1), living_area integer, home_type text, home_status text,
+                   days_on_zillow integer, latitude double precision, longitude double precision,
+                   confidence real, miners integer, attestations integer, first_seen_at timestamptz,
+                   last_updated_at timestamptz, field_consensus jsonb, reports jsonb)
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SECURITY DEFINER -- reads the claims and attestations, which resi_reader cannot
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT l.zpid, l.uri, l.address, l.city, l.state, l.zip_code, l.price, l.bedrooms, l.bathrooms, l.living_area,
+           l.home_type, l.home_status, l.days_on_zillow, l.latitude, l.longitude, l.consensus_score,
+           l.unique_miners_count, l.total_attestations, l.first_seen_at, l.last_updated_at, l.field_consensus,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'miner', c.miner_hotkey,
+                       'first_seen_at', c.first_seen_at,
+                       'last_seen_at', c.submission_timestamp,
+                       'attestations', c.attestations,
+                       'group', (SELECT g.group_hotkey FROM resi.miner_groups g WHERE g.miner_hotkey = c.miner_hotkey),
+                       'validated', EXISTS (SELECT FROM resi.miner_attestations a
+                                             WHERE a.zpid = c.zpid AND a.miner_hotkey = c.miner_hotkey
+                                               AND a.is_validated))
+                       ORDER BY c.miner_hotkey), '[]'::jsonb)
+              FROM resi.miner_claims c WHERE c.zpid = l.zpid)
+      FROM resi.listings l
+     WHERE l.zpid = listing.zpid AND l.consensus_score IS NOT NULL;
+END;
+
+COMMENT ON FUNCTION api.listing(text) IS
+    'One listing: consensus values, field_consensus (per field value, confidence, agreement, and supporters and voters counted in independent sources) and reports (per miner: first/last seen, attestations, the group it votes with, validated).';
+
+REVOKE EXECUTE ON FUNCTION resi.earn_trust(text[]) FROM PUBLIC;
+
+-- Every miner's trust is what its evidence earns: its validations so far count as audited
+-- claims; agreement is counted from the next upload on. Listings become stale and are
+-- recomputed by resi.refresh_stale_consensus (the loader's passes).
+UPDATE resi.miner_trust t SET trust_score = resi.earned_trust(t), trust_changed_at = now()
+ WHERE t.trust_score IS DISTINCT FROM resi.earned_trust(t);
+-- One independent source is not confirmation: at most medium confidence (resi.listing_consensus).
+UPDATE resi.listings SET consensus_score = 0.5 WHERE voting_groups < 2 AND consensus_score > 0.5;

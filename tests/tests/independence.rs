@@ -85,11 +85,13 @@ fn byte_copies_of_a_report_vote_once_for_the_earliest_upload() {
 fn miners_that_share_copied_claims_become_one_group_that_votes_once() {
     let db = TestDatabase::new("independence_groups");
     let mut client = db.client();
-    // The independent miners have earned more trust than each ring member, not more than all.
+    // The independent miners have earned more trust than each ring member (six audited claims
+    // against three, all right), not more than all.
     client
         .batch_execute(
-            "INSERT INTO resi.miner_trust (miner_hotkey, trust_score)
-             VALUES ('honest1', 0.6), ('honest2', 0.6), ('source', 0.4), ('ring1', 0.4), ('ring2', 0.4)",
+            "INSERT INTO resi.miner_trust (miner_hotkey, trust_score, audited_claims)
+             VALUES ('honest1', 0, 6), ('honest2', 0, 6), ('source', 0, 3), ('ring1', 0, 3), ('ring2', 0, 3);
+             UPDATE resi.miner_trust t SET trust_score = resi.earned_trust(t);",
         )
         .unwrap();
     // ring1 and ring2 re-upload three of source's reports (listings 1-3); near copies only two.
@@ -107,7 +109,7 @@ fn miners_that_share_copied_claims_become_one_group_that_votes_once() {
         stage(&mut client, &[("loner", SOURCE_UPLOAD, zpid, SCRAPED, 5), ("near", COPY_UPLOAD, zpid, SCRAPED, 5)]);
     }
     // On listing 9 the ring members report for themselves (no copies): three hotkeys outweigh
-    // two independent miners (3 × ~0.49 > 2 × 0.6) until they are grouped and vote once.
+    // two independent miners (3 × 0.485 > 2 × 0.623) until they are grouped and vote once.
     stage(
         &mut client,
         &[
@@ -200,13 +202,24 @@ fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_reports_again()
         (r.get(0), r.get(1))
     };
     assert_eq!(audited, (200_000, true));
+    // The audit moved weight: the honest miner earned trust, the ring members lost it.
+    let trust: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || ' ' || audited_claims || '/' || wrong_claims || ' '
+                           || CASE WHEN trust_score > resi.initial_trust() THEN 'up' ELSE 'down' END,
+                           ', ' ORDER BY miner_hotkey)
+           FROM resi.miner_trust",
+    );
+    assert_eq!(trust, "honest 1/0 up, ring1 1/1 down, ring2 1/1 down");
+    // When a ring member reports its price again, the audit no longer holds the listing, but
+    // the two ring members now weigh less than the honest miner.
     stage(&mut client, &[("ring1", "2025-09-17 10:00+00", "1", "2025-09-17 09:30+00", 240_000)]);
     let after: (i64, bool) = {
         let r =
             client.query_one("SELECT price, audited_at IS NOT NULL FROM resi.listings WHERE zpid = '1'", &[]).unwrap();
         (r.get(0), r.get(1))
     };
-    assert_eq!(after, (240_000, false));
+    assert_eq!(after, (200_500, false));
     // Bad input is refused with its reason.
     for (sql, code) in [
         ("SELECT resi.record_audit('1', '[1, 2]')", "22023"),

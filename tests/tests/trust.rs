@@ -1,4 +1,4 @@
-//! Trust evolution, validations, strikes and bans, admission, the blacklist and the fold's
+//! Earned trust, validations, strikes and bans, admission, the blacklist and the fold's
 //! verdict on each submission, driven by plain SQL.
 
 use postgres::Client;
@@ -29,27 +29,38 @@ fn two_disagreeing_miners(client: &mut Client) {
 }
 
 #[test]
-fn a_submission_moves_trust_by_its_agreement_with_the_consensus() {
+fn a_submission_earns_trust_only_by_agreeing_with_another_independent_source() {
     let db = TestDatabase::new("trust_fold");
     let mut client = db.client();
     two_disagreeing_miners(&mut client);
-    // a came first: nothing to agree with, so no bonus (0.25 × 0.95). b's rows are corroborated;
-    // the lower weighted median of {100k: 0.2375, 200k: 0.25} is 200k, so b agrees: +0.05.
-    assert!(close(trust(&mut client, "a"), 0.2375));
-    assert!(close(trust(&mut client, "b"), 0.25 * 0.95 + 0.05));
-    assert_eq!(price(&mut client, "1"), 200_000);
-    let (accuracy, duplicate_rate, submissions): (f64, f64, i64) = {
+    // a came first: nothing to agree with, no evidence, the initial trust. b's rows are
+    // corroborated (a voted on both listings); the lower weighted median of {100k: 0.25,
+    // 200k: 0.25} is 100k, so b disagreed twice: weak evidence, a fifth of a wrong audit.
+    assert!(close(trust(&mut client, "a"), 0.25));
+    assert!(close(
+        trust(&mut client, "b"),
+        scalar::<f64>(&mut client, "SELECT resi.earned_trust(0, 0, 2, 0, 0.25)")
+    ));
+    assert!(trust(&mut client, "b") < 0.25);
+    assert_eq!(price(&mut client, "1"), 100_000);
+    let (accuracy, duplicate_rate, submissions, corroborated, agreeing): (f64, f64, i64, i64, i64) = {
         let r = client
             .query_one(
-                "SELECT accuracy_score, duplicate_rate, total_submissions FROM resi.miner_trust WHERE miner_hotkey = 'b'",
+                "SELECT accuracy_score, duplicate_rate, total_submissions, corroborated_rows, agreeing_rows
+                   FROM resi.miner_trust WHERE miner_hotkey = 'b'",
                 &[],
             )
             .unwrap();
-        (r.get(0), r.get(1), r.get(2))
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
     };
-    assert_eq!((accuracy, duplicate_rate, submissions), (1.0, 0.0, 1));
+    // Price and bedrooms compared on both rows; the bedrooms agreed.
+    assert_eq!((accuracy, duplicate_rate, submissions, corroborated, agreeing), (0.5, 0.0, 1, 2, 0));
     assert!(scalar::<Option<f64>>(&mut client, "SELECT accuracy_score FROM resi.miner_trust WHERE miner_hotkey = 'a'")
         .is_none());
+    // resi.miner_status explains what the trust is made of.
+    let status: String = scalar(&mut client, "SELECT (resi.miner_status('b')).explanation");
+    assert!(status.contains("earned from 0 audited claims, 0 wrong, and 0 of 2 rows agreeing with other sources"), "{status}");
+    assert!(status.contains("votes alone"), "{status}");
 }
 
 #[test]
@@ -57,25 +68,27 @@ fn validations_move_trust_and_stale_listings_are_refreshed() {
     let db = TestDatabase::new("trust_validation");
     let mut client = db.client();
     two_disagreeing_miners(&mut client);
-    // Both listings were folded before the miners' trust moved: stale until refreshed.
+    // Both listings were folded before b's trust moved: stale until refreshed.
     assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 2);
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.refresh_stale_consensus()"), 2);
     assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 0);
 
-    // A validator confirms a's claim on listing 1: +0.1, so a now outweighs b.
-    let after: f64 = scalar(&mut client, "SELECT resi.record_validation('a', '1', true, 0.9)");
-    assert!(close(after, 0.2375 * 0.95 + 0.1));
-    assert_eq!(price(&mut client, "1"), 100_000, "the validated listing is refreshed at once");
-    assert_eq!(price(&mut client, "2"), 200_000, "the others wait for the bounded refresh");
+    // A validator confirms b's claim on listing 1: an audited claim, right, outweighs the two
+    // disagreements, so b now outweighs a.
+    let after: f64 = scalar(&mut client, "SELECT resi.record_validation('b', '1', true, 0.9)");
+    assert!(close(after, scalar::<f64>(&mut client, "SELECT resi.earned_trust(1, 0, 2, 0, 0.25)")));
+    assert!(after > 0.25, "{after}");
+    assert_eq!(price(&mut client, "1"), 200_000, "the validated listing is refreshed at once");
+    assert_eq!(price(&mut client, "2"), 100_000, "the others wait for the bounded refresh");
     assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 1);
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.refresh_stale_consensus(1)"), 1);
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.refresh_stale_consensus(10)"), 0);
-    assert_eq!(price(&mut client, "2"), 100_000);
+    assert_eq!(price(&mut client, "2"), 200_000);
     let (validated, at, score): (bool, bool, Option<f64>) = {
         let r = client
             .query_one(
                 "SELECT is_validated, validation_timestamp IS NOT NULL, validation_score FROM resi.miner_attestations
-                  WHERE miner_hotkey = 'a' AND zpid = '1'",
+                  WHERE miner_hotkey = 'b' AND zpid = '1'",
                 &[],
             )
             .unwrap();
@@ -84,15 +97,15 @@ fn validations_move_trust_and_stale_listings_are_refreshed() {
     assert_eq!((validated, at, score), (true, true, Some(0.9)));
 
     // Validating the same attestation again changes nothing.
-    let again: f64 = scalar(&mut client, "SELECT resi.record_validation('a', '1', false)");
+    let again: f64 = scalar(&mut client, "SELECT resi.record_validation('b', '1', false)");
     assert!(close(again, after));
-    // A failed check is fake data: -0.5, clamped at 0.
-    let failed: f64 = scalar(&mut client, "SELECT resi.record_validation('b', '2', false)");
+    // A failed check of a miner with no other audit leaves it no better than a coin: no weight.
+    let failed: f64 = scalar(&mut client, "SELECT resi.record_validation('a', '2', false)");
     assert_eq!(failed, 0.0);
     let counts: (i64, i64) = {
         let r = client
             .query_one(
-                "SELECT validated_submissions, validations_failed FROM resi.miner_trust WHERE miner_hotkey = 'b'",
+                "SELECT validated_submissions, validations_failed FROM resi.miner_trust WHERE miner_hotkey = 'a'",
                 &[],
             )
             .unwrap();
@@ -230,12 +243,13 @@ fn the_fold_records_each_submissions_quality_in_the_ledger() {
     };
     let (score, issues, dups, zips, after_clean) = verdict(&mut client, clean);
     assert_eq!((score, issues.len(), dups, zips), (1.0, 0, 0, 1));
-    assert!(close(after_clean, 0.25 * 0.95), "uncorroborated rows earn no bonus");
+    assert!(close(after_clean, 0.25), "uncorroborated rows are no evidence");
     let (score, issues, dups, zips, after_spam) = verdict(&mut client, spam);
     assert!(close(score, 0.5 * 0.3 * 0.1), "{score}");
     assert_eq!(issues, ["suspicious_price_range", "duplicate_zpids", "blacklisted"]);
     assert_eq!((dups, zips), (1, 1));
-    assert!(close(after_spam, after_clean * 0.95 - 0.2));
+    // A bad report costs a strike, not trust: trust is what audits and other sources confirm.
+    assert!(close(after_spam, 0.25));
     let (strikes, duplicate_rate): (i32, f64) = {
         let r = client
             .query_one("SELECT strikes, duplicate_rate FROM resi.miner_trust WHERE miner_hotkey = 'm'", &[])

@@ -132,8 +132,8 @@ fn upgrade_from(version: &str) {
     );
     assert!(upgraded.len() > 300, "the catalogue query sees the extension ({} facts)", upgraded.len());
 
-    // The upgraded database folds with the current rules: the new submission agrees with the
-    // consensus it joins, so b's trust takes a full step (0.95 × trust + 0.05).
+    // The upgraded database folds with the current rules: trust is what the evidence earns, and
+    // the new submission agrees with the consensus another source voted for (weak evidence).
     const B_TRUST: &str =
         "SELECT coalesce(max(trust_score), resi.initial_trust()) FROM resi.miner_trust WHERE miner_hotkey = 'b'";
     let b_before: f64 = scalar(&mut client, B_TRUST);
@@ -144,6 +144,10 @@ fn upgrade_from(version: &str) {
         )
         .unwrap();
     let b_trust: f64 = scalar(&mut client, B_TRUST);
-    assert!((b_trust - (b_before * 0.95 + 0.05)).abs() < 1e-12, "{b_before} → {b_trust}");
+    let earned: f64 = scalar(
+        &mut client,
+        "SELECT resi.earned_trust(t) FROM resi.miner_trust t WHERE miner_hotkey = 'b' AND agreeing_rows = 1",
+    );
+    assert!((b_trust - earned).abs() < 1e-12 && b_trust > b_before, "{b_before} → {b_trust}");
     assert_eq!(scalar::<i32>(&mut client, "SELECT voting_miners FROM resi.listings WHERE zpid = '2'"), 2);
 }
