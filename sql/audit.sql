@@ -86,6 +86,8 @@ BEGIN
     UPDATE resi.miner_trust t SET
         validated_submissions = t.validated_submissions + 1,
         validations_failed    = t.validations_failed + (NOT passed)::integer,
+        audited_claims        = t.audited_claims + 1,
+        wrong_claims          = t.wrong_claims + (NOT passed)::integer,
         updated_at            = now()
      WHERE t.miner_hotkey = hotkey;
     trust := resi.earn_trust(ARRAY[hotkey]);
@@ -212,12 +214,14 @@ COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
 -- tell which of its claims will be checked. Listings whose newest claims an audit has already
 -- seen (resi.listings.audited_at) are skipped. `reason` says why a listing was chosen:
 -- 'new sources' (little-audited miners or groups claim it), 'independent sources disagree', or
--- 'random'. VOLATILE (random), PARALLEL RESTRICTED. Reads every current claim: at the network's
--- size (~2M listings) a few seconds, meant for a validator's batch, not per audit.
+-- 'random'. VOLATILE (random), PARALLEL RESTRICTED; granted to resi_validator and resi_admin.
+-- Reads every current claim: at the network's size (~2M listings) a few seconds, meant for a
+-- validator's batch, not per audit.
 -- Errors: 22023 for a negative n or a random_share outside [0, 1].
 CREATE FUNCTION resi.propose_audits(n integer DEFAULT 100, random_share double precision DEFAULT 0.2)
     RETURNS TABLE (zpid text, reason text, priority double precision, sources integer)
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL RESTRICTED
+    SECURITY DEFINER -- reads claims, trust and groups, which resi_validator cannot
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -234,7 +238,7 @@ BEGIN
     RETURN QUERY
     WITH source_audits AS (
         SELECT coalesce(g.group_hotkey, t.miner_hotkey) AS source,
-               sum(t.audited_claims + t.validated_submissions) AS audited
+               sum(t.audited_claims) AS audited
           FROM resi.miner_trust t
           LEFT JOIN resi.miner_groups g ON g.miner_hotkey = t.miner_hotkey
          GROUP BY 1
@@ -265,9 +269,9 @@ BEGIN
          ORDER BY random()
          LIMIT random_picks
     )
-    SELECT r.zpid, r.reason, r.priority, r.sources FROM ranked r
-    UNION ALL
-    SELECT d.zpid, d.reason, d.priority, d.sources FROM drawn d;
+    SELECT p.zpid, p.reason, p.priority, p.sources
+      FROM (SELECT 0 AS part, r.* FROM ranked r UNION ALL SELECT 1, d.* FROM drawn d) p
+     ORDER BY p.part, p.priority DESC, p.zpid;
 END
 $$;
 COMMENT ON FUNCTION resi.propose_audits(integer, double precision) IS

@@ -73,18 +73,36 @@ CREATE FUNCTION resi.trust_fingerprint(miner_hotkey text, weight double precisio
 COMMENT ON FUNCTION resi.trust_fingerprint(text, double precision) IS
     'A 64-bit hash of a miner and its consensus weight; bit_xor over a listing''s claims is resi.listings.trust_fingerprint.';
 
+-- A claim's share of its weight by age: 0.5 ^ (age / resi.claim_half_life), where age is how
+-- much older its upload is than the newest claim on the listing (1 when the setting is 0 or the
+-- age is not positive), and at least 1/8. Listings change (prices move, homes sell): a miner
+-- that has not re-scraped a listing since it changed holds a stale value, and its older claim
+-- gives way to fresher ones. The floor keeps uploading again from buying influence: a stale
+-- claim still outweighs a fresh one from a source with less than an eighth of its trust. The age is measured on upload times (S3's LastModified, the one time a miner
+-- cannot forge), relative to the listing's own newest claim, so a listing's consensus does not
+-- change while no claim on it arrives. STABLE (reads the setting), PARALLEL SAFE, STRICT.
+CREATE FUNCTION resi.claim_recency(age interval) RETURNS double precision
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    RETURN CASE WHEN resi.claim_half_life_seconds() = 0 OR age <= interval '0' THEN 1
+                ELSE greatest(pg_catalog.power(0.5, extract(epoch FROM age)::float8 / resi.claim_half_life_seconds()),
+                              0.125) END;
+COMMENT ON FUNCTION resi.claim_recency(interval) IS
+    'A claim''s share of its weight by how much older its upload is than the listing''s newest claim: 0.5 ^ (age / resi.claim_half_life), at least 1/8; 1 when the setting is 0 or age <= 0.';
+
 -- One row per zpid with a claim: every field's trust-weighted consensus. Numbers use the
 -- weighted median with a relative tolerance (price 1%, living_area 2%, days_on_zillow 10%,
 -- latitude/longitude 1e-6, about 3-10 m); categories use the weighted vote. A miner's weight
 -- is its trust (resi.initial_trust() when unknown). A uri only votes when it names the zpid
--- it is reported for, so one listing can never take another's uri. consensus_score is the
+-- it is reported for, so one listing can never take another's uri. 0.5.0: a claim's weight is
+-- its trust × resi.claim_recency (older claims give way to fresher ones). consensus_score is the
 -- mean confidence of the fields that have a consensus, at most 0.5 (medium) when one
 -- independent source voted: agreeing with oneself is not confirmation.
 --
 -- 0.5.0: one vote per independent source. A source is a miner's group (resi.miner_groups) or
 -- the miner alone; claims with the same signature (byte copies) belong to the source of the
--- earliest upload among them, whoever uploaded the copies. Each source votes once per listing,
--- with the claim of its heaviest member (then the earliest upload, then the smallest hotkey):
+-- earliest upload among them, whoever uploaded the copies. A group's weight is its pooled trust
+-- (resi.miner_groups.trust). Each source votes once per listing, with the claim of its heaviest
+-- member (then the newest upload, then the smallest hotkey):
 -- the other claims count as miners and attestations but carry no weight. voting_groups is the
 -- number of sources with weight; the per-field supporters and voters count sources.
 --
@@ -119,12 +137,16 @@ SELECT zpid,
                    AS trust_fingerprint,
                resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
                                       v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
-                                      v.latitude, v.longitude, CASE WHEN v.leads THEN v.trust END) AS miners,
+                                      v.latitude, v.longitude,
+                                      CASE WHEN v.leads THEN v.trust * resi.claim_recency(v.newest - v.submission_timestamp) END)
+                   AS miners,
                count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups,
                max(v.submission_timestamp) AS newest_claim
           FROM (SELECT s.*,
                        row_number() OVER (PARTITION BY s.zpid, s.source
-                                              ORDER BY s.trust DESC, s.submission_timestamp, s.miner_hotkey) = 1 AS leads
+                                              ORDER BY s.trust DESC, s.submission_timestamp DESC, s.miner_hotkey) = 1
+                           AS leads,
+                       max(s.submission_timestamp) OVER (PARTITION BY s.zpid) AS newest
                   FROM (SELECT c.*, g.group_hotkey, w.trust,
                                CASE WHEN c.signature IS NULL THEN coalesce(g.group_hotkey, c.miner_hotkey)
                                     ELSE first_value(coalesce(g.group_hotkey, c.miner_hotkey))
@@ -133,7 +155,7 @@ SELECT zpid,
                           FROM resi.miner_claims c
                           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
                           LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
-                         CROSS JOIN LATERAL (SELECT coalesce(t.trust_score, resi.initial_trust()) AS trust) w) s) v
+                         CROSS JOIN LATERAL (SELECT coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust) w) s) v
          GROUP BY v.zpid) per_listing
   -- The newest audit no miner has reported the listing since: its values are the listing's.
   LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a
@@ -263,7 +285,7 @@ CREATE FUNCTION resi.stale_listing(zpid text, trust_fingerprint bigint) RETURNS 
     LANGUAGE sql STABLE PARALLEL SAFE
     RETURN trust_fingerprint IS DISTINCT FROM (
         SELECT bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
-                                              coalesce(t.trust_score, resi.initial_trust())))
+                                              coalesce(g.trust, t.trust_score, resi.initial_trust())))
           FROM resi.miner_claims c
           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
           LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
@@ -281,6 +303,7 @@ BEGIN
         RAISE EXCEPTION 'resi.refresh_stale_consensus: max_listings must be >= 0, got %', max_listings
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM resi.refresh_group_trust();
     RETURN resi.refresh_consensus(ARRAY(
         SELECT l.zpid FROM resi.listings l
          WHERE resi.stale_listing(l.zpid, l.trust_fingerprint)
@@ -289,7 +312,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.refresh_stale_consensus(integer) IS
-    'Recompute up to max_listings listings whose consensus was computed with weights their miners no longer have, oldest first. Returns the number refreshed.';
+    'Pool each group''s trust again (resi.refresh_group_trust), then recompute up to max_listings listings whose consensus was computed with weights their miners no longer have, oldest first. Returns the number refreshed.';
 
 CREATE FUNCTION resi.stale_listings() RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -302,3 +325,5 @@ COMMENT ON FUNCTION resi.stale_listings() IS
 -- The one-line promises of this file's functions defined in Rust or above without one.
 COMMENT ON FUNCTION resi.rebuild_claims() IS
     'Rebuild resi.miner_claims from resi.miner_attestations (after editing attestations by hand), then refresh every listing; returns the listings refreshed.';
+COMMENT ON FUNCTION resi.claim_half_life_seconds() IS
+    'The resi.claim_half_life setting in seconds (0: claims do not age); what resi.claim_recency reads.';

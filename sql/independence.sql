@@ -54,11 +54,13 @@ CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source
 -- ---------------------------------------------------------------------------------------------
 -- The connected components of resi.miner_dependence. A miner without a row is its own group.
 -- A group is named after its member with the earliest claim (the likely source; ties: the
--- smallest hotkey).
+-- smallest hotkey). It votes with `trust`, what its members' evidence earns together
+-- (resi.refresh_group_trust, after every regrouping and every loader pass).
 CREATE TABLE resi.miner_groups (
     miner_hotkey  text PRIMARY KEY,
     group_hotkey  text NOT NULL,                         -- the group's name: one of its members
-    since         timestamptz NOT NULL DEFAULT now()     -- when the miner joined this group
+    since         timestamptz NOT NULL DEFAULT now(),    -- when the miner joined this group
+    trust         double precision CHECK (trust BETWEEN 0 AND 1) -- the group's weight (resi.refresh_group_trust); NULL: not yet pooled
 );
 COMMENT ON TABLE resi.miner_groups IS 'Each miner that belongs to a group of dependent miners, and the group (named after a member); the group votes once in every consensus.';
 CREATE INDEX miner_groups_group_hotkey_idx ON resi.miner_groups (group_hotkey);
@@ -247,6 +249,7 @@ BEGIN
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM moved) INTO changed;
+    PERFORM resi.refresh_group_trust();
     RETURN changed;
 END
 $$;

@@ -44,23 +44,24 @@ SELECT rank() OVER (ORDER BY t.trust_score DESC) AS rank,
        t.rows_submitted, t.validated_submissions, t.validations_failed, t.strikes, t.bans,
        CASE WHEN t.banned_until > now() THEN t.banned_until END AS banned_until,
        t.last_submission,
-       t.audited_claims + t.validated_submissions AS audited_claims,
-       t.wrong_claims + t.validations_failed AS wrong_claims,
+       t.audited_claims,
+       t.wrong_claims,
        g.group_hotkey
   FROM resi.miner_trust t
   LEFT JOIN resi.miner_groups g ON g.miner_hotkey = t.miner_hotkey;
 COMMENT ON VIEW resi.miner_leaderboard IS 'Miners ranked by trust, with accuracy, duplicate rate, validations, strikes and bans, audited and wrong claims, and the group they vote with.';
 
 -- Groups of dependent miners (resi.miner_groups), with the evidence that joined them and their
--- pooled audits. A group votes once, with its heaviest member's trust (voting_trust).
+-- pooled audits. A group votes once, with the trust its members' pooled evidence earns
+-- (voting_trust; its heaviest member's until resi.refresh_group_trust has run).
 CREATE VIEW resi.dependent_groups AS
 SELECT g.group_hotkey,
        count(*)::integer AS members,
        array_agg(g.miner_hotkey ORDER BY g.miner_hotkey) AS miners,
        min(g.since) AS since,
-       max(coalesce(t.trust_score, resi.initial_trust())) AS voting_trust,
-       coalesce(sum(t.audited_claims + t.validated_submissions), 0) AS audited_claims,
-       coalesce(sum(t.wrong_claims + t.validations_failed), 0) AS wrong_claims,
+       coalesce(max(g.trust), max(coalesce(t.trust_score, resi.initial_trust()))) AS voting_trust,
+       coalesce(sum(t.audited_claims), 0)::bigint AS audited_claims,
+       coalesce(sum(t.wrong_claims), 0)::bigint AS wrong_claims,
        (SELECT coalesce(sum(d.shared_claims), 0) FROM resi.miner_dependence d
          JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
            AS copied_claims,
@@ -73,7 +74,7 @@ SELECT g.group_hotkey,
   FROM resi.miner_groups g
   LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
  GROUP BY g.group_hotkey;
-COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with, pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
+COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
 
 -- Share of listings per confidence band.
 CREATE VIEW resi.consensus_health AS

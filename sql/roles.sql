@@ -35,6 +35,8 @@ REVOKE EXECUTE ON FUNCTION
     resi.record_validation(text, text, boolean, double precision),
     resi.record_audit(text, jsonb, timestamptz),
     resi.earn_trust(text[]),
+    resi.refresh_group_trust(),
+    resi.propose_audits(integer, double precision),
     resi.add_blacklist_entry(text, text, text, text),
     resi.remove_blacklist_entry(bigint)
 FROM PUBLIC;
@@ -111,7 +113,8 @@ BEGIN
 
     GRANT EXECUTE ON FUNCTION
         resi.record_validation(text, text, boolean, double precision),
-        resi.record_audit(text, jsonb, timestamptz)
+        resi.record_audit(text, jsonb, timestamptz),
+        resi.propose_audits(integer, double precision)
     TO resi_validator;
 
     GRANT SELECT ON ALL TABLES IN SCHEMA resi TO resi_admin;
@@ -126,6 +129,8 @@ BEGIN
         resi.rebuild_claims(),
         resi.find_dependent_miners(integer, integer, integer),
         resi.earn_trust(text[]),
+        resi.refresh_group_trust(),
+        resi.propose_audits(integer, double precision),
         resi.record_miner_submission(text, integer, timestamptz),
         resi.archive_batch_begin(text, date, timestamptz),
         resi.archive_batch_verified(bigint, bigint, text),
@@ -135,7 +140,8 @@ BEGIN
     GRANT SET, ALTER SYSTEM ON PARAMETER
         resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
         resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
-        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget
+        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget,
+        resi.claim_half_life
     TO resi_admin;
 END
 $$;

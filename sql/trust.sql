@@ -37,9 +37,9 @@ CREATE TABLE resi.miner_trust (
     -- how many of them were wrong.
     audited_fields        bigint NOT NULL DEFAULT 0 CHECK (audited_fields >= 0),
     audit_errors          bigint NOT NULL DEFAULT 0 CHECK (audit_errors >= 0 AND audit_errors <= audited_fields),
-    -- 0.5.0: the evidence trust is earned from (resi.earned_trust): claims audits judged and how
-    -- many of them were wrong; uploaded rows on listings another independent source voted on and
-    -- how many of them agreed with the consensus.
+    -- 0.5.0: the evidence trust is earned from (resi.earned_trust): claims audits and
+    -- validations judged and how many of them were wrong; uploaded rows on listings another
+    -- independent source voted on and how many of them agreed with the consensus.
     audited_claims        bigint NOT NULL DEFAULT 0 CHECK (audited_claims >= 0),
     wrong_claims          bigint NOT NULL DEFAULT 0 CHECK (wrong_claims >= 0 AND wrong_claims <= audited_claims),
     corroborated_rows     bigint NOT NULL DEFAULT 0 CHECK (corroborated_rows >= 0),
@@ -72,17 +72,46 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_penalties_id_seq', '');
 -- Earned trust
 -- ---------------------------------------------------------------------------------------------
 -- A miner's trust from the evidence in its row (resi.earned_trust, resi_core/src/trust.rs):
--- audited claims are those resi.record_audit judged plus resi.record_validation's spot-checks,
--- wrong claims those found wrong; agreement is weak evidence, capped. What trust_score is set to
+-- audited claims (resi.record_audit's judgements and resi.record_validation's spot-checks), the
+-- wrong ones, and agreement, weak evidence and capped. What trust_score is set to
 -- whenever the evidence changes; a change of resi.initial_trust reaches a miner's trust_score
 -- with its next evidence. STABLE (reads the setting), PARALLEL SAFE; NULL for a NULL row.
 CREATE FUNCTION resi.earned_trust(miner resi.miner_trust) RETURNS double precision
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN resi.earned_trust(miner.audited_claims + miner.validated_submissions,
-                             miner.wrong_claims + miner.validations_failed,
-                             miner.corroborated_rows, miner.agreeing_rows, resi.initial_trust());
+    RETURN resi.earned_trust(miner.audited_claims, miner.wrong_claims, miner.corroborated_rows, miner.agreeing_rows,
+                             resi.initial_trust());
 COMMENT ON FUNCTION resi.earned_trust(resi.miner_trust) IS
     'The trust a miner''s row of resi.miner_trust has earned: resi.earned_trust of its audited claims (audits and validations), wrong claims, corroborated and agreeing rows, with resi.initial_trust as the prior.';
+
+-- A group of dependent miners votes with what its members' evidence earns together: their
+-- audited claims, wrong claims and rows pooled (an operator's hotkeys are one source, checked
+-- as one). Updates resi.miner_groups.trust where it changed, in group order, and returns how
+-- many groups changed; resi.find_dependent_miners and resi.refresh_stale_consensus call it, so
+-- a group's weight follows its members' trust within one loader pass. Reads every group (at
+-- most the network's ~256 hotkeys).
+CREATE FUNCTION resi.refresh_group_trust() RETURNS integer
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH pooled AS (
+        SELECT g.group_hotkey,
+               resi.earned_trust(coalesce(sum(t.audited_claims), 0)::bigint, coalesce(sum(t.wrong_claims), 0)::bigint,
+                                 coalesce(sum(t.corroborated_rows), 0)::bigint, coalesce(sum(t.agreeing_rows), 0)::bigint,
+                                 resi.initial_trust()) AS trust
+          FROM resi.miner_groups g
+          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
+         GROUP BY g.group_hotkey
+    ), changed AS (
+        UPDATE resi.miner_groups g SET trust = p.trust
+          FROM pooled p
+         WHERE g.group_hotkey = p.group_hotkey AND g.trust IS DISTINCT FROM p.trust
+        RETURNING g.group_hotkey
+    )
+    SELECT count(DISTINCT c.group_hotkey)::integer FROM changed c;
+END;
+COMMENT ON FUNCTION resi.refresh_group_trust() IS
+    'Set each group''s trust (resi.miner_groups.trust) to what its members'' pooled evidence earns (resi.earned_trust); returns the groups whose trust changed.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Strikes and bans
@@ -201,8 +230,8 @@ BEGIN
         s.banned_until := t.banned_until;
         s.ban_reason   := t.ban_reason;
     END IF;
-    s.audited_claims    := coalesce(t.audited_claims + t.validated_submissions, 0);
-    s.wrong_claims      := coalesce(t.wrong_claims + t.validations_failed, 0);
+    s.audited_claims    := coalesce(t.audited_claims, 0);
+    s.wrong_claims      := coalesce(t.wrong_claims, 0);
     SELECT g.group_hotkey, (SELECT count(*) FROM resi.miner_groups m WHERE m.group_hotkey = g.group_hotkey)
       INTO s.group_hotkey, s.group_members
       FROM resi.miner_groups g WHERE g.miner_hotkey = hotkey;

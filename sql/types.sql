@@ -100,7 +100,7 @@ CREATE TYPE resi.miner_status AS (
     ban_reason           text,
     explanation          text,             -- the above as one sentence
     -- 0.5.0: what trust is earned from (resi.earned_trust), and the miner's group.
-    audited_claims       bigint,           -- claims judged by audits and validations
+    audited_claims       bigint,           -- claims judged by audits and validations (resi.miner_trust)
     wrong_claims         bigint,           -- of those, found wrong
     group_hotkey         text,             -- resi.miner_groups: the group it votes with (NULL: alone)
     group_members        integer,          -- miners in that group (1 when alone)

@@ -13,6 +13,7 @@
 //! | `resi.ban_duration` | `6h` (minutes) | the first ban; each later ban lasts twice the one before |
 //! | `resi.max_ban_duration` | `30d` (minutes) | the cap of that doubling |
 //! | `resi.database_budget` | `8GB` (MB) | the size `resi.database_budget()` measures against |
+//! | `resi.claim_half_life` | `2h` (minutes) | a claim's weight halves for every half-life its upload is older than the listing's newest claim, down to 1/8; 0: claims do not age |
 //!
 //! They decide how miners are judged, so only a superuser, or a role granted `SET` on them
 //! (`resi.setup_roles()` grants `SET` and `ALTER SYSTEM` on each to `resi_admin`), may change
@@ -47,6 +48,9 @@ pub(crate) static MAX_BAN_DURATION: GucSetting<i32> = GucSetting::<i32>::new(43_
 
 /// Megabytes (8 GB).
 pub(crate) static DATABASE_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(8192);
+
+/// Minutes (one upload cycle of the network).
+pub(crate) static CLAIM_HALF_LIFE: GucSetting<i32> = GucSetting::<i32>::new(120);
 
 pub(crate) fn register() {
     debug_assert_eq!(RATE_LIMIT_TIERS.get().as_deref(), Some(CString::new(DEFAULT_TIERS).unwrap().as_c_str()));
@@ -171,6 +175,16 @@ fn register_ingest() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"resi.claim_half_life",
+        c"How fast an older claim loses weight against a listing's newest claim.",
+        c"A claim's weight halves for every half-life its upload is older than the newest claim on the listing; 0: claims do not age.",
+        &CLAIM_HALF_LIFE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MIN,
     );
 }
 

@@ -77,6 +77,7 @@ extension_sql_file!(
         "independence",
         "audit",
         trust::initial_trust,
+        settings::claim_half_life_seconds,
         consensus::agreement::consensus_agreement,
         consensus::mode::consensus_mode_transition,
         consensus::mode::consensus_mode_combine,

@@ -34,6 +34,14 @@ pub(crate) fn database_budget_bytes() -> i64 {
     i64::from(guc::DATABASE_BUDGET.get()) * 1024 * 1024
 }
 
+/// `resi.claim_half_life_seconds() → double precision`: the `resi.claim_half_life` setting in
+/// seconds (0: claims do not age; what `resi.claim_recency` reads). STABLE, PARALLEL SAFE, never
+/// NULL.
+#[pg_extern(stable, parallel_safe)]
+pub(crate) fn claim_half_life_seconds() -> f64 {
+    f64::from(guc::CLAIM_HALF_LIFE.get()) * 60.0
+}
+
 /// An interval of `minutes` (≥ 1: the settings' minimum), exactly, as microseconds.
 fn minutes(minutes: i32) -> Interval {
     Interval::new(0, 0, i64::from(minutes.max(0)) * 60_000_000).expect("a non-negative interval")

@@ -216,7 +216,8 @@ CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source
 CREATE TABLE resi.miner_groups (
     miner_hotkey  text PRIMARY KEY,
     group_hotkey  text NOT NULL,                         -- the group's name: one of its members
-    since         timestamptz NOT NULL DEFAULT now()     -- when the miner joined this group
+    since         timestamptz NOT NULL DEFAULT now(),    -- when the miner joined this group
+    trust         double precision CHECK (trust BETWEEN 0 AND 1) -- the group's weight (resi.refresh_group_trust); NULL: not yet pooled
 );
 COMMENT ON TABLE resi.miner_groups IS 'Each miner that belongs to a group of dependent miners, and the group (named after a member); the group votes once in every consensus.';
 CREATE INDEX miner_groups_group_hotkey_idx ON resi.miner_groups (group_hotkey);
@@ -405,6 +406,7 @@ BEGIN
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM moved) INTO changed;
+    PERFORM resi.refresh_group_trust();
     RETURN changed;
 END
 $$;
@@ -515,6 +517,21 @@ $$;
 COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
     'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until a miner reports it again. Returns the claims judged.';
 
+-- Older claims give way to fresher ones (resi.claim_recency, setting resi.claim_half_life).
+CREATE FUNCTION resi."claim_half_life_seconds"() RETURNS double precision /* f64 */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'claim_half_life_seconds_wrapper';
+COMMENT ON FUNCTION resi.claim_half_life_seconds() IS
+    'The resi.claim_half_life setting in seconds (0: claims do not age); what resi.claim_recency reads.';
+CREATE FUNCTION resi.claim_recency(age interval) RETURNS double precision
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    RETURN CASE WHEN resi.claim_half_life_seconds() = 0 OR age <= interval '0' THEN 1
+                ELSE greatest(pg_catalog.power(0.5, extract(epoch FROM age)::float8 / resi.claim_half_life_seconds()),
+                              0.125) END;
+COMMENT ON FUNCTION resi.claim_recency(interval) IS
+    'A claim''s share of its weight by how much older its upload is than the listing''s newest claim: 0.5 ^ (age / resi.claim_half_life), at least 1/8; 1 when the setting is 0 or age <= 0.';
+
 CREATE OR REPLACE VIEW resi.listing_consensus AS
 SELECT zpid,
        first_seen_at,
@@ -543,12 +560,16 @@ SELECT zpid,
                    AS trust_fingerprint,
                resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
                                       v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
-                                      v.latitude, v.longitude, CASE WHEN v.leads THEN v.trust END) AS miners,
+                                      v.latitude, v.longitude,
+                                      CASE WHEN v.leads THEN v.trust * resi.claim_recency(v.newest - v.submission_timestamp) END)
+                   AS miners,
                count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups,
                max(v.submission_timestamp) AS newest_claim
           FROM (SELECT s.*,
                        row_number() OVER (PARTITION BY s.zpid, s.source
-                                              ORDER BY s.trust DESC, s.submission_timestamp, s.miner_hotkey) = 1 AS leads
+                                              ORDER BY s.trust DESC, s.submission_timestamp DESC, s.miner_hotkey) = 1
+                           AS leads,
+                       max(s.submission_timestamp) OVER (PARTITION BY s.zpid) AS newest
                   FROM (SELECT c.*, g.group_hotkey, w.trust,
                                CASE WHEN c.signature IS NULL THEN coalesce(g.group_hotkey, c.miner_hotkey)
                                     ELSE first_value(coalesce(g.group_hotkey, c.miner_hotkey))
@@ -557,7 +578,7 @@ SELECT zpid,
                           FROM resi.miner_claims c
                           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
                           LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
-                         CROSS JOIN LATERAL (SELECT coalesce(t.trust_score, resi.initial_trust()) AS trust) w) s) v
+                         CROSS JOIN LATERAL (SELECT coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust) w) s) v
          GROUP BY v.zpid) per_listing
   -- The newest audit no miner has reported the listing since: its values are the listing's.
   LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a
@@ -660,7 +681,7 @@ CREATE OR REPLACE FUNCTION resi.stale_listing(zpid text, trust_fingerprint bigin
     LANGUAGE sql STABLE PARALLEL SAFE
     RETURN trust_fingerprint IS DISTINCT FROM (
         SELECT bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
-                                              coalesce(t.trust_score, resi.initial_trust())))
+                                              coalesce(g.trust, t.trust_score, resi.initial_trust())))
           FROM resi.miner_claims c
           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
           LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
@@ -842,7 +863,8 @@ BEGIN
 
     GRANT EXECUTE ON FUNCTION
         resi.record_validation(text, text, boolean, double precision),
-        resi.record_audit(text, jsonb, timestamptz)
+        resi.record_audit(text, jsonb, timestamptz),
+        resi.propose_audits(integer, double precision)
     TO resi_validator;
 
     GRANT SELECT ON ALL TABLES IN SCHEMA resi TO resi_admin;
@@ -857,6 +879,8 @@ BEGIN
         resi.rebuild_claims(),
         resi.find_dependent_miners(integer, integer, integer),
         resi.earn_trust(text[]),
+        resi.refresh_group_trust(),
+        resi.propose_audits(integer, double precision),
         resi.record_miner_submission(text, integer, timestamptz),
         resi.archive_batch_begin(text, date, timestamptz),
         resi.archive_batch_verified(bigint, bigint, text),
@@ -866,7 +890,8 @@ BEGIN
     GRANT SET, ALTER SYSTEM ON PARAMETER
         resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
         resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
-        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget
+        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget,
+        resi.claim_half_life
     TO resi_admin;
 END
 $$;
@@ -929,12 +954,36 @@ COMMENT ON FUNCTION resi.earned_trust(bigint, bigint, bigint, bigint, double pre
 
 CREATE FUNCTION resi.earned_trust(miner resi.miner_trust) RETURNS double precision
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN resi.earned_trust(miner.audited_claims + miner.validated_submissions,
-                             miner.wrong_claims + miner.validations_failed,
-                             miner.corroborated_rows, miner.agreeing_rows, resi.initial_trust());
+    RETURN resi.earned_trust(miner.audited_claims, miner.wrong_claims, miner.corroborated_rows, miner.agreeing_rows,
+                             resi.initial_trust());
 
 COMMENT ON FUNCTION resi.earned_trust(resi.miner_trust) IS
     'The trust a miner''s row of resi.miner_trust has earned: resi.earned_trust of its audited claims (audits and validations), wrong claims, corroborated and agreeing rows, with resi.initial_trust as the prior.';
+
+CREATE FUNCTION resi.refresh_group_trust() RETURNS integer
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH pooled AS (
+        SELECT g.group_hotkey,
+               resi.earned_trust(coalesce(sum(t.audited_claims), 0)::bigint, coalesce(sum(t.wrong_claims), 0)::bigint,
+                                 coalesce(sum(t.corroborated_rows), 0)::bigint, coalesce(sum(t.agreeing_rows), 0)::bigint,
+                                 resi.initial_trust()) AS trust
+          FROM resi.miner_groups g
+          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
+         GROUP BY g.group_hotkey
+    ), changed AS (
+        UPDATE resi.miner_groups g SET trust = p.trust
+          FROM pooled p
+         WHERE g.group_hotkey = p.group_hotkey AND g.trust IS DISTINCT FROM p.trust
+        RETURNING g.group_hotkey
+    )
+    SELECT count(DISTINCT c.group_hotkey)::integer FROM changed c;
+END;
+
+COMMENT ON FUNCTION resi.refresh_group_trust() IS
+    'Set each group''s trust (resi.miner_groups.trust) to what its members'' pooled evidence earns (resi.earned_trust); returns the groups whose trust changed.';
 
 CREATE OR REPLACE FUNCTION resi.miner_status(hotkey text) RETURNS resi.miner_status
     LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
@@ -964,8 +1013,8 @@ BEGIN
         s.banned_until := t.banned_until;
         s.ban_reason   := t.ban_reason;
     END IF;
-    s.audited_claims    := coalesce(t.audited_claims + t.validated_submissions, 0);
-    s.wrong_claims      := coalesce(t.wrong_claims + t.validations_failed, 0);
+    s.audited_claims    := coalesce(t.audited_claims, 0);
+    s.wrong_claims      := coalesce(t.wrong_claims, 0);
     SELECT g.group_hotkey, (SELECT count(*) FROM resi.miner_groups m WHERE m.group_hotkey = g.group_hotkey)
       INTO s.group_hotkey, s.group_members
       FROM resi.miner_groups g WHERE g.miner_hotkey = hotkey;
@@ -1074,6 +1123,8 @@ BEGIN
     UPDATE resi.miner_trust t SET
         validated_submissions = t.validated_submissions + 1,
         validations_failed    = t.validations_failed + (NOT passed)::integer,
+        audited_claims        = t.audited_claims + 1,
+        wrong_claims          = t.wrong_claims + (NOT passed)::integer,
         updated_at            = now()
      WHERE t.miner_hotkey = hotkey;
     trust := resi.earn_trust(ARRAY[hotkey]);
@@ -1088,6 +1139,7 @@ COMMENT ON FUNCTION resi.record_validation(text, text, boolean, double precision
 CREATE FUNCTION resi.propose_audits(n integer DEFAULT 100, random_share double precision DEFAULT 0.2)
     RETURNS TABLE (zpid text, reason text, priority double precision, sources integer)
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL RESTRICTED
+    SECURITY DEFINER -- reads claims, trust and groups, which resi_validator cannot
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1104,7 +1156,7 @@ BEGIN
     RETURN QUERY
     WITH source_audits AS (
         SELECT coalesce(g.group_hotkey, t.miner_hotkey) AS source,
-               sum(t.audited_claims + t.validated_submissions) AS audited
+               sum(t.audited_claims) AS audited
           FROM resi.miner_trust t
           LEFT JOIN resi.miner_groups g ON g.miner_hotkey = t.miner_hotkey
          GROUP BY 1
@@ -1135,14 +1187,36 @@ BEGIN
          ORDER BY random()
          LIMIT random_picks
     )
-    SELECT r.zpid, r.reason, r.priority, r.sources FROM ranked r
-    UNION ALL
-    SELECT d.zpid, d.reason, d.priority, d.sources FROM drawn d;
+    SELECT p.zpid, p.reason, p.priority, p.sources
+      FROM (SELECT 0 AS part, r.* FROM ranked r UNION ALL SELECT 1, d.* FROM drawn d) p
+     ORDER BY p.part, p.priority DESC, p.zpid;
 END
 $$;
 
 COMMENT ON FUNCTION resi.propose_audits(integer, double precision) IS
     'Up to n listings to audit next: those whose claims come from the least-audited sources (groups count their members'' audits together) or where independent sources disagree, plus a random share; skips listings an audit has seen since their newest claim.';
+
+CREATE OR REPLACE FUNCTION resi.refresh_stale_consensus(max_listings integer DEFAULT 10000) RETURNS integer
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_listings < 0 THEN
+        RAISE EXCEPTION 'resi.refresh_stale_consensus: max_listings must be >= 0, got %', max_listings
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM resi.refresh_group_trust();
+    RETURN resi.refresh_consensus(ARRAY(
+        SELECT l.zpid FROM resi.listings l
+         WHERE resi.stale_listing(l.zpid, l.trust_fingerprint)
+         ORDER BY l.last_updated_at, l.zpid
+         LIMIT max_listings));
+END
+$$;
+
+COMMENT ON FUNCTION resi.refresh_stale_consensus(integer) IS
+    'Pool each group''s trust again (resi.refresh_group_trust), then recompute up to max_listings listings whose consensus was computed with weights their miners no longer have, oldest first. Returns the number refreshed.';
 
 CREATE OR REPLACE VIEW resi.miner_leaderboard AS
 SELECT rank() OVER (ORDER BY t.trust_score DESC) AS rank,
@@ -1150,8 +1224,8 @@ SELECT rank() OVER (ORDER BY t.trust_score DESC) AS rank,
        t.rows_submitted, t.validated_submissions, t.validations_failed, t.strikes, t.bans,
        CASE WHEN t.banned_until > now() THEN t.banned_until END AS banned_until,
        t.last_submission,
-       t.audited_claims + t.validated_submissions AS audited_claims,
-       t.wrong_claims + t.validations_failed AS wrong_claims,
+       t.audited_claims,
+       t.wrong_claims,
        g.group_hotkey
   FROM resi.miner_trust t
   LEFT JOIN resi.miner_groups g ON g.miner_hotkey = t.miner_hotkey;
@@ -1163,9 +1237,9 @@ SELECT g.group_hotkey,
        count(*)::integer AS members,
        array_agg(g.miner_hotkey ORDER BY g.miner_hotkey) AS miners,
        min(g.since) AS since,
-       max(coalesce(t.trust_score, resi.initial_trust())) AS voting_trust,
-       coalesce(sum(t.audited_claims + t.validated_submissions), 0) AS audited_claims,
-       coalesce(sum(t.wrong_claims + t.validations_failed), 0) AS wrong_claims,
+       coalesce(max(g.trust), max(coalesce(t.trust_score, resi.initial_trust()))) AS voting_trust,
+       coalesce(sum(t.audited_claims), 0)::bigint AS audited_claims,
+       coalesce(sum(t.wrong_claims), 0)::bigint AS wrong_claims,
        (SELECT coalesce(sum(d.shared_claims), 0) FROM resi.miner_dependence d
          JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
            AS copied_claims,
@@ -1179,7 +1253,7 @@ SELECT g.group_hotkey,
   LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
  GROUP BY g.group_hotkey;
 
-COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with, pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
+COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
 
 CREATE OR REPLACE FUNCTION api.listing(zpid text)
     RETURNS TABLE (zpid text, uri text, address text, city text, state text, zip_code text, price bigint,
@@ -1212,12 +1286,16 @@ END;
 COMMENT ON FUNCTION api.listing(text) IS
     'One listing: consensus values, field_consensus (per field value, confidence, agreement, and supporters and voters counted in independent sources) and reports (per miner: first/last seen, attestations, the group it votes with, validated).';
 
-REVOKE EXECUTE ON FUNCTION resi.earn_trust(text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION resi.earn_trust(text[]), resi.refresh_group_trust(), resi.propose_audits(integer, double precision)
+    FROM PUBLIC;
 
--- Every miner's trust is what its evidence earns: its validations so far count as audited
+-- Every miner's trust is what its evidence earns: its validations so far are its audited
 -- claims; agreement is counted from the next upload on. Listings become stale and are
 -- recomputed by resi.refresh_stale_consensus (the loader's passes).
+UPDATE resi.miner_trust t SET audited_claims = t.validated_submissions, wrong_claims = t.validations_failed
+ WHERE t.validated_submissions > 0;
 UPDATE resi.miner_trust t SET trust_score = resi.earned_trust(t), trust_changed_at = now()
  WHERE t.trust_score IS DISTINCT FROM resi.earned_trust(t);
+
 -- One independent source is not confirmation: at most medium confidence (resi.listing_consensus).
 UPDATE resi.listings SET consensus_score = 0.5 WHERE voting_groups < 2 AND consensus_score > 0.5;

@@ -2,10 +2,12 @@
 //! gets attestations, one current claim per miner and listing, and trust-weighted listings.
 
 use postgres::Client;
-use resi_e2e::{listing_state, TestDatabase};
+use resi_e2e::{listing_state, scalar, TestDatabase};
 
-const TRUST: &str = "INSERT INTO resi.miner_trust (miner_hotkey, trust_score)
-    VALUES ('honest1', 0.9), ('honest2', 0.8), ('sloppy', 0.5), ('liar', 0.3)";
+/// Miners with audits behind them (trust is earned: resi.earned_trust of the counts).
+const TRUST: &str = "INSERT INTO resi.miner_trust (miner_hotkey, trust_score, audited_claims, wrong_claims)
+    VALUES ('honest1', 0, 40, 0), ('honest2', 0, 30, 1), ('sloppy', 0, 20, 4), ('liar', 0, 20, 9);
+    UPDATE resi.miner_trust t SET trust_score = resi.earned_trust(t);";
 
 fn stage(client: &mut Client, rows: &str) {
     client
@@ -74,8 +76,8 @@ fn repeated_claims_do_not_gain_votes_and_late_old_uploads_do_not_override() {
          ('liar',    '2025-09-17 08:00+00', '1', NULL, 99, 9, 2.5, 'SOLD', NULL)",
     );
     // The liar repeats itself five times in one upload and twice more later: still one vote.
-    for _ in 0..2 {
-        stage(&mut client, &["('liar', '2025-09-18 08:00+00', '1', NULL, 99, 9, 2.5, 'SOLD', NULL)"; 5].join(","));
+    for at in ["2025-09-17 08:10+00", "2025-09-17 08:20+00"] {
+        stage(&mut client, &vec![format!("('liar', '{at}', '1', NULL, 99, 9, 2.5, 'SOLD', NULL)"); 5].join(","));
     }
     // An old upload of honest1 loaded late: counted as an attestation, but its claim stays the newer one.
     stage(&mut client, "('honest1', '2025-09-01 08:00+00', '1', NULL, 1, 1, 1, 'GONE', NULL)");
@@ -120,7 +122,8 @@ fn refresh_and_rebuild_reproduce_the_incremental_fold() {
         .unwrap();
     // The fold moved the miners' trust after computing the listings: bring them up to date.
     let stale: i32 = client.query_one("SELECT resi.refresh_stale_consensus()", &[]).unwrap().get(0);
-    assert_eq!(stale, 40);
+    assert!((1..=40).contains(&stale), "{stale}");
+    assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 0);
     let incremental = listing_state(&mut client);
     assert_eq!(incremental.lines().count(), 40);
     let refreshed: i32 = client.query_one("SELECT resi.refresh_consensus()", &[]).unwrap().get(0);
@@ -222,4 +225,50 @@ fn hostile_values_in_staging_do_not_break_the_fold() {
     assert!(cleared);
     let staged: i64 = client.query_one("SELECT count(*) FROM resi.staging_listings", &[]).unwrap().get(0);
     assert_eq!(staged, 0);
+}
+
+#[test]
+fn a_stale_claim_gives_way_to_a_fresher_one_but_not_to_a_much_less_trusted_one() {
+    let db = TestDatabase::new("fold_recency");
+    let mut client = db.client();
+    client.batch_execute(TRUST).unwrap();
+    let price = |client: &mut Client, zpid: &str| -> i64 {
+        client.query_one("SELECT price FROM resi.listings WHERE zpid = $1", &[&zpid]).unwrap().get(0)
+    };
+    // Two trusted miners saw 350,000 on both listings.
+    stage(
+        &mut client,
+        "('honest1', '2025-09-17 08:00+00', '1', NULL, 350000, 3, 2.5, 'FOR_SALE', NULL),
+         ('honest2', '2025-09-17 08:00+00', '1', NULL, 350000, 3, 2.5, 'FOR_SALE', NULL),
+         ('honest1', '2025-09-17 08:00+00', '2', NULL, 350000, 3, 2.5, 'FOR_SALE', NULL),
+         ('honest2', '2025-09-17 08:00+00', '2', NULL, 350000, 3, 2.5, 'FOR_SALE', NULL)",
+    );
+    // One upload cycle later a third, less audited miner sees a new price: two stale claims at half
+    // weight still outweigh it. Two cycles later they count a quarter each, and it wins.
+    client
+        .batch_execute(
+            "INSERT INTO resi.miner_trust (miner_hotkey, trust_score, audited_claims) VALUES ('honest3', 0, 10);
+             UPDATE resi.miner_trust t SET trust_score = resi.earned_trust(t) WHERE miner_hotkey = 'honest3';",
+        )
+        .unwrap();
+    stage(&mut client, "('honest3', '2025-09-17 10:00+00', '1', NULL, 330000, 3, 2.5, 'FOR_SALE', NULL)");
+    assert_eq!(price(&mut client, "1"), 350_000);
+    stage(&mut client, "('honest3', '2025-09-17 12:00+00', '1', NULL, 330000, 3, 2.5, 'FOR_SALE', NULL)");
+    assert_eq!(price(&mut client, "1"), 330_000);
+    // A liar uploading a day later does not: stale claims keep an eighth of their weight, more
+    // than the liar's whole.
+    stage(&mut client, "('liar', '2025-09-18 08:00+00', '2', NULL, 99, 9, 2.5, 'SOLD', NULL)");
+    assert_eq!(price(&mut client, "2"), 350_000);
+    let recency: Vec<f64> = client
+        .query(
+            "SELECT resi.claim_recency(a) FROM unnest(ARRAY[interval '0', '-1 hour', '2 hours', '4 hours', '1 day']) a",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(recency, [1.0, 1.0, 0.5, 0.25, 0.125]);
+    client.batch_execute("SET resi.claim_half_life = 0").unwrap();
+    assert_eq!(scalar::<f64>(&mut client, "SELECT resi.claim_recency('1 day')"), 1.0);
 }

@@ -147,6 +147,35 @@ fn miners_that_share_copied_claims_become_one_group_that_votes_once() {
     assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 0);
     assert_eq!(listing(&mut client, "9"), (500_000, 5, 5, 3));
     assert_eq!(listing(&mut client, "1").3, 1);
+    // One source alone is not confirmation: at most medium confidence.
+    assert_eq!(scalar::<f32>(&mut client, "SELECT consensus_score FROM resi.listings WHERE zpid = '1'"), 0.5);
+
+    // The group and its evidence are explained where operators look.
+    let status: (Option<String>, i32, String) = {
+        let r = client
+            .query_one(
+                "SELECT (s).group_hotkey, (s).group_members, (s).explanation
+                   FROM (SELECT resi.miner_status('ring1') AS s) x",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!((status.0.as_deref(), status.1), (Some("source"), 3));
+    assert!(status.2.contains("votes once with its group source of 3 miners (repeats source: 3 of 4 claims copied)"), "{}", status.2);
+    let alone: String = scalar(&mut client, "SELECT (resi.miner_status('honest1')).explanation");
+    assert!(alone.contains("votes alone"), "{alone}");
+    let group: (String, i32, Vec<String>, i64, i64) = {
+        let r = client
+            .query_one("SELECT group_hotkey, members, miners, copied_claims, audited_claims FROM resi.dependent_groups", &[])
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+    };
+    assert_eq!(group, ("source".into(), 3, vec!["ring1".into(), "ring2".into(), "source".into()], 6, 9));
+    assert_eq!(
+        scalar::<String>(&mut client, "SELECT group_hotkey FROM resi.miner_leaderboard WHERE miner_hotkey = 'ring2'"),
+        "source"
+    );
 
     // Nothing new: nothing changes; a smaller threshold groups the near copies too.
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
@@ -297,7 +326,7 @@ fn a_copier_that_shifts_times_and_nudges_numbers_repeats_its_sources_deviations_
             // honest1 and honest5 share a deviation on 25 listings, scraped 40 minutes apart.
             let bedrooms = if (h == 1 || h == 5) && n <= 25 {
                 8
-            } else if n == h {
+            } else if n == 25 + h {
                 7
             } else {
                 3
@@ -337,4 +366,59 @@ fn a_copier_that_shifts_times_and_nudges_numbers_repeats_its_sources_deviations_
         scalar::<i64>(&mut client, "SELECT count(*) FROM resi.miner_groups WHERE miner_hotkey LIKE 'honest%'"),
         0
     );
+}
+
+#[test]
+fn audits_are_proposed_where_they_move_the_most_weight() {
+    let db = TestDatabase::new("independence_proposals");
+    let mut client = db.client();
+    // Listing 1: three unaudited miners agree. Listing 2: two audited miners agree. Listing 3:
+    // two audited miners disagree. Listing 4: a ring of three (one group) and one audited miner.
+    client
+        .batch_execute(
+            "INSERT INTO resi.miner_trust (miner_hotkey, trust_score, audited_claims)
+             VALUES ('old1', 0, 50), ('old2', 0, 50), ('old3', 0, 50), ('old4', 0, 50);
+             UPDATE resi.miner_trust t SET trust_score = resi.earned_trust(t);",
+        )
+        .unwrap();
+    stage(
+        &mut client,
+        &[
+            ("new1", SOURCE_UPLOAD, "1", "2025-09-17 07:00+00", 100_000),
+            ("new2", SOURCE_UPLOAD, "1", "2025-09-17 07:01+00", 100_000),
+            ("new3", SOURCE_UPLOAD, "1", "2025-09-17 07:02+00", 100_000),
+            ("old1", SOURCE_UPLOAD, "2", "2025-09-17 07:00+00", 200_000),
+            ("old2", SOURCE_UPLOAD, "2", "2025-09-17 07:01+00", 200_000),
+            ("old3", SOURCE_UPLOAD, "3", "2025-09-17 07:00+00", 300_000),
+            ("old4", SOURCE_UPLOAD, "3", "2025-09-17 07:01+00", 900_000),
+        ],
+    );
+    let proposals = |client: &mut Client, sql: &str| -> Vec<(String, String)> {
+        client.query(sql, &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    // New sources first (3 × 1/1), then disagreement between independent sources, then the
+    // audited agreeing pair.
+    assert_eq!(
+        proposals(&mut client, "SELECT zpid, reason FROM resi.propose_audits(3, 0)"),
+        [
+            ("1".into(), "new sources".into()),
+            ("3".into(), "independent sources disagree".into()),
+            ("2".into(), "new sources".into())
+        ]
+    );
+    // An audit of listing 1 makes its miners known and the listing audited: it drops out.
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.record_audit('1', '{\"price\": 100000}', now())"), 3);
+    let after = proposals(&mut client, "SELECT zpid, reason FROM resi.propose_audits(3, 0)");
+    assert_eq!(after.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["3", "2"]);
+    // A random share is drawn from the rest.
+    let drawn = proposals(&mut client, "SELECT zpid, reason FROM resi.propose_audits(2, 0.5)");
+    assert_eq!(drawn.len(), 2);
+    assert_eq!(drawn[0], ("3".into(), "independent sources disagree".into()));
+    assert_eq!(drawn[1], ("2".into(), "random".into()));
+    for (sql, code) in
+        [("SELECT * FROM resi.propose_audits(-1)", "22023"), ("SELECT * FROM resi.propose_audits(1, 1.5)", "22023")]
+    {
+        let err = client.query(sql, &[]).unwrap_err();
+        assert_eq!(err.code().unwrap().code(), code, "{sql}");
+    }
 }
