@@ -84,8 +84,8 @@ COMMENT ON FUNCTION resi.trust_fingerprint(text, double precision) IS
 CREATE FUNCTION resi.claim_recency(age interval) RETURNS double precision
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     RETURN CASE WHEN resi.claim_half_life_seconds() = 0 OR age <= interval '0' THEN 1
-                ELSE greatest(pg_catalog.power(0.5, extract(epoch FROM age)::float8 / resi.claim_half_life_seconds()),
-                              0.125) END;
+                -- 2^-3 is the floor; capping the exponent also keeps power() from underflowing.
+                ELSE pg_catalog.power(0.5, least(extract(epoch FROM age)::float8 / resi.claim_half_life_seconds(), 3)) END;
 COMMENT ON FUNCTION resi.claim_recency(interval) IS
     'A claim''s share of its weight by how much older its upload is than the listing''s newest claim: 0.5 ^ (age / resi.claim_half_life), at least 1/8; 1 when the setting is 0 or age <= 0.';
 
@@ -172,6 +172,15 @@ COMMENT ON VIEW resi.listing_consensus IS
 ALTER FUNCTION resi.consensus_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) ROWS 1;
 COMMENT ON FUNCTION resi.consensus_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
     'How many of a reported row''s fields can be compared with a listing''s consensus, and how many of them agree (within the consensus tolerances).';
+
+-- The same, counted only on fields whose consensus value two or more independent sources support
+-- (field_consensus supporters): agreeing with a value another source backs too, or disagreeing
+-- with one two others back, is evidence about a miner; agreeing with a consensus it formed alone,
+-- or disagreeing with one other source, is not. What the fold counts as a miner's agreement
+-- (resi.miner_trust.fields_agreed, agreeing_rows). One row per call: ROWS 1.
+ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) ROWS 1;
+COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
+    'Like resi.consensus_agreement, counted only on fields whose consensus value two or more independent sources support: the agreement a miner''s trust counts.';
 
 -- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings.
 -- Rows are locked in zpid order first, so concurrent folds of overlapping listings queue

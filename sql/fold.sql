@@ -87,13 +87,15 @@ BEGIN
                count(*) FILTER (WHERE v.compared > 0) AS corroborated_rows,
                count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing_rows
           FROM staged s
-          -- A row is corroborated when another independent source voted on its listing too
-          -- (agreement with a consensus of one's own group alone proves nothing). One primary-key
+          -- A row is judged on the fields whose consensus value two or more independent sources
+          -- back (resi.corroborated_agreement: agreeing with a consensus one formed alone, or
+          -- disagreeing with a lone other source, proves nothing); it is corroborated when some
+          -- field could be judged, which needs two sources on the listing. One primary-key
           -- lookup per staged row, whatever the statistics say (OFFSET 0 keeps the planner from
           -- turning it into a join it may misestimate while the table grows).
           LEFT JOIN LATERAL (SELECT l FROM resi.listings l
                               WHERE l.zpid = s.zpid AND l.voting_groups >= 2 OFFSET 0) corroborated ON true
-         CROSS JOIN LATERAL resi.consensus_agreement(
+         CROSS JOIN LATERAL resi.corroborated_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
                  s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l) v
          GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp

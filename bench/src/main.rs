@@ -16,6 +16,7 @@ mod aggregates;
 mod db;
 mod generate;
 mod helpers;
+mod independence;
 mod ingest;
 mod machine;
 mod memory;
@@ -72,9 +73,19 @@ enum Group {
     Helpers,
     /// 8. loader peak memory
     Memory,
+    /// 9. find_dependent_miners at a tenth of the network vs one grouped scan of the claims
+    Independence,
 }
 
-const GROUPS: [Group; 6] = [Group::Ingest, Group::S3, Group::Aggregates, Group::Refresh, Group::Helpers, Group::Memory];
+const GROUPS: [Group; 7] = [
+    Group::Ingest,
+    Group::S3,
+    Group::Aggregates,
+    Group::Refresh,
+    Group::Helpers,
+    Group::Memory,
+    Group::Independence,
+];
 
 /// What every measurement needs.
 pub struct Bench {
@@ -140,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
             Group::Refresh => refresh::run(&bench, &mut cluster, &mut rows),
             Group::Helpers => helpers::run(&bench, &mut cluster, &mut rows),
             Group::Memory => memory::run(&bench, &mut cluster, &mut rows),
+            Group::Independence => independence::run(&bench, &mut cluster, &mut rows),
         };
         if let Err(e) = result {
             bench.log(format!("{group:?} FAILED: {e:#}"));

@@ -2,7 +2,7 @@
 //! the ledger has not settled ([`crate::object::load_object`]), oldest first (S3 LastModified,
 //! then key: the order the miners submitted them). After the objects, the pass regroups the
 //! miners whose reports are copies of each other (`resi.find_dependent_miners`, when it loaded
-//! anything), then refreshes a bounded number of listings whose consensus predates a trust or
+//! anything and the extension has it: 0.5.0 and newer), then refreshes a bounded number of listings whose consensus predates a trust or
 //! group change (`resi.refresh_stale_consensus`), and closes its run row with the totals.
 
 use crate::object::{load_object, Outcome};
@@ -84,12 +84,28 @@ pub async fn run_pass(
     let mut result = pass(db, &source, run_id, progress, stop).await;
     if let Ok(summary) = &mut result {
         if !summary.interrupted && summary.loaded > 0 {
-            let regrouped: i32 = db
-                .query_one("SELECT resi.find_dependent_miners()", &[])
+            // Before resi_pg 0.5.0 there are no groups; the loader still fills those databases.
+            let has_groups: bool = db
+                .query_one(
+                    "SELECT to_regprocedure('resi.find_dependent_miners(integer, integer, integer)') IS NOT NULL",
+                    &[],
+                )
                 .await
                 .context("cannot look for dependent miners")?
                 .get(0);
-            summary.miners_regrouped = regrouped as u64;
+            if has_groups {
+                let regrouped: i32 = db
+                    .query_one("SELECT resi.find_dependent_miners()", &[])
+                    .await
+                    .context("cannot look for dependent miners")?
+                    .get(0);
+                summary.miners_regrouped = regrouped as u64;
+            } else {
+                tracing::warn!(
+                    "this resi_pg has no resi.find_dependent_miners (0.5.0): miners are not grouped; \
+                     run ALTER EXTENSION resi_pg UPDATE"
+                );
+            }
         }
         if !summary.interrupted && options.refresh_limit > 0 {
             let refreshed: i32 = db

@@ -121,7 +121,9 @@ impl Evidence {
 /// (found by bisection: trust grows with the mean).
 pub fn prior_for(initial_trust: f64) -> Result<Posterior> {
     if !(0.0..=1.0).contains(&initial_trust) {
-        return Err(Error::invalid_parameter(format!("the initial trust must be between 0 and 1, got {initial_trust}")));
+        return Err(Error::invalid_parameter(format!(
+            "the initial trust must be between 0 and 1, got {initial_trust}"
+        )));
     }
     let with_mean = |m: f64| Posterior { alpha: PRIOR_CLAIMS * m, beta: PRIOR_CLAIMS * (1.0 - m) };
     let (mut low, mut high) = (0.0_f64, 1.0_f64);
@@ -282,9 +284,14 @@ mod tests {
     use super::*;
 
     fn trust(audited: u64, wrong: u64, corroborated: u64, agreeing: u64) -> f64 {
-        Evidence { audited_claims: audited, wrong_claims: wrong, corroborated_rows: corroborated, agreeing_rows: agreeing }
-            .trust(0.25)
-            .unwrap()
+        Evidence {
+            audited_claims: audited,
+            wrong_claims: wrong,
+            corroborated_rows: corroborated,
+            agreeing_rows: agreeing,
+        }
+        .trust(0.25)
+        .unwrap()
     }
 
     #[test]
@@ -312,7 +319,10 @@ mod tests {
     #[test]
     fn one_error_costs_about_its_share_and_fabrication_costs_everything() {
         let mean = |audited, wrong| {
-            Evidence { audited_claims: audited, wrong_claims: wrong, ..Default::default() }.posterior(0.25).unwrap().mean()
+            Evidence { audited_claims: audited, wrong_claims: wrong, ..Default::default() }
+                .posterior(0.25)
+                .unwrap()
+                .mean()
         };
         assert!(mean(30, 0) - mean(31, 1) < 1.5 / 31.0);
         assert!(trust(31, 1, 0, 0) < trust(30, 0, 0, 0) && trust(31, 1, 0, 0) > 0.8);

@@ -61,12 +61,7 @@ extension_sql_file!("../../sql/independence.sql", name = "independence", require
 extension_sql_file!(
     "../../sql/audit.sql",
     name = "audit",
-    requires = [
-        "listings",
-        "trust",
-        consensus::agreement::consensus_agreement,
-        consensus::agreement::claim_errors
-    ]
+    requires = ["listings", "trust", consensus::agreement::consensus_agreement, consensus::agreement::claim_errors]
 );
 extension_sql_file!(
     "../../sql/consensus.sql",
@@ -79,6 +74,7 @@ extension_sql_file!(
         trust::initial_trust,
         settings::claim_half_life_seconds,
         consensus::agreement::consensus_agreement,
+        consensus::agreement::corroborated_agreement,
         consensus::mode::consensus_mode_transition,
         consensus::mode::consensus_mode_combine,
         consensus::mode::consensus_mode_serialize,
@@ -99,12 +95,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../../sql/fold.sql",
     name = "fold",
-    requires = [
-        "ingest",
-        "admission",
-        "consensus",
-        independence::claim_signature
-    ]
+    requires = ["ingest", "admission", "consensus", independence::claim_signature]
 );
 
 extension_sql_file!("../../sql/history.sql", name = "history", requires = ["listings"]);

@@ -55,7 +55,8 @@ fn next_trust(
     validator_confirmed: default!(bool, false),
     contains_fake_data: default!(bool, false),
 ) -> f64 {
-    resi_core::trust::before_0_5::next_trust(current, quality, validator_confirmed, contains_fake_data).or_raise("resi.next_trust")
+    resi_core::trust::before_0_5::next_trust(current, quality, validator_confirmed, contains_fake_data)
+        .or_raise("resi.next_trust")
 }
 
 /// `resi.submission_trust_quality(score, rows, corroborated_rows, agreeing_rows)`: the quality a
@@ -112,7 +113,9 @@ mod tests {
         earned("1, 0, -1, 0, 0.25");
     }
 
-    #[pg_test(error = "resi.earned_trust: trust evidence needs wrong_claims <= audited_claims and agreeing_rows <= corroborated_rows, got 2 wrong of 1 audited claims and 0 agreeing of 0 corroborated rows")]
+    #[pg_test(
+        error = "resi.earned_trust: trust evidence needs wrong_claims <= audited_claims and agreeing_rows <= corroborated_rows, got 2 wrong of 1 audited claims and 0 agreeing of 0 corroborated rows"
+    )]
     fn earned_trust_counts_out_of_order() {
         earned("1, 2, 0, 0, 0.25");
     }

@@ -527,10 +527,38 @@ COMMENT ON FUNCTION resi.claim_half_life_seconds() IS
 CREATE FUNCTION resi.claim_recency(age interval) RETURNS double precision
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     RETURN CASE WHEN resi.claim_half_life_seconds() = 0 OR age <= interval '0' THEN 1
-                ELSE greatest(pg_catalog.power(0.5, extract(epoch FROM age)::float8 / resi.claim_half_life_seconds()),
-                              0.125) END;
+                -- 2^-3 is the floor; capping the exponent also keeps power() from underflowing.
+                ELSE pg_catalog.power(0.5, least(extract(epoch FROM age)::float8 / resi.claim_half_life_seconds(), 3)) END;
 COMMENT ON FUNCTION resi.claim_recency(interval) IS
     'A claim''s share of its weight by how much older its upload is than the listing''s newest claim: 0.5 ^ (age / resi.claim_half_life), at least 1/8; 1 when the setting is 0 or age <= 0.';
+
+-- What the fold counts as a miner's agreement (resi.corroborated_agreement).
+CREATE FUNCTION resi."corroborated_agreement"(
+	"uri" TEXT,
+	"price" bigint,
+	"address" TEXT,
+	"bedrooms" INT,
+	"bathrooms" double precision,
+	"living_area" INT,
+	"home_type" TEXT,
+	"home_status" TEXT,
+	"days_on_zillow" INT,
+	"zip_code" TEXT,
+	"city" TEXT,
+	"state" TEXT,
+	"latitude" double precision,
+	"longitude" double precision,
+	"consensus" resi.listings
+) RETURNS TABLE (
+	"compared" INT,
+	"agreed" INT
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'corroborated_agreement_wrapper';
+ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) ROWS 1;
+COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
+    'Like resi.consensus_agreement, counted only on fields whose consensus value two or more independent sources support: the agreement a miner''s trust counts.';
 
 CREATE OR REPLACE VIEW resi.listing_consensus AS
 SELECT zpid,
@@ -767,13 +795,15 @@ BEGIN
                count(*) FILTER (WHERE v.compared > 0) AS corroborated_rows,
                count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing_rows
           FROM staged s
-          -- A row is corroborated when another independent source voted on its listing too
-          -- (agreement with a consensus of one's own group alone proves nothing). One primary-key
+          -- A row is judged on the fields whose consensus value two or more independent sources
+          -- back (resi.corroborated_agreement: agreeing with a consensus one formed alone, or
+          -- disagreeing with a lone other source, proves nothing); it is corroborated when some
+          -- field could be judged, which needs two sources on the listing. One primary-key
           -- lookup per staged row, whatever the statistics say (OFFSET 0 keeps the planner from
           -- turning it into a join it may misestimate while the table grows).
           LEFT JOIN LATERAL (SELECT l FROM resi.listings l
                               WHERE l.zpid = s.zpid AND l.voting_groups >= 2 OFFSET 0) corroborated ON true
-         CROSS JOIN LATERAL resi.consensus_agreement(
+         CROSS JOIN LATERAL resi.corroborated_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
                  s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l) v
          GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp

@@ -162,12 +162,19 @@ fn miners_that_share_copied_claims_become_one_group_that_votes_once() {
         (r.get(0), r.get(1), r.get(2))
     };
     assert_eq!((status.0.as_deref(), status.1), (Some("source"), 3));
-    assert!(status.2.contains("votes once with its group source of 3 miners (repeats source: 3 of 4 claims copied)"), "{}", status.2);
+    assert!(
+        status.2.contains("votes once with its group source of 3 miners (repeats source: 3 of 4 claims copied)"),
+        "{}",
+        status.2
+    );
     let alone: String = scalar(&mut client, "SELECT (resi.miner_status('honest1')).explanation");
     assert!(alone.contains("votes alone"), "{alone}");
     let group: (String, i32, Vec<String>, i64, i64) = {
         let r = client
-            .query_one("SELECT group_hotkey, members, miners, copied_claims, audited_claims FROM resi.dependent_groups", &[])
+            .query_one(
+                "SELECT group_hotkey, members, miners, copied_claims, audited_claims FROM resi.dependent_groups",
+                &[],
+            )
             .unwrap();
         (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
     };

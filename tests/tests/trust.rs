@@ -16,9 +16,9 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
 }
 
-/// Miner `a` and then miner `b` report listings 1 and 2, disagreeing on the price.
-fn two_disagreeing_miners(client: &mut Client) {
-    for (miner, price) in [("a", 100_000), ("b", 200_000)] {
+/// Miners report listings 1 and 2 in this order, each with its price (bedrooms 3 for all).
+fn report(client: &mut Client, miners: &[(&str, i64)]) {
+    for (miner, price) in miners {
         client
             .batch_execute(&format!(
                 "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, bedrooms)
@@ -28,37 +28,46 @@ fn two_disagreeing_miners(client: &mut Client) {
     }
 }
 
+fn counts(client: &mut Client, miner: &str) -> (Option<f64>, i64, i64) {
+    let r = client
+        .query_one(
+            "SELECT accuracy_score, corroborated_rows, agreeing_rows FROM resi.miner_trust WHERE miner_hotkey = $1",
+            &[&miner],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
 #[test]
 fn a_submission_earns_trust_only_by_agreeing_with_another_independent_source() {
     let db = TestDatabase::new("trust_fold");
     let mut client = db.client();
-    two_disagreeing_miners(&mut client);
-    // a came first: nothing to agree with, no evidence, the initial trust. b's rows are
-    // corroborated (a voted on both listings); the lower weighted median of {100k: 0.25,
-    // 200k: 0.25} is 100k, so b disagreed twice: weak evidence, a fifth of a wrong audit.
+    report(&mut client, &[("a", 100_000), ("b", 200_000)]);
+    // a came first: nothing to agree with, the initial trust. b's price differs from a lone
+    // other source's: no evidence either way (who is right is unknown); the bedrooms both report
+    // are backed by two sources, so b's rows agree on what could be judged.
     assert!(close(trust(&mut client, "a"), 0.25));
-    assert!(close(
-        trust(&mut client, "b"),
-        scalar::<f64>(&mut client, "SELECT resi.earned_trust(0, 0, 2, 0, 0.25)")
-    ));
-    assert!(trust(&mut client, "b") < 0.25);
+    assert_eq!(counts(&mut client, "a"), (None, 0, 0));
+    assert_eq!(counts(&mut client, "b"), (Some(1.0), 2, 2));
+    // c agrees with a: the price two sources back now, and the bedrooms all three back.
+    report(&mut client, &[("c", 100_000)]);
     assert_eq!(price(&mut client, "1"), 100_000);
-    let (accuracy, duplicate_rate, submissions, corroborated, agreeing): (f64, f64, i64, i64, i64) = {
+    assert_eq!(counts(&mut client, "c"), (Some(1.0), 2, 2));
+    assert!(close(trust(&mut client, "c"), scalar::<f64>(&mut client, "SELECT resi.earned_trust(0, 0, 2, 2, 0.25)")));
+    assert!(trust(&mut client, "c") > 0.25);
+    // d says 300,000: against a price two sources back, that is a disagreement (its bedrooms agree).
+    report(&mut client, &[("d", 300_000)]);
+    assert_eq!(counts(&mut client, "d"), (Some(0.5), 2, 0));
+    assert!(trust(&mut client, "d") < 0.25);
+    let (duplicate_rate, submissions): (f64, i64) = {
         let r = client
-            .query_one(
-                "SELECT accuracy_score, duplicate_rate, total_submissions, corroborated_rows, agreeing_rows
-                   FROM resi.miner_trust WHERE miner_hotkey = 'b'",
-                &[],
-            )
+            .query_one("SELECT duplicate_rate, total_submissions FROM resi.miner_trust WHERE miner_hotkey = 'd'", &[])
             .unwrap();
-        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+        (r.get(0), r.get(1))
     };
-    // Price and bedrooms compared on both rows; the bedrooms agreed.
-    assert_eq!((accuracy, duplicate_rate, submissions, corroborated, agreeing), (0.5, 0.0, 1, 2, 0));
-    assert!(scalar::<Option<f64>>(&mut client, "SELECT accuracy_score FROM resi.miner_trust WHERE miner_hotkey = 'a'")
-        .is_none());
+    assert_eq!((duplicate_rate, submissions), (0.0, 1));
     // resi.miner_status explains what the trust is made of.
-    let status: String = scalar(&mut client, "SELECT (resi.miner_status('b')).explanation");
+    let status: String = scalar(&mut client, "SELECT (resi.miner_status('d')).explanation");
     assert!(status.contains("earned from 0 audited claims, 0 wrong, and 0 of 2 rows agreeing with other sources"), "{status}");
     assert!(status.contains("votes alone"), "{status}");
 }
@@ -67,17 +76,21 @@ fn a_submission_earns_trust_only_by_agreeing_with_another_independent_source() {
 fn validations_move_trust_and_stale_listings_are_refreshed() {
     let db = TestDatabase::new("trust_validation");
     let mut client = db.client();
-    two_disagreeing_miners(&mut client);
-    // Both listings were folded before b's trust moved: stale until refreshed.
+    report(&mut client, &[("a", 100_000), ("b", 200_000), ("c", 100_000)]);
+    // Both listings were folded before c's trust moved: stale until refreshed.
     assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 2);
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.refresh_stale_consensus()"), 2);
     assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 0);
 
-    // A validator confirms b's claim on listing 1: an audited claim, right, outweighs the two
-    // disagreements, so b now outweighs a.
+    // A validator confirms b's claim on listing 1: an audited claim, right.
     let after: f64 = scalar(&mut client, "SELECT resi.record_validation('b', '1', true, 0.9)");
-    assert!(close(after, scalar::<f64>(&mut client, "SELECT resi.earned_trust(1, 0, 2, 0, 0.25)")));
-    assert!(after > 0.25, "{after}");
+    assert!(close(after, scalar::<f64>(&mut client, "SELECT resi.earned_trust(1, 0, 2, 2, 0.25)")));
+    assert!(after > trust(&mut client, "c"), "{after}");
+    assert_eq!(price(&mut client, "1"), 100_000, "a and c together still outweigh b");
+    // A failed check of a, which has no other audit, leaves it no better than a coin: no weight,
+    // and b outweighs c alone.
+    let failed: f64 = scalar(&mut client, "SELECT resi.record_validation('a', '1', false)");
+    assert_eq!(failed, 0.0);
     assert_eq!(price(&mut client, "1"), 200_000, "the validated listing is refreshed at once");
     assert_eq!(price(&mut client, "2"), 100_000, "the others wait for the bounded refresh");
     assert_eq!(scalar::<i64>(&mut client, "SELECT resi.stale_listings()"), 1);
@@ -99,9 +112,6 @@ fn validations_move_trust_and_stale_listings_are_refreshed() {
     // Validating the same attestation again changes nothing.
     let again: f64 = scalar(&mut client, "SELECT resi.record_validation('b', '1', false)");
     assert!(close(again, after));
-    // A failed check of a miner with no other audit leaves it no better than a coin: no weight.
-    let failed: f64 = scalar(&mut client, "SELECT resi.record_validation('a', '2', false)");
-    assert_eq!(failed, 0.0);
     let counts: (i64, i64) = {
         let r = client
             .query_one(

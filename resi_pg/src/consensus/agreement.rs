@@ -5,7 +5,7 @@
 
 use pgrx::prelude::*;
 use pgrx::AnyNumeric;
-use resi_core::fields::{agreement, verdicts, FieldValues, LISTING_FIELDS};
+use resi_core::fields::{agreement, corroborated_agreement as corroborated, verdicts, FieldValues, LISTING_FIELDS};
 
 /// IMMUTABLE, PARALLEL SAFE, not strict: NULL fields are not compared, a NULL `consensus`
 /// compares nothing (0, 0). Exactly one row. Never raises for any input.
@@ -49,6 +49,67 @@ fn consensus_agreement<'a>(
         Some(listing) => {
             let text = ListingText::of(&listing);
             agreement(&report, &text.values(&listing))
+        }
+    };
+    TableIterator::once((a.compared as i32, a.agreed as i32))
+}
+
+/// `resi.corroborated_agreement(uri, price, …, longitude, consensus resi.listings) → (compared,
+/// agreed)`: [`consensus_agreement`] counted only on fields whose consensus value two or more
+/// independent sources support (`supporters` in the listing's `field_consensus`): what the fold
+/// counts as a miner's agreement (resi_core::fields::corroborated_agreement). IMMUTABLE,
+/// PARALLEL SAFE, not strict: a NULL `consensus`, or one without `field_consensus`, compares
+/// nothing (0, 0). Exactly one row. Never raises.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe, requires = ["listings"])]
+fn corroborated_agreement<'a>(
+    uri: Option<&str>,
+    price: Option<i64>,
+    address: Option<&str>,
+    bedrooms: Option<i32>,
+    bathrooms: Option<f64>,
+    living_area: Option<i32>,
+    home_type: Option<&str>,
+    home_status: Option<&str>,
+    days_on_zillow: Option<i32>,
+    zip_code: Option<&str>,
+    city: Option<&str>,
+    state: Option<&str>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    consensus: Option<pgrx::composite_type!('a, "resi.listings")>,
+) -> TableIterator<'a, (name!(compared, i32), name!(agreed, i32))> {
+    let report = FieldValues {
+        uri,
+        price,
+        address,
+        bedrooms,
+        bathrooms,
+        living_area,
+        home_type,
+        home_status,
+        days_on_zillow,
+        zip_code,
+        city,
+        state,
+        latitude,
+        longitude,
+    };
+    let a = match consensus {
+        None => Default::default(),
+        Some(listing) => {
+            let mut supporters = [None; 14];
+            if let Ok(Some(pgrx::JsonB(fields))) = listing.get_by_name::<pgrx::JsonB>("field_consensus") {
+                for (slot, field) in supporters.iter_mut().zip(LISTING_FIELDS.iter()) {
+                    *slot = fields
+                        .get(field.name)
+                        .and_then(|f| f.get("supporters"))
+                        .and_then(|s| s.as_u64())
+                        .and_then(|s| u32::try_from(s).ok());
+                }
+            }
+            let text = ListingText::of(&listing);
+            corroborated(&report, &text.values(&listing), &supporters)
         }
     };
     TableIterator::once((a.compared as i32, a.agreed as i32))
