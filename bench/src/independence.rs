@@ -1,7 +1,7 @@
-//! 9. `resi.find_dependent_miners()`, the periodic pass that finds dependent miners, at a tenth
-//! of the network: 26 hotkeys (of 256) and 1.2 million current claims (a tenth of a day's 12
-//! million at full participation), against one scan of the same claims grouped by listing and
-//! signature (what any pass over the claims reads at least).
+//! 9. `resi.find_dependent_miners()`, the periodic pass that finds dependent miners, at a
+//!    tenth of the network: 26 hotkeys (of 256) and 1.2 million current claims (a tenth of a
+//!    day's 12 million at full participation), against one scan of the same claims grouped by
+//!    listing and signature (what any pass over the claims reads at least).
 //!
 //! The data is written straight into the tables with generate_series (bypassing the fold): 100,000
 //! listings; miner m claims listing z with probability 0.46, 5 % of its fields off the truth;
