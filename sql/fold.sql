@@ -109,8 +109,11 @@ BEGIN
             fields_compared  = t.fields_compared + sub.fields_compared,
             fields_agreed    = t.fields_agreed + sub.fields_agreed,
             accuracy_score   = (t.fields_agreed + sub.fields_agreed)::float8 / nullif(t.fields_compared + sub.fields_compared, 0),
-            corroborated_rows = t.corroborated_rows + sub.corroborated_rows,
-            agreeing_rows    = t.agreeing_rows + sub.agreeing_rows,
+            -- Agreement is weak evidence of current behaviour: older rows count 0.8 per later
+            -- submission, so a consensus that was wrong before a ring was found stops counting
+            -- against those who disagreed with it.
+            corroborated_rows = t.corroborated_rows * 0.8 + sub.corroborated_rows,
+            agreeing_rows    = least(t.agreeing_rows * 0.8 + sub.agreeing_rows, t.corroborated_rows * 0.8 + sub.corroborated_rows),
             updated_at       = now()
          WHERE t.miner_hotkey = sub.miner_hotkey;
         trust_after := resi.earn_trust(ARRAY[sub.miner_hotkey]);

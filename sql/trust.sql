@@ -38,12 +38,13 @@ CREATE TABLE resi.miner_trust (
     audited_fields        bigint NOT NULL DEFAULT 0 CHECK (audited_fields >= 0),
     audit_errors          bigint NOT NULL DEFAULT 0 CHECK (audit_errors >= 0 AND audit_errors <= audited_fields),
     -- 0.5.0: the evidence trust is earned from (resi.earned_trust): claims audits and
-    -- validations judged and how many of them were wrong; uploaded rows on listings another
-    -- independent source voted on and how many of them agreed with the consensus.
+    -- validations judged and how many of them were wrong; uploaded rows a consensus two
+    -- independent sources back could judge, and how many of them agreed with it, decayed by
+    -- 0.8 per later submission of the miner (recent behaviour counts).
     audited_claims        bigint NOT NULL DEFAULT 0 CHECK (audited_claims >= 0),
     wrong_claims          bigint NOT NULL DEFAULT 0 CHECK (wrong_claims >= 0 AND wrong_claims <= audited_claims),
-    corroborated_rows     bigint NOT NULL DEFAULT 0 CHECK (corroborated_rows >= 0),
-    agreeing_rows         bigint NOT NULL DEFAULT 0 CHECK (agreeing_rows >= 0 AND agreeing_rows <= corroborated_rows)
+    corroborated_rows     double precision NOT NULL DEFAULT 0 CHECK (corroborated_rows >= 0),
+    agreeing_rows         double precision NOT NULL DEFAULT 0 CHECK (agreeing_rows >= 0 AND agreeing_rows <= corroborated_rows)
 );
 COMMENT ON TABLE resi.miner_trust IS 'Per miner: trust score (consensus weight) and the evidence it is earned from, submission counters, rate-limit and ban state.';
 COMMENT ON COLUMN resi.miner_trust.trust_score IS 'resi.earned_trust(this row): recomputed whenever the miner''s evidence changes (a folded submission, an audit, a validation).';
@@ -97,7 +98,7 @@ BEGIN ATOMIC
     WITH pooled AS (
         SELECT g.group_hotkey,
                resi.earned_trust(coalesce(sum(t.audited_claims), 0)::bigint, coalesce(sum(t.wrong_claims), 0)::bigint,
-                                 coalesce(sum(t.corroborated_rows), 0)::bigint, coalesce(sum(t.agreeing_rows), 0)::bigint,
+                                 coalesce(sum(t.corroborated_rows), 0), coalesce(sum(t.agreeing_rows), 0),
                                  resi.initial_trust()) AS trust
           FROM resi.miner_groups g
           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
@@ -256,7 +257,8 @@ BEGIN
         CASE WHEN s.known
              THEN format('earned from %s audited claims, %s wrong, and %s of %s rows agreeing with other sources; '
                          'accuracy %s, duplicate rate %s, %s submissions',
-                         s.audited_claims, s.wrong_claims, t.agreeing_rows, t.corroborated_rows,
+                         s.audited_claims, s.wrong_claims, round(t.agreeing_rows::numeric),
+                         round(t.corroborated_rows::numeric),
                          coalesce(round(s.accuracy_score::numeric, 3)::text, 'not yet measured'),
                          round(s.duplicate_rate::numeric, 3), s.total_submissions)
              ELSE 'the initial trust, resi.initial_trust' END,
@@ -276,5 +278,5 @@ COMMENT ON FUNCTION resi.miner_status(text) IS
 -- The one-line promises of this file's functions defined in Rust or above without one.
 COMMENT ON FUNCTION resi.initial_trust() IS
     'The trust of a miner not yet in resi.miner_trust: the resi.initial_trust setting (default 0.25).';
-COMMENT ON FUNCTION resi.earned_trust(bigint, bigint, bigint, bigint, double precision) IS
+COMMENT ON FUNCTION resi.earned_trust(bigint, bigint, double precision, double precision, double precision) IS
     'Trust earned with this evidence: the log-odds of a lower bound (mean - 1 sd) of the share of right claims under Beta(prior + right + 0.1 x agreeing rows, wrong + 0.1 x disagreeing rows; rows worth 10 audits at most), 1 at 0.95, 0 at 0.5 and below; the prior is 4 claims whose trust is initial_trust. Bad counts raise 22023.';

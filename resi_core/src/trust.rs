@@ -44,10 +44,11 @@ pub struct Evidence {
     pub audited_claims: u64,
     /// Of those, the claims found wrong (at least one field).
     pub wrong_claims: u64,
-    /// Rows uploaded on listings another independent source voted on.
-    pub corroborated_rows: u64,
-    /// Of those, rows that agreed with the consensus in every compared field.
-    pub agreeing_rows: u64,
+    /// Rows uploaded on listings where a field's consensus two independent sources back could
+    /// judge them (decayed: recent uploads count most, see `resi.fold_staged_listings`).
+    pub corroborated_rows: f64,
+    /// Of those, rows that agreed with the consensus in every judged field.
+    pub agreeing_rows: f64,
 }
 
 /// The Beta posterior of the share of a miner's claims that are right.
@@ -87,7 +88,8 @@ fn weight(accuracy: f64) -> f64 {
 
 impl Evidence {
     fn check(&self) -> Result<()> {
-        if self.wrong_claims > self.audited_claims || self.agreeing_rows > self.corroborated_rows {
+        let rows_ok = self.agreeing_rows >= 0.0 && self.agreeing_rows <= self.corroborated_rows + 1e-9;
+        if self.wrong_claims > self.audited_claims || !rows_ok || !self.corroborated_rows.is_finite() {
             return Err(Error::invalid_parameter(format!(
                 "trust evidence needs wrong_claims <= audited_claims and agreeing_rows <= corroborated_rows, got \
                  {} wrong of {} audited claims and {} agreeing of {} corroborated rows",
@@ -102,10 +104,11 @@ impl Evidence {
     pub fn posterior(&self, initial_trust: f64) -> Result<Posterior> {
         self.check()?;
         let prior = prior_for(initial_trust)?;
-        let rows = self.corroborated_rows as f64;
+        let rows = self.corroborated_rows;
         let per_row = if rows > 0.0 { AGREEMENT_WEIGHT.min(AGREEMENT_CAP / rows) } else { 0.0 };
-        let right = (self.audited_claims - self.wrong_claims) as f64 + per_row * self.agreeing_rows as f64;
-        let wrong = self.wrong_claims as f64 + per_row * (self.corroborated_rows - self.agreeing_rows) as f64;
+        let agreeing = self.agreeing_rows.min(rows);
+        let right = (self.audited_claims - self.wrong_claims) as f64 + per_row * agreeing;
+        let wrong = self.wrong_claims as f64 + per_row * (rows - agreeing);
         Ok(Posterior { alpha: prior.alpha + right, beta: prior.beta + wrong })
     }
 
@@ -284,6 +287,7 @@ mod tests {
     use super::*;
 
     fn trust(audited: u64, wrong: u64, corroborated: u64, agreeing: u64) -> f64 {
+        let (corroborated, agreeing) = (corroborated as f64, agreeing as f64);
         Evidence {
             audited_claims: audited,
             wrong_claims: wrong,
@@ -345,7 +349,9 @@ mod tests {
     #[test]
     fn counts_out_of_order_and_bad_initial_trust_are_errors() {
         assert!(Evidence { audited_claims: 1, wrong_claims: 2, ..Default::default() }.trust(0.25).is_err());
-        assert!(Evidence { corroborated_rows: 1, agreeing_rows: 2, ..Default::default() }.trust(0.25).is_err());
+        assert!(Evidence { corroborated_rows: 1.0, agreeing_rows: 2.0, ..Default::default() }.trust(0.25).is_err());
+        assert!(Evidence { corroborated_rows: f64::NAN, ..Default::default() }.trust(0.25).is_err());
+        assert!(Evidence { corroborated_rows: 1.0, agreeing_rows: -1.0, ..Default::default() }.trust(0.25).is_err());
         assert!(Evidence::default().trust(f64::NAN).is_err());
         assert!(Evidence::default().trust(1.5).is_err());
     }

@@ -9,15 +9,16 @@ use pgrx::prelude::*;
 /// evidence) and agreement with the consensus other independent sources voted for (weak and
 /// capped), under a prior that gives a miner without evidence `initial_trust`.
 ///
-/// IMMUTABLE, STRICT (any NULL argument gives NULL), PARALLEL SAFE. Negative counts, counts out
-/// of order (wrong > audited, agreeing > corroborated) and an initial trust outside [0, 1] or
-/// NaN raise 22023.
+/// The rows are decayed counts (double precision). IMMUTABLE, STRICT (any NULL argument gives
+/// NULL), PARALLEL SAFE. Negative claim counts, counts out of order (wrong > audited, agreeing >
+/// corroborated, negative or non-finite rows) and an initial trust outside [0, 1] or NaN raise
+/// 22023.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn earned_trust(
     audited_claims: i64,
     wrong_claims: i64,
-    corroborated_rows: i64,
-    agreeing_rows: i64,
+    corroborated_rows: f64,
+    agreeing_rows: f64,
     initial_trust: f64,
 ) -> f64 {
     let name = "resi.earned_trust";
@@ -29,8 +30,8 @@ fn earned_trust(
     resi_core::trust::Evidence {
         audited_claims: count(audited_claims, "audited_claims"),
         wrong_claims: count(wrong_claims, "wrong_claims"),
-        corroborated_rows: count(corroborated_rows, "corroborated_rows"),
-        agreeing_rows: count(agreeing_rows, "agreeing_rows"),
+        corroborated_rows,
+        agreeing_rows,
     }
     .trust(initial_trust)
     .or_raise(name)
@@ -108,9 +109,9 @@ mod tests {
         assert_eq!(earned("0, 0, 0, 0, NULL"), None);
     }
 
-    #[pg_test(error = "resi.earned_trust: corroborated_rows must be >= 0, got -1")]
+    #[pg_test(error = "resi.earned_trust: audited_claims must be >= 0, got -1")]
     fn earned_trust_negative_count() {
-        earned("1, 0, -1, 0, 0.25");
+        earned("-1, 0, 0, 0, 0.25");
     }
 
     #[pg_test(

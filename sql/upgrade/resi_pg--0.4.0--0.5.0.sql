@@ -102,8 +102,9 @@ ALTER TABLE resi.miner_trust ADD COLUMN audit_errors bigint NOT NULL DEFAULT 0
 ALTER TABLE resi.miner_trust ADD COLUMN audited_claims bigint NOT NULL DEFAULT 0 CHECK (audited_claims >= 0);
 ALTER TABLE resi.miner_trust ADD COLUMN wrong_claims bigint NOT NULL DEFAULT 0
     CHECK (wrong_claims >= 0 AND wrong_claims <= audited_claims);
-ALTER TABLE resi.miner_trust ADD COLUMN corroborated_rows bigint NOT NULL DEFAULT 0 CHECK (corroborated_rows >= 0);
-ALTER TABLE resi.miner_trust ADD COLUMN agreeing_rows bigint NOT NULL DEFAULT 0
+ALTER TABLE resi.miner_trust ADD COLUMN corroborated_rows double precision NOT NULL DEFAULT 0
+    CHECK (corroborated_rows >= 0);
+ALTER TABLE resi.miner_trust ADD COLUMN agreeing_rows double precision NOT NULL DEFAULT 0
     CHECK (agreeing_rows >= 0 AND agreeing_rows <= corroborated_rows);
 COMMENT ON TABLE resi.miner_trust IS 'Per miner: trust score (consensus weight) and the evidence it is earned from, submission counters, rate-limit and ban state.';
 COMMENT ON COLUMN resi.miner_trust.trust_score IS 'resi.earned_trust(this row): recomputed whenever the miner''s evidence changes (a folded submission, an audit, a validation).';
@@ -817,8 +818,11 @@ BEGIN
             fields_compared  = t.fields_compared + sub.fields_compared,
             fields_agreed    = t.fields_agreed + sub.fields_agreed,
             accuracy_score   = (t.fields_agreed + sub.fields_agreed)::float8 / nullif(t.fields_compared + sub.fields_compared, 0),
-            corroborated_rows = t.corroborated_rows + sub.corroborated_rows,
-            agreeing_rows    = t.agreeing_rows + sub.agreeing_rows,
+            -- Agreement is weak evidence of current behaviour: older rows count 0.8 per later
+            -- submission, so a consensus that was wrong before a ring was found stops counting
+            -- against those who disagreed with it.
+            corroborated_rows = t.corroborated_rows * 0.8 + sub.corroborated_rows,
+            agreeing_rows    = least(t.agreeing_rows * 0.8 + sub.agreeing_rows, t.corroborated_rows * 0.8 + sub.corroborated_rows),
             updated_at       = now()
          WHERE t.miner_hotkey = sub.miner_hotkey;
         trust_after := resi.earn_trust(ARRAY[sub.miner_hotkey]);
@@ -971,15 +975,15 @@ COMMENT ON AGGREGATE resi.discover_truth(text, text, text, text, text) IS
 CREATE FUNCTION resi."earned_trust"(
 	"audited_claims" bigint, /* i64 */
 	"wrong_claims" bigint, /* i64 */
-	"corroborated_rows" bigint, /* i64 */
-	"agreeing_rows" bigint, /* i64 */
+	"corroborated_rows" double precision, /* f64 */
+	"agreeing_rows" double precision, /* f64 */
 	"initial_trust" double precision /* f64 */
 ) RETURNS double precision /* f64 */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'earned_trust_wrapper';
 
-COMMENT ON FUNCTION resi.earned_trust(bigint, bigint, bigint, bigint, double precision) IS
+COMMENT ON FUNCTION resi.earned_trust(bigint, bigint, double precision, double precision, double precision) IS
     'Trust earned with this evidence: the log-odds of a lower bound (mean - 1 sd) of the share of right claims under Beta(prior + right + 0.1 x agreeing rows, wrong + 0.1 x disagreeing rows; rows worth 10 audits at most), 1 at 0.95, 0 at 0.5 and below; the prior is 4 claims whose trust is initial_trust. Bad counts raise 22023.';
 
 CREATE FUNCTION resi.earned_trust(miner resi.miner_trust) RETURNS double precision
@@ -998,7 +1002,7 @@ BEGIN ATOMIC
     WITH pooled AS (
         SELECT g.group_hotkey,
                resi.earned_trust(coalesce(sum(t.audited_claims), 0)::bigint, coalesce(sum(t.wrong_claims), 0)::bigint,
-                                 coalesce(sum(t.corroborated_rows), 0)::bigint, coalesce(sum(t.agreeing_rows), 0)::bigint,
+                                 coalesce(sum(t.corroborated_rows), 0), coalesce(sum(t.agreeing_rows), 0),
                                  resi.initial_trust()) AS trust
           FROM resi.miner_groups g
           LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
@@ -1069,7 +1073,8 @@ BEGIN
         CASE WHEN s.known
              THEN format('earned from %s audited claims, %s wrong, and %s of %s rows agreeing with other sources; '
                          'accuracy %s, duplicate rate %s, %s submissions',
-                         s.audited_claims, s.wrong_claims, t.agreeing_rows, t.corroborated_rows,
+                         s.audited_claims, s.wrong_claims, round(t.agreeing_rows::numeric),
+                         round(t.corroborated_rows::numeric),
                          coalesce(round(s.accuracy_score::numeric, 3)::text, 'not yet measured'),
                          round(s.duplicate_rate::numeric, 3), s.total_submissions)
              ELSE 'the initial trust, resi.initial_trust' END,

@@ -28,7 +28,7 @@ fn report(client: &mut Client, miners: &[(&str, i64)]) {
     }
 }
 
-fn counts(client: &mut Client, miner: &str) -> (Option<f64>, i64, i64) {
+fn counts(client: &mut Client, miner: &str) -> (Option<f64>, f64, f64) {
     let r = client
         .query_one(
             "SELECT accuracy_score, corroborated_rows, agreeing_rows FROM resi.miner_trust WHERE miner_hotkey = $1",
@@ -47,17 +47,17 @@ fn a_submission_earns_trust_only_by_agreeing_with_another_independent_source() {
     // other source's: no evidence either way (who is right is unknown); the bedrooms both report
     // are backed by two sources, so b's rows agree on what could be judged.
     assert!(close(trust(&mut client, "a"), 0.25));
-    assert_eq!(counts(&mut client, "a"), (None, 0, 0));
-    assert_eq!(counts(&mut client, "b"), (Some(1.0), 2, 2));
+    assert_eq!(counts(&mut client, "a"), (None, 0.0, 0.0));
+    assert_eq!(counts(&mut client, "b"), (Some(1.0), 2.0, 2.0));
     // c agrees with a: the price two sources back now, and the bedrooms all three back.
     report(&mut client, &[("c", 100_000)]);
     assert_eq!(price(&mut client, "1"), 100_000);
-    assert_eq!(counts(&mut client, "c"), (Some(1.0), 2, 2));
+    assert_eq!(counts(&mut client, "c"), (Some(1.0), 2.0, 2.0));
     assert!(close(trust(&mut client, "c"), scalar::<f64>(&mut client, "SELECT resi.earned_trust(0, 0, 2, 2, 0.25)")));
     assert!(trust(&mut client, "c") > 0.25);
     // d says 300,000: against a price two sources back, that is a disagreement (its bedrooms agree).
     report(&mut client, &[("d", 300_000)]);
-    assert_eq!(counts(&mut client, "d"), (Some(0.5), 2, 0));
+    assert_eq!(counts(&mut client, "d"), (Some(0.5), 2.0, 0.0));
     assert!(trust(&mut client, "d") < 0.25);
     let (duplicate_rate, submissions): (f64, i64) = {
         let r = client
