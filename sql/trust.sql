@@ -248,9 +248,11 @@ BEGIN
                                  CASE WHEN d.shared_false > 0
                                       THEN format('%s audited false values in common (ln LR %s)', d.shared_false,
                                                   round(d.score::numeric, 1)) END)),
-                      '; ' ORDER BY d.first_seen_at, d.miner_hotkey, d.source_hotkey)
+                      '; ' ORDER BY d.n) FILTER (WHERE d.n <= 3)
+           || CASE WHEN count(*) > 3 THEN format('; and %s more', count(*) - 3) ELSE '' END
       INTO s.dependence
-      FROM resi.miner_dependence d WHERE hotkey IN (d.miner_hotkey, d.source_hotkey);
+      FROM (SELECT d.*, row_number() OVER (ORDER BY d.first_seen_at, d.miner_hotkey, d.source_hotkey) AS n
+              FROM resi.miner_dependence d WHERE hotkey IN (d.miner_hotkey, d.source_hotkey)) d;
     s.explanation := format('%s miner: trust %s (%s); %s; allowance %s submissions per UTC day, %s used today, %s left; %s',
         CASE WHEN s.known THEN 'known' ELSE 'unknown' END,
         round(s.trust_score::numeric, 3),

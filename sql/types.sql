@@ -104,5 +104,5 @@ CREATE TYPE resi.miner_status AS (
     wrong_claims         bigint,           -- of those, found wrong
     group_hotkey         text,             -- resi.miner_groups: the group it votes with (NULL: alone)
     group_members        integer,          -- miners in that group (1 when alone)
-    dependence           text              -- the evidence of resi.miner_dependence that involves the miner
+    dependence           text              -- the evidence of resi.miner_dependence that involves the miner (the first three pairs)
 );
