@@ -48,7 +48,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
                 resi.claim_signature(z::text, r.scraped_at, r.uri, r.price, r.address, r.bedrooms, r.bathrooms,
                                      r.living_area, r.home_type, r.home_status, r.days_on_zillow, r.zip_code,
                                      r.city, r.state, r.latitude, r.longitude)
-           FROM generate_series(30000000, 30000000 + {listings} - 1) z,
+           FROM generate_series(30000000::bigint, 30000000 + {listings} - 1) z,
                 generate_series(0, {last_miner}) m,
                 LATERAL (SELECT pg_temp.reporter(m) AS s) w,
                 LATERAL (SELECT
