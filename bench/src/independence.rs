@@ -42,7 +42,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
               uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
               zip_code, city, state, latitude, longitude, scraped_at, signature)
          SELECT 'bench-miner-' || m, z::text, timestamptz '2025-09-17 08:00+00' + m * interval '1 minute',
-                'zillow_zip_77494', 'data/bench/' || m || '.parquet', 50000, md5(z || '/' || m),
+                'zillow_zip_77494', 'data/bench/' || m || '.parquet', 50000, md5(z || '/' || m) || md5(m || '/' || z),
                 r.uri, r.price, r.address, r.bedrooms, r.bathrooms, r.living_area, r.home_type, r.home_status,
                 r.days_on_zillow, r.zip_code, r.city, r.state, r.latitude, r.longitude, r.scraped_at,
                 resi.claim_signature(z::text, r.scraped_at, r.uri, r.price, r.address, r.bedrooms, r.bathrooms,
