@@ -77,15 +77,8 @@ enum Group {
     Independence,
 }
 
-const GROUPS: [Group; 7] = [
-    Group::Ingest,
-    Group::S3,
-    Group::Aggregates,
-    Group::Refresh,
-    Group::Helpers,
-    Group::Memory,
-    Group::Independence,
-];
+const GROUPS: [Group; 7] =
+    [Group::Ingest, Group::S3, Group::Aggregates, Group::Refresh, Group::Helpers, Group::Memory, Group::Independence];
 
 /// What every measurement needs.
 pub struct Bench {

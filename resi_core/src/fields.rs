@@ -270,8 +270,18 @@ mod tests {
 
     #[test]
     fn corroborated_agreement_counts_only_fields_two_sources_back() {
-        let consensus = FieldValues { price: Some(100_000), bedrooms: Some(3), home_status: Some("FOR_SALE"), ..Default::default() };
-        let report = FieldValues { price: Some(100_500), bedrooms: Some(4), home_status: Some("FOR_SALE"), ..Default::default() };
+        let consensus = FieldValues {
+            price: Some(100_000),
+            bedrooms: Some(3),
+            home_status: Some("FOR_SALE"),
+            ..Default::default()
+        };
+        let report = FieldValues {
+            price: Some(100_500),
+            bedrooms: Some(4),
+            home_status: Some("FOR_SALE"),
+            ..Default::default()
+        };
         let mut supporters = [None; 14];
         // price (1) and bedrooms (3) backed by two sources, home_status (7) by one.
         supporters[1] = Some(2);

@@ -68,7 +68,10 @@ fn a_submission_earns_trust_only_by_agreeing_with_another_independent_source() {
     assert_eq!((duplicate_rate, submissions), (0.0, 1));
     // resi.miner_status explains what the trust is made of.
     let status: String = scalar(&mut client, "SELECT (resi.miner_status('d')).explanation");
-    assert!(status.contains("earned from 0 audited claims, 0 wrong, and 0 of 2 rows agreeing with other sources"), "{status}");
+    assert!(
+        status.contains("earned from 0 audited claims, 0 wrong, and 0 of 2 rows agreeing with other sources"),
+        "{status}"
+    );
     assert!(status.contains("votes alone"), "{status}");
 }
 
