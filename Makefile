@@ -77,9 +77,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-# Benchmarks (issue 5): the release extension and loader, a throwaway cluster (scripts/bench),
+# Benchmarks (issue 5): the release extension (with the frozen install scripts of earlier releases,
+# row 1's "before") and loader, a throwaway cluster (scripts/bench),
 # each measurement against its baseline in one run; BENCH_SCALE=1 by default (under 15 minutes on 2 cores).
 bench: setup install
+	$(SUDO) install -m 644 sql/install/*.sql "$$($(PG_CONFIG) --sharedir)/extension/"
 	$(CARGO) build --locked --release -p resi-loader
 	scripts/bench
 

@@ -78,14 +78,12 @@ COMMENT ON FUNCTION resi.trust_fingerprint(text, double precision) IS
 -- age is not positive), and at least 1/8. Listings change (prices move, homes sell): a miner
 -- that has not re-scraped a listing since it changed holds a stale value, and its older claim
 -- gives way to fresher ones. The floor keeps uploading again from buying influence: a stale
--- claim still outweighs a fresh one from a source with less than an eighth of its trust. The age is measured on upload times (S3's LastModified, the one time a miner
+-- claim still outweighs a fresh one from a source with less than an eighth of its trust. The
+-- age is measured on upload times (S3's LastModified, the one time a miner
 -- cannot forge), relative to the listing's own newest claim, so a listing's consensus does not
--- change while no claim on it arrives. STABLE (reads the setting), PARALLEL SAFE, STRICT.
-CREATE FUNCTION resi.claim_recency(age interval) RETURNS double precision
-    LANGUAGE sql STABLE STRICT PARALLEL SAFE
-    RETURN CASE WHEN resi.claim_half_life_seconds() = 0 OR age <= interval '0' THEN 1
-                -- 2^-3 is the floor; capping the exponent also keeps power() from underflowing.
-                ELSE pg_catalog.power(0.5, least(extract(epoch FROM age)::float8 / resi.claim_half_life_seconds(), 3)) END;
+-- change while no claim on it arrives. resi.claim_recency(age) is defined in Rust
+-- (resi_pg/src/trust.rs over resi_core::trust::claim_recency): STABLE (reads the setting),
+-- STRICT, PARALLEL SAFE; one call per claim in every consensus, so it must cost next to nothing.
 COMMENT ON FUNCTION resi.claim_recency(interval) IS
     'A claim''s share of its weight by how much older its upload is than the listing''s newest claim: 0.5 ^ (age / resi.claim_half_life), at least 1/8; 1 when the setting is 0 or age <= 0.';
 
@@ -173,14 +171,25 @@ ALTER FUNCTION resi.consensus_agreement(text, bigint, text, integer, double prec
 COMMENT ON FUNCTION resi.consensus_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
     'How many of a reported row''s fields can be compared with a listing''s consensus, and how many of them agree (within the consensus tolerances).';
 
--- The same, counted only on fields whose consensus value two or more independent sources support
--- (field_consensus supporters): agreeing with a value another source backs too, or disagreeing
--- with one two others back, is evidence about a miner; agreeing with a consensus it formed alone,
--- or disagreeing with one other source, is not. What the fold counts as a miner's agreement
--- (resi.miner_trust.fields_agreed, agreeing_rows). One row per call: ROWS 1.
-ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) ROWS 1;
-COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
-    'Like resi.consensus_agreement, counted only on fields whose consensus value two or more independent sources support: the agreement a miner''s trust counts.';
+-- The fields of a listing whose consensus value two or more independent sources support (the
+-- keys of field_consensus with supporters >= 2), in the order field_consensus lists them; what
+-- resi.corroborated_agreement counts. IMMUTABLE, STRICT, PARALLEL SAFE; '{}' for a listing no
+-- two sources agree on.
+CREATE FUNCTION resi.corroborated_fields(field_consensus jsonb) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN ARRAY(SELECT f.key FROM pg_catalog.jsonb_each(field_consensus) AS f(key, value)
+                  WHERE (f.value ->> 'supporters')::integer >= 2);
+COMMENT ON FUNCTION resi.corroborated_fields(jsonb) IS
+    'The fields of a listing''s field_consensus whose consensus value two or more independent sources support.';
+
+-- The same as resi.consensus_agreement, counted only on the fields named in `corroborated`
+-- (resi.corroborated_fields of the listing): agreeing with a value another source backs too, or
+-- disagreeing with one two others back, is evidence about a miner; agreeing with a consensus it
+-- formed alone, or disagreeing with one other source, is not. What the fold counts as a
+-- miner's agreement (resi.miner_trust.fields_agreed, agreeing_rows). One row per call: ROWS 1.
+ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings, text[]) ROWS 1;
+COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings, text[]) IS
+    'Like resi.consensus_agreement, counted only on the fields named in corroborated (those whose consensus value two or more independent sources support): the agreement a miner''s trust counts.';
 
 -- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings.
 -- Rows are locked in zpid order first, so concurrent folds of overlapping listings queue
@@ -199,9 +208,12 @@ BEGIN
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
-    -- Placeholders for new listings, then row locks in a fixed order.
+    -- Placeholders for new listings (those of zpids with a claim: one primary-key probe each,
+    -- not a scan of the claims), then row locks in a fixed order.
     INSERT INTO resi.listings (zpid)
-    SELECT DISTINCT c.zpid FROM resi.miner_claims c WHERE c.zpid = ANY (zpids) ORDER BY 1
+    SELECT DISTINCT z.zpid FROM pg_catalog.unnest(zpids) AS z(zpid)
+     WHERE EXISTS (SELECT FROM resi.miner_claims c WHERE c.zpid = z.zpid)
+     ORDER BY 1
     ON CONFLICT (zpid) DO NOTHING;
     IF zpids IS NULL THEN
         PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;

@@ -93,11 +93,12 @@ BEGIN
           -- field could be judged, which needs two sources on the listing. One primary-key
           -- lookup per staged row, whatever the statistics say (OFFSET 0 keeps the planner from
           -- turning it into a join it may misestimate while the table grows).
-          LEFT JOIN LATERAL (SELECT l FROM resi.listings l
+          LEFT JOIN LATERAL (SELECT l, resi.corroborated_fields(l.field_consensus) AS fields FROM resi.listings l
                               WHERE l.zpid = s.zpid AND l.voting_groups >= 2 OFFSET 0) corroborated ON true
          CROSS JOIN LATERAL resi.corroborated_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
-                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l) v
+                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l,
+                 corroborated.fields) v
          GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp
          ORDER BY s.miner_hotkey, s.submission_timestamp, s.ledger_id
     LOOP

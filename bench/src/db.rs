@@ -23,6 +23,15 @@ pub fn url_for(url: &str, database: &str) -> String {
     format!("{base}/{database}{query}")
 }
 
+/// Which `resi_pg` a fresh database gets.
+#[derive(Clone, Copy, Debug)]
+pub enum Release {
+    /// This build's default version.
+    Current,
+    /// An earlier release's frozen install script (sql/install/), on this build's library.
+    Frozen(&'static str),
+}
+
 /// The bench cluster, reached through its maintenance database (the `--database-url`).
 pub struct Cluster {
     url: String,
@@ -41,12 +50,20 @@ impl Cluster {
     /// An empty database `name` (dropped first if it exists), with `CREATE EXTENSION resi_pg`
     /// when `extension`. Returns its URL.
     pub fn fresh_database(&mut self, name: &str, extension: bool) -> Result<String> {
+        self.fresh_database_at(name, extension.then_some(Release::Current))
+    }
+
+    /// [`Cluster::fresh_database`] with `resi_pg` at `release` (none: no extension).
+    pub fn fresh_database_at(&mut self, name: &str, release: Option<Release>) -> Result<String> {
         self.drop_database(name)?;
         self.admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
         let url = url_for(&self.url, name);
-        if extension {
-            connect(&url)?.batch_execute("CREATE EXTENSION resi_pg").context("CREATE EXTENSION resi_pg")?;
-        }
+        let create = match release {
+            None => return Ok(url),
+            Some(Release::Current) => "CREATE EXTENSION resi_pg".to_string(),
+            Some(Release::Frozen(version)) => format!("CREATE EXTENSION resi_pg VERSION '{version}'"),
+        };
+        connect(&url)?.batch_execute(&create).with_context(|| create.clone())?;
         Ok(url)
     }
 

@@ -98,7 +98,10 @@ pub fn row(seed: u64, miner: usize, zpid: u64) -> Row {
     Row {
         zpid,
         uri: format!("https://www.zillow.com/homedetails/{zpid}_zpid/"),
-        scraped_at_nanos: ((FIRST_UPLOAD - 3600 + truth(6) % 3600) * 1_000_000_000) as i64,
+        // Each miner scrapes on its own schedule, to the microsecond, within the hour before the
+        // first upload: independent scrapers never report the same scrape time of a listing.
+        scraped_at_nanos: ((FIRST_UPLOAD - 3600) * 1_000_000_000
+            + mix(seed, zpid * 64 + 6, 1 + miner as u64) % 3_600_000_000 * 1000) as i64,
         label: format!("zip:{zip}"),
         price,
         address: format!(

@@ -4,9 +4,10 @@
 //!    listing and signature (what any pass over the claims reads at least).
 //!
 //! The data is written straight into the tables with generate_series (bypassing the fold): 100,000
-//! listings; miner m claims listing z with probability 0.46, 5 % of its fields off the truth;
-//! miners 20–25 are one operator's ring: byte copies of miner 19's claims (the same signature),
-//! uploaded minutes later. The listings get their consensus first (untimed). Before each run the
+//! listings; miner m claims listing z with probability 0.46, 5 % of its fields off the truth,
+//! scraped at a time of its own (to the microsecond, within 36 minutes); miners 20–25 are one
+//! operator's ring: byte copies of miner 19's claims (the same signature), uploaded minutes
+//! later. The listings get their consensus first (untimed). Before each run the
 //! evidence and the groups are deleted, so every run finds the ring again.
 
 use crate::db::{self, Cluster};
@@ -64,7 +65,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
                     (hashint8(z * 19) & 255) + CASE WHEN pg_temp.off(z, w.s, 4) THEN 30 ELSE 0 END AS days_on_zillow,
                     '77494' AS zip_code, 'Katy' AS city, 'TX' AS state,
                     29.5 + (hashint8(z * 23) & 524287) / 1e6 AS latitude, -95.9 + (hashint8(z * 29) & 524287) / 1e6 AS longitude,
-                    timestamptz '2025-09-17 07:00+00' + (hashint8(z * 31 + w.s) & 2047) * interval '1 second' AS scraped_at) r
+                    timestamptz '2025-09-17 07:00+00' + (hashint8(z * 31 + w.s)::bigint & 2147483647) * interval '1 microsecond' AS scraped_at) r
           WHERE (hashint8(z * 97 + w.s) & 1023) < 471;
          INSERT INTO resi.miner_claims
          SELECT zpid, miner_hotkey, id, submission_timestamp, submission_timestamp, 1,

@@ -2,7 +2,7 @@
 //!    against a raw `COPY … (FORMAT csv)` of the same rows into an unlogged table.
 //! 2. The same loader run from S3 (s3s-fs on loopback) against the run from the local folder.
 
-use crate::db::{self, Cluster};
+use crate::db::{self, Cluster, Release};
 use crate::generate::{self, Upload};
 use crate::report::{thousands, Row, Side, Stats, Target, Unit};
 use crate::s3::S3Server;
@@ -17,6 +17,10 @@ use std::time::Duration;
 pub const ROWS_PER_OBJECT: usize = 5000;
 
 /// The columns of `resi.staging_listings`: what the loader sends, and what the baseline copies.
+/// The release row 1's "before" runs: the last release's frozen install script on this build's
+/// library (issue 14: ingest within 10 % of before).
+const PREVIOUS_RELEASE: &str = "0.4.0";
+
 const RAW_TABLE: &str = "CREATE UNLOGGED TABLE raw_listings (
     ledger_id bigint, miner_hotkey text, submission_timestamp timestamptz, job_id text, s3_file_path text,
     record_count integer, zpid text, uri text, price bigint, address text, bedrooms integer,
@@ -38,7 +42,7 @@ pub fn local_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) 
     let mut copy_db = db::connect(&copy_url)?;
     copy_db.batch_execute(RAW_TABLE)?;
 
-    let (mut loader_times, mut copy_times) = (Vec::new(), Vec::new());
+    let (mut loader_times, mut previous_times, mut copy_times) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=bench.runs {
         copy_db.batch_execute("TRUNCATE raw_listings")?;
         let (copy_time, ()) = db::timed(|| {
@@ -53,14 +57,25 @@ pub fn local_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) 
         if copied != total as i64 {
             bail!("the baseline COPY wrote {copied} rows, not {total}");
         }
-        let loader_time = loader_run(bench, cluster, "resi_bench_ingest", &folder.to_string_lossy(), &[], total)?;
+        let source = folder.to_string_lossy();
+        let loader_time = loader_run(bench, cluster, "resi_bench_ingest", &source, &[], total)?;
+        let previous_time = loader_run_at(
+            bench,
+            cluster,
+            ("resi_bench_ingest", Release::Frozen(PREVIOUS_RELEASE)),
+            &source,
+            &[],
+            total,
+        )?;
         bench.log(format!(
-            "1. ingest run {run}/{}: loader {:.1} s, COPY {:.2} s",
+            "1. ingest run {run}/{}: loader {:.1} s, loader on {PREVIOUS_RELEASE} {:.1} s, COPY {:.2} s",
             bench.runs,
             loader_time.as_secs_f64(),
+            previous_time.as_secs_f64(),
             copy_time.as_secs_f64()
         ));
         loader_times.push(loader_time);
+        previous_times.push(previous_time);
         copy_times.push(copy_time);
     }
     cluster.drop_database("resi_bench_copy")?;
@@ -94,6 +109,28 @@ pub fn local_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) 
              rendered beforehand) from the bench process, one COPY per object. The issue's size is ≥ 1,000,000 rows \
              (BENCH_SCALE=5).",
             thousands(total)
+        )],
+    });
+    let before = Side::new(
+        format!("the same loader on resi_pg {PREVIOUS_RELEASE}"),
+        Stats::of_rates(total as f64, &previous_times),
+        unit,
+    );
+    let now = rows.last().expect("row 1 was pushed").subject.clone();
+    rows.push(Row {
+        measurement: format!("1. ingest vs {PREVIOUS_RELEASE}"),
+        size: format!("the {} rows of row 1", thousands(total)),
+        ratio: Row::rate_ratio(&now, &before),
+        ratio_meaning: "rate ratio",
+        subject: now,
+        baseline: Some(before),
+        target: Target::AtLeast(0.9),
+        notes: vec![format!(
+            "1: the \"before\" of issue 14 (ingest within 10 % of before), measured in the same run: a fresh database \
+             with `CREATE EXTENSION resi_pg VERSION '{PREVIOUS_RELEASE}'` (its frozen install script, sql/install/) \
+             on this build's library, loaded by the same loader (which skips what {PREVIOUS_RELEASE} lacks: the \
+             regrouping pass). The aggregates' Rust code is this build's on both sides; what differs is the SQL of \
+             the fold, the consensus and the pass."
         )],
     });
     Ok(())
@@ -174,7 +211,19 @@ pub fn loader_run(
     env: &[(&str, String)],
     expected_rows: usize,
 ) -> Result<Duration> {
-    let url = cluster.fresh_database(database, true)?;
+    loader_run_at(bench, cluster, (database, Release::Current), source, env, expected_rows)
+}
+
+/// [`loader_run`] into a fresh database with resi_pg at `release`.
+pub fn loader_run_at(
+    bench: &Bench,
+    cluster: &mut Cluster,
+    (database, release): (&str, Release),
+    source: &str,
+    env: &[(&str, String)],
+    expected_rows: usize,
+) -> Result<Duration> {
+    let url = cluster.fresh_database_at(database, Some(release))?;
     let mut command = loader_command(&bench.loader, &url, source);
     command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     let (elapsed, output) = db::timed(|| command.output().with_context(|| format!("run {}", bench.loader.display())))?;

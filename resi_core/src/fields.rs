@@ -178,22 +178,18 @@ pub fn agreement(report: &FieldValues<'_>, consensus: &FieldValues<'_>) -> Agree
     a
 }
 
-/// [`verdicts`] counted only on fields whose consensus value two or more independent sources
-/// support (`supporters`, in [`LISTING_FIELDS`] order, as `field_consensus` has them): agreeing
-/// with a value that another source backs too, or disagreeing with a value two others back, is
-/// evidence; agreeing with a consensus one formed alone, or disagreeing with a lone other
-/// source, is not. What a miner's trust counts as agreement (`resi.corroborated_agreement`).
+/// [`verdicts`] counted only on the fields whose consensus value two or more independent sources
+/// support (`corroborated`, in [`LISTING_FIELDS`] order; `field_consensus` has the supporters):
+/// agreeing with a value that another source backs too, or disagreeing with a value two others
+/// back, is evidence; agreeing with a consensus one formed alone, or disagreeing with a lone
+/// other source, is not. What a miner's trust counts as agreement (`resi.corroborated_agreement`).
 pub fn corroborated_agreement(
     report: &FieldValues<'_>,
     consensus: &FieldValues<'_>,
-    supporters: &[Option<u32>; 14],
+    corroborated: &[bool; 14],
 ) -> Agreement {
     let mut a = Agreement::default();
-    verdicts(report, consensus)
-        .into_iter()
-        .zip(supporters)
-        .filter(|(_, s)| s.is_some_and(|s| s >= 2))
-        .for_each(|(v, _)| a.count(v));
+    verdicts(report, consensus).into_iter().zip(corroborated).filter(|(_, &c)| c).for_each(|(v, _)| a.count(v));
     a
 }
 
@@ -282,14 +278,13 @@ mod tests {
             home_status: Some("FOR_SALE"),
             ..Default::default()
         };
-        let mut supporters = [None; 14];
-        // price (1) and bedrooms (3) backed by two sources, home_status (7) by one.
-        supporters[1] = Some(2);
-        supporters[3] = Some(3);
-        supporters[7] = Some(1);
-        assert_eq!(corroborated_agreement(&report, &consensus, &supporters), Agreement { compared: 2, agreed: 1 });
+        // price (1) and bedrooms (3) backed by two sources or more, home_status (7) by one.
+        let mut corroborated = [false; 14];
+        corroborated[1] = true;
+        corroborated[3] = true;
+        assert_eq!(corroborated_agreement(&report, &consensus, &corroborated), Agreement { compared: 2, agreed: 1 });
         assert_eq!(agreement(&report, &consensus), Agreement { compared: 3, agreed: 2 });
-        assert_eq!(corroborated_agreement(&report, &consensus, &[None; 14]), Agreement::default());
+        assert_eq!(corroborated_agreement(&report, &consensus, &[false; 14]), Agreement::default());
     }
 
     fn report() -> FieldValues<'static> {

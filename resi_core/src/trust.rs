@@ -24,6 +24,21 @@
 
 use crate::error::{Error, Result};
 
+/// How many half-lives a claim's weight keeps halving: after that it stays at 2⁻³ = 1/8 of a
+/// fresh claim's, so an old claim that nobody has renewed still counts for something.
+pub const RECENCY_HALVINGS: f64 = 3.0;
+
+/// The share of its weight a claim keeps when its upload is `age_seconds` older than the
+/// listing's newest claim: `0.5 ^ (age / half_life)`, at least `2^-RECENCY_HALVINGS`. 1 when the
+/// claim is the newest (age ≤ 0, or NaN) or when claims do not age (a half-life ≤ 0 or NaN).
+/// Never NaN, never 0, never above 1.
+pub fn claim_recency(age_seconds: f64, half_life_seconds: f64) -> f64 {
+    if !(age_seconds > 0.0 && half_life_seconds > 0.0) {
+        return 1.0;
+    }
+    0.5f64.powf((age_seconds / half_life_seconds).min(RECENCY_HALVINGS))
+}
+
 /// How many audits the prior is worth.
 pub const PRIOR_CLAIMS: f64 = 4.0;
 /// How many audits one agreeing (or disagreeing) row is worth.
@@ -285,6 +300,22 @@ pub mod before_0_5 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_recency_halves_per_half_life_down_to_an_eighth() {
+        let hour = 3600.0;
+        assert_eq!(claim_recency(0.0, 2.0 * hour), 1.0);
+        assert_eq!(claim_recency(-hour, 2.0 * hour), 1.0);
+        assert_eq!(claim_recency(f64::NAN, 2.0 * hour), 1.0);
+        assert!((claim_recency(2.0 * hour, 2.0 * hour) - 0.5).abs() < 1e-15);
+        assert!((claim_recency(hour, 2.0 * hour) - 0.5f64.sqrt()).abs() < 1e-15);
+        assert_eq!(claim_recency(6.0 * hour, 2.0 * hour), 0.125);
+        assert_eq!(claim_recency(1e300, 2.0 * hour), 0.125);
+        assert_eq!(claim_recency(f64::INFINITY, 2.0 * hour), 0.125);
+        // Claims do not age when the half-life is 0 (or nonsense).
+        assert_eq!(claim_recency(6.0 * hour, 0.0), 1.0);
+        assert_eq!(claim_recency(6.0 * hour, f64::NAN), 1.0);
+    }
 
     fn trust(audited: u64, wrong: u64, corroborated: u64, agreeing: u64) -> f64 {
         let (corroborated, agreeing) = (corroborated as f64, agreeing as f64);

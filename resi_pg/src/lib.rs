@@ -73,6 +73,7 @@ extension_sql_file!(
         "audit",
         trust::initial_trust,
         settings::claim_half_life_seconds,
+        trust::claim_recency,
         consensus::agreement::consensus_agreement,
         consensus::agreement::corroborated_agreement,
         consensus::mode::consensus_mode_transition,

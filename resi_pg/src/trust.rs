@@ -3,6 +3,16 @@
 use crate::error::OrRaise;
 use pgrx::prelude::*;
 
+/// `resi.claim_recency(age interval) → double precision`: the share of its weight a claim keeps
+/// when its upload is `age` older than the listing's newest claim (resi_core::trust::claim_recency):
+/// `0.5 ^ (age / resi.claim_half_life)`, at least 1/8; 1 when age ≤ 0 or the setting is 0. A
+/// month counts 30 days (ages are differences of timestamps, which have none). STABLE (reads
+/// the setting), STRICT (NULL age → NULL), PARALLEL SAFE; never raises.
+#[pg_extern(stable, strict, parallel_safe)]
+fn claim_recency(age: pgrx::datum::Interval) -> f64 {
+    resi_core::trust::claim_recency(age.as_micros() as f64 / 1e6, crate::settings::claim_half_life_seconds())
+}
+
 /// `resi.earned_trust(audited_claims, wrong_claims, corroborated_rows, agreeing_rows, initial_trust)`:
 /// the trust a miner has earned with this evidence (resi_core::trust): the scaled log-odds of a
 /// lower confidence bound of the share of its claims that are right, from audits (strong

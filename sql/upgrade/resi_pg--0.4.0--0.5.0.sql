@@ -232,16 +232,22 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 -- ---------------------------------------------------------------------------------------------
 -- Collect the evidence from the current claims and the audits, then regroup the miners. A pair
 -- becomes dependent at min_shared copied claims (default 3: one shared signature could be a
--- freak of two scrapers' clocks; three cannot), at min_near_copies near copies (default 20)
+-- freak of two scrapers' clocks; three rarely are) that are also at least 1 % of the claims of
+-- the one with fewer (coincidences between independent scrapers stay far below that share,
+-- however many listings they both report; a copier's copies are most of its claims), at min_near_copies near copies (default 20)
 -- that are at least 80 % of their shared deviations, or at
 -- min_shared_false audited false values in
 -- common (default 3) with a score of at least ln 10^6 (13.8: the shared lies outweigh, a
 -- millionfold, the differences that independent sources would show). Listings whose miners changed group become stale (their
 -- trust fingerprint names the group) and are recomputed by resi.refresh_stale_consensus; the
--- loader runs both after every pass. Cost: one scan of resi.miner_claims grouped by listing and
--- signature (only copied claims go further), then the groups over at most one row per pair of
+-- loader runs both after every pass. Cost: ANALYZE of the claims and the listings (sampled);
+-- one scan of resi.miner_claims grouped by listing and signature (only copied claims go
+-- further) and one count of the claims of the miners in candidate pairs; one resi.claim_errors
+-- per claim on listings with three or more sources, then per listing the pairs of claims that
+-- deviate on a common field, one comparison each; the groups over at most one row per pair of
 -- miners; the audits' evidence is one self-join of resi.audit_verdicts per audit (the miners an
--- audit judged, pairwise). One pass at a time (a transaction-level advisory lock); returns the
+-- audit judged, pairwise). Grows with the current claims, and per listing with the square of
+-- its deviating claims (make bench row 9 measures it at a tenth of the network). One pass at a time (a transaction-level advisory lock); returns the
 -- miners whose group changed. Errors: 22023 for min_shared or min_shared_false < 1.
 CREATE FUNCTION resi.find_dependent_miners(
     min_shared integer DEFAULT 3, min_shared_false integer DEFAULT 3, min_near_copies integer DEFAULT 20)
@@ -259,6 +265,13 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.find_dependent_miners', 0));
+    -- The pass runs right after a load, usually before autovacuum has analyzed what came in:
+    -- planned on the statistics of a table a fraction of its size, the self-join of deviating
+    -- claims became a nested loop that took minutes instead of seconds. ANALYZE samples at most
+    -- 30,000 rows a table (default_statistics_target 100), so this costs the same at any size.
+    -- Only the columns the pass filters and joins on (resi.miner_attestations is only read by
+    -- primary key).
+    ANALYZE resi.miner_claims (zpid, miner_hotkey, signature), resi.listings (zpid, voting_groups);
 
     WITH copied AS (
         SELECT array_agg(c.miner_hotkey ORDER BY c.submission_timestamp, c.miner_hotkey) AS miners
@@ -273,11 +286,21 @@ BEGIN
          WHERE copy.miner <> x.miners[1]
          GROUP BY 1, 2
         HAVING count(*) >= min_shared
+    ), claims AS (
+        SELECT c.miner_hotkey, count(*)::integer AS claims
+          FROM resi.miner_claims c
+         WHERE c.miner_hotkey IN (SELECT p.miner_hotkey FROM pairs p UNION SELECT p.source_hotkey FROM pairs p)
+         GROUP BY 1
     )
     INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_claims, miner_claims)
-    SELECT p.miner_hotkey, p.source_hotkey, p.shared_claims,
-           (SELECT count(*) FROM resi.miner_claims c WHERE c.miner_hotkey = p.miner_hotkey)
+    SELECT p.miner_hotkey, p.source_hotkey, p.shared_claims, m.claims
       FROM pairs p
+      JOIN claims m ON m.miner_hotkey = p.miner_hotkey
+      JOIN claims s ON s.miner_hotkey = p.source_hotkey
+     -- Chance: two independent scrapers' clocks can meet on a listing now and then, and at the
+     -- network's size a fixed count of coincidences piles up between any two miners; copies
+     -- are a share of what the smaller of the two claims.
+     WHERE p.shared_claims >= 0.01 * least(m.claims, s.claims)
      ORDER BY 1, 2
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_claims = excluded.shared_claims,
@@ -286,46 +309,44 @@ BEGIN
      WHERE excluded.shared_claims > d.shared_claims;
 
     -- Near copies: each claim's fields that deviate from its listing's consensus, then per
-    -- deviating claim the other claims on the listing with the same deviation, and how far
-    -- apart the two were scraped. A deviation is counted once per pair (from the smaller
-    -- hotkey's side).
-    WITH claims AS (
-        SELECT c.zpid, c.miner_hotkey, c.attestation_id, a.scraped_at,
-               resi.claim_errors(c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type,
-                                 c.home_status, c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude,
-                                 c.longitude, l) AS deviations,
-               jsonb_populate_record(NULL::resi.listings, jsonb_build_object(
-                   'uri', c.uri, 'price', c.price, 'address', c.address, 'bedrooms', c.bedrooms,
-                   'bathrooms', CASE WHEN c.bathrooms BETWEEN 0 AND 99.9 THEN round(c.bathrooms::numeric, 1) END,
-                   'living_area', c.living_area, 'home_type', c.home_type, 'home_status', c.home_status,
-                   'days_on_zillow', c.days_on_zillow, 'zip_code', c.zip_code, 'city', c.city, 'state', c.state,
-                   'latitude', c.latitude, 'longitude', c.longitude)) AS report
+    -- deviating claim the other claims on the listing that deviate on a field too, and of those
+    -- fields the ones where the two claims agree (the same deviation), and how far apart the two
+    -- were scraped. A deviation is counted once per pair (from the smaller hotkey's side). The
+    -- deviating claims are computed once (one resi.claim_errors per claim); the second claim's
+    -- values become a listing to compare with only for pairs that deviate on a common field.
+    WITH deviating AS MATERIALIZED (
+        SELECT c.zpid, c.miner_hotkey, c.attestation_id, a.scraped_at, x.deviations, c AS claim
           FROM resi.miner_claims c
           JOIN resi.listings l ON l.zpid = c.zpid
           JOIN resi.miner_attestations a ON a.id = c.attestation_id
+         CROSS JOIN LATERAL (SELECT resi.claim_errors(
+                 c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type, c.home_status,
+                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, l) AS deviations OFFSET 0) x
          WHERE l.voting_groups >= 3
-    ), deviating AS (
-        SELECT x.*, (x.report).uri AS r_uri, (x.report).price AS r_price, (x.report).address AS r_address,
-               (x.report).bedrooms AS r_bedrooms, (x.report).bathrooms::float8 AS r_bathrooms,
-               (x.report).living_area AS r_living_area, (x.report).home_type AS r_home_type,
-               (x.report).home_status AS r_home_status, (x.report).days_on_zillow AS r_days_on_zillow,
-               (x.report).zip_code AS r_zip_code, (x.report).city AS r_city, (x.report).state AS r_state,
-               (x.report).latitude AS r_latitude, (x.report).longitude AS r_longitude
-          FROM claims x
-         WHERE cardinality(x.deviations) > 0
+           AND cardinality(x.deviations) > 0
     ), shared AS (
         SELECT least(a.miner_hotkey, b.miner_hotkey) AS m1, greatest(a.miner_hotkey, b.miner_hotkey) AS m2,
                CASE WHEN a.miner_hotkey < b.miner_hotkey THEN a.attestation_id ELSE b.attestation_id END AS first1,
                CASE WHEN a.miner_hotkey < b.miner_hotkey THEN b.attestation_id ELSE a.attestation_id END AS first2,
                abs(extract(epoch FROM a.scraped_at - b.scraped_at)) <= 600 AS near
           FROM deviating a
-          JOIN deviating b ON b.zpid = a.zpid AND b.miner_hotkey > a.miner_hotkey
+          JOIN deviating b ON b.zpid = a.zpid AND b.miner_hotkey > a.miner_hotkey AND b.deviations && a.deviations
+         CROSS JOIN LATERAL (SELECT resi.claim_errors(
+                 (a.claim).uri, (a.claim).price, (a.claim).address, (a.claim).bedrooms, (a.claim).bathrooms,
+                 (a.claim).living_area, (a.claim).home_type, (a.claim).home_status, (a.claim).days_on_zillow,
+                 (a.claim).zip_code, (a.claim).city, (a.claim).state, (a.claim).latitude, (a.claim).longitude,
+                 jsonb_populate_record(NULL::resi.listings, jsonb_build_object(
+                     'uri', (b.claim).uri, 'price', (b.claim).price, 'address', (b.claim).address,
+                     'bedrooms', (b.claim).bedrooms,
+                     'bathrooms', CASE WHEN (b.claim).bathrooms BETWEEN 0 AND 99.9
+                                       THEN round((b.claim).bathrooms::numeric, 1) END,
+                     'living_area', (b.claim).living_area, 'home_type', (b.claim).home_type,
+                     'home_status', (b.claim).home_status, 'days_on_zillow', (b.claim).days_on_zillow,
+                     'zip_code', (b.claim).zip_code, 'city', (b.claim).city, 'state', (b.claim).state,
+                     'latitude', (b.claim).latitude, 'longitude', (b.claim).longitude))) AS differing OFFSET 0) y
          CROSS JOIN LATERAL unnest(a.deviations) AS d(field)
          WHERE d.field = ANY (b.deviations)
-           AND d.field <> ALL (resi.claim_errors(
-                   a.r_uri, a.r_price, a.r_address, a.r_bedrooms, a.r_bathrooms, a.r_living_area, a.r_home_type,
-                   a.r_home_status, a.r_days_on_zillow, a.r_zip_code, a.r_city, a.r_state, a.r_latitude,
-                   a.r_longitude, b.report))
+           AND d.field <> ALL (y.differing)
     ), pairs AS (
         SELECT s.m1, s.m2, min(s.first1) AS first1, min(s.first2) AS first2,
                count(*)::integer AS shared, count(*) FILTER (WHERE s.near)::integer AS near
@@ -388,12 +409,13 @@ BEGIN
         UNION
         SELECT r.miner_hotkey, e.b FROM reach r JOIN edges e ON e.a = r.member
     ), members AS (
-        SELECT DISTINCT r.member,
-               (SELECT min(c.first_seen_at) FROM resi.miner_claims c WHERE c.miner_hotkey = r.member) AS first_claim
-          FROM reach r
+        SELECT c.miner_hotkey AS member, min(c.first_seen_at) AS first_claim
+          FROM resi.miner_claims c
+         WHERE c.miner_hotkey IN (SELECT r.member FROM reach r)
+         GROUP BY 1
     ), found AS (
         SELECT DISTINCT ON (r.miner_hotkey) r.miner_hotkey, r.member AS group_hotkey
-          FROM reach r JOIN members m ON m.member = r.member
+          FROM reach r LEFT JOIN members m ON m.member = r.member
          ORDER BY r.miner_hotkey, m.first_claim NULLS LAST, r.member
     ), gone AS (
         DELETE FROM resi.miner_groups g
@@ -525,15 +547,20 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'claim_half_life_seconds_wrapper';
 COMMENT ON FUNCTION resi.claim_half_life_seconds() IS
     'The resi.claim_half_life setting in seconds (0: claims do not age); what resi.claim_recency reads.';
-CREATE FUNCTION resi.claim_recency(age interval) RETURNS double precision
-    LANGUAGE sql STABLE STRICT PARALLEL SAFE
-    RETURN CASE WHEN resi.claim_half_life_seconds() = 0 OR age <= interval '0' THEN 1
-                -- 2^-3 is the floor; capping the exponent also keeps power() from underflowing.
-                ELSE pg_catalog.power(0.5, least(extract(epoch FROM age)::float8 / resi.claim_half_life_seconds(), 3)) END;
+CREATE FUNCTION resi."claim_recency"("age" interval) RETURNS double precision /* f64 */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'claim_recency_wrapper';
 COMMENT ON FUNCTION resi.claim_recency(interval) IS
     'A claim''s share of its weight by how much older its upload is than the listing''s newest claim: 0.5 ^ (age / resi.claim_half_life), at least 1/8; 1 when the setting is 0 or age <= 0.';
 
--- What the fold counts as a miner's agreement (resi.corroborated_agreement).
+-- What the fold counts as a miner's agreement (resi.corroborated_fields, resi.corroborated_agreement).
+CREATE FUNCTION resi.corroborated_fields(field_consensus jsonb) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN ARRAY(SELECT f.key FROM pg_catalog.jsonb_each(field_consensus) AS f(key, value)
+                  WHERE (f.value ->> 'supporters')::integer >= 2);
+COMMENT ON FUNCTION resi.corroborated_fields(jsonb) IS
+    'The fields of a listing''s field_consensus whose consensus value two or more independent sources support.';
 CREATE FUNCTION resi."corroborated_agreement"(
 	"uri" TEXT,
 	"price" bigint,
@@ -549,7 +576,8 @@ CREATE FUNCTION resi."corroborated_agreement"(
 	"state" TEXT,
 	"latitude" double precision,
 	"longitude" double precision,
-	"consensus" resi.listings
+	"consensus" resi.listings,
+	"corroborated" TEXT[]
 ) RETURNS TABLE (
 	"compared" INT,
 	"agreed" INT
@@ -557,9 +585,9 @@ CREATE FUNCTION resi."corroborated_agreement"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'corroborated_agreement_wrapper';
-ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) ROWS 1;
-COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
-    'Like resi.consensus_agreement, counted only on fields whose consensus value two or more independent sources support: the agreement a miner''s trust counts.';
+ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings, text[]) ROWS 1;
+COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings, text[]) IS
+    'Like resi.consensus_agreement, counted only on the fields named in corroborated (those whose consensus value two or more independent sources support): the agreement a miner''s trust counts.';
 
 CREATE OR REPLACE VIEW resi.listing_consensus AS
 SELECT zpid,
@@ -628,9 +656,12 @@ BEGIN
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
-    -- Placeholders for new listings, then row locks in a fixed order.
+    -- Placeholders for new listings (those of zpids with a claim: one primary-key probe each,
+    -- not a scan of the claims), then row locks in a fixed order.
     INSERT INTO resi.listings (zpid)
-    SELECT DISTINCT c.zpid FROM resi.miner_claims c WHERE c.zpid = ANY (zpids) ORDER BY 1
+    SELECT DISTINCT z.zpid FROM pg_catalog.unnest(zpids) AS z(zpid)
+     WHERE EXISTS (SELECT FROM resi.miner_claims c WHERE c.zpid = z.zpid)
+     ORDER BY 1
     ON CONFLICT (zpid) DO NOTHING;
     IF zpids IS NULL THEN
         PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
@@ -802,11 +833,12 @@ BEGIN
           -- field could be judged, which needs two sources on the listing. One primary-key
           -- lookup per staged row, whatever the statistics say (OFFSET 0 keeps the planner from
           -- turning it into a join it may misestimate while the table grows).
-          LEFT JOIN LATERAL (SELECT l FROM resi.listings l
+          LEFT JOIN LATERAL (SELECT l, resi.corroborated_fields(l.field_consensus) AS fields FROM resi.listings l
                               WHERE l.zpid = s.zpid AND l.voting_groups >= 2 OFFSET 0) corroborated ON true
          CROSS JOIN LATERAL resi.corroborated_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
-                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l) v
+                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l,
+                 corroborated.fields) v
          GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp
          ORDER BY s.miner_hotkey, s.submission_timestamp, s.ledger_id
     LOOP

@@ -192,6 +192,44 @@ fn miners_that_share_copied_claims_become_one_group_that_votes_once() {
 }
 
 #[test]
+fn coincidences_between_independent_scrapers_clocks_do_not_make_a_group() {
+    let db = TestDatabase::new("independence_chance");
+    let mut client = db.client();
+    // Two independent scrapers report the same 400 listings at times of their own; on three of
+    // them their clocks met (the same scrape time, every field equal): three shared signatures,
+    // under 1 % of their claims. A third miner copies 5 of the first one's 400 reports (1.25 %).
+    let reports: Vec<(String, String, String)> = (0..400)
+        .map(|z| {
+            let scraped = |minute: i32| format!("2025-09-17 07:{:02}:{:02}.{:06}+00", minute, z % 60, z);
+            let alike = z < 3;
+            (z.to_string(), scraped(10), if alike { scraped(10) } else { scraped(40) })
+        })
+        .collect();
+    for chunk in reports.chunks(100) {
+        let mut rows: Vec<(&str, &str, &str, &str, i64)> = Vec::new();
+        for (zpid, first, second) in chunk {
+            rows.push(("scraper1", SOURCE_UPLOAD, zpid, first, 100_000));
+            rows.push(("scraper2", SOURCE_UPLOAD, zpid, second, 100_000));
+        }
+        stage(&mut client, &rows);
+    }
+    let copied: Vec<(&str, &str, &str, &str, i64)> = reports[100..105]
+        .iter()
+        .map(|(zpid, first, _)| ("copier", COPY_UPLOAD, zpid.as_str(), first.as_str(), 100_000))
+        .collect();
+    stage(&mut client, &copied);
+
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 2);
+    let evidence: Vec<(String, String, i32, i32)> = client
+        .query("SELECT miner_hotkey, source_hotkey, shared_claims, miner_claims FROM resi.miner_dependence", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(evidence, [("copier".into(), "scraper1".into(), 5, 5)], "the scrapers stay independent");
+}
+
+#[test]
 fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_reports_again() {
     let db = TestDatabase::new("independence_audit");
     let mut client = db.client();

@@ -5,7 +5,7 @@
 
 use pgrx::prelude::*;
 use pgrx::AnyNumeric;
-use resi_core::fields::{agreement, corroborated_agreement as corroborated, verdicts, FieldValues, LISTING_FIELDS};
+use resi_core::fields::{self, agreement, verdicts, FieldValues, LISTING_FIELDS};
 
 /// IMMUTABLE, PARALLEL SAFE, not strict: NULL fields are not compared, a NULL `consensus`
 /// compares nothing (0, 0). Exactly one row. Never raises for any input.
@@ -54,12 +54,14 @@ fn consensus_agreement<'a>(
     TableIterator::once((a.compared as i32, a.agreed as i32))
 }
 
-/// `resi.corroborated_agreement(uri, price, …, longitude, consensus resi.listings) → (compared,
-/// agreed)`: [`consensus_agreement`] counted only on fields whose consensus value two or more
-/// independent sources support (`supporters` in the listing's `field_consensus`): what the fold
-/// counts as a miner's agreement (resi_core::fields::corroborated_agreement). IMMUTABLE,
-/// PARALLEL SAFE, not strict: a NULL `consensus`, or one without `field_consensus`, compares
-/// nothing (0, 0). Exactly one row. Never raises.
+/// `resi.corroborated_agreement(uri, price, …, longitude, consensus resi.listings, corroborated
+/// text[]) → (compared, agreed)`: [`consensus_agreement`] counted only on the fields named in
+/// `corroborated`, those whose consensus value two or more independent sources support
+/// (`resi.corroborated_fields(field_consensus)`): what the fold counts as a miner's agreement
+/// (resi_core::fields::corroborated_agreement). The fields come as an argument, not from the
+/// listing's jsonb, because reading jsonb here costs a text round trip per row. IMMUTABLE,
+/// PARALLEL SAFE, not strict: a NULL `consensus` or `corroborated` compares nothing (0, 0); NULL
+/// elements and unknown names are ignored. Exactly one row. Never raises.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(immutable, parallel_safe, requires = ["listings"])]
 fn corroborated_agreement<'a>(
@@ -78,6 +80,7 @@ fn corroborated_agreement<'a>(
     latitude: Option<f64>,
     longitude: Option<f64>,
     consensus: Option<pgrx::composite_type!('a, "resi.listings")>,
+    corroborated: Option<pgrx::Array<'a, &'a str>>,
 ) -> TableIterator<'a, (name!(compared, i32), name!(agreed, i32))> {
     let report = FieldValues {
         uri,
@@ -95,22 +98,18 @@ fn corroborated_agreement<'a>(
         latitude,
         longitude,
     };
-    let a = match consensus {
-        None => Default::default(),
-        Some(listing) => {
-            let mut supporters = [None; 14];
-            if let Ok(Some(pgrx::JsonB(fields))) = listing.get_by_name::<pgrx::JsonB>("field_consensus") {
-                for (slot, field) in supporters.iter_mut().zip(LISTING_FIELDS.iter()) {
-                    *slot = fields
-                        .get(field.name)
-                        .and_then(|f| f.get("supporters"))
-                        .and_then(|s| s.as_u64())
-                        .and_then(|s| u32::try_from(s).ok());
+    let a = match (consensus, corroborated) {
+        (Some(listing), Some(names)) => {
+            let mut corroborated_fields = [false; 14];
+            for name in names.iter().flatten() {
+                if let Some(i) = LISTING_FIELDS.iter().position(|f| f.name == name) {
+                    corroborated_fields[i] = true;
                 }
             }
             let text = ListingText::of(&listing);
-            corroborated(&report, &text.values(&listing), &supporters)
+            fields::corroborated_agreement(&report, &text.values(&listing), &corroborated_fields)
         }
+        _ => Default::default(),
     };
     TableIterator::once((a.compared as i32, a.agreed as i32))
 }
@@ -206,5 +205,36 @@ impl ListingText {
             latitude: listing.get_by_name::<f64>("latitude").ok().flatten(),
             longitude: listing.get_by_name::<f64>("longitude").ok().flatten(),
         }
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    /// `(compared, agreed)` of a report with price 102,000 and 4 bedrooms against a listing with
+    /// 100,000 and 3, judged on the fields `corroborated` (an SQL text[] expression) names.
+    fn judged(corroborated: &str) -> String {
+        Spi::get_one::<String>(&format!(
+            "SELECT (compared, agreed)::text FROM resi.corroborated_agreement(
+                 NULL, 102000, NULL, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                 jsonb_populate_record(NULL::resi.listings, '{{\"price\": 100000, \"bedrooms\": 3}}'), {corroborated})"
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn corroborated_agreement_judges_only_the_fields_two_sources_back() {
+        // price is backed by two sources, bedrooms by one: only price is judged (and is 2 % off).
+        let fields = "resi.corroborated_fields('{\"price\": {\"supporters\": 2}, \"bedrooms\": {\"supporters\": 1}}')";
+        assert_eq!(Spi::get_one::<String>(&format!("SELECT {fields}::text")).unwrap().unwrap(), "{price}");
+        assert_eq!(judged(fields), "(1,0)");
+        assert_eq!(judged("ARRAY['price', 'bedrooms']"), "(2,0)");
+        // Unknown names and NULL elements are ignored; a NULL list judges nothing.
+        assert_eq!(judged("ARRAY['nonsense', NULL, 'bedrooms']"), "(1,0)");
+        assert_eq!(judged("NULL"), "(0,0)");
+        assert_eq!(judged("'{}'"), "(0,0)");
     }
 }
