@@ -325,9 +325,20 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM resi.refresh_group_trust();
+    -- resi.stale_listing for every listing at once: one grouped pass over the claims instead of
+    -- one lookup per listing.
     RETURN resi.refresh_consensus(ARRAY(
-        SELECT l.zpid FROM resi.listings l
-         WHERE resi.stale_listing(l.zpid, l.trust_fingerprint)
+        SELECT l.zpid
+          FROM resi.listings l
+          LEFT JOIN (SELECT c.zpid,
+                            bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
+                                                           coalesce(g.trust, t.trust_score, resi.initial_trust())))
+                                AS trust_fingerprint
+                       FROM resi.miner_claims c
+                       LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+                       LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+                      GROUP BY c.zpid) now ON now.zpid = l.zpid
+         WHERE l.trust_fingerprint IS DISTINCT FROM now.trust_fingerprint
          ORDER BY l.last_updated_at, l.zpid
          LIMIT max_listings));
 END

@@ -174,7 +174,8 @@ AS 'MODULE_PATHNAME', 'claim_errors_wrapper';
 --   the same listing: the same scrape time to the microsecond and every field equal, which
 --   independent scrapers never produce). Of each copied claim, the earliest upload is the source
 --   and every later one a copy (S3's upload time is the one time a miner cannot forge);
--- * near copies: on listings with three or more independent sources, the fields where both
+-- * near copies: on listings with three or more independent sources whose weighted claims do not
+--   all agree (consensus_score < 1), the fields where both
 --   miners' current claims deviate from the consensus with the same value (within the consensus
 --   tolerances), and how many of those claims were scraped within ten minutes of each other.
 --   Independent scrapers share a deviation now and then (and many, when a ring outvotes them and
@@ -314,16 +315,22 @@ BEGIN
     -- were scraped. A deviation is counted once per pair (from the smaller hotkey's side). The
     -- deviating claims are computed once (one resi.claim_errors per claim); the second claim's
     -- values become a listing to compare with only for pairs that deviate on a common field.
-    WITH deviating AS MATERIALIZED (
-        SELECT c.zpid, c.miner_hotkey, c.attestation_id, a.scraped_at, x.deviations, c AS claim
+    WITH judged AS MATERIALIZED (
+        SELECT c.zpid, c.miner_hotkey, c.attestation_id, x.deviations, c AS claim
           FROM resi.miner_claims c
           JOIN resi.listings l ON l.zpid = c.zpid
-          JOIN resi.miner_attestations a ON a.id = c.attestation_id
          CROSS JOIN LATERAL (SELECT resi.claim_errors(
                  c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type, c.home_status,
                  c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, l) AS deviations OFFSET 0) x
          WHERE l.voting_groups >= 3
+           -- A listing whose every weighted claim agrees has consensus_score 1: nothing to
+           -- judge there (claims without weight, which do not sway the consensus, are skipped).
+           AND l.consensus_score < 1
            AND cardinality(x.deviations) > 0
+    ), deviating AS MATERIALIZED (
+        SELECT j.*, a.scraped_at
+          FROM judged j
+          JOIN resi.miner_attestations a ON a.id = j.attestation_id
     ), shared AS (
         SELECT least(a.miner_hotkey, b.miner_hotkey) AS m1, greatest(a.miner_hotkey, b.miner_hotkey) AS m2,
                CASE WHEN a.miner_hotkey < b.miner_hotkey THEN a.attestation_id ELSE b.attestation_id END AS first1,
@@ -1276,9 +1283,20 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM resi.refresh_group_trust();
+    -- resi.stale_listing for every listing at once: one grouped pass over the claims instead of
+    -- one lookup per listing.
     RETURN resi.refresh_consensus(ARRAY(
-        SELECT l.zpid FROM resi.listings l
-         WHERE resi.stale_listing(l.zpid, l.trust_fingerprint)
+        SELECT l.zpid
+          FROM resi.listings l
+          LEFT JOIN (SELECT c.zpid,
+                            bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
+                                                           coalesce(g.trust, t.trust_score, resi.initial_trust())))
+                                AS trust_fingerprint
+                       FROM resi.miner_claims c
+                       LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+                       LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+                      GROUP BY c.zpid) now ON now.zpid = l.zpid
+         WHERE l.trust_fingerprint IS DISTINCT FROM now.trust_fingerprint
          ORDER BY l.last_updated_at, l.zpid
          LIMIT max_listings));
 END
