@@ -172,13 +172,10 @@ COMMENT ON FUNCTION resi.consensus_agreement(text, bigint, text, integer, double
     'How many of a reported row''s fields can be compared with a listing''s consensus, and how many of them agree (within the consensus tolerances).';
 
 -- The fields of a listing whose consensus value two or more independent sources support (the
--- keys of field_consensus with supporters >= 2), in the order field_consensus lists them; what
--- resi.corroborated_agreement counts. IMMUTABLE, STRICT, PARALLEL SAFE; '{}' for a listing no
--- two sources agree on.
-CREATE FUNCTION resi.corroborated_fields(field_consensus jsonb) RETURNS text[]
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN ARRAY(SELECT f.key FROM pg_catalog.jsonb_each(field_consensus) AS f(key, value)
-                  WHERE (f.value ->> 'supporters')::integer >= 2);
+-- keys of field_consensus with supporters >= 2), in the field table's order; what
+-- resi.corroborated_agreement counts. In Rust (resi_pg/src/consensus/agreement.rs): it reads the
+-- jsonb in place, once per staged row of every fold. IMMUTABLE, STRICT, PARALLEL SAFE; '{}' for
+-- a listing no two sources agree on.
 COMMENT ON FUNCTION resi.corroborated_fields(jsonb) IS
     'The fields of a listing''s field_consensus whose consensus value two or more independent sources support.';
 

@@ -76,6 +76,7 @@ extension_sql_file!(
         trust::claim_recency,
         consensus::agreement::consensus_agreement,
         consensus::agreement::corroborated_agreement,
+        consensus::agreement::corroborated_fields,
         consensus::mode::consensus_mode_transition,
         consensus::mode::consensus_mode_combine,
         consensus::mode::consensus_mode_serialize,

@@ -563,9 +563,8 @@ COMMENT ON FUNCTION resi.claim_recency(interval) IS
 
 -- What the fold counts as a miner's agreement (resi.corroborated_fields, resi.corroborated_agreement).
 CREATE FUNCTION resi.corroborated_fields(field_consensus jsonb) RETURNS text[]
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN ARRAY(SELECT f.key FROM pg_catalog.jsonb_each(field_consensus) AS f(key, value)
-                  WHERE (f.value ->> 'supporters')::integer >= 2);
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'corroborated_fields_wrapper';
 COMMENT ON FUNCTION resi.corroborated_fields(jsonb) IS
     'The fields of a listing''s field_consensus whose consensus value two or more independent sources support.';
 CREATE FUNCTION resi."corroborated_agreement"(

@@ -4,7 +4,7 @@
 //! resi.listings) → text[]` against what a validator saw.
 
 use pgrx::prelude::*;
-use pgrx::AnyNumeric;
+use pgrx::{pg_sys, AnyNumeric};
 use resi_core::fields::{self, agreement, verdicts, FieldValues, LISTING_FIELDS};
 
 /// IMMUTABLE, PARALLEL SAFE, not strict: NULL fields are not compared, a NULL `consensus`
@@ -112,6 +112,78 @@ fn corroborated_agreement<'a>(
         _ => Default::default(),
     };
     TableIterator::once((a.compared as i32, a.agreed as i32))
+}
+
+/// `resi.corroborated_fields(field_consensus jsonb) → text[]`: the fields of a listing's
+/// `field_consensus` whose consensus value two or more independent sources support (`supporters`
+/// ≥ 2), in [`LISTING_FIELDS`] order; what the fold passes to `resi.corroborated_agreement`.
+/// IMMUTABLE, STRICT, PARALLEL SAFE. Reads the jsonb where it lies (PostgreSQL's binary key
+/// lookups; no text round trip, no set-returning `jsonb_each`): one call per staged row. Anything
+/// that is not an object of objects, or a `supporters` that is not a number (rounded to an
+/// integer), counts as no support; never raises.
+#[pg_extern(
+    immutable,
+    strict,
+    parallel_safe,
+    sql = "CREATE FUNCTION resi.corroborated_fields(field_consensus jsonb) RETURNS text[]
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'corroborated_fields_wrapper';"
+)]
+fn corroborated_fields(field_consensus: pgrx::AnyElement) -> Vec<&'static str> {
+    if field_consensus.oid() != pg_sys::JSONBOID {
+        return Vec::new();
+    }
+    // SAFETY: the argument is a non-NULL jsonb datum (checked type, STRICT); detoasting gives a
+    // Jsonb that lives in the current memory context for the rest of this call, and every
+    // container is checked to be an object before keys are looked up in it.
+    unsafe {
+        let jsonb = pg_sys::pg_detoast_datum(field_consensus.datum().cast_mut_ptr()) as *mut pg_sys::Jsonb;
+        let root = std::ptr::addr_of_mut!((*jsonb).root);
+        LISTING_FIELDS
+            .iter()
+            .filter(|field| {
+                let supporters = object_key(root, field.name).and_then(|f| match f.type_ {
+                    pg_sys::jbvType::jbvBinary => object_key(f.val.binary.data, "supporters"),
+                    _ => None,
+                });
+                supporters.is_some_and(|s| s.type_ == pg_sys::jbvType::jbvNumeric && at_least_two(s.val.numeric))
+            })
+            .map(|field| field.name)
+            .collect()
+    }
+}
+
+/// The value of `key` in a jsonb container, when the container is an object that has it.
+///
+/// # Safety
+/// `container` points to a valid jsonb container that outlives the returned value's pointers.
+unsafe fn object_key(container: *mut pg_sys::JsonbContainer, key: &str) -> Option<pg_sys::JsonbValue> {
+    // SAFETY: the caller passes a valid container; the header says whether it is an object (the
+    // lookup assumes one), and the lookup fills `value` when it returns non-NULL.
+    unsafe {
+        if (*container).header & pg_sys::JB_FOBJECT == 0 {
+            return None;
+        }
+        let mut value: pg_sys::JsonbValue = std::mem::zeroed();
+        let found = pg_sys::getKeyJsonValueFromContainer(
+            container,
+            key.as_ptr() as *const std::ffi::c_char,
+            key.len() as std::ffi::c_int,
+            &mut value,
+        );
+        (!found.is_null()).then_some(value)
+    }
+}
+
+/// Whether a numeric is an integer of at least 2 (non-integers and out-of-range values: no).
+///
+/// # Safety
+/// `n` points to a valid numeric.
+unsafe fn at_least_two(n: pg_sys::Numeric) -> bool {
+    let mut error = false;
+    // SAFETY: a valid numeric; with an error flag numeric_int4_opt_error reports instead of raising.
+    let v = unsafe { pg_sys::numeric_int4_opt_error(n, &mut error) };
+    !error && v >= 2
 }
 
 /// `resi.claim_errors(uri, price, …, longitude, audited resi.listings) → text[]`: the fields,
@@ -236,5 +308,23 @@ mod tests {
         assert_eq!(judged("ARRAY['nonsense', NULL, 'bedrooms']"), "(1,0)");
         assert_eq!(judged("NULL"), "(0,0)");
         assert_eq!(judged("'{}'"), "(0,0)");
+    }
+
+    #[pg_test]
+    fn corroborated_fields_reads_supporters_and_ignores_anything_else() {
+        let fields = |json: &str| {
+            Spi::get_one::<String>(&format!("SELECT resi.corroborated_fields('{json}'::jsonb)::text")).unwrap().unwrap()
+        };
+        // In the field table's order, whatever the jsonb's.
+        assert_eq!(
+            fields(r#"{"state": {"supporters": 3}, "uri": {"supporters": 2}, "price": {"supporters": 1}}"#),
+            "{uri,state}"
+        );
+        // Not objects, not numbers, unknown keys: no support; never an error.
+        assert_eq!(fields(r#"{"uri": {"supporters": "2"}, "city": 2, "nonsense": {"supporters": 9}}"#), "{}");
+        for other in ["[1, 2]", "7", "\"text\"", "null", "{}"] {
+            assert_eq!(fields(other), "{}", "{other}");
+        }
+        assert_eq!(Spi::get_one::<Vec<String>>("SELECT resi.corroborated_fields(NULL)").unwrap(), None);
     }
 }
