@@ -14,6 +14,7 @@ CREATE FUNCTION resi.fold_staged_listings() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET jit = off
 AS $$
 DECLARE
     sub         record;

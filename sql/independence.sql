@@ -90,14 +90,18 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 -- deviate on a common field, one comparison each; the groups over at most one row per pair of
 -- miners; the audits' evidence is one self-join of resi.audit_verdicts per audit (the miners an
 -- audit judged, pairwise). Grows with the current claims, and per listing with the square of
--- its deviating claims (make bench row 9 measures it at a tenth of the network). One pass at a time (a transaction-level advisory lock); returns the
--- miners whose group changed. Errors: 22023 for min_shared or min_shared_false < 1.
+-- its deviating claims (make bench row 9 measures it at a tenth of the network). One pass at
+-- a time (a transaction-level advisory lock); returns the miners whose group changed. Without JIT (the expressions are calls into Rust: compiling them
+-- cost a second a pass) and with 64MB for its sorts (the deviating claims stay in memory).
+-- Errors: 22023 for min_shared or min_shared_false < 1.
 CREATE FUNCTION resi.find_dependent_miners(
     min_shared integer DEFAULT 3, min_shared_false integer DEFAULT 3, min_near_copies integer DEFAULT 20)
     RETURNS integer
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET jit = off
+    SET work_mem = '64MB'
 AS $$
 DECLARE
     changed integer;
