@@ -193,7 +193,7 @@ COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, dou
 -- instead of overwriting each other with a consensus that misses the other's claims. JIT is
 -- off: the statements are mostly calls into Rust, which JIT cannot compile, and compiling the
 -- rest cost ~0.3 s per refresh of 5,000 listings (10 s of a 60-second, 200,000-row load).
--- (The same holds for the fold and resi.find_dependent_miners.)
+-- (The same holds for the fold, resi.refresh_stale_consensus and resi.find_dependent_miners.)
 CREATE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
@@ -319,6 +319,7 @@ CREATE FUNCTION resi.refresh_stale_consensus(max_listings integer DEFAULT 10000)
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET jit = off
 AS $$
 BEGIN
     IF max_listings < 0 THEN

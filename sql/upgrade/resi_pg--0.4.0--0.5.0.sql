@@ -1281,6 +1281,7 @@ CREATE OR REPLACE FUNCTION resi.refresh_stale_consensus(max_listings integer DEF
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET jit = off
 AS $$
 BEGIN
     IF max_listings < 0 THEN
