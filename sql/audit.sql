@@ -138,9 +138,9 @@ SELECT pg_catalog.pg_extension_config_dump('resi.audit_verdicts', '');
 -- evidence of dependence for resi.find_dependent_miners). Each claim with a compared field is an
 -- audited claim of its miner, wrong when a field was; the judged miners' trust is recomputed
 -- (resi.earned_trust) and their other listings become stale (resi.refresh_stale_consensus).
--- Until a miner reports the listing again after `seen_at`, the audited values are the listing's
--- values (resi.listing_consensus; resi.listings.audited_at says so); the listing is refreshed
--- now. Returns the claims judged (0 for a listing nobody claims: the audit is kept).
+-- Until two independent sources have reported the listing again after `seen_at`, the audited
+-- values are the listing's values (resi.listing_consensus; resi.listings.audited_at says so);
+-- the listing is refreshed now. Returns the claims judged (0 for a listing nobody claims: the audit is kept).
 -- Errors: 22004 for a NULL argument; 22023 when `listing` is not a JSON object; 22P02 and the
 -- like when a value does not fit its column.
 CREATE FUNCTION resi.record_audit(zpid text, listing jsonb, seen_at timestamptz DEFAULT now())
@@ -200,7 +200,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
-    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until a miner reports it again. Returns the claims judged.';
+    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until two independent sources report it again. Returns the claims judged.';
 
 -- ---------------------------------------------------------------------------------------------
 -- What to audit next
@@ -211,8 +211,9 @@ COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
 -- 1 / (1 + the audited claims the source has: its members' together), plus
 -- (1 - consensus_score) × (voting_groups - 1) when independent sources disagree on it. A share
 -- `random_share` (default 0.2) of the listings is drawn at random among the rest, so no miner can
--- tell which of its claims will be checked. Listings whose newest claims an audit has already
--- seen (resi.listings.audited_at) are skipped. `reason` says why a listing was chosen:
+-- tell which of its claims will be checked. Listings whose audit is still in force
+-- (resi.listings.audited_at: fewer than two independent sources have reported them since) are
+-- skipped. `reason` says why a listing was chosen:
 -- 'new sources' (little-audited miners or groups claim it), 'independent sources disagree', or
 -- 'random'. VOLATILE (random), PARALLEL RESTRICTED; granted to resi_validator and resi_admin.
 -- Reads every current claim: at the network's size (~2M listings) a few seconds, meant for a
@@ -256,16 +257,19 @@ BEGIN
           LEFT JOIN source_audits a ON a.source = s.source
          WHERE l.audited_at IS NULL
          GROUP BY l.zpid, l.consensus_score, l.voting_groups
-    ), ranked AS (
+    ), weighed AS (
         SELECT x.zpid, x.need + x.disagreement AS priority, x.sources,
                CASE WHEN x.disagreement > x.need THEN 'independent sources disagree' ELSE 'new sources' END AS reason
           FROM scored x
-         ORDER BY x.need + x.disagreement DESC, x.zpid
+    ), ranked AS (
+        SELECT w.zpid, w.priority, w.sources, w.reason
+          FROM weighed w
+         ORDER BY w.priority DESC, w.zpid
          LIMIT n - random_picks
     ), drawn AS (
-        SELECT x.zpid, x.need + x.disagreement AS priority, x.sources, 'random' AS reason
-          FROM scored x
-         WHERE NOT EXISTS (SELECT FROM ranked r WHERE r.zpid = x.zpid)
+        SELECT w.zpid, w.priority, w.sources, 'random' AS reason
+          FROM weighed w
+         WHERE NOT EXISTS (SELECT FROM ranked r WHERE r.zpid = w.zpid)
          ORDER BY random()
          LIMIT random_picks
     )
@@ -275,4 +279,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.propose_audits(integer, double precision) IS
-    'Up to n listings to audit next: those whose claims come from the least-audited sources (groups count their members'' audits together) or where independent sources disagree, plus a random share; skips listings an audit has seen since their newest claim.';
+    'Up to n listings to audit next: those whose claims come from the least-audited sources (groups count their members'' audits together) or where independent sources disagree, plus a random share; skips listings whose audit is still in force.';

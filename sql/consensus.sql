@@ -87,6 +87,22 @@ COMMENT ON FUNCTION resi.trust_fingerprint(text, double precision) IS
 COMMENT ON FUNCTION resi.claim_recency(interval) IS
     'A claim''s share of its weight by how much older its upload is than the listing''s newest claim: 0.5 ^ (age / resi.claim_half_life), at least 1/8; 1 when the setting is 0 or age <= 0.';
 
+-- Each current claim with what it votes with: its miner's group (NULL: the miner votes alone),
+-- its weight (the group's pooled trust, else the miner's trust, else resi.initial_trust()) and
+-- resi.trust_fingerprint of the two (the miner written `hotkey/group` when in a group), whose
+-- bit_xor over a listing's claims is the listing's trust_fingerprint. The one definition of a
+-- claim's weight: resi.listing_consensus, resi.stale_listing and resi.refresh_stale_consensus
+-- read it (PostgreSQL inlines the view; columns a query does not use are not computed).
+CREATE VIEW resi.weighted_claims AS
+SELECT c.*, g.group_hotkey, w.trust,
+       resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''), w.trust) AS trust_fingerprint
+  FROM resi.miner_claims c
+  LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+  LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+ CROSS JOIN LATERAL (SELECT coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust) w;
+COMMENT ON VIEW resi.weighted_claims IS
+    'Each current claim (resi.miner_claims) with its miner''s group, the weight it votes with and the fingerprint of that weight (resi.trust_fingerprint).';
+
 -- One row per zpid with a claim: every field's trust-weighted consensus. Numbers use the
 -- weighted median with a relative tolerance (price 1%, living_area 2%, days_on_zillow 10%,
 -- latitude/longitude 1e-6, about 3-10 m); categories use the weighted vote. A miner's weight
@@ -104,9 +120,12 @@ COMMENT ON FUNCTION resi.claim_recency(interval) IS
 -- the other claims count as miners and attestations but carry no weight. voting_groups is the
 -- number of sources with weight; the per-field supporters and voters count sources.
 --
--- 0.5.0: audits. The newest audit (resi.record_audit) that no miner has reported the listing
--- since gives the fields it saw; audited_at is when the validator saw them (NULL: the values
--- are the miners' consensus). field_consensus and consensus_score stay the miners'.
+-- 0.5.0: audits. The newest audit (resi.record_audit) gives the fields it saw until two
+-- independent sources with weight have reported the listing since (uploads after seen_at): one
+-- source re-uploading cannot undo a validator's check (a ring's next upload of its false values
+-- would), while a real change, which every scraper of the listing sees, takes over with the
+-- second source to report it. audited_at is when the validator saw the values in force (NULL:
+-- the values are the miners' consensus). field_consensus and consensus_score stay the miners'.
 CREATE VIEW resi.listing_consensus AS
 SELECT zpid,
        first_seen_at,
@@ -131,34 +150,33 @@ SELECT zpid,
                sum(v.attestations)::integer AS total_attestations,
                count(*)::integer AS unique_miners_count,
                count(*) FILTER (WHERE v.trust > 0)::integer AS voting_miners,
-               bit_xor(resi.trust_fingerprint(v.miner_hotkey || coalesce('/' || v.group_hotkey, ''), v.trust))
-                   AS trust_fingerprint,
+               bit_xor(v.trust_fingerprint) AS trust_fingerprint,
                resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
                                       v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
                                       v.latitude, v.longitude,
                                       CASE WHEN v.leads THEN v.trust * resi.claim_recency(v.newest - v.submission_timestamp) END)
                    AS miners,
-               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups,
-               max(v.submission_timestamp) AS newest_claim
+               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups
           FROM (SELECT s.*,
                        row_number() OVER (PARTITION BY s.zpid, s.source
                                               ORDER BY s.trust DESC, s.submission_timestamp DESC, s.miner_hotkey) = 1
                            AS leads,
                        max(s.submission_timestamp) OVER (PARTITION BY s.zpid) AS newest
-                  FROM (SELECT c.*, g.group_hotkey, w.trust,
-                               CASE WHEN c.signature IS NULL THEN coalesce(g.group_hotkey, c.miner_hotkey)
-                                    ELSE first_value(coalesce(g.group_hotkey, c.miner_hotkey))
+                  FROM (SELECT c.*,
+                               CASE WHEN c.signature IS NULL THEN coalesce(c.group_hotkey, c.miner_hotkey)
+                                    ELSE first_value(coalesce(c.group_hotkey, c.miner_hotkey))
                                              OVER (PARTITION BY c.zpid, c.signature
                                                        ORDER BY c.submission_timestamp, c.miner_hotkey) END AS source
-                          FROM resi.miner_claims c
-                          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-                          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
-                         CROSS JOIN LATERAL (SELECT coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust) w) s) v
+                          FROM resi.weighted_claims c) s) v
          GROUP BY v.zpid) per_listing
-  -- The newest audit no miner has reported the listing since: its values are the listing's.
+  -- The newest audit, while fewer than two independent voting sources (a group, or a miner
+  -- alone) have reported the listing since: its values are the listing's.
   LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a
-                      WHERE a.zpid = per_listing.zpid AND a.seen_at >= per_listing.newest_claim
-                      ORDER BY a.seen_at DESC, a.id DESC LIMIT 1) audit ON true) per_listing_audited;
+                      WHERE a.zpid = per_listing.zpid
+                      ORDER BY a.seen_at DESC, a.id DESC LIMIT 1) audit
+         ON (SELECT count(DISTINCT coalesce(c.group_hotkey, c.miner_hotkey)) FROM resi.weighted_claims c
+              WHERE c.zpid = per_listing.zpid AND c.submission_timestamp > audit.seen_at AND c.trust > 0) < 2)
+       per_listing_audited;
 COMMENT ON VIEW resi.listing_consensus IS
     'Trust-weighted consensus of every listing, computed from resi.miner_claims (what resi.refresh_consensus writes into resi.listings).';
 
@@ -306,12 +324,7 @@ $$;
 CREATE FUNCTION resi.stale_listing(zpid text, trust_fingerprint bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     RETURN trust_fingerprint IS DISTINCT FROM (
-        SELECT bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
-                                              coalesce(g.trust, t.trust_score, resi.initial_trust())))
-          FROM resi.miner_claims c
-          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
-         WHERE c.zpid = stale_listing.zpid);
+        SELECT bit_xor(c.trust_fingerprint) FROM resi.weighted_claims c WHERE c.zpid = stale_listing.zpid);
 COMMENT ON FUNCTION resi.stale_listing(text, bigint) IS
     'Whether a listing''s consensus, computed with these weights (resi.listings.trust_fingerprint), is out of date with its miners'' trust and groups now.';
 
@@ -332,13 +345,8 @@ BEGIN
     RETURN resi.refresh_consensus(ARRAY(
         SELECT l.zpid
           FROM resi.listings l
-          LEFT JOIN (SELECT c.zpid,
-                            bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
-                                                           coalesce(g.trust, t.trust_score, resi.initial_trust())))
-                                AS trust_fingerprint
-                       FROM resi.miner_claims c
-                       LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-                       LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+          LEFT JOIN (SELECT c.zpid, bit_xor(c.trust_fingerprint) AS trust_fingerprint
+                       FROM resi.weighted_claims c
                       GROUP BY c.zpid) now ON now.zpid = l.zpid
          WHERE l.trust_fingerprint IS DISTINCT FROM now.trust_fingerprint
          ORDER BY l.last_updated_at, l.zpid

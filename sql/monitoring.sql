@@ -62,17 +62,17 @@ SELECT g.group_hotkey,
        coalesce(max(g.trust), max(coalesce(t.trust_score, resi.initial_trust()))) AS voting_trust,
        coalesce(sum(t.audited_claims), 0)::bigint AS audited_claims,
        coalesce(sum(t.wrong_claims), 0)::bigint AS wrong_claims,
-       (SELECT coalesce(sum(d.shared_claims), 0) FROM resi.miner_dependence d
-         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
-           AS copied_claims,
-       (SELECT coalesce(sum(d.near_copies), 0) FROM resi.miner_dependence d
-         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
-           AS near_copies,
-       (SELECT coalesce(sum(d.shared_false), 0) FROM resi.miner_dependence d
-         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
-           AS shared_false_values
+       coalesce(min(e.copied_claims), 0) AS copied_claims,
+       coalesce(min(e.near_copies), 0) AS near_copies,
+       coalesce(min(e.shared_false_values), 0) AS shared_false_values
   FROM resi.miner_groups g
   LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
+  -- The evidence that joined the group: its members' rows of resi.miner_dependence, summed once.
+  LEFT JOIN (SELECT m.group_hotkey, sum(d.shared_claims) AS copied_claims, sum(d.near_copies) AS near_copies,
+                    sum(d.shared_false) AS shared_false_values
+               FROM resi.miner_dependence d
+               JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey
+              GROUP BY m.group_hotkey) e ON e.group_hotkey = g.group_hotkey
  GROUP BY g.group_hotkey;
 COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
 

@@ -8,7 +8,8 @@
 --   copies share it); resi.miner_dependence and resi.miner_groups with
 --   resi.find_dependent_miners() (the loader runs it after every pass; resi_loader and
 --   resi_admin may call it: run resi.setup_roles() again after upgrading); resi.listing_consensus
---   lets each group, and each set of byte-identical claims, vote once; resi.listings.voting_groups.
+--   lets each group, and each set of byte-identical claims, vote once; resi.listings.voting_groups;
+--   resi.weighted_claims, the one definition of a claim's weight and its fingerprint.
 --   Function bodies below are those of the sql/ files of 0.5.0 (CREATE OR REPLACE keeps
 --   comments and dependants).
 -- * Audits: resi.audits, resi.audit_verdicts, resi.record_audit() (granted to resi_validator),
@@ -485,9 +486,9 @@ SELECT pg_catalog.pg_extension_config_dump('resi.audit_verdicts', '');
 -- other keys are ignored) at `seen_at`, and judge every miner's current claim on it field by
 -- field within the consensus tolerances (resi.claim_errors): each miner's audited_fields and
 -- audit_errors count it, resi.audit_verdicts keeps the wrong values (shared wrong values are
--- evidence of dependence for resi.find_dependent_miners). Until a miner reports the listing
--- again after `seen_at`, the audited values are the listing's values (resi.listing_consensus;
--- resi.listings.audited_at says so); the listing is refreshed now. Trust is not moved here (it
+-- evidence of dependence for resi.find_dependent_miners). Until two independent sources have
+-- reported the listing again after `seen_at`, the audited values are the listing's values
+-- (resi.listing_consensus; resi.listings.audited_at says so); the listing is refreshed now. Trust is not moved here (it
 -- moves with submissions and resi.record_validation). Returns the claims judged (0 for a
 -- listing nobody claims: the audit is kept).
 -- Errors: 22004 for a NULL argument; 22023 when `listing` is not a JSON object; 22P02 and the
@@ -549,7 +550,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
-    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until a miner reports it again. Returns the claims judged.';
+    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until two independent sources report it again. Returns the claims judged.';
 
 -- Older claims give way to fresher ones (resi.claim_recency, setting resi.claim_half_life).
 CREATE FUNCTION resi."claim_half_life_seconds"() RETURNS double precision /* f64 */
@@ -599,6 +600,22 @@ ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double p
 COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings, text[]) IS
     'Like resi.consensus_agreement, counted only on the fields named in corroborated (those whose consensus value two or more independent sources support): the agreement a miner''s trust counts.';
 
+-- Each current claim with what it votes with: its miner's group (NULL: the miner votes alone),
+-- its weight (the group's pooled trust, else the miner's trust, else resi.initial_trust()) and
+-- resi.trust_fingerprint of the two (the miner written `hotkey/group` when in a group), whose
+-- bit_xor over a listing's claims is the listing's trust_fingerprint. The one definition of a
+-- claim's weight: resi.listing_consensus, resi.stale_listing and resi.refresh_stale_consensus
+-- read it (PostgreSQL inlines the view; columns a query does not use are not computed).
+CREATE VIEW resi.weighted_claims AS
+SELECT c.*, g.group_hotkey, w.trust,
+       resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''), w.trust) AS trust_fingerprint
+  FROM resi.miner_claims c
+  LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
+  LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+ CROSS JOIN LATERAL (SELECT coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust) w;
+COMMENT ON VIEW resi.weighted_claims IS
+    'Each current claim (resi.miner_claims) with its miner''s group, the weight it votes with and the fingerprint of that weight (resi.trust_fingerprint).';
+
 CREATE OR REPLACE VIEW resi.listing_consensus AS
 SELECT zpid,
        first_seen_at,
@@ -623,34 +640,33 @@ SELECT zpid,
                sum(v.attestations)::integer AS total_attestations,
                count(*)::integer AS unique_miners_count,
                count(*) FILTER (WHERE v.trust > 0)::integer AS voting_miners,
-               bit_xor(resi.trust_fingerprint(v.miner_hotkey || coalesce('/' || v.group_hotkey, ''), v.trust))
-                   AS trust_fingerprint,
+               bit_xor(v.trust_fingerprint) AS trust_fingerprint,
                resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
                                       v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
                                       v.latitude, v.longitude,
                                       CASE WHEN v.leads THEN v.trust * resi.claim_recency(v.newest - v.submission_timestamp) END)
                    AS miners,
-               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups,
-               max(v.submission_timestamp) AS newest_claim
+               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups
           FROM (SELECT s.*,
                        row_number() OVER (PARTITION BY s.zpid, s.source
                                               ORDER BY s.trust DESC, s.submission_timestamp DESC, s.miner_hotkey) = 1
                            AS leads,
                        max(s.submission_timestamp) OVER (PARTITION BY s.zpid) AS newest
-                  FROM (SELECT c.*, g.group_hotkey, w.trust,
-                               CASE WHEN c.signature IS NULL THEN coalesce(g.group_hotkey, c.miner_hotkey)
-                                    ELSE first_value(coalesce(g.group_hotkey, c.miner_hotkey))
+                  FROM (SELECT c.*,
+                               CASE WHEN c.signature IS NULL THEN coalesce(c.group_hotkey, c.miner_hotkey)
+                                    ELSE first_value(coalesce(c.group_hotkey, c.miner_hotkey))
                                              OVER (PARTITION BY c.zpid, c.signature
                                                        ORDER BY c.submission_timestamp, c.miner_hotkey) END AS source
-                          FROM resi.miner_claims c
-                          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-                          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
-                         CROSS JOIN LATERAL (SELECT coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust) w) s) v
+                          FROM resi.weighted_claims c) s) v
          GROUP BY v.zpid) per_listing
-  -- The newest audit no miner has reported the listing since: its values are the listing's.
+  -- The newest audit, while fewer than two independent voting sources (a group, or a miner
+  -- alone) have reported the listing since: its values are the listing's.
   LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a
-                      WHERE a.zpid = per_listing.zpid AND a.seen_at >= per_listing.newest_claim
-                      ORDER BY a.seen_at DESC, a.id DESC LIMIT 1) audit ON true) per_listing_audited;
+                      WHERE a.zpid = per_listing.zpid
+                      ORDER BY a.seen_at DESC, a.id DESC LIMIT 1) audit
+         ON (SELECT count(DISTINCT coalesce(c.group_hotkey, c.miner_hotkey)) FROM resi.weighted_claims c
+              WHERE c.zpid = per_listing.zpid AND c.submission_timestamp > audit.seen_at AND c.trust > 0) < 2)
+       per_listing_audited;
 
 CREATE OR REPLACE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -751,12 +767,7 @@ $$;
 CREATE OR REPLACE FUNCTION resi.stale_listing(zpid text, trust_fingerprint bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     RETURN trust_fingerprint IS DISTINCT FROM (
-        SELECT bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
-                                              coalesce(g.trust, t.trust_score, resi.initial_trust())))
-          FROM resi.miner_claims c
-          LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-          LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
-         WHERE c.zpid = stale_listing.zpid);
+        SELECT bit_xor(c.trust_fingerprint) FROM resi.weighted_claims c WHERE c.zpid = stale_listing.zpid);
 
 COMMENT ON FUNCTION resi.stale_listing(text, bigint) IS
     'Whether a listing''s consensus, computed with these weights (resi.listings.trust_fingerprint), is out of date with its miners'' trust and groups now.';
@@ -1255,16 +1266,19 @@ BEGIN
           LEFT JOIN source_audits a ON a.source = s.source
          WHERE l.audited_at IS NULL
          GROUP BY l.zpid, l.consensus_score, l.voting_groups
-    ), ranked AS (
+    ), weighed AS (
         SELECT x.zpid, x.need + x.disagreement AS priority, x.sources,
                CASE WHEN x.disagreement > x.need THEN 'independent sources disagree' ELSE 'new sources' END AS reason
           FROM scored x
-         ORDER BY x.need + x.disagreement DESC, x.zpid
+    ), ranked AS (
+        SELECT w.zpid, w.priority, w.sources, w.reason
+          FROM weighed w
+         ORDER BY w.priority DESC, w.zpid
          LIMIT n - random_picks
     ), drawn AS (
-        SELECT x.zpid, x.need + x.disagreement AS priority, x.sources, 'random' AS reason
-          FROM scored x
-         WHERE NOT EXISTS (SELECT FROM ranked r WHERE r.zpid = x.zpid)
+        SELECT w.zpid, w.priority, w.sources, 'random' AS reason
+          FROM weighed w
+         WHERE NOT EXISTS (SELECT FROM ranked r WHERE r.zpid = w.zpid)
          ORDER BY random()
          LIMIT random_picks
     )
@@ -1275,7 +1289,7 @@ END
 $$;
 
 COMMENT ON FUNCTION resi.propose_audits(integer, double precision) IS
-    'Up to n listings to audit next: those whose claims come from the least-audited sources (groups count their members'' audits together) or where independent sources disagree, plus a random share; skips listings an audit has seen since their newest claim.';
+    'Up to n listings to audit next: those whose claims come from the least-audited sources (groups count their members'' audits together) or where independent sources disagree, plus a random share; skips listings whose audit is still in force.';
 
 CREATE OR REPLACE FUNCTION resi.refresh_stale_consensus(max_listings integer DEFAULT 10000) RETURNS integer
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
@@ -1294,13 +1308,8 @@ BEGIN
     RETURN resi.refresh_consensus(ARRAY(
         SELECT l.zpid
           FROM resi.listings l
-          LEFT JOIN (SELECT c.zpid,
-                            bit_xor(resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
-                                                           coalesce(g.trust, t.trust_score, resi.initial_trust())))
-                                AS trust_fingerprint
-                       FROM resi.miner_claims c
-                       LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-                       LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
+          LEFT JOIN (SELECT c.zpid, bit_xor(c.trust_fingerprint) AS trust_fingerprint
+                       FROM resi.weighted_claims c
                       GROUP BY c.zpid) now ON now.zpid = l.zpid
          WHERE l.trust_fingerprint IS DISTINCT FROM now.trust_fingerprint
          ORDER BY l.last_updated_at, l.zpid
@@ -1333,17 +1342,17 @@ SELECT g.group_hotkey,
        coalesce(max(g.trust), max(coalesce(t.trust_score, resi.initial_trust()))) AS voting_trust,
        coalesce(sum(t.audited_claims), 0)::bigint AS audited_claims,
        coalesce(sum(t.wrong_claims), 0)::bigint AS wrong_claims,
-       (SELECT coalesce(sum(d.shared_claims), 0) FROM resi.miner_dependence d
-         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
-           AS copied_claims,
-       (SELECT coalesce(sum(d.near_copies), 0) FROM resi.miner_dependence d
-         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
-           AS near_copies,
-       (SELECT coalesce(sum(d.shared_false), 0) FROM resi.miner_dependence d
-         JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey WHERE m.group_hotkey = g.group_hotkey)
-           AS shared_false_values
+       coalesce(min(e.copied_claims), 0) AS copied_claims,
+       coalesce(min(e.near_copies), 0) AS near_copies,
+       coalesce(min(e.shared_false_values), 0) AS shared_false_values
   FROM resi.miner_groups g
   LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
+  -- The evidence that joined the group: its members' rows of resi.miner_dependence, summed once.
+  LEFT JOIN (SELECT m.group_hotkey, sum(d.shared_claims) AS copied_claims, sum(d.near_copies) AS near_copies,
+                    sum(d.shared_false) AS shared_false_values
+               FROM resi.miner_dependence d
+               JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey
+              GROUP BY m.group_hotkey) e ON e.group_hotkey = g.group_hotkey
  GROUP BY g.group_hotkey;
 
 COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common).';

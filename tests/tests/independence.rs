@@ -230,7 +230,7 @@ fn coincidences_between_independent_scrapers_clocks_do_not_make_a_group() {
 }
 
 #[test]
-fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_reports_again() {
+fn an_audit_judges_every_claim_and_its_values_hold_until_two_independent_sources_report_again() {
     let db = TestDatabase::new("independence_audit");
     let mut client = db.client();
     stage(
@@ -269,13 +269,13 @@ fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_reports_again()
            FROM resi.miner_trust",
     );
     assert_eq!(counts, "honest 2/0, ring1 2/1, ring2 2/1");
-    // The audited values are the listing's, with their provenance, until a miner reports again.
-    let audited: (i64, bool) = {
+    let price_and_audited = |client: &mut Client| -> (i64, bool) {
         let r =
             client.query_one("SELECT price, audited_at IS NOT NULL FROM resi.listings WHERE zpid = '1'", &[]).unwrap();
         (r.get(0), r.get(1))
     };
-    assert_eq!(audited, (200_000, true));
+    // The audited values are the listing's, with their provenance.
+    assert_eq!(price_and_audited(&mut client), (200_000, true));
     // The audit moved weight: the honest miner earned trust, the ring members lost it.
     let trust: String = scalar(
         &mut client,
@@ -285,15 +285,22 @@ fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_reports_again()
            FROM resi.miner_trust",
     );
     assert_eq!(trust, "honest 1/0 up, ring1 1/1 down, ring2 1/1 down");
-    // When a ring member reports its price again, the audit no longer holds the listing, but
-    // the two ring members now weigh less than the honest miner.
+    // One source reporting again cannot undo the check: a ring member's next upload of its
+    // price leaves the audited value in force.
     stage(&mut client, &[("ring1", "2025-09-17 10:00+00", "1", "2025-09-17 09:30+00", 240_000)]);
-    let after: (i64, bool) = {
-        let r =
-            client.query_one("SELECT price, audited_at IS NOT NULL FROM resi.listings WHERE zpid = '1'", &[]).unwrap();
-        (r.get(0), r.get(1))
-    };
-    assert_eq!(after, (200_500, false));
+    assert_eq!(price_and_audited(&mut client), (200_000, true));
+    // The honest miner reports a real change: still one source with weight since the audit (the
+    // ring's failed check took all of its weight), so the audit holds.
+    assert_eq!(
+        scalar::<f64>(&mut client, "SELECT trust_score FROM resi.miner_trust WHERE miner_hotkey = 'ring1'"),
+        0.0
+    );
+    stage(&mut client, &[("honest", "2025-09-17 10:05+00", "1", "2025-09-17 09:40+00", 210_000)]);
+    assert_eq!(price_and_audited(&mut client), (200_000, true));
+    // A second independent source confirms it: the audit ends, and the miners' consensus is the
+    // listing's again.
+    stage(&mut client, &[("newcomer", "2025-09-17 10:10+00", "1", "2025-09-17 09:45+00", 210_000)]);
+    assert_eq!(price_and_audited(&mut client), (210_000, false));
     // Bad input is refused with its reason.
     for (sql, code) in [
         ("SELECT resi.record_audit('1', '[1, 2]')", "22023"),

@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AnyNumeric};
 use resi_core::fields::{self, agreement, verdicts, FieldValues, LISTING_FIELDS};
+use std::num::NonZeroUsize;
 
 /// IMMUTABLE, PARALLEL SAFE, not strict: NULL fields are not compared, a NULL `consensus`
 /// compares nothing (0, 0). Exactly one row. Never raises for any input.
@@ -231,8 +232,11 @@ fn claim_errors<'a>(
     Some(LISTING_FIELDS.iter().zip(verdicts).filter(|(_, v)| *v == Some(false)).map(|(f, _)| f.name).collect())
 }
 
-/// The text fields of a `resi.listings` row, owned, so [`FieldValues`] can borrow them.
+/// The text fields of a `resi.listings` row, owned, so [`FieldValues`] can borrow them, and where
+/// each of the 14 fields lies in the row.
 struct ListingText {
+    /// The attribute number of each [`LISTING_FIELDS`] field (`None`: not in the row).
+    at: [Option<NonZeroUsize>; 14],
     uri: Option<String>,
     address: Option<String>,
     home_type: Option<String>,
@@ -243,39 +247,65 @@ struct ListingText {
 }
 
 impl ListingText {
+    /// One pass over the row's attributes finds the fields (a lookup by name per field would
+    /// scan them fourteen times; this runs once per staged row in the fold).
     fn of(listing: &pgrx::composite_type!('_, "resi.listings")) -> ListingText {
-        let text = |name: &str| listing.get_by_name::<String>(name).ok().flatten();
-        ListingText {
-            uri: text("uri"),
-            address: text("address"),
-            home_type: text("home_type"),
-            home_status: text("home_status"),
-            zip_code: text("zip_code"),
-            city: text("city"),
-            state: text("state"),
+        let mut at = [None; 14];
+        for (attnum, attribute) in listing.attributes() {
+            if attribute.attisdropped {
+                continue;
+            }
+            let name = attribute.name();
+            if let Some(i) = LISTING_FIELDS.iter().position(|f| f.name == name) {
+                at[i] = Some(attnum);
+            }
         }
+        let mut text = ListingText {
+            at,
+            uri: None,
+            address: None,
+            home_type: None,
+            home_status: None,
+            zip_code: None,
+            city: None,
+            state: None,
+        };
+        text.uri = text.get(listing, "uri");
+        text.address = text.get(listing, "address");
+        text.home_type = text.get(listing, "home_type");
+        text.home_status = text.get(listing, "home_status");
+        text.zip_code = text.get(listing, "zip_code");
+        text.city = text.get(listing, "city");
+        text.state = text.get(listing, "state");
+        text
+    }
+
+    /// The value of field `name` (one of [`LISTING_FIELDS`]); `None` when NULL, missing, or of
+    /// another type.
+    fn get<'t, T>(&self, listing: &'t pgrx::composite_type!('_, "resi.listings"), name: &str) -> Option<T>
+    where
+        T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum + pgrx::datum::UnboxDatum<As<'t> = T> + 't,
+    {
+        let i = LISTING_FIELDS.iter().position(|f| f.name == name)?;
+        listing.get_by_index::<T>(self.at[i]?).ok().flatten()
     }
 
     fn values<'s>(&'s self, listing: &pgrx::composite_type!('_, "resi.listings")) -> FieldValues<'s> {
         FieldValues {
             uri: self.uri.as_deref(),
-            price: listing.get_by_name::<i64>("price").ok().flatten(),
+            price: self.get(listing, "price"),
             address: self.address.as_deref(),
-            bedrooms: listing.get_by_name::<i32>("bedrooms").ok().flatten(),
-            bathrooms: listing
-                .get_by_name::<AnyNumeric>("bathrooms")
-                .ok()
-                .flatten()
-                .and_then(|n| f64::try_from(n).ok()),
-            living_area: listing.get_by_name::<i32>("living_area").ok().flatten(),
+            bedrooms: self.get(listing, "bedrooms"),
+            bathrooms: self.get::<AnyNumeric>(listing, "bathrooms").and_then(|n| f64::try_from(n).ok()),
+            living_area: self.get(listing, "living_area"),
             home_type: self.home_type.as_deref(),
             home_status: self.home_status.as_deref(),
-            days_on_zillow: listing.get_by_name::<i32>("days_on_zillow").ok().flatten(),
+            days_on_zillow: self.get(listing, "days_on_zillow"),
             zip_code: self.zip_code.as_deref(),
             city: self.city.as_deref(),
             state: self.state.as_deref(),
-            latitude: listing.get_by_name::<f64>("latitude").ok().flatten(),
-            longitude: listing.get_by_name::<f64>("longitude").ok().flatten(),
+            latitude: self.get(listing, "latitude"),
+            longitude: self.get(listing, "longitude"),
         }
     }
 }
