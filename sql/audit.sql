@@ -138,7 +138,7 @@ SELECT pg_catalog.pg_extension_config_dump('resi.audit_verdicts', '');
 -- evidence of dependence for resi.find_dependent_miners). Each claim with a compared field is an
 -- audited claim of its miner, wrong when a field was; the judged miners' trust is recomputed
 -- (resi.earned_trust) and their other listings become stale (resi.refresh_stale_consensus).
--- Until two independent sources have reported the listing again after `seen_at`, the audited
+-- Until a miner with weight (trust > 0) reports the listing again after `seen_at`, the audited
 -- values are the listing's values (resi.listing_consensus; resi.listings.audited_at says so);
 -- the listing is refreshed now. Returns the claims judged (0 for a listing nobody claims: the audit is kept).
 -- Errors: 22004 for a NULL argument; 22023 when `listing` is not a JSON object; 22P02 and the
@@ -200,7 +200,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
-    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until two independent sources report it again. Returns the claims judged.';
+    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until a miner with weight reports it again. Returns the claims judged.';
 
 -- ---------------------------------------------------------------------------------------------
 -- What to audit next
@@ -212,8 +212,7 @@ COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
 -- (1 - consensus_score) × (voting_groups - 1) when independent sources disagree on it. A share
 -- `random_share` (default 0.2) of the listings is drawn at random among the rest, so no miner can
 -- tell which of its claims will be checked. Listings whose audit is still in force
--- (resi.listings.audited_at: fewer than two independent sources have reported them since) are
--- skipped. `reason` says why a listing was chosen:
+-- (resi.listings.audited_at: no miner with weight has reported them since) are skipped. `reason` says why a listing was chosen:
 -- 'new sources' (little-audited miners or groups claim it), 'independent sources disagree', or
 -- 'random'. VOLATILE (random), PARALLEL RESTRICTED; granted to resi_validator and resi_admin.
 -- Reads every current claim: at the network's size (~2M listings) a few seconds, meant for a

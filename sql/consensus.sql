@@ -120,12 +120,13 @@ COMMENT ON VIEW resi.weighted_claims IS
 -- the other claims count as miners and attestations but carry no weight. voting_groups is the
 -- number of sources with weight; the per-field supporters and voters count sources.
 --
--- 0.5.0: audits. The newest audit (resi.record_audit) gives the fields it saw until two
--- independent sources with weight have reported the listing since (uploads after seen_at): one
--- source re-uploading cannot undo a validator's check (a ring's next upload of its false values
--- would), while a real change, which every scraper of the listing sees, takes over with the
--- second source to report it. audited_at is when the validator saw the values in force (NULL:
--- the values are the miners' consensus). field_consensus and consensus_score stay the miners'.
+-- 0.5.0: audits. The newest audit (resi.record_audit) gives the fields it saw until a claim
+-- with weight (trust > 0) is uploaded after seen_at; then the consensus decides again, as
+-- usual. Claims without weight do not end it: the miners an audit found wrong lose their trust,
+-- so re-uploading what was judged false cannot undo the check, while a real change reaches the
+-- listing with the first report from a miner that still has weight. audited_at is when the
+-- validator saw the values in force (NULL: the values are the miners' consensus).
+-- field_consensus and consensus_score stay the miners'.
 CREATE VIEW resi.listing_consensus AS
 SELECT zpid,
        first_seen_at,
@@ -169,13 +170,13 @@ SELECT zpid,
                                                        ORDER BY c.submission_timestamp, c.miner_hotkey) END AS source
                           FROM resi.weighted_claims c) s) v
          GROUP BY v.zpid) per_listing
-  -- The newest audit, while fewer than two independent voting sources (a group, or a miner
-  -- alone) have reported the listing since: its values are the listing's.
+  -- The newest audit, while no claim with weight has been uploaded since: its values are the
+  -- listing's.
   LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a
                       WHERE a.zpid = per_listing.zpid
                       ORDER BY a.seen_at DESC, a.id DESC LIMIT 1) audit
-         ON (SELECT count(DISTINCT coalesce(c.group_hotkey, c.miner_hotkey)) FROM resi.weighted_claims c
-              WHERE c.zpid = per_listing.zpid AND c.submission_timestamp > audit.seen_at AND c.trust > 0) < 2)
+         ON NOT EXISTS (SELECT FROM resi.weighted_claims c
+                         WHERE c.zpid = per_listing.zpid AND c.submission_timestamp > audit.seen_at AND c.trust > 0))
        per_listing_audited;
 COMMENT ON VIEW resi.listing_consensus IS
     'Trust-weighted consensus of every listing, computed from resi.miner_claims (what resi.refresh_consensus writes into resi.listings).';

@@ -486,8 +486,8 @@ SELECT pg_catalog.pg_extension_config_dump('resi.audit_verdicts', '');
 -- other keys are ignored) at `seen_at`, and judge every miner's current claim on it field by
 -- field within the consensus tolerances (resi.claim_errors): each miner's audited_fields and
 -- audit_errors count it, resi.audit_verdicts keeps the wrong values (shared wrong values are
--- evidence of dependence for resi.find_dependent_miners). Until two independent sources have
--- reported the listing again after `seen_at`, the audited values are the listing's values
+-- evidence of dependence for resi.find_dependent_miners). Until a miner with weight (trust > 0)
+-- reports the listing again after `seen_at`, the audited values are the listing's values
 -- (resi.listing_consensus; resi.listings.audited_at says so); the listing is refreshed now. Trust is not moved here (it
 -- moves with submissions and resi.record_validation). Returns the claims judged (0 for a
 -- listing nobody claims: the audit is kept).
@@ -550,7 +550,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.record_audit(text, jsonb, timestamptz) IS
-    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until two independent sources report it again. Returns the claims judged.';
+    'Record what a validator saw of a listing and judge every miner''s current claim on it field by field; the audited values are the listing''s until a miner with weight reports it again. Returns the claims judged.';
 
 -- Older claims give way to fresher ones (resi.claim_recency, setting resi.claim_half_life).
 CREATE FUNCTION resi."claim_half_life_seconds"() RETURNS double precision /* f64 */
@@ -659,13 +659,13 @@ SELECT zpid,
                                                        ORDER BY c.submission_timestamp, c.miner_hotkey) END AS source
                           FROM resi.weighted_claims c) s) v
          GROUP BY v.zpid) per_listing
-  -- The newest audit, while fewer than two independent voting sources (a group, or a miner
-  -- alone) have reported the listing since: its values are the listing's.
+  -- The newest audit, while no claim with weight has been uploaded since: its values are the
+  -- listing's.
   LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a
                       WHERE a.zpid = per_listing.zpid
                       ORDER BY a.seen_at DESC, a.id DESC LIMIT 1) audit
-         ON (SELECT count(DISTINCT coalesce(c.group_hotkey, c.miner_hotkey)) FROM resi.weighted_claims c
-              WHERE c.zpid = per_listing.zpid AND c.submission_timestamp > audit.seen_at AND c.trust > 0) < 2)
+         ON NOT EXISTS (SELECT FROM resi.weighted_claims c
+                         WHERE c.zpid = per_listing.zpid AND c.submission_timestamp > audit.seen_at AND c.trust > 0))
        per_listing_audited;
 
 CREATE OR REPLACE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer

@@ -230,7 +230,7 @@ fn coincidences_between_independent_scrapers_clocks_do_not_make_a_group() {
 }
 
 #[test]
-fn an_audit_judges_every_claim_and_its_values_hold_until_two_independent_sources_report_again() {
+fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_with_weight_reports_again() {
     let db = TestDatabase::new("independence_audit");
     let mut client = db.client();
     stage(
@@ -285,21 +285,17 @@ fn an_audit_judges_every_claim_and_its_values_hold_until_two_independent_sources
            FROM resi.miner_trust",
     );
     assert_eq!(trust, "honest 1/0 up, ring1 1/1 down, ring2 1/1 down");
-    // One source reporting again cannot undo the check: a ring member's next upload of its
-    // price leaves the audited value in force.
-    stage(&mut client, &[("ring1", "2025-09-17 10:00+00", "1", "2025-09-17 09:30+00", 240_000)]);
-    assert_eq!(price_and_audited(&mut client), (200_000, true));
-    // The honest miner reports a real change: still one source with weight since the audit (the
-    // ring's failed check took all of its weight), so the audit holds.
+    // The ring's failed check took all of its weight: re-uploading its price cannot undo the
+    // check, the audited value stays in force.
     assert_eq!(
         scalar::<f64>(&mut client, "SELECT trust_score FROM resi.miner_trust WHERE miner_hotkey = 'ring1'"),
         0.0
     );
-    stage(&mut client, &[("honest", "2025-09-17 10:05+00", "1", "2025-09-17 09:40+00", 210_000)]);
+    stage(&mut client, &[("ring1", "2025-09-17 10:00+00", "1", "2025-09-17 09:30+00", 240_000)]);
     assert_eq!(price_and_audited(&mut client), (200_000, true));
-    // A second independent source confirms it: the audit ends, and the miners' consensus is the
+    // A miner with weight reports a real change: the audit ends, and the miners' consensus is the
     // listing's again.
-    stage(&mut client, &[("newcomer", "2025-09-17 10:10+00", "1", "2025-09-17 09:45+00", 210_000)]);
+    stage(&mut client, &[("honest", "2025-09-17 10:05+00", "1", "2025-09-17 09:40+00", 210_000)]);
     assert_eq!(price_and_audited(&mut client), (210_000, false));
     // Bad input is refused with its reason.
     for (sql, code) in [
