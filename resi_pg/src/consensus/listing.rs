@@ -131,7 +131,14 @@ fn consensus_listing_final(
 /// members (no JSON text to print and parse again); numbers become `numeric` from their shortest
 /// decimal digits, as `to_jsonb(double precision)` makes them.
 fn field_consensus(c: &ListingConsensus) -> Option<pg_sys::Datum> {
-    let fields = c.field_members();
+    // jsonb keeps an object's keys sorted (shorter first, then by bytes) and sorts the pairs of
+    // every object it builds; its sort swaps the pairs byte by byte, which cost more than a third
+    // of a refresh. Pushed already in that order, the sort's presorted check returns at once.
+    let mut fields = c.field_members();
+    fields.sort_unstable_by(|a, b| jsonb_key_order(a.0, b.0));
+    for (_, members) in &mut fields {
+        members.sort_unstable_by(|a, b| jsonb_key_order(a.0, b.0));
+    }
     let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
     // SAFETY: the JsonbValues point into `fields` (and static keys), which outlive the
     // JsonbValueToJsonb call that copies them into the result; push/convert palloc in the
@@ -160,6 +167,11 @@ fn field_consensus(c: &ListingConsensus) -> Option<pg_sys::Datum> {
             pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
         Some(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
     }
+}
+
+/// The order jsonb keeps an object's keys in: shorter first, then by bytes.
+fn jsonb_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
 /// A jsonb string (or key) pointing at `text`'s bytes.
