@@ -279,3 +279,7 @@ END
 $$;
 COMMENT ON FUNCTION resi.propose_audits(integer, double precision) IS
     'Up to n listings to audit next: those whose claims come from the least-audited sources (groups count their members'' audits together) or where independent sources disagree, plus a random share; skips listings whose audit is still in force.';
+
+-- The one-line promise of this file's function defined in Rust.
+COMMENT ON FUNCTION resi.claim_errors(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) IS
+    'The fields where a report disagrees with an audited listing (within the consensus tolerances), in column order; NULL for a NULL listing.';

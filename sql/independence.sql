@@ -159,8 +159,8 @@ BEGIN
     -- deviating claim the other claims on the listing that deviate on a field too, and of those
     -- fields the ones where the two claims agree (the same deviation), and how far apart the two
     -- were scraped. A deviation is counted once per pair (from the smaller hotkey's side). The
-    -- deviating claims are computed once (one resi.claim_errors per claim); the second claim's
-    -- values become a listing to compare with only for pairs that deviate on a common field.
+    -- deviating claims are computed once (one resi.claim_errors per claim); two claims are compared
+    -- (resi.claim_differences) only when they deviate on a common field.
     WITH judged AS MATERIALIZED (
         SELECT c.zpid, c.miner_hotkey, c.attestation_id, x.deviations, c AS claim
           FROM resi.miner_claims c
@@ -184,19 +184,7 @@ BEGIN
                abs(extract(epoch FROM a.scraped_at - b.scraped_at)) <= 600 AS near
           FROM deviating a
           JOIN deviating b ON b.zpid = a.zpid AND b.miner_hotkey > a.miner_hotkey AND b.deviations && a.deviations
-         CROSS JOIN LATERAL (SELECT resi.claim_errors(
-                 (a.claim).uri, (a.claim).price, (a.claim).address, (a.claim).bedrooms, (a.claim).bathrooms,
-                 (a.claim).living_area, (a.claim).home_type, (a.claim).home_status, (a.claim).days_on_zillow,
-                 (a.claim).zip_code, (a.claim).city, (a.claim).state, (a.claim).latitude, (a.claim).longitude,
-                 jsonb_populate_record(NULL::resi.listings, jsonb_build_object(
-                     'uri', (b.claim).uri, 'price', (b.claim).price, 'address', (b.claim).address,
-                     'bedrooms', (b.claim).bedrooms,
-                     'bathrooms', CASE WHEN (b.claim).bathrooms BETWEEN 0 AND 99.9
-                                       THEN round((b.claim).bathrooms::numeric, 1) END,
-                     'living_area', (b.claim).living_area, 'home_type', (b.claim).home_type,
-                     'home_status', (b.claim).home_status, 'days_on_zillow', (b.claim).days_on_zillow,
-                     'zip_code', (b.claim).zip_code, 'city', (b.claim).city, 'state', (b.claim).state,
-                     'latitude', (b.claim).latitude, 'longitude', (b.claim).longitude))) AS differing OFFSET 0) y
+         CROSS JOIN LATERAL (SELECT resi.claim_differences(a.claim, b.claim) AS differing OFFSET 0) y
          CROSS JOIN LATERAL unnest(a.deviations) AS d(field)
          WHERE d.field = ANY (b.deviations)
            AND d.field <> ALL (y.differing)
@@ -288,3 +276,9 @@ END
 $$;
 COMMENT ON FUNCTION resi.find_dependent_miners(integer, integer, integer) IS
     'Collect the evidence of dependent miners (copied claims, near copies of deviations from the consensus, audited false values in common) into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
+
+-- The one-line promises of this file's functions defined in Rust.
+COMMENT ON FUNCTION resi.claim_signature(text, timestamptz, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision) IS
+    '64 bits of SHA-256 over a report''s zpid, scrape time and every field: two reports share it exactly when one is a byte copy of the other.';
+COMMENT ON FUNCTION resi.claim_differences(resi.miner_claims, resi.miner_claims) IS
+    'The fields where two claims disagree (within the consensus tolerances), in column order; a field missing on either side is not judged.';

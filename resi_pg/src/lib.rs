@@ -57,7 +57,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../../sql/ingest.sql", name = "ingest", requires = ["listings"]);
-extension_sql_file!("../../sql/independence.sql", name = "independence", requires = ["listings"]);
+extension_sql_file!(
+    "../../sql/independence.sql",
+    name = "independence",
+    requires = ["listings", consensus::agreement::claim_differences]
+);
 extension_sql_file!(
     "../../sql/audit.sql",
     name = "audit",

@@ -3,8 +3,11 @@
 //! resi.listings) → (compared, agreed)` against a consensus, and `resi.claim_errors(…, audited
 //! resi.listings) → text[]` against what a validator saw.
 
+use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::prelude::*;
+use pgrx::AllocatedByRust;
 use pgrx::{pg_sys, AnyNumeric};
+use resi_core::consensus::listing::bathrooms_tenths;
 use resi_core::fields::{self, agreement, verdicts, FieldValues, LISTING_FIELDS};
 use std::num::NonZeroUsize;
 
@@ -232,8 +235,28 @@ fn claim_errors<'a>(
     Some(LISTING_FIELDS.iter().zip(verdicts).filter(|(_, v)| *v == Some(false)).map(|(f, _)| f.name).collect())
 }
 
-/// The text fields of a `resi.listings` row, owned, so [`FieldValues`] can borrow them, and where
-/// each of the 14 fields lies in the row.
+/// `resi.claim_differences(claim resi.miner_claims, other resi.miner_claims) → text[]`: the
+/// fields, in column order, where two claims disagree within the consensus tolerances (a field
+/// missing on either side is not judged; bathrooms compare as tenths, as the consensus holds
+/// them) — what `resi.claim_errors` gives against a listing, between two reports: which of two
+/// miners' shared deviations are the same (`resi.find_dependent_miners`). IMMUTABLE, STRICT,
+/// PARALLEL SAFE. Never raises.
+#[pg_extern(immutable, strict, parallel_safe, requires = ["listings"])]
+fn claim_differences<'a>(
+    claim: pgrx::composite_type!('a, "resi.miner_claims"),
+    other: pgrx::composite_type!('a, "resi.miner_claims"),
+) -> Vec<&'static str> {
+    let (a, b) = (ListingText::of(&claim), ListingText::of(&other));
+    // `other` stands where a listing would: its bathrooms as a listing holds them (none outside
+    // 0..99.9).
+    let mut theirs = b.values(&other);
+    theirs.bathrooms = theirs.bathrooms.filter(|&v| bathrooms_tenths(v).is_some());
+    let verdicts = verdicts(&a.values(&claim), &theirs);
+    LISTING_FIELDS.iter().zip(verdicts).filter(|(_, v)| *v == Some(false)).map(|(f, _)| f.name).collect()
+}
+
+/// A row's 14 listing fields (a `resi.listings` row or a `resi.miner_claims` one: found by name):
+/// the text ones owned, so [`FieldValues`] can borrow them, and where each field lies in the row.
 struct ListingText {
     /// The attribute number of each [`LISTING_FIELDS`] field (`None`: not in the row).
     at: [Option<NonZeroUsize>; 14],
@@ -249,7 +272,7 @@ struct ListingText {
 impl ListingText {
     /// One pass over the row's attributes finds the fields (a lookup by name per field would
     /// scan them fourteen times; this runs once per staged row in the fold).
-    fn of(listing: &pgrx::composite_type!('_, "resi.listings")) -> ListingText {
+    fn of(listing: &PgHeapTuple<'_, AllocatedByRust>) -> ListingText {
         let mut at = [None; 14];
         for (attnum, attribute) in listing.attributes() {
             if attribute.attisdropped {
@@ -282,7 +305,7 @@ impl ListingText {
 
     /// The value of field `name` (one of [`LISTING_FIELDS`]); `None` when NULL, missing, or of
     /// another type.
-    fn get<'t, T>(&self, listing: &'t pgrx::composite_type!('_, "resi.listings"), name: &str) -> Option<T>
+    fn get<'t, T>(&self, listing: &'t PgHeapTuple<'_, AllocatedByRust>, name: &str) -> Option<T>
     where
         T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum + pgrx::datum::UnboxDatum<As<'t> = T> + 't,
     {
@@ -290,13 +313,17 @@ impl ListingText {
         listing.get_by_index::<T>(self.at[i]?).ok().flatten()
     }
 
-    fn values<'s>(&'s self, listing: &pgrx::composite_type!('_, "resi.listings")) -> FieldValues<'s> {
+    /// The fields as typed; bathrooms is `numeric` in `resi.listings` and `double precision` in
+    /// the claims, and read as either.
+    fn values<'s>(&'s self, listing: &PgHeapTuple<'_, AllocatedByRust>) -> FieldValues<'s> {
         FieldValues {
             uri: self.uri.as_deref(),
             price: self.get(listing, "price"),
             address: self.address.as_deref(),
             bedrooms: self.get(listing, "bedrooms"),
-            bathrooms: self.get::<AnyNumeric>(listing, "bathrooms").and_then(|n| f64::try_from(n).ok()),
+            bathrooms: self
+                .get::<f64>(listing, "bathrooms")
+                .or_else(|| self.get::<AnyNumeric>(listing, "bathrooms").and_then(|n| f64::try_from(n).ok())),
             living_area: self.get(listing, "living_area"),
             home_type: self.home_type.as_deref(),
             home_status: self.home_status.as_deref(),
@@ -338,6 +365,28 @@ mod tests {
         assert_eq!(judged("ARRAY['nonsense', NULL, 'bedrooms']"), "(1,0)");
         assert_eq!(judged("NULL"), "(0,0)");
         assert_eq!(judged("'{}'"), "(0,0)");
+    }
+
+    #[pg_test]
+    fn claim_differences_compares_two_claims_within_the_consensus_tolerances() {
+        let differences = |a: &str, b: &str| {
+            Spi::get_one::<String>(&format!(
+                "SELECT resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, '{a}'),
+                                               jsonb_populate_record(NULL::resi.miner_claims, '{b}'))::text"
+            ))
+            .unwrap()
+            .unwrap()
+        };
+        // Price within 1 % agrees; bedrooms differ; a field missing on one side is not judged.
+        assert_eq!(
+            differences(r#"{"price": 100000, "bedrooms": 3, "city": "Katy"}"#, r#"{"price": 100900, "bedrooms": 4}"#),
+            "{bedrooms}"
+        );
+        // Bathrooms compare as tenths; the other claim's count outside 0..99.9 is not judged, as a
+        // listing would not hold it.
+        assert_eq!(differences(r#"{"bathrooms": 2.04}"#, r#"{"bathrooms": 1.96}"#), "{}");
+        assert_eq!(differences(r#"{"bathrooms": 2.5}"#, r#"{"bathrooms": 250}"#), "{}");
+        assert_eq!(differences(r#"{"bathrooms": 250}"#, r#"{"bathrooms": 2.5}"#), "{bathrooms}");
     }
 
     #[pg_test]
