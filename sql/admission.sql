@@ -138,8 +138,11 @@ COMMENT ON FUNCTION resi.record_miner_submission(text, integer, timestamptz) IS
 -- and never overshoot the allowance (the fold counts the submission in the same transaction).
 -- A refused object counts as an over-limit attempt once (first_attempt: false when retrying an
 -- object already refused for its allowance); resi.over_limit_strike_attempts attempts in a day
--- earn a strike.
-CREATE FUNCTION resi.admit_submission(hotkey text, submitted_at timestamptz, first_attempt boolean DEFAULT true)
+-- earn a strike. 0.5.0: `pending` is the miner's objects of that day this transaction admitted
+-- already and has not folded yet (the loader folds a batch of objects at once): they count
+-- against the allowance too. Errors: 22023 for pending < 0.
+CREATE FUNCTION resi.admit_submission(hotkey text, submitted_at timestamptz, first_attempt boolean DEFAULT true,
+                                      pending integer DEFAULT 0)
     RETURNS text
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SECURITY DEFINER
@@ -152,6 +155,10 @@ DECLARE
     attempts  integer;
     allowance integer;
 BEGIN
+    IF pending < 0 THEN
+        RAISE EXCEPTION 'resi.admit_submission: pending must be >= 0, got %', pending
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     INSERT INTO resi.miner_submission_days AS d (miner_hotkey, day, submissions) VALUES (hotkey, utc_day, 0)
     ON CONFLICT (miner_hotkey, day) DO UPDATE SET submissions = d.submissions
     RETURNING d.submissions INTO used;
@@ -160,7 +167,7 @@ BEGIN
     IF miner.banned_until > now() THEN
         RETURN format('banned: until %s (%s)', miner.banned_until, miner.ban_reason);
     END IF;
-    IF resi.check_miner_rate_limit(hotkey, 1, utc_day) THEN
+    IF resi.check_miner_rate_limit(hotkey, 1 + pending, utc_day) THEN
         RETURN NULL;
     END IF;
     allowance := resi.rate_limit_for(coalesce(miner.trust_score, resi.initial_trust()));
@@ -173,11 +180,13 @@ BEGIN
                                                    attempts, allowance, utc_day));
         END IF;
     END IF;
-    RETURN format('rate_limited: %s of %s submissions used on %s (UTC)', used, allowance, utc_day);
+    -- Of the pending objects, only those within the allowance were admitted.
+    RETURN format('rate_limited: %s of %s submissions used on %s (UTC)', least(used + pending, allowance), allowance,
+                  utc_day);
 END
 $$;
-COMMENT ON FUNCTION resi.admit_submission(text, timestamptz, boolean) IS
-    'Whether a miner''s object submitted at a time may be folded now: NULL if so (the miner''s day stays locked until the transaction ends), else ''banned: …'' or ''rate_limited: …''. Over-limit attempts count towards strikes.';
+COMMENT ON FUNCTION resi.admit_submission(text, timestamptz, boolean, integer) IS
+    'Whether a miner''s object submitted at a time may be folded now, counting `pending` objects of that day admitted earlier in the transaction: NULL if so (the miner''s day stays locked until the transaction ends), else ''banned: …'' or ''rate_limited: …''. Over-limit attempts count towards strikes.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Blacklist

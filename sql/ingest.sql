@@ -22,7 +22,11 @@ CREATE TABLE resi.ingest_runs (
     rows_attested    bigint NOT NULL DEFAULT 0,
     status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),
     -- 0.4.0: the loader's backend; a run still 'running' whose backend is gone was interrupted.
-    backend_pid integer DEFAULT pg_catalog.pg_backend_pid()
+    backend_pid integer DEFAULT pg_catalog.pg_backend_pid(),
+    -- 0.5.0: where the pass's time went, in seconds per stage, and the batches it folded
+    -- (resi-loader: list, read, waiting_for_reads, admit, copy, attest_and_claim, consensus,
+    -- judgement, commit, batches; docs/loader.md).
+    stage_seconds jsonb
 );
 COMMENT ON TABLE resi.ingest_runs IS 'One row per loader pass: when, from where, and what it did.';
 

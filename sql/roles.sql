@@ -25,10 +25,12 @@ REVOKE EXECUTE ON FUNCTION
     resi.add_strike(text, text),
     resi.ban_miner(text, text, interval),
     resi.unban_miner(text),
-    resi.admit_submission(text, timestamptz, boolean),
+    resi.admit_submission(text, timestamptz, boolean, integer),
     resi.refresh_consensus(text[]),
     resi.rebuild_claims(),
     resi.fold_staged_listings(),
+    resi.judge_submissions(resi.submission_verdict[]),
+    resi.penalise_submissions(resi.submission_verdict[]),
     resi.clear_staging(),
     resi.refresh_stale_consensus(integer),
     resi.find_dependent_miners(integer, integer, integer),
@@ -94,7 +96,7 @@ BEGIN
                     resi.field_disagreement, resi.zip_freshness
     TO resi_loader; -- what `resi-loader status` prints
     GRANT EXECUTE ON FUNCTION
-        resi.admit_submission(text, timestamptz, boolean),
+        resi.admit_submission(text, timestamptz, boolean, integer),
         resi.clear_staging(),
         resi.find_dependent_miners(integer, integer, integer),
         resi.refresh_stale_consensus(integer)

@@ -84,6 +84,28 @@ CREATE FUNCTION resi.earned_trust(miner resi.miner_trust) RETURNS double precisi
 COMMENT ON FUNCTION resi.earned_trust(resi.miner_trust) IS
     'The trust a miner''s row of resi.miner_trust has earned: resi.earned_trust of its audited claims (audits and validations), wrong claims, corroborated and agreeing rows, with resi.initial_trust as the prior.';
 
+-- Agreement is weak evidence of current behaviour: a miner's corroborated and agreeing rows
+-- decay by 0.8 per later submission. resi.decayed_sum folds values in order, total × factor +
+-- value, starting from 0, so as a window function (ORDER BY the submissions, the miner's current
+-- total first) it gives the total after each submission, exactly as applying them one by one
+-- would. IMMUTABLE, PARALLEL SAFE; a NULL value or factor leaves the total as it was (STRICT
+-- transition). Plain SQL: the same in every edition.
+CREATE FUNCTION resi.decayed_sum_step(total double precision, value double precision, factor double precision)
+    RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN total * factor + value;
+COMMENT ON FUNCTION resi.decayed_sum_step(double precision, double precision, double precision) IS
+    'Transition of resi.decayed_sum: total × factor + value.';
+
+CREATE AGGREGATE resi.decayed_sum(value double precision, factor double precision) (
+    STYPE    = double precision,
+    SFUNC    = resi.decayed_sum_step,
+    INITCOND = '0',
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE resi.decayed_sum(double precision, double precision) IS
+    'Values folded in order as total × factor + value from 0 (use with ORDER BY or as an ordered window function): the 0.8-per-submission decay of a miner''s agreement evidence.';
+
 -- A group of dependent miners votes with what its members' evidence earns together: their
 -- audited claims, wrong claims and rows pooled (an operator's hotkeys are one source, checked
 -- as one). Updates resi.miner_groups.trust where it changed, in group order, and returns how

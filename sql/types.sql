@@ -73,6 +73,21 @@ CREATE TYPE resi.quality_report AS (
     distinct_zips   integer           -- distinct non-NULL zip codes
 );
 
+-- 0.5.0: one submission's verdict, what resi.judge_submissions applies: the rows of one miner,
+-- ledger row, file and upload time in a fold, judged against the consensus they helped form.
+CREATE TYPE resi.submission_verdict AS (
+    miner_hotkey         text,
+    ledger_id            bigint,           -- resi.ingest_ledger.id (NULL: not sent by a loader)
+    s3_file_path         text,
+    submission_timestamp timestamptz,
+    quality              resi.quality_report,
+    rows                 bigint,           -- staged rows
+    fields_compared      bigint,           -- fields a corroborated consensus could judge
+    fields_agreed        bigint,           -- of those, agreeing within the tolerance
+    corroborated_rows    bigint,           -- rows with at least one field judged
+    agreeing_rows        bigint            -- of those, agreeing in every judged field
+);
+
 -- resi.ingest_settings(): the ingest and penalty settings in effect, typed
 CREATE TYPE resi.ingest_settings AS (
     max_submission_rows        integer,  -- resi.max_submission_rows: larger objects are rejected (too_large)

@@ -75,7 +75,7 @@ pub struct Row {
 /// What `miner` reports about listing `zpid`.
 pub fn row(seed: u64, miner: usize, zpid: u64) -> Row {
     let truth = |field: u64| mix(seed, zpid, field);
-    let wrong = |field: u64| mix(seed, zpid * 64 + field, 1 + miner as u64) % 100 < ERROR_RATE_PERCENT[miner];
+    let wrong = |field: u64| mix(seed, zpid * 64 + field, 1 + miner as u64) % 100 < ERROR_RATE_PERCENT[miner % MINERS];
     let zip = 77_000 + (zpid / 250) % 1000;
     let city = CITIES[(zip % CITIES.len() as u64) as usize];
     let mut price = (150_000 + truth(1) % 850 * 1000) as i64;
@@ -157,7 +157,30 @@ pub fn plan(seed: u64, total_rows: usize, rows_per_object: usize) -> Vec<Upload>
 
 /// The `index`-th upload of the schedule: `rows` zpids from `first_zpid`, by `miner`.
 pub fn single(seed: u64, miner: usize, first_zpid: u64, rows: usize, index: usize) -> Upload {
-    let uploaded_secs = FIRST_UPLOAD + index as u64 * UPLOAD_SPACING;
+    upload(seed, miner, first_zpid, rows, FIRST_UPLOAD + index as u64 * UPLOAD_SPACING)
+}
+
+/// Miners of the network's deltas ([`deltas`]).
+pub const NETWORK_MINERS: usize = 250;
+
+/// The network's two-hourly deltas: `objects` small uploads (50–1,000 rows, uniformly) by
+/// [`NETWORK_MINERS`] miners, one every 30 s (250 miners × 12 uploads a day, about 2 h for
+/// 250), each a run of consecutive zpids in a universe about a quarter of the rows, so a
+/// listing is reported by about four miners. Miners beyond [`MINERS`] reuse their error rates.
+pub fn deltas(seed: u64, objects: usize) -> Vec<Upload> {
+    let universe = (objects as u64 * 525 / 4).max(2_000);
+    (0..objects)
+        .map(|j| {
+            let j64 = j as u64;
+            let miner = (mix(seed, j64, 1) % NETWORK_MINERS as u64) as usize;
+            let rows = 50 + (mix(seed, j64, 2) % 951) as usize;
+            let first_zpid = FIRST_ZPID + mix(seed, j64, 3) % (universe - rows as u64);
+            upload(seed, miner, first_zpid, rows, FIRST_UPLOAD + j64 * 30)
+        })
+        .collect()
+}
+
+fn upload(seed: u64, miner: usize, first_zpid: u64, rows: usize, uploaded_secs: u64) -> Upload {
     let hotkey = hotkey(seed, miner);
     let zip = 77_000 + (first_zpid / 250) % 1000;
     let key =

@@ -43,30 +43,21 @@ pub fn local_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) 
     copy_db.batch_execute(RAW_TABLE)?;
 
     let (mut loader_times, mut previous_times, mut copy_times) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stages = None;
     for run in 1..=bench.runs {
-        copy_db.batch_execute("TRUNCATE raw_listings")?;
-        let (copy_time, ()) = db::timed(|| {
-            for object in &csv {
-                let mut writer = copy_db.copy_in("COPY raw_listings FROM STDIN (FORMAT csv)")?;
-                writer.write_all(object)?;
-                writer.finish()?;
-            }
-            Ok(())
-        })?;
-        let copied: i64 = copy_db.query_one("SELECT count(*) FROM raw_listings", &[])?.get(0);
-        if copied != total as i64 {
-            bail!("the baseline COPY wrote {copied} rows, not {total}");
-        }
+        let copy_time = raw_copy(&mut copy_db, &csv, total)?;
         let source = folder.to_string_lossy();
         let previous = ("resi_bench_ingest", Release::Frozen(PREVIOUS_RELEASE));
         // Alternate which release goes first: the second run finds the files in the page cache.
-        let (loader_time, previous_time) = if run % 2 == 1 {
+        let (now, before) = if run % 2 == 1 {
             let now = loader_run(bench, cluster, "resi_bench_ingest", &source, &[], total)?;
             (now, loader_run_at(bench, cluster, previous, &source, &[], total)?)
         } else {
             let before = loader_run_at(bench, cluster, previous, &source, &[], total)?;
             (loader_run(bench, cluster, "resi_bench_ingest", &source, &[], total)?, before)
         };
+        let (loader_time, previous_time) = (now.elapsed, before.elapsed);
+        stages = now.stages.or(stages);
         bench.log(format!(
             "1. ingest run {run}/{}: loader {:.1} s, loader on {PREVIOUS_RELEASE} {:.1} s, COPY {:.2} s",
             bench.runs,
@@ -102,14 +93,17 @@ pub fn local_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) 
         subject,
         baseline: Some(baseline),
         target: Target::AtLeast(0.25),
-        notes: vec![format!(
-            "1: each loader run starts from a fresh database with `CREATE EXTENSION resi_pg`; its time is the whole \
-             `resi-loader run` process (listing, admission, reading, binary COPY, the fold's trigger, the final stale \
-             refresh). The COPY baseline sends the same {} rows (the 23 columns of `resi.staging_listings`, CSV \
-             rendered beforehand) from the bench process, one COPY per object. The issue's size is ≥ 1,000,000 rows \
-             (BENCH_SCALE=5).",
-            thousands(total)
-        )],
+        notes: vec![
+            format!(
+                "1: each loader run starts from a fresh database with `CREATE EXTENSION resi_pg`; its time is the \
+                 whole `resi-loader run` process (listing, admission, reading, binary COPY, the fold's trigger, the \
+                 final regrouping and stale refresh), with its default batches. The COPY baseline sends the same {} \
+                 rows (the 23 columns of `resi.staging_listings`, CSV rendered beforehand) from the bench process, \
+                 one COPY per object. The issue's size is ≥ 1,000,000 rows (BENCH_SCALE=5).",
+                thousands(total)
+            ),
+            stage_note("1", &stages),
+        ],
     });
     let before = Side::new(
         format!("the same loader on resi_pg {PREVIOUS_RELEASE}"),
@@ -155,8 +149,9 @@ pub fn s3_vs_local(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) ->
     let folder = server.bucket_folder("uploads");
     let (mut s3_times, mut local_times) = (Vec::new(), Vec::new());
     for run in 1..=bench.runs {
-        let local = loader_run(bench, cluster, "resi_bench_ingest", &folder.to_string_lossy(), &[], total)?;
-        let s3 = loader_run(bench, cluster, "resi_bench_ingest", "s3://uploads/data/", &server.loader_env(), total)?;
+        let local = loader_run(bench, cluster, "resi_bench_ingest", &folder.to_string_lossy(), &[], total)?.elapsed;
+        let s3 =
+            loader_run(bench, cluster, "resi_bench_ingest", "s3://uploads/data/", &server.loader_env(), total)?.elapsed;
         bench.log(format!(
             "2. ingest from S3 run {run}/{}: S3 {:.1} s, local {:.1} s",
             bench.runs,
@@ -189,6 +184,126 @@ pub fn s3_vs_local(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) ->
     Ok(())
 }
 
+/// The raw-COPY baseline: every object's CSV in a COPY of its own into `raw_listings` (emptied
+/// first), timed; checks the row count.
+fn raw_copy(copy_db: &mut postgres::Client, csv: &[Vec<u8>], total: usize) -> Result<Duration> {
+    copy_db.batch_execute("TRUNCATE raw_listings")?;
+    let (copy_time, ()) = db::timed(|| {
+        for object in csv {
+            let mut writer = copy_db.copy_in("COPY raw_listings FROM STDIN (FORMAT csv)")?;
+            writer.write_all(object)?;
+            writer.finish()?;
+        }
+        Ok(())
+    })?;
+    let copied: i64 = copy_db.query_one("SELECT count(*) FROM raw_listings", &[])?.get(0);
+    if copied != total as i64 {
+        bail!("the baseline COPY wrote {copied} rows, not {total}");
+    }
+    Ok(copy_time)
+}
+
+/// The note with a loader run's per-stage breakdown (the last run measured).
+fn stage_note(row: &str, stages: &Option<serde_json::Value>) -> String {
+    match stages {
+        Some(s) => format!(
+            "{row}: where the loader's time went (the last run, seconds summed per stage; reading overlaps the fold): {}",
+            describe_stages(s)
+        ),
+        None => format!("{row}: the loader recorded no stages"),
+    }
+}
+
+/// Row 1's other shapes: the network's deltas (many small objects by 250 miners) and one large
+/// file, each against a raw COPY of the same rows; and the deltas' objects per second.
+pub fn shapes_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<()> {
+    let deltas = generate::deltas(bench.seed ^ 0xde, bench.size(300));
+    let one_file = vec![generate::single(bench.seed ^ 0xf1, 0, 30_000_000, bench.size(200_000), 0)];
+    for (shape, uploads) in [("deltas", deltas), ("one file", one_file)] {
+        let total: usize = uploads.iter().map(|u| u.rows).sum();
+        let folder = bench.work.join(format!("ingest-{}", shape.replace(' ', "-")));
+        bench.log(format!("1. ingest, {shape}: generating {} objects, {total} rows", uploads.len()));
+        for upload in &uploads {
+            generate::write_parquet(&folder, bench.seed, upload, 1 << 20)?;
+        }
+        let csv = csv_per_object(bench.seed, &uploads)?;
+        let copy_url = cluster.fresh_database("resi_bench_copy", false)?;
+        let mut copy_db = db::connect(&copy_url)?;
+        copy_db.batch_execute(RAW_TABLE)?;
+        let (mut loader_times, mut copy_times, mut stages) = (Vec::new(), Vec::new(), None);
+        for run in 1..=bench.runs {
+            let copy_time = raw_copy(&mut copy_db, &csv, total)?;
+            let loaded = loader_run(bench, cluster, "resi_bench_ingest", &folder.to_string_lossy(), &[], total)?;
+            bench.log(format!(
+                "1. ingest, {shape}, run {run}/{}: loader {:.1} s, COPY {:.2} s",
+                bench.runs,
+                loaded.elapsed.as_secs_f64(),
+                copy_time.as_secs_f64()
+            ));
+            loader_times.push(loaded.elapsed);
+            copy_times.push(copy_time);
+            stages = loaded.stages.or(stages);
+        }
+        drop(copy_db);
+        cluster.drop_database("resi_bench_copy")?;
+        let unit = Unit::PerSecond("rows");
+        let subject = Side::new("`resi-loader run --source DIR`", Stats::of_rates(total as f64, &loader_times), unit);
+        let baseline =
+            Side::new("raw COPY of the same rows, one per object", Stats::of_rates(total as f64, &copy_times), unit);
+        let (size, target, issue_size) = if shape == "deltas" {
+            (
+                format!(
+                    "{} objects of 50–1,000 rows ({} rows), {} miners",
+                    uploads.len(),
+                    thousands(total),
+                    generate::NETWORK_MINERS
+                ),
+                Target::AtLeast(0.15),
+                "≥ 20,000 objects (BENCH_SCALE=67)",
+            )
+        } else {
+            (format!("one file of {} rows", thousands(total)), Target::AtLeast(0.25), "1,000,000 rows (BENCH_SCALE=5)")
+        };
+        let objects_per_second = Side::new(
+            "`resi-loader run --source DIR`",
+            Stats::of_rates(uploads.len() as f64, &loader_times),
+            Unit::PerSecond("objects"),
+        );
+        rows.push(Row {
+            measurement: format!("1. ingest, {shape}"),
+            size: size.clone(),
+            ratio: Row::rate_ratio(&subject, &baseline),
+            ratio_meaning: "rate ratio",
+            subject,
+            baseline: Some(baseline),
+            target,
+            notes: vec![
+                format!(
+                    "1 ({shape}): a fresh database per loader run, default batches, local folder; the issue's size is \
+                     {issue_size}. The deltas are the network's shape: every upload a run of consecutive zpids, a \
+                     listing reported by about four of the miners; the one file is streamed in a transaction of its \
+                     own (it is larger than a batch)."
+                ),
+                stage_note(&format!("1 ({shape})"), &stages),
+            ],
+        });
+        if shape == "deltas" {
+            let ratio = objects_per_second.stats.median / 300.0;
+            rows.push(Row {
+                measurement: "1. ingest, deltas: objects per second".into(),
+                size,
+                ratio,
+                ratio_meaning: "of 300 objects/s",
+                subject: objects_per_second,
+                baseline: None,
+                target: Target::AtLeast(1.0),
+                notes: vec![],
+            });
+        }
+    }
+    Ok(())
+}
+
 /// CSV of every object's rows (ledger ids 1, 2, …), rendered before the timing starts.
 fn csv_per_object(seed: u64, uploads: &[Upload]) -> Result<Vec<Vec<u8>>> {
     uploads
@@ -211,8 +326,29 @@ pub fn loader_run(
     source: &str,
     env: &[(&str, String)],
     expected_rows: usize,
-) -> Result<Duration> {
+) -> Result<LoaderRun> {
     loader_run_at(bench, cluster, (database, Release::Current), source, env, expected_rows)
+}
+
+/// A timed `resi-loader run`, and where its time went.
+pub struct LoaderRun {
+    pub elapsed: Duration,
+    /// `resi.ingest_runs.stage_seconds` of the run (resi_pg 0.5.0 and later).
+    pub stages: Option<serde_json::Value>,
+}
+
+/// "list 0.01 s, read 1.2 s, …": a run's stages in the loader's order, for the notes.
+pub fn describe_stages(stages: &serde_json::Value) -> String {
+    const ORDER: [&str; 9] =
+        ["list", "read", "waiting_for_reads", "admit", "copy", "attest_and_claim", "consensus", "judgement", "commit"];
+    let mut parts: Vec<String> = ORDER
+        .iter()
+        .filter_map(|k| stages.get(k)?.as_f64().map(|v| format!("{} {v:.2} s", k.replace('_', " "))))
+        .collect();
+    if let Some(b) = stages.get("batches").and_then(|b| b.as_u64()) {
+        parts.push(format!("{b} transactions"));
+    }
+    parts.join(", ")
 }
 
 /// [`loader_run`] into a fresh database with resi_pg at `release`.
@@ -223,7 +359,7 @@ pub fn loader_run_at(
     source: &str,
     env: &[(&str, String)],
     expected_rows: usize,
-) -> Result<Duration> {
+) -> Result<LoaderRun> {
     let url = cluster.fresh_database_at(database, Some(release))?;
     let mut command = loader_command(&bench.loader, &url, source);
     command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
@@ -247,9 +383,18 @@ pub fn loader_run_at(
             String::from_utf8_lossy(&output.stdout).trim()
         );
     }
+    // `to_jsonb(r)`: a release without the column gives NULL instead of an error.
+    let stages: Option<serde_json::Value> = client
+        .query_opt(
+            "SELECT (to_jsonb(r) -> 'stage_seconds')::text FROM resi.ingest_runs r ORDER BY id DESC LIMIT 1",
+            &[],
+        )?
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .filter(|v: &serde_json::Value| !v.is_null());
     drop(client);
     cluster.drop_database(database)?;
-    Ok(elapsed)
+    Ok(LoaderRun { elapsed, stages })
 }
 
 /// `resi-loader run --source SOURCE --database-url URL`, logging warnings only.

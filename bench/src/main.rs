@@ -138,7 +138,8 @@ fn run(cli: Cli) -> Result<()> {
     for group in &groups {
         let (started, foreign_before) = (Instant::now(), contention.foreign_cpu_seconds());
         let result = match group {
-            Group::Ingest => ingest::local_vs_copy(&bench, &mut cluster, &mut rows),
+            Group::Ingest => ingest::local_vs_copy(&bench, &mut cluster, &mut rows)
+                .and_then(|()| ingest::shapes_vs_copy(&bench, &mut cluster, &mut rows)),
             Group::S3 => ingest::s3_vs_local(&bench, &mut cluster, &mut rows),
             Group::Aggregates => aggregates::run(&bench, &mut cluster, &mut rows),
             Group::Refresh => refresh::run(&bench, &mut cluster, &mut rows),

@@ -1,14 +1,16 @@
 //! The loader as a library (the binary and the tests use it).
 //!
-//! A pass flows [`pass`] → [`object`] → [`staging`]: list the source and pick what the ledger
-//! has not settled; load each object in its own transaction (claim, ledger, admission,
-//! savepoint); read its rows ([`read`], from a [`source`]) and COPY them into staging, where
-//! the extension folds them. [`progress`] and [`status`] report; [`archive`] and [`export`]
+//! A pass flows [`pass`] → [`batch`] → [`staging`]: list the source and pick what the ledger
+//! has not settled; read objects ahead and group them into batches; fold each batch in one
+//! transaction (per object: claim, ledger, admission; then one COPY of their rows into staging,
+//! where the extension folds them). An object too large for a batch is streamed alone
+//! ([`object`]). Rows are read by [`read`] from a [`source`]. [`progress`] and [`status`] report; [`archive`] and [`export`]
 //! write Parquet out of the database (their columns in `columns`).
 
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod batch;
 mod columns;
 pub mod db;
 pub mod export;

@@ -17,6 +17,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use resi_loader::batch::BatchPolicy;
 use resi_loader::pass::{run_pass, PassOptions};
 use resi_loader::{archive, db, export, progress, source::Source, status};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +44,7 @@ enum Command {
         #[command(flatten)]
         pass: PassArgs,
     },
-    /// A pass every `--every`, until SIGINT/SIGTERM (checked between objects).
+    /// A pass every `--every`, until SIGINT/SIGTERM (checked between batches).
     Watch {
         #[arg(long, env = "RESI_SOURCE")]
         source: String,
@@ -86,11 +87,32 @@ struct PassArgs {
     /// change of one of their miners (0: none).
     #[arg(long, default_value_t = PassOptions::default().refresh_limit, value_parser = clap::value_parser!(i32).range(0..))]
     refresh_limit: i32,
+    /// Objects folded per transaction: a batch closes after this many objects or --batch-rows
+    /// rows, and holds uploads within --batch-span of its first (1: every object alone).
+    #[arg(long, default_value_t = BatchPolicy::default().max_objects as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_objects: u64,
+    /// Rows per batch; an object with more rows is streamed in a transaction of its own.
+    #[arg(long, default_value_t = BatchPolicy::default().max_rows, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_rows: u64,
+    /// A batch holds objects uploaded (S3 LastModified) within this span of its first.
+    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+    batch_span: Duration,
+    /// Objects fetched and decoded at once while the database folds.
+    #[arg(long, default_value_t = BatchPolicy::default().read_ahead as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    read_ahead: u64,
 }
 
 impl PassArgs {
     fn options(&self) -> PassOptions {
-        PassOptions { refresh_limit: self.refresh_limit }
+        PassOptions {
+            refresh_limit: self.refresh_limit,
+            batch: BatchPolicy {
+                max_objects: self.batch_objects as usize,
+                max_rows: self.batch_rows,
+                max_span: self.batch_span,
+                read_ahead: self.read_ahead as usize,
+            },
+        }
     }
 }
 

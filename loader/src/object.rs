@@ -16,6 +16,7 @@
 //! (object changed, vanished, unreachable) does too, as deferred. A database failure, or a
 //! crash anywhere, rolls back everything of that object, and the next pass loads it again.
 
+use crate::batch::{Stages, NO_ZPID};
 use crate::read::Rejection;
 use crate::source::{ObjectInfo, ReadError, Source};
 use crate::staging::{copy_json, copy_parquet, Counts, Limits, ObjectError, Target};
@@ -54,10 +55,12 @@ pub async fn load_object(
     object: &ObjectInfo,
     run_id: i64,
     limits: &Limits,
+    stages: &mut Stages,
 ) -> Result<Outcome> {
+    let started = std::time::Instant::now();
     let key = parse_s3_key(&object.key);
     let txn = db.transaction().await?;
-    let claim = format!("{}\n{}", object.key, object.etag);
+    let claim = claim_key(object);
     // Wait for an object another session holds (a loader folding it, or the backend of a
     // killed loader finishing its fold) rather than skip it: skipping would load it in a later
     // pass, out of upload order. After CLAIM_WAIT it is left to that session (skipped).
@@ -126,6 +129,8 @@ pub async fn load_object(
         return Ok(Outcome::Deferred { reason });
     }
     txn.batch_execute("SAVEPOINT object").await?;
+    stages.admit += started.elapsed();
+    let copied = std::time::Instant::now();
 
     let staged: Result<Counts, ObjectError> = match &key {
         _ if object.key.ends_with('/') => Err(Rejection::new("folder_marker", "the key is a folder marker").into()),
@@ -145,12 +150,17 @@ pub async fn load_object(
             }
         }
     };
+    if staged.is_ok() {
+        // Reading and COPY overlap here (the object is streamed): both count as `copy`.
+        let fold: Option<String> = txn.query_one("SELECT current_setting('resi_fold.stages', true)", &[]).await?.get(0);
+        stages.add_copy(copied.elapsed(), fold.as_deref());
+    }
+    let closing = std::time::Instant::now();
     let outcome = match staged {
         Ok(counts) if counts.rows_read > 0 && counts.rows_attested == 0 => {
             txn.batch_execute("ROLLBACK TO SAVEPOINT object").await?;
-            finish(&txn, ledger_id, "rejected", Some("no_zpid: no row has a zpid or a uri naming one"), &counts)
-                .await?;
-            Outcome::Rejected { reason: "no_zpid: no row has a zpid or a uri naming one".into() }
+            finish(&txn, ledger_id, "rejected", Some(NO_ZPID), &counts).await?;
+            Outcome::Rejected { reason: NO_ZPID.into() }
         }
         Ok(counts) => {
             finish(&txn, ledger_id, "loaded", None, &counts).await?;
@@ -164,20 +174,30 @@ pub async fn load_object(
         }
         Err(ObjectError::Source(e)) => {
             txn.batch_execute("ROLLBACK TO SAVEPOINT object").await?;
-            let reason = match e {
-                ReadError::Changed => {
-                    "changed_while_reading: the object was overwritten; it is retried next pass".into()
-                }
-                ReadError::Vanished => "vanished: the object was deleted while it was read".into(),
-                ReadError::Other(e) => format!("source_error: {e:#}"),
-            };
+            let reason = source_reason(e);
             finish(&txn, ledger_id, "deferred", Some(&reason), &Counts::default()).await?;
             Outcome::Deferred { reason }
         }
         Err(ObjectError::Database(e)) => return Err(e),
     };
     txn.commit().await?;
+    stages.commit += closing.elapsed();
+    stages.batches += 1;
     Ok(outcome)
+}
+
+/// What an advisory claim on an object is taken on: its key and ETag.
+pub(crate) fn claim_key(object: &ObjectInfo) -> String {
+    format!("{}\n{}", object.key, object.etag)
+}
+
+/// The ledger's reason for an object deferred because the source failed while it was read.
+pub(crate) fn source_reason(e: ReadError) -> String {
+    match e {
+        ReadError::Changed => "changed_while_reading: the object was overwritten; it is retried next pass".into(),
+        ReadError::Vanished => "vanished: the object was deleted while it was read".into(),
+        ReadError::Other(e) => format!("source_error: {e:#}"),
+    }
 }
 
 /// Close the object's ledger row: its status, reason and counts.

@@ -1,16 +1,20 @@
-//! Staging one object's rows: read the upload (Parquet streamed batch by batch, epoch JSON
-//! whole), refuse it when it holds more rows than allowed, normalise each row and write it with
-//! binary COPY into `resi.staging_listings`. When the COPY ends, the extension's statement
-//! trigger folds the rows into attestations, claims, listings and the miner's trust, inside the
-//! caller's transaction.
+//! Staging rows: read an upload (Parquet streamed batch by batch, or read whole when small;
+//! epoch JSON whole), refuse it when it holds more rows than allowed, normalise each row and
+//! write it with binary COPY into `resi.staging_listings`. When the COPY ends, the extension's
+//! statement trigger folds the rows into attestations, claims, listings and the miners' trust,
+//! inside the caller's transaction. A large object is streamed in a COPY of its own
+//! ([`copy_parquet`], [`copy_json`]); small ones are decoded ahead ([`decode_whole`]) and a
+//! batch of them shares one COPY ([`crate::batch`]).
 //!
 //! Staging fails with an `ObjectError`: the object is rejected, the source failed, or the
 //! database failed; the caller ([`crate::object`]) decides what each means for the ledger.
 
 use crate::read::{read_epoch_json, ParquetUpload, Rejection, UploadError};
 use crate::source::{ObjectInfo, ReadError, Source};
+use bytes::Bytes;
 use resi_core::fields::{SqlType, LISTING_FIELDS};
-use resi_core::listing::{normalise, RawListing, RowIssue};
+use resi_core::keys::UploadKind;
+use resi_core::listing::{normalise, Listing, RawListing, RowIssue};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -109,11 +113,15 @@ pub(crate) async fn copy_parquet(
     let mut upload = ParquetUpload::open(source.clone(), target.object.clone()).await?;
     check_rows(upload.rows_in_file, &target.limits)?;
     let record_count = i32::try_from(upload.rows_in_file).ok();
-    let mut copy = Copy::start(txn, target, record_count).await?;
+    let mut copy = Copy::start(txn).await?;
+    let mut counts = Counts::default();
     while let Some(rows) = upload.next_rows().await? {
-        copy.write_rows(rows).await?;
+        for l in normalise_rows(rows, &mut counts) {
+            copy.write(target, record_count, &l).await?;
+        }
     }
-    copy.finish().await
+    copy.finish().await?;
+    Ok(counts)
 }
 
 /// Stage an epoch JSON upload, read whole (at most [`MAX_JSON_BYTES`]: a larger one is
@@ -123,21 +131,102 @@ pub(crate) async fn copy_json(
     source: &Arc<Source>,
     target: &Target<'_>,
 ) -> Result<Counts, ObjectError> {
-    let bytes = match source.read_all(target.object, MAX_JSON_BYTES).await {
+    let rows = read_json(source, target.object).await?;
+    check_rows(rows.len() as u64, &target.limits)?;
+    let record_count = i32::try_from(rows.len()).ok();
+    let mut copy = Copy::start(txn).await?;
+    let mut counts = Counts::default();
+    for l in normalise_rows(rows, &mut counts) {
+        copy.write(target, record_count, &l).await?;
+    }
+    copy.finish().await?;
+    Ok(counts)
+}
+
+async fn read_json(source: &Arc<Source>, object: &ObjectInfo) -> Result<Vec<RawListing>, ObjectError> {
+    let bytes = match source.read_all(object, MAX_JSON_BYTES).await {
         Ok(b) => b,
-        Err(ReadError::Other(e)) if target.object.size > MAX_JSON_BYTES => {
+        Err(ReadError::Other(e)) if object.size > MAX_JSON_BYTES => {
             return Err(Rejection::new("too_large", format!("{e:#}")).into())
         }
         Err(e) => return Err(e.into()),
     };
-    let rows = read_epoch_json(&bytes)?;
-    check_rows(rows.len() as u64, &target.limits)?;
-    let mut copy = Copy::start(txn, target, i32::try_from(rows.len()).ok()).await?;
-    copy.write_rows(rows).await?;
-    copy.finish().await
+    Ok(read_epoch_json(&bytes)?)
 }
 
-/// The staging columns the loader writes, in the order of [`Copy::write_rows`]' values: the
+/// Normalise raw rows, counting what was read and dropped and every row issue.
+fn normalise_rows(rows: Vec<RawListing>, counts: &mut Counts) -> Vec<Listing> {
+    let mut out = Vec::with_capacity(rows.len());
+    for raw in rows {
+        counts.rows_read += 1;
+        let issues = &mut counts.issues;
+        match normalise(raw, &mut |i: RowIssue| *issues.entry(i.code()).or_default() += 1) {
+            Some(l) => {
+                counts.rows_attested += 1;
+                out.push(l);
+            }
+            None => counts.rows_dropped += 1,
+        }
+    }
+    out
+}
+
+/// Objects up to this size are read with one request and decoded in memory.
+pub const WHOLE_READ_BYTES: u64 = 32 * 1024 * 1024;
+
+/// An object's rows read whole and normalised, ready for a batch's COPY ([`crate::batch`]).
+#[derive(Debug, Default)]
+pub(crate) struct Decoded {
+    pub rows: Vec<Listing>,
+    pub counts: Counts,
+    /// The row count the file holds (Parquet footer, or rows in the JSON document).
+    pub record_count: Option<i32>,
+}
+
+/// Read an object whole (one request) and normalise its rows, without the database. `None`:
+/// the object is larger than [`WHOLE_READ_BYTES`] or holds more than `most_rows` rows, and is
+/// to be streamed on its own ([`copy_parquet`], [`copy_json`]). A file refused as a whole is
+/// [`ObjectError::Rejected`] (as the streaming path would refuse it); a source failure is
+/// [`ObjectError::Source`].
+pub(crate) async fn decode_whole(
+    source: &Arc<Source>,
+    object: &ObjectInfo,
+    kind: UploadKind,
+    limits: &Limits,
+    most_rows: u64,
+) -> Result<Option<Decoded>, ObjectError> {
+    if object.size > WHOLE_READ_BYTES {
+        return Ok(None);
+    }
+    let mut decoded = Decoded::default();
+    match kind {
+        UploadKind::Parquet => {
+            let whole = if object.size == 0 { Bytes::new() } else { source.read_all(object, WHOLE_READ_BYTES).await? };
+            let mut upload = ParquetUpload::open_whole(whole, source.clone(), object.clone()).await?;
+            check_rows(upload.rows_in_file, limits)?;
+            if upload.rows_in_file > most_rows {
+                return Ok(None);
+            }
+            decoded.record_count = i32::try_from(upload.rows_in_file).ok();
+            decoded.rows.reserve(upload.rows_in_file as usize);
+            while let Some(rows) = upload.next_rows().await? {
+                decoded.rows.extend(normalise_rows(rows, &mut decoded.counts));
+            }
+        }
+        UploadKind::EpochJson => {
+            let rows = read_json(source, object).await?;
+            check_rows(rows.len() as u64, limits)?;
+            if rows.len() as u64 > most_rows {
+                return Ok(None);
+            }
+            decoded.record_count = i32::try_from(rows.len()).ok();
+            decoded.rows = normalise_rows(rows, &mut decoded.counts);
+        }
+    }
+    Ok(Some(decoded))
+}
+
+/// The staging columns the loader writes, in the order of [`Copy::write`]'s values: the
 /// object's bookkeeping, the zpid, the listing's fields (`resi_core::fields::LISTING_FIELDS`),
 /// the scrape time and the row's hash.
 fn staging_columns() -> (String, Vec<Type>) {
@@ -158,74 +247,61 @@ fn staging_columns() -> (String, Vec<Type>) {
     (names.join(", "), types)
 }
 
-/// A binary COPY into resi.staging_listings for one object.
-struct Copy<'t> {
+/// One binary COPY into resi.staging_listings: one object's rows, or a batch's. When it ends,
+/// the fold trigger folds everything it carried as one statement.
+pub(crate) struct Copy {
     writer: std::pin::Pin<Box<BinaryCopyInWriter>>,
-    target: &'t Target<'t>,
-    record_count: Option<i32>,
-    counts: Counts,
 }
 
-impl<'t> Copy<'t> {
-    async fn start(
-        txn: &Transaction<'_>,
-        target: &'t Target<'t>,
-        record_count: Option<i32>,
-    ) -> Result<Copy<'t>, ObjectError> {
+impl Copy {
+    pub(crate) async fn start(txn: &Transaction<'_>) -> Result<Copy, ObjectError> {
         let (columns, types) = staging_columns();
         let sink = txn.copy_in(&format!("COPY resi.staging_listings ({columns}) FROM STDIN (FORMAT binary)")).await?;
-        let writer = Box::pin(BinaryCopyInWriter::new(sink, &types));
-        Ok(Copy { writer, target, record_count, counts: Counts::default() })
+        Ok(Copy { writer: Box::pin(BinaryCopyInWriter::new(sink, &types)) })
     }
 
-    /// Normalise and write `rows`; a row [`normalise`] drops is counted, not written.
-    async fn write_rows(&mut self, rows: Vec<RawListing>) -> Result<(), ObjectError> {
-        let t = self.target;
-        for raw in rows {
-            self.counts.rows_read += 1;
-            let issues = &mut self.counts.issues;
-            let Some(l) = normalise(raw, &mut |i: RowIssue| *issues.entry(i.code()).or_default() += 1) else {
-                self.counts.rows_dropped += 1;
-                continue;
-            };
-            let scraped_at = l.scraped_at_micros.map(micros_to_time);
-            let hash = l.data_hash();
-            let values: [&(dyn ToSql + Sync); 23] = [
-                &t.ledger_id,
-                &t.miner_hotkey,
-                &t.submitted,
-                &t.job_id,
-                &t.object.key,
-                &self.record_count,
-                &l.zpid,
-                &l.uri,
-                &l.price,
-                &l.address,
-                &l.bedrooms,
-                &l.bathrooms,
-                &l.living_area,
-                &l.home_type,
-                &l.home_status,
-                &l.days_on_zillow,
-                &l.zip_code,
-                &l.city,
-                &l.state,
-                &l.latitude,
-                &l.longitude,
-                &scraped_at,
-                &hash,
-            ];
-            self.writer.as_mut().write(&values).await?;
-            self.counts.rows_attested += 1;
-        }
+    /// Write one normalised row of the object `t` (which holds `record_count` rows).
+    pub(crate) async fn write(
+        &mut self,
+        t: &Target<'_>,
+        record_count: Option<i32>,
+        l: &Listing,
+    ) -> Result<(), ObjectError> {
+        let scraped_at = l.scraped_at_micros.map(micros_to_time);
+        let hash = l.data_hash();
+        let values: [&(dyn ToSql + Sync); 23] = [
+            &t.ledger_id,
+            &t.miner_hotkey,
+            &t.submitted,
+            &t.job_id,
+            &t.object.key,
+            &record_count,
+            &l.zpid,
+            &l.uri,
+            &l.price,
+            &l.address,
+            &l.bedrooms,
+            &l.bathrooms,
+            &l.living_area,
+            &l.home_type,
+            &l.home_status,
+            &l.days_on_zillow,
+            &l.zip_code,
+            &l.city,
+            &l.state,
+            &l.latitude,
+            &l.longitude,
+            &scraped_at,
+            &hash,
+        ];
+        self.writer.as_mut().write(&values).await?;
         Ok(())
     }
 
-    /// End the COPY: the fold trigger runs now, inside the object's transaction. (Dropping a
-    /// `Copy` without finishing aborts the COPY; the caller then rolls back to its savepoint.)
-    async fn finish(mut self) -> Result<Counts, ObjectError> {
-        self.writer.as_mut().finish().await?;
-        Ok(self.counts)
+    /// End the COPY: the fold trigger runs now, inside the caller's transaction. (Dropping a
+    /// `Copy` without finishing aborts the COPY; the caller then rolls back.)
+    pub(crate) async fn finish(mut self) -> Result<u64, ObjectError> {
+        Ok(self.writer.as_mut().finish().await?)
     }
 }
 

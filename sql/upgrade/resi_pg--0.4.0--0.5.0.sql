@@ -73,7 +73,7 @@ COMMENT ON FUNCTION resi.clear_staging() IS
 COMMENT ON FUNCTION resi.rebuild_claims() IS
     'Rebuild resi.miner_claims from resi.miner_attestations (after editing attestations by hand), then refresh every listing; returns the listings refreshed.';
 COMMENT ON FUNCTION resi.fold_staged_listings() IS
-    'Statement trigger of resi.staging_listings: folds a statement''s rows into attestations, claims and listings, then judges each submission (quality, agreement, trust, strikes, ledger row).';
+    'Statement trigger of resi.staging_listings: folds a statement''s rows into attestations, claims and listings, computes each touched listing''s consensus once, then judges every submission (resi.judge_submissions).';
 COMMENT ON FUNCTION resi.record_listing_history() IS
     'Row trigger of resi.listings: records a change of consensus price or status in resi.listing_history.';
 COMMENT ON FUNCTION resi.database_budget_bytes() IS
@@ -781,9 +781,21 @@ CREATE OR REPLACE FUNCTION resi.fold_staged_listings() RETURNS trigger
     SET jit = off
 AS $$
 DECLARE
-    sub         record;
-    trust_after double precision;
+    started   timestamptz := clock_timestamp();
+    attested  timestamptz;
+    refreshed timestamptz;
+    verdicts  resi.submission_verdict[];
+    left_out  bigint[];
 BEGIN
+    -- Quality first: each submission's report and the strikes low quality earns, in upload
+    -- order. A miner a strike bans has its later submissions of this statement left out, as
+    -- admission would have deferred them had they come one at a time (resi.penalise_submissions).
+    left_out := resi.penalise_submissions(ARRAY(
+        SELECT ROW(s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
+                   resi.submission_quality(s.zpid, s.price, s.zip_code), count(*), 0, 0, 0, 0)::resi.submission_verdict
+          FROM staged s
+         GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp));
+
     -- History: every reported row is an attestation. Then each miner's newest report per
     -- listing becomes (or stays) its claim; an older upload loaded late does not override a
     -- newer claim, but still counts as an attestation.
@@ -800,6 +812,7 @@ BEGIN
                                         home_type, home_status, days_on_zillow, zip_code, city, state,
                                         latitude, longitude) END
           FROM staged
+         WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out)
         RETURNING *
     )
     INSERT INTO resi.miner_claims AS c
@@ -835,22 +848,24 @@ BEGIN
                 CASE WHEN newer THEN x.signature ELSE c.signature END
            FROM (SELECT excluded.*, (excluded.submission_timestamp, excluded.attestation_id)
                                     >= (c.submission_timestamp, c.attestation_id) AS newer) x);
+    attested := clock_timestamp();
 
-    PERFORM resi.refresh_consensus(ARRAY(SELECT DISTINCT zpid FROM staged ORDER BY 1));
+    PERFORM resi.refresh_consensus(ARRAY(SELECT DISTINCT zpid FROM staged
+                                          WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out) ORDER BY 1));
+    refreshed := clock_timestamp();
 
-    -- Each submission's verdict, against the consensus it helped form: quality report, agreement,
-    -- counters, then the trust the miner's evidence earns (resi.earned_trust), strikes, and the
-    -- ledger row. A submission is the rows of this
-    -- statement with one miner, ledger row, file and submission time (one loader object).
-    -- Submissions of one miner are applied oldest first; miners in hotkey order (lock order).
-    FOR sub IN
-        SELECT s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
-               resi.submission_quality(s.zpid, s.price, s.zip_code) AS quality,
-               count(*) AS rows,
-               coalesce(sum(v.compared), 0) AS fields_compared,
-               coalesce(sum(v.agreed), 0) AS fields_agreed,
-               count(*) FILTER (WHERE v.compared > 0) AS corroborated_rows,
-               count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing_rows
+    -- Each submission's verdict, against the consensus it helped form: its quality report
+    -- (again: cheaper than keeping the first) and how its rows agree with the consensus. A
+    -- submission is the rows of this statement with one miner, ledger row, file and submission
+    -- time (one loader object).
+    verdicts := ARRAY(
+        SELECT ROW(s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
+                   resi.submission_quality(s.zpid, s.price, s.zip_code),
+                   count(*),
+                   coalesce(sum(v.compared), 0),
+                   coalesce(sum(v.agreed), 0),
+                   count(*) FILTER (WHERE v.compared > 0),
+                   count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared))::resi.submission_verdict
           FROM staged s
           -- A row is judged on the fields whose consensus value two or more independent sources
           -- back (resi.corroborated_agreement: agreeing with a consensus one formed alone, or
@@ -864,42 +879,18 @@ BEGIN
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
                  s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l,
                  corroborated.fields) v
+         WHERE s.ledger_id IS NULL OR s.ledger_id <> ALL (left_out)
          GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp
-         ORDER BY s.miner_hotkey, s.submission_timestamp, s.ledger_id
-    LOOP
-        PERFORM resi.record_miner_submission(sub.miner_hotkey, 1, sub.submission_timestamp);
-        UPDATE resi.miner_trust t SET
-            rows_submitted   = t.rows_submitted + sub.rows,
-            duplicate_rows   = t.duplicate_rows + (sub.quality).duplicate_zpids,
-            duplicate_rate   = (t.duplicate_rows + (sub.quality).duplicate_zpids)::float8 / (t.rows_submitted + sub.rows),
-            fields_compared  = t.fields_compared + sub.fields_compared,
-            fields_agreed    = t.fields_agreed + sub.fields_agreed,
-            accuracy_score   = (t.fields_agreed + sub.fields_agreed)::float8 / nullif(t.fields_compared + sub.fields_compared, 0),
-            -- Agreement is weak evidence of current behaviour: older rows count 0.8 per later
-            -- submission, so a consensus that was wrong before a ring was found stops counting
-            -- against those who disagreed with it.
-            corroborated_rows = t.corroborated_rows * 0.8 + sub.corroborated_rows,
-            agreeing_rows    = least(t.agreeing_rows * 0.8 + sub.agreeing_rows, t.corroborated_rows * 0.8 + sub.corroborated_rows),
-            updated_at       = now()
-         WHERE t.miner_hotkey = sub.miner_hotkey;
-        trust_after := resi.earn_trust(ARRAY[sub.miner_hotkey]);
+         ORDER BY s.miner_hotkey, s.submission_timestamp, s.ledger_id, s.s3_file_path);
+    PERFORM resi.judge_submissions(verdicts);
 
-        IF (sub.quality).score < 0.3 THEN
-            PERFORM resi.add_strike(sub.miner_hotkey, format('low_quality: %s scored %s (%s)',
-                coalesce(sub.s3_file_path, 'a submission'), round((sub.quality).score::numeric, 3),
-                array_to_string((sub.quality).issues, ', ')));
-        END IF;
-
-        UPDATE resi.ingest_ledger g SET
-            quality_score      = (sub.quality).score,
-            quality_issues     = (sub.quality).issues,
-            duplicate_zpids    = (sub.quality).duplicate_zpids,
-            distinct_zip_codes = (sub.quality).distinct_zips,
-            accuracy           = sub.fields_agreed::float8 / nullif(sub.fields_compared, 0),
-            row_agreement      = sub.agreeing_rows::float8 / nullif(sub.corroborated_rows, 0),
-            trust_score        = trust_after
-         WHERE g.id = sub.ledger_id;
-    END LOOP;
+    PERFORM pg_catalog.set_config('resi_fold.stages', pg_catalog.json_build_object(
+        'attest_and_claim', extract(epoch FROM attested - started),
+        'consensus', extract(epoch FROM refreshed - attested),
+        'judgement', extract(epoch FROM clock_timestamp() - refreshed),
+        'rows', (SELECT count(*) FROM staged),
+        'submissions', cardinality(verdicts),
+        'left_out', cardinality(left_out))::text, true);
     RETURN NULL;
 END
 $$;
@@ -935,7 +926,7 @@ BEGIN
                     resi.field_disagreement, resi.zip_freshness
     TO resi_loader; -- what `resi-loader status` prints
     GRANT EXECUTE ON FUNCTION
-        resi.admit_submission(text, timestamptz, boolean),
+        resi.admit_submission(text, timestamptz, boolean, integer),
         resi.clear_staging(),
         resi.find_dependent_miners(integer, integer, integer),
         resi.refresh_stale_consensus(integer)
@@ -1403,3 +1394,274 @@ UPDATE resi.miner_trust t SET trust_score = resi.earned_trust(t), trust_changed_
 
 -- One independent source is not confirmation: at most medium confidence (resi.listing_consensus).
 UPDATE resi.listings SET consensus_score = 0.5 WHERE voting_groups < 2 AND consensus_score > 0.5;
+
+-- ---------------------------------------------------------------------------------------------
+-- The batched fold (issue 15): one statement may hold many submissions; low quality is
+-- struck first (resi.penalise_submissions), the verdicts are applied set-based
+-- (resi.judge_submissions), and admission counts a batch's pending objects.
+-- ---------------------------------------------------------------------------------------------
+-- 0.5.0: one submission's verdict, what resi.judge_submissions applies: the rows of one miner,
+-- ledger row, file and upload time in a fold, judged against the consensus they helped form.
+CREATE TYPE resi.submission_verdict AS (
+    miner_hotkey         text,
+    ledger_id            bigint,           -- resi.ingest_ledger.id (NULL: not sent by a loader)
+    s3_file_path         text,
+    submission_timestamp timestamptz,
+    quality              resi.quality_report,
+    rows                 bigint,           -- staged rows
+    fields_compared      bigint,           -- fields a corroborated consensus could judge
+    fields_agreed        bigint,           -- of those, agreeing within the tolerance
+    corroborated_rows    bigint,           -- rows with at least one field judged
+    agreeing_rows        bigint            -- of those, agreeing in every judged field
+);
+
+-- Agreement is weak evidence of current behaviour: a miner's corroborated and agreeing rows
+-- decay by 0.8 per later submission. resi.decayed_sum folds values in order, total × factor +
+-- value, starting from 0, so as a window function (ORDER BY the submissions, the miner's current
+-- total first) it gives the total after each submission, exactly as applying them one by one
+-- would. IMMUTABLE, PARALLEL SAFE; a NULL value or factor leaves the total as it was (STRICT
+-- transition). Plain SQL: the same in every edition.
+CREATE FUNCTION resi.decayed_sum_step(total double precision, value double precision, factor double precision)
+    RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN total * factor + value;
+COMMENT ON FUNCTION resi.decayed_sum_step(double precision, double precision, double precision) IS
+    'Transition of resi.decayed_sum: total × factor + value.';
+
+CREATE AGGREGATE resi.decayed_sum(value double precision, factor double precision) (
+    STYPE    = double precision,
+    SFUNC    = resi.decayed_sum_step,
+    INITCOND = '0',
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE resi.decayed_sum(double precision, double precision) IS
+    'Values folded in order as total × factor + value from 0 (use with ORDER BY or as an ordered window function): the 0.8-per-submission decay of a miner''s agreement evidence.';
+
+-- Strikes for low quality, before a fold attests anything: every submission whose quality
+-- scores below 0.3 earns one (resi.add_strike), a miner's oldest first (upload time, ledger
+-- row, file). When a strike bans its miner, the miner's later submissions in `judged` are left
+-- out: not folded, their ledger rows deferred with the ban as the reason, and retried by a
+-- later pass once the ban ends (as admission defers an object that comes alone). Only
+-- submissions with a ledger row can be left out; others are folded. Loops over the
+-- low-quality submissions only. Returns the ledger ids left out ('{}' when none).
+CREATE FUNCTION resi.penalise_submissions(judged resi.submission_verdict[]) RETURNS bigint[]
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    low      resi.submission_verdict;
+    banned   resi.submission_verdict[] := '{}'; -- the submission that banned each miner
+    left_out bigint[];
+BEGIN
+    FOR low IN
+        SELECT v.* FROM unnest(judged) v
+         WHERE (v.quality).score < 0.3
+         ORDER BY v.miner_hotkey, v.submission_timestamp, v.ledger_id, v.s3_file_path
+    LOOP
+        CONTINUE WHEN low.miner_hotkey IN (SELECT b.miner_hotkey FROM unnest(banned) b);
+        IF resi.add_strike(low.miner_hotkey, format('low_quality: %s scored %s (%s)',
+               coalesce(low.s3_file_path, 'a submission'), round((low.quality).score::numeric, 3),
+               array_to_string((low.quality).issues, ', '))) IS NOT NULL THEN
+            banned := banned || low;
+        END IF;
+    END LOOP;
+    IF cardinality(banned) = 0 THEN
+        RETURN '{}';
+    END IF;
+    left_out := ARRAY(
+        SELECT v.ledger_id
+          FROM unnest(judged) v
+          JOIN unnest(banned) b ON b.miner_hotkey = v.miner_hotkey
+         WHERE v.ledger_id IS NOT NULL
+           AND (v.submission_timestamp, v.ledger_id, coalesce(v.s3_file_path, ''))
+               > (b.submission_timestamp, coalesce(b.ledger_id, 0), coalesce(b.s3_file_path, '')));
+    UPDATE resi.ingest_ledger g SET
+        status = 'deferred',
+        reason = format('banned: until %s (%s)', t.banned_until, t.ban_reason)
+      FROM resi.miner_trust t
+     WHERE g.id = ANY (left_out) AND t.miner_hotkey = g.miner_hotkey;
+    RETURN left_out;
+END
+$$;
+
+-- Apply submissions' verdicts: set-based, one statement per table, whatever their number.
+--   * Each miner's day counts (resi.miner_submission_days) and totals (resi.miner_trust: the
+--     submissions, rows, duplicates, fields compared and agreed) grow by the sums.
+--   * Agreement evidence decays 0.8 per submission: a miner's submissions apply oldest first
+--     (upload time, ledger row, file), each with the trust it leaves (resi.earned_trust of the
+--     evidence after it), which its ledger row records; the miner keeps the last. A submission
+--     of quality below 0.3 (struck: resi.penalise_submissions) adds no agreement evidence: spam
+--     that repeats other sources' listings says nothing of its sender's accuracy.
+--   * Each ledger row gets its verdict: quality, accuracy, row agreement, trust after.
+-- Miners are locked in hotkey order (their day and trust rows, until the transaction ends), so
+-- concurrent folds serialise per miner and never deadlock on them. NULL or empty: nothing to
+-- do. Returns the number of verdicts applied.
+CREATE FUNCTION resi.judge_submissions(verdicts resi.submission_verdict[]) RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    at      timestamptz := now();
+    initial double precision := resi.initial_trust();
+BEGIN
+    IF coalesce(cardinality(verdicts), 0) = 0 THEN
+        RETURN 0;
+    END IF;
+
+    INSERT INTO resi.miner_submission_days AS d (miner_hotkey, day, submissions)
+    SELECT v.miner_hotkey, (v.submission_timestamp AT TIME ZONE 'UTC')::date, count(*)
+      FROM unnest(verdicts) v
+     GROUP BY 1, 2
+     ORDER BY 1, 2
+    ON CONFLICT (miner_hotkey, day) DO UPDATE SET submissions = d.submissions + excluded.submissions;
+
+    -- Totals. A backfill of an earlier day does not move "today".
+    INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, total_submissions, last_submission,
+                                       submissions_today, last_submission_date, rows_submitted, duplicate_rows,
+                                       duplicate_rate, fields_compared, fields_agreed, accuracy_score)
+    SELECT m.miner_hotkey, initial, m.submissions, m.last_submission, d.submissions, m.last_day, m.rows,
+           m.duplicates, m.duplicates::float8 / m.rows, m.fields_compared, m.fields_agreed,
+           m.fields_agreed::float8 / nullif(m.fields_compared, 0)
+      FROM (SELECT v.miner_hotkey, count(*) AS submissions, max(v.submission_timestamp) AS last_submission,
+                   max((v.submission_timestamp AT TIME ZONE 'UTC')::date) AS last_day, sum(v.rows) AS rows,
+                   sum((v.quality).duplicate_zpids) AS duplicates, sum(v.fields_compared) AS fields_compared,
+                   sum(v.fields_agreed) AS fields_agreed
+              FROM unnest(verdicts) v
+             GROUP BY v.miner_hotkey) m
+      JOIN resi.miner_submission_days d ON d.miner_hotkey = m.miner_hotkey AND d.day = m.last_day
+     ORDER BY m.miner_hotkey
+    ON CONFLICT (miner_hotkey) DO UPDATE SET
+        total_submissions    = t.total_submissions + excluded.total_submissions,
+        last_submission      = greatest(t.last_submission, excluded.last_submission),
+        submissions_today    = CASE WHEN t.last_submission_date IS NULL OR excluded.last_submission_date >= t.last_submission_date
+                                    THEN excluded.submissions_today ELSE t.submissions_today END,
+        last_submission_date = greatest(t.last_submission_date, excluded.last_submission_date),
+        rows_submitted       = t.rows_submitted + excluded.rows_submitted,
+        duplicate_rows       = t.duplicate_rows + excluded.duplicate_rows,
+        duplicate_rate       = (t.duplicate_rows + excluded.duplicate_rows)::float8 / (t.rows_submitted + excluded.rows_submitted),
+        fields_compared      = t.fields_compared + excluded.fields_compared,
+        fields_agreed        = t.fields_agreed + excluded.fields_agreed,
+        accuracy_score       = (t.fields_agreed + excluded.fields_agreed)::float8
+                                   / nullif(t.fields_compared + excluded.fields_compared, 0),
+        updated_at           = at;
+
+    -- Agreement evidence and trust after each submission. The miners' rows are locked by the
+    -- statement above, so their current evidence cannot change under this one.
+    WITH steps AS (
+        SELECT t.miner_hotkey, 0::bigint AS step, NULL::bigint AS ledger_id,
+               t.corroborated_rows AS corroborated, t.agreeing_rows AS agreeing
+          FROM resi.miner_trust t
+         WHERE t.miner_hotkey IN (SELECT v.miner_hotkey FROM unnest(verdicts) v)
+        UNION ALL
+        SELECT v.miner_hotkey,
+               row_number() OVER (PARTITION BY v.miner_hotkey
+                                      ORDER BY v.submission_timestamp, v.ledger_id, v.s3_file_path),
+               v.ledger_id,
+               CASE WHEN (v.quality).score >= 0.3 THEN v.corroborated_rows ELSE 0 END,
+               CASE WHEN (v.quality).score >= 0.3 THEN v.agreeing_rows ELSE 0 END
+          FROM unnest(verdicts) v
+    ), evidence AS (
+        SELECT s.miner_hotkey, s.step, s.ledger_id,
+               resi.decayed_sum(s.corroborated, 0.8) OVER w AS corroborated,
+               resi.decayed_sum(s.agreeing, 0.8) OVER w AS agreeing,
+               s.step = max(s.step) OVER (PARTITION BY s.miner_hotkey) AS last
+          FROM steps s
+        WINDOW w AS (PARTITION BY s.miner_hotkey ORDER BY s.step)
+    ), earned AS (
+        SELECT e.*, resi.earned_trust(t.audited_claims, t.wrong_claims, e.corroborated,
+                                      least(e.agreeing, e.corroborated), initial) AS trust
+          FROM evidence e
+          JOIN resi.miner_trust t ON t.miner_hotkey = e.miner_hotkey
+         WHERE e.step > 0
+    ), miners AS (
+        UPDATE resi.miner_trust t SET
+            corroborated_rows = e.corroborated,
+            agreeing_rows     = least(e.agreeing, e.corroborated),
+            trust_score       = e.trust,
+            trust_changed_at  = CASE WHEN e.trust <> t.trust_score THEN at ELSE t.trust_changed_at END
+          FROM earned e
+         WHERE e.last AND t.miner_hotkey = e.miner_hotkey
+    )
+    UPDATE resi.ingest_ledger g SET
+        quality_score      = (v.quality).score,
+        quality_issues     = (v.quality).issues,
+        duplicate_zpids    = (v.quality).duplicate_zpids,
+        distinct_zip_codes = (v.quality).distinct_zips,
+        accuracy           = v.fields_agreed::float8 / nullif(v.fields_compared, 0),
+        row_agreement      = v.agreeing_rows::float8 / nullif(v.corroborated_rows, 0),
+        trust_score        = e.trust
+      FROM unnest(verdicts) v
+      JOIN earned e ON e.ledger_id = v.ledger_id
+     WHERE g.id = v.ledger_id;
+    RETURN cardinality(verdicts);
+END
+$$;
+COMMENT ON FUNCTION resi.judge_submissions(resi.submission_verdict[]) IS
+    'Apply submissions'' verdicts set-based: day counts and totals, agreement evidence and trust after each submission (a miner''s oldest first), ledger rows. Returns the verdicts applied.';
+COMMENT ON FUNCTION resi.penalise_submissions(resi.submission_verdict[]) IS
+    'Strike every submission of quality below 0.3, a miner''s oldest first; a miner a strike bans has its later submissions left out (ledger rows deferred). Returns the ledger ids left out.';
+REVOKE EXECUTE ON FUNCTION resi.judge_submissions(resi.submission_verdict[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION resi.penalise_submissions(resi.submission_verdict[]) FROM PUBLIC;
+
+ALTER TABLE resi.ingest_runs ADD COLUMN stage_seconds jsonb;
+
+DROP FUNCTION resi.admit_submission(text, timestamptz, boolean);
+-- NULL when admitted; else the reason, 'banned: …' or 'rate_limited: …', and the object is to
+-- be deferred (retried by a later run). The day is the UTC day of submitted_at (S3's
+-- LastModified), so a backfill is judged day by day. The miner's day row stays locked until
+-- the caller's transaction ends, so concurrent loaders admit one object of a miner at a time
+-- and never overshoot the allowance (the fold counts the submission in the same transaction).
+-- A refused object counts as an over-limit attempt once (first_attempt: false when retrying an
+-- object already refused for its allowance); resi.over_limit_strike_attempts attempts in a day
+-- earn a strike. 0.5.0: `pending` is the miner's objects of that day this transaction admitted
+-- already and has not folded yet (the loader folds a batch of objects at once): they count
+-- against the allowance too. Errors: 22023 for pending < 0.
+CREATE FUNCTION resi.admit_submission(hotkey text, submitted_at timestamptz, first_attempt boolean DEFAULT true,
+                                      pending integer DEFAULT 0)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    utc_day   date := (submitted_at AT TIME ZONE 'UTC')::date;
+    miner     record;
+    used      integer;
+    attempts  integer;
+    allowance integer;
+BEGIN
+    IF pending < 0 THEN
+        RAISE EXCEPTION 'resi.admit_submission: pending must be >= 0, got %', pending
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO resi.miner_submission_days AS d (miner_hotkey, day, submissions) VALUES (hotkey, utc_day, 0)
+    ON CONFLICT (miner_hotkey, day) DO UPDATE SET submissions = d.submissions
+    RETURNING d.submissions INTO used;
+
+    SELECT t.trust_score, t.banned_until, t.ban_reason INTO miner FROM resi.miner_trust t WHERE t.miner_hotkey = hotkey;
+    IF miner.banned_until > now() THEN
+        RETURN format('banned: until %s (%s)', miner.banned_until, miner.ban_reason);
+    END IF;
+    IF resi.check_miner_rate_limit(hotkey, 1 + pending, utc_day) THEN
+        RETURN NULL;
+    END IF;
+    allowance := resi.rate_limit_for(coalesce(miner.trust_score, resi.initial_trust()));
+    IF first_attempt THEN
+        UPDATE resi.miner_submission_days d SET over_limit_attempts = d.over_limit_attempts + 1
+         WHERE d.miner_hotkey = hotkey AND d.day = utc_day
+        RETURNING d.over_limit_attempts INTO attempts;
+        IF attempts = (resi.ingest_settings()).over_limit_strike_attempts THEN
+            PERFORM resi.add_strike(hotkey, format('over_limit: %s objects over the allowance of %s on %s',
+                                                   attempts, allowance, utc_day));
+        END IF;
+    END IF;
+    -- Of the pending objects, only those within the allowance were admitted.
+    RETURN format('rate_limited: %s of %s submissions used on %s (UTC)', least(used + pending, allowance), allowance,
+                  utc_day);
+END
+$$;
+COMMENT ON FUNCTION resi.admit_submission(text, timestamptz, boolean, integer) IS
+    'Whether a miner''s object submitted at a time may be folded now, counting `pending` objects of that day admitted earlier in the transaction: NULL if so (the miner''s day stays locked until the transaction ends), else ''banned: …'' or ''rate_limited: …''. Over-limit attempts count towards strikes.';
+REVOKE EXECUTE ON FUNCTION resi.admit_submission(text, timestamptz, boolean, integer) FROM PUBLIC;

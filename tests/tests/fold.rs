@@ -272,3 +272,73 @@ fn a_stale_claim_gives_way_to_a_fresher_one_but_not_to_a_much_less_trusted_one()
     client.batch_execute("SET resi.claim_half_life = 0").unwrap();
     assert_eq!(scalar::<f64>(&mut client, "SELECT resi.claim_recency('1 day')"), 1.0);
 }
+
+/// One statement holding several submissions (a loader's batch) judges them all against the
+/// consensus after the statement, and moves each miner's trust oldest first: the agreement
+/// evidence decays 0.8 per submission in upload order, and each ledger row keeps the trust its
+/// submission left, exactly as one submission per statement would have.
+#[test]
+fn a_batch_of_submissions_moves_trust_oldest_first_and_records_each_step() {
+    let db = TestDatabase::new("fold_batch");
+    let mut client = db.client();
+    // Two independent sources agree on five listings: their values are corroborated.
+    stage(
+        &mut client,
+        "('a', '2025-09-17 08:00+00', '1', NULL, 100000, 3, 2, 'FOR_SALE', 29.5),
+         ('a', '2025-09-17 08:00+00', '2', NULL, 200000, 3, 2, 'FOR_SALE', 29.5),
+         ('a', '2025-09-17 08:00+00', '3', NULL, 300000, 3, 2, 'FOR_SALE', 29.5),
+         ('b', '2025-09-17 08:01+00', '1', NULL, 100000, 3, 2, 'FOR_SALE', 29.5),
+         ('b', '2025-09-17 08:01+00', '2', NULL, 200000, 3, 2, 'FOR_SALE', 29.5),
+         ('b', '2025-09-17 08:01+00', '3', NULL, 300000, 3, 2, 'FOR_SALE', 29.5)",
+    );
+    // Miner c: three submissions in one statement, given out of order; the second disagrees.
+    client
+        .batch_execute(
+            "INSERT INTO resi.ingest_ledger (id, object_key, etag, status, miner_hotkey)
+             VALUES (11, 'c1', 'e', 'loaded', 'c'), (12, 'c2', 'e', 'loaded', 'c'), (13, 'c3', 'e', 'loaded', 'c');
+             INSERT INTO resi.staging_listings (ledger_id, miner_hotkey, submission_timestamp, s3_file_path, zpid, price, bedrooms)
+             VALUES (13, 'c', '2025-09-17 10:00+00', 'c3', '1', 100000, 3),
+                    (13, 'c', '2025-09-17 10:00+00', 'c3', '2', 200000, 3),
+                    (11, 'c', '2025-09-17 09:00+00', 'c1', '1', 100000, 3),
+                    (11, 'c', '2025-09-17 09:00+00', 'c1', '2', 200000, 3),
+                    (11, 'c', '2025-09-17 09:00+00', 'c1', '3', 300000, 3),
+                    (12, 'c', '2025-09-17 09:30+00', 'c2', '3', 999000, 9)",
+        )
+        .unwrap();
+    let steps: Vec<(i64, f64, f64)> = client
+        .query("SELECT id, row_agreement, trust_score FROM resi.ingest_ledger WHERE id > 10 ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(steps.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), [(11, 1.0), (12, 0.0), (13, 1.0)]);
+    // c1: 3 of 3 rows agree; c2: 0 of 1 (decayed evidence: 2.4 + 1 rows, 2.4 agreeing); c3: 2 of 2.
+    let mut earned = |corroborated: f64, agreeing: f64| -> f64 {
+        scalar(
+            &mut client,
+            &format!("SELECT resi.earned_trust(0::bigint, 0::bigint, {corroborated}::float8, {agreeing}::float8, resi.initial_trust())"),
+        )
+    };
+    let expected = [
+        earned(3.0, 3.0),
+        earned(3.0 * 0.8 + 1.0, 3.0 * 0.8),
+        earned((3.0 * 0.8 + 1.0) * 0.8 + 2.0, 3.0 * 0.8 * 0.8 + 2.0),
+    ];
+    for ((id, _, trust), want) in steps.iter().zip(expected) {
+        assert!((trust - want).abs() < 1e-12, "ledger {id}: trust {trust}, expected {want}");
+    }
+    let (corroborated, agreeing, trust, submissions): (f64, f64, f64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT corroborated_rows, agreeing_rows, trust_score, total_submissions FROM resi.miner_trust WHERE miner_hotkey = 'c'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    };
+    assert_eq!((corroborated, agreeing, submissions), ((3.0 * 0.8 + 1.0) * 0.8 + 2.0, 3.0 * 0.8 * 0.8 + 2.0, 3));
+    assert_eq!(trust, steps[2].2);
+    // The miner's three submissions counted on their UTC day.
+    let day: i32 = scalar(&mut client, "SELECT submissions FROM resi.miner_submission_days WHERE miner_hotkey = 'c'");
+    assert_eq!(day, 3);
+}

@@ -277,7 +277,7 @@ fn security_definer_functions_pin_search_path_and_run_no_dynamic_sql() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(definers.len(), 24, "{definers:?}");
+    assert_eq!(definers.len(), 26, "{definers:?}");
     for (function, config, public) in &definers {
         let config = config.clone().unwrap_or_default();
         assert!(config.iter().any(|c| c == "search_path=pg_catalog, pg_temp"), "{function}: {config:?}");

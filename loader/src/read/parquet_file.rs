@@ -93,6 +93,21 @@ impl ParquetUpload {
     /// corrupt or without a column we know is [`UploadError::Rejected`]; a source failure is
     /// [`UploadError::Source`].
     pub async fn open(source: Arc<Source>, object: ObjectInfo) -> Result<ParquetUpload, UploadError> {
+        ParquetUpload::open_from(Bytes::new(), source, object).await
+    }
+
+    /// [`ParquetUpload::open`] over the object's bytes already read whole (one GET for a small
+    /// object instead of a request per footer and row group). `whole` must be the object's
+    /// bytes as read at its ETag; an empty `whole` reads ranges from the source.
+    pub async fn open_whole(
+        whole: Bytes,
+        source: Arc<Source>,
+        object: ObjectInfo,
+    ) -> Result<ParquetUpload, UploadError> {
+        ParquetUpload::open_from(whole, source, object).await
+    }
+
+    async fn open_from(whole: Bytes, source: Arc<Source>, object: ObjectInfo) -> Result<ParquetUpload, UploadError> {
         if object.size == 0 {
             return Err(Rejection::new("empty_file", "the object has zero bytes").into());
         }
@@ -103,16 +118,16 @@ impl ParquetUpload {
             )
             .into());
         }
-        let head = source.read_range(&object, 0..4).await?;
-        let tail = source.read_range(&object, object.size - 4..object.size).await?;
+        let reader = RangeReader { source, object, whole, failure: Failure::default() };
+        let head = reader.read(0..4).await?;
+        let tail = reader.read(reader.object.size - 4..reader.object.size).await?;
         if &head[..] != b"PAR1" || &tail[..] != b"PAR1" {
             let what =
                 if head.first() == Some(&b'{') || head.first() == Some(&b'[') { " (it looks like JSON)" } else { "" };
             let code = if &head[..] == b"PAR1" { "truncated" } else { "not_parquet" };
             return Err(Rejection::new(code, format!("no Parquet magic bytes at both ends{what}")).into());
         }
-        let failure = Failure::default();
-        let reader = RangeReader { source, object, failure: failure.clone() };
+        let failure = reader.failure.clone();
         let builder = match ParquetRecordBatchStreamBuilder::new_with_options(reader, ArrowReaderOptions::new()).await {
             Ok(b) => b,
             Err(e) => {
@@ -235,13 +250,28 @@ fn rows(batch: &RecordBatch, positions: &[Option<usize>; 17]) -> Vec<RawListing>
 struct RangeReader {
     source: Arc<Source>,
     object: ObjectInfo,
+    /// The object's bytes when they were read whole (else empty: ranges come from the source).
+    whole: Bytes,
     failure: Failure,
+}
+
+impl RangeReader {
+    async fn read(&self, range: Range<u64>) -> Result<Bytes, ReadError> {
+        if self.whole.is_empty() {
+            return self.source.read_range(&self.object, range).await;
+        }
+        let len = self.whole.len() as u64;
+        if range.start > range.end || range.end > len {
+            return Err(ReadError::Other(anyhow::anyhow!("range {range:?} is outside the object's {len} bytes")));
+        }
+        Ok(self.whole.slice(range.start as usize..range.end as usize))
+    }
 }
 
 impl AsyncFileReader for RangeReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
-            self.source.read_range(&self.object, range).await.map_err(|e| {
+            self.read(range).await.map_err(|e| {
                 let message = e.to_string();
                 if let Ok(mut slot) = self.failure.lock() {
                     *slot = Some(e);
