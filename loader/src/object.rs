@@ -126,6 +126,7 @@ pub async fn load_object(
     if let Some(reason) = refusal {
         finish(&txn, ledger_id, "deferred", Some(&reason), &Counts::default()).await?;
         txn.commit().await?;
+        stages.batches += 1;
         return Ok(Outcome::Deferred { reason });
     }
     txn.batch_execute("SAVEPOINT object").await?;

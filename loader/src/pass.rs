@@ -206,7 +206,11 @@ async fn pass(
     // Before resi_pg 0.5.0 the fold judges one submission per statement well but admission
     // cannot count a batch's pending objects: every object is loaded alone.
     let batched: bool = db
-        .query_one("SELECT to_regprocedure('resi.judge_submissions(resi.submission_verdict[])') IS NOT NULL", &[])
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p
+                             WHERE p.pronamespace = 'resi'::regnamespace AND p.proname = 'judge_submissions')",
+            &[],
+        )
         .await?
         .get(0);
     let mut summary = PassSummary { run_id, objects_seen: objects.len() as u64, ..Default::default() };

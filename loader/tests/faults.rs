@@ -245,7 +245,7 @@ fn phase_of(state: &str, query: &str, folding: bool) -> Phase {
         "SELECT resi.clear_staging",
         "SELECT object_key, etag FROM resi.ingest_ledger",
         "SELECT (resi.ingest_settings())",
-        "SELECT to_regprocedure('resi.judge_submissions",
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc",
     ]) {
         Phase::Listing
     } else {

@@ -235,3 +235,17 @@ fn consensus_on_the_basic_samples_matches_the_truth() {
     println!("consensus vs truth on samples/basic: price {price_accuracy:.3}, bedrooms {bedrooms_accuracy:.3} over {total} listings");
     assert!(price_accuracy > 0.9 && bedrooms_accuracy > 0.9, "price {price_accuracy}, bedrooms {bedrooms_accuracy}");
 }
+
+/// This loader still fills a database whose extension is the previous release (0.4.0, before
+/// batches): it finds no `resi.judge_submissions` and loads every object in a transaction of its
+/// own, with the same counts as on the current release.
+#[test]
+fn a_database_on_the_previous_release_is_loaded_one_object_at_a_time() {
+    let db = TestDatabase::without_extension("loader_previous_release");
+    connect(&db.url).batch_execute("CREATE EXTENSION resi_pg VERSION '0.4.0'").unwrap();
+    let summary = RT.block_on(load(&db.url, local(&basic())));
+    let files = parquet_rows(&basic());
+    assert_eq!((summary.loaded, summary.rejected, summary.deferred), (files.len() as u64 - 3, 2, 3), "{summary:?}");
+    assert_eq!(summary.stages.batches, summary.loaded + summary.rejected + summary.deferred, "{summary:?}");
+    assert_eq!(count(&db.url, "SELECT count(*) FROM resi.miner_attestations"), summary.rows_attested as i64);
+}
