@@ -28,7 +28,7 @@ use crate::source::{ObjectInfo, ReadError, Source};
 use crate::staging::{decode_whole, Copy, Counts, Decoded, Limits, ObjectError, Target};
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use resi_core::keys::parse_s3_key;
+use resi_core::keys::{parse_s3_key, S3Key};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -52,7 +52,7 @@ pub struct BatchPolicy {
 
 impl Default for BatchPolicy {
     fn default() -> Self {
-        BatchPolicy { max_objects: 1000, max_rows: 50_000, max_span: Duration::from_secs(3600), read_ahead: 16 }
+        BatchPolicy { max_objects: 1000, max_rows: 50_000, max_span: Duration::from_secs(2 * 3600), read_ahead: 16 }
     }
 }
 
@@ -361,16 +361,19 @@ pub(crate) async fn fold_batch(
         first_attempt[i] = !reason.is_some_and(|r| r.starts_with("rate_limited"));
     }
 
+    // Each object's key, parsed once (None: not the upload layout).
+    let parsed: Vec<Option<S3Key>> = items.iter().map(|p| parse_s3_key(&p.object().key)).collect();
+
     // 3. Admission, in upload order: a miner's objects of one day earlier in this batch count
     //    against its allowance (`pending`) before the fold counts them.
     let mut admit: Vec<usize> = Vec::new();
     let (mut hotkeys, mut times, mut firsts, mut pendings) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut pending: HashMap<(&str, i64), i32> = HashMap::new();
     for (i, p) in items.iter().enumerate() {
-        if outcomes[i].is_some() {
+        if outcomes[i].is_some() || p.object().key.ends_with('/') {
             continue;
         }
-        let Some(key) = parse_s3_key(&p.object().key).filter(|_| !p.object().key.ends_with('/')) else { continue };
+        let Some(key) = &parsed[i] else { continue };
         let day = pending.entry((key.miner_hotkey, utc_day(p.object().last_modified))).or_default();
         admit.push(i);
         hotkeys.push(key.miner_hotkey);
@@ -402,18 +405,16 @@ pub(crate) async fn fold_batch(
     let settle: Vec<usize> = (0..n).filter(|&i| outcomes[i].is_none()).collect();
     let mut ledger_ids = vec![0i64; n];
     if !settle.is_empty() {
-        let pick = |f: &dyn Fn(&ObjectInfo) -> Option<String>| -> Vec<Option<String>> {
-            settle.iter().map(|&i| f(items[i].object())).collect()
-        };
-        let keys = pick(&|o| Some(o.key.clone()));
-        let etags = pick(&|o| Some(o.etag.clone()));
-        let kinds = pick(&|o| parse_s3_key(&o.key).map(|k| k.kind.as_str().to_owned()));
-        let miners = pick(&|o| parse_s3_key(&o.key).map(|k| k.miner_hotkey.to_owned()));
-        let jobs = pick(&|o| parse_s3_key(&o.key).and_then(|k| k.job_id.map(str::to_owned)));
-        let sizes: Vec<i64> = settle.iter().map(|&i| items[i].object().size as i64).collect();
-        let modified: Vec<SystemTime> = settle.iter().map(|&i| items[i].object().last_modified).collect();
-        let declared: Vec<Option<i32>> =
-            settle.iter().map(|&i| parse_s3_key(&items[i].object().key).and_then(|k| k.declared_rows)).collect();
+        let object = |i: &usize| items[*i].object();
+        let key = |i: &usize| parsed[*i].as_ref();
+        let keys: Vec<&str> = settle.iter().map(|i| object(i).key.as_str()).collect();
+        let etags: Vec<&str> = settle.iter().map(|i| object(i).etag.as_str()).collect();
+        let sizes: Vec<i64> = settle.iter().map(|i| object(i).size as i64).collect();
+        let modified: Vec<SystemTime> = settle.iter().map(|i| object(i).last_modified).collect();
+        let kinds: Vec<Option<&str>> = settle.iter().map(|i| key(i).map(|k| k.kind.as_str())).collect();
+        let miners: Vec<Option<&str>> = settle.iter().map(|i| key(i).map(|k| k.miner_hotkey)).collect();
+        let jobs: Vec<Option<&str>> = settle.iter().map(|i| key(i).and_then(|k| k.job_id)).collect();
+        let declared: Vec<Option<i32>> = settle.iter().map(|i| key(i).and_then(|k| k.declared_rows)).collect();
         for row in txn
             .query(
                 "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::text[],
@@ -445,7 +446,7 @@ pub(crate) async fn fold_batch(
     let mut copy: Option<Copy> = None;
     for &i in &settle {
         let (Prepared::Decoded { object, decoded }, None) = (&items[i], &refusals[i]) else { continue };
-        let key = parse_s3_key(&object.key).expect("a decoded object's key follows the layout");
+        let key = parsed[i].as_ref().expect("a decoded object's key follows the layout");
         let target = Target {
             ledger_id: ledger_ids[i],
             miner_hotkey: key.miner_hotkey,
@@ -477,7 +478,7 @@ pub(crate) async fn fold_batch(
             .await?
         {
             let (id, reason): (i64, String) = (row.get(0), row.get(1));
-            if let Some(&i) = settle.iter().find(|&&i| ledger_ids[i] == id) {
+            if let Some(i) = ledger_ids.iter().position(|&l| l == id) {
                 outcomes[i] = Some(Outcome::Deferred { reason });
             }
         }

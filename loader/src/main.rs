@@ -94,9 +94,9 @@ struct PassArgs {
     /// Rows per batch; an object with more rows is streamed in a transaction of its own.
     #[arg(long, default_value_t = BatchPolicy::default().max_rows, value_parser = clap::value_parser!(u64).range(1..))]
     batch_rows: u64,
-    /// A batch holds objects uploaded (S3 LastModified) within this span of its first.
-    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
-    batch_span: Duration,
+    /// A batch holds objects uploaded (S3 LastModified) within this span of its first [default: 2h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    batch_span: Option<Duration>,
     /// Objects fetched and decoded at once while the database folds.
     #[arg(long, default_value_t = BatchPolicy::default().read_ahead as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
     read_ahead: u64,
@@ -109,7 +109,7 @@ impl PassArgs {
             batch: BatchPolicy {
                 max_objects: self.batch_objects as usize,
                 max_rows: self.batch_rows,
-                max_span: self.batch_span,
+                max_span: self.batch_span.unwrap_or(BatchPolicy::default().max_span),
                 read_ahead: self.read_ahead as usize,
             },
         }

@@ -93,7 +93,7 @@ impl ParquetUpload {
     /// corrupt or without a column we know is [`UploadError::Rejected`]; a source failure is
     /// [`UploadError::Source`].
     pub async fn open(source: Arc<Source>, object: ObjectInfo) -> Result<ParquetUpload, UploadError> {
-        ParquetUpload::open_from(Bytes::new(), source, object).await
+        ParquetUpload::open_whole(Bytes::new(), source, object).await
     }
 
     /// [`ParquetUpload::open`] over the object's bytes already read whole (one GET for a small
@@ -104,10 +104,6 @@ impl ParquetUpload {
         source: Arc<Source>,
         object: ObjectInfo,
     ) -> Result<ParquetUpload, UploadError> {
-        ParquetUpload::open_from(whole, source, object).await
-    }
-
-    async fn open_from(whole: Bytes, source: Arc<Source>, object: ObjectInfo) -> Result<ParquetUpload, UploadError> {
         if object.size == 0 {
             return Err(Rejection::new("empty_file", "the object has zero bytes").into());
         }
