@@ -207,12 +207,16 @@ ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double p
 COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings, text[]) IS
     'Like resi.consensus_agreement, counted only on the fields named in corroborated (those whose consensus value two or more independent sources support): the agreement a miner''s trust counts.';
 
--- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings.
--- Rows are locked in zpid order first, so concurrent folds of overlapping listings queue
--- instead of overwriting each other with a consensus that misses the other's claims. JIT is
--- off: the statements are mostly calls into Rust, which JIT cannot compile, and compiling the
--- rest cost ~0.3 s per refresh of 5,000 listings (10 s of a 60-second, 200,000-row load).
--- (The same holds for the fold, resi.refresh_stale_consensus and resi.find_dependent_miners.)
+-- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings, and
+-- each change of a listing's consensus price or status (its first consensus included) into
+-- resi.listing_history. The listings that exist are locked in zpid order first, so concurrent
+-- folds of overlapping listings queue instead of overwriting each other with a consensus that
+-- misses the other's claims; a new listing is written once, with its values (no placeholder to
+-- update). A new listing another transaction inserted and committed after this one's snapshot
+-- is computed again once it is locked (the INSERT waited for it, so this is rare). JIT is off:
+-- the statements are mostly calls into Rust, which JIT cannot compile, and compiling the rest
+-- cost ~0.3 s per refresh of 5,000 listings (10 s of a 60-second, 200,000-row load). (The same
+-- holds for the fold, resi.refresh_stale_consensus and resi.find_dependent_miners.)
 CREATE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
@@ -222,19 +226,13 @@ CREATE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS intege
 AS $$
 DECLARE
     refreshed integer;
+    raced     text[]; -- new listings another transaction inserted first
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'resi.refresh_consensus needs READ COMMITTED isolation, not %', current_setting('transaction_isolation')
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
-    -- Placeholders for new listings (those of zpids with a claim: one primary-key probe each,
-    -- not a scan of the claims), then row locks in a fixed order.
-    INSERT INTO resi.listings (zpid)
-    SELECT DISTINCT z.zpid FROM pg_catalog.unnest(zpids) AS z(zpid)
-     WHERE EXISTS (SELECT FROM resi.miner_claims c WHERE c.zpid = z.zpid)
-     ORDER BY 1
-    ON CONFLICT (zpid) DO NOTHING;
     IF zpids IS NULL THEN
         PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
     ELSE
@@ -244,7 +242,8 @@ BEGIN
     -- A new statement: its snapshot includes every claim committed before the locks were granted.
     -- Only rows whose consensus changed are written, and last_updated_at moves only when a value
     -- did: a refresh that changes confidences or counts alone touches no indexed column and can
-    -- be a HOT update (resi.listings has fillfactor 80).
+    -- be a HOT update (resi.listings has fillfactor 80). `previous` is the same rows as `l` (the
+    -- snapshot's versions, locked above): what the history records as the previous values.
     WITH fresh AS MATERIALIZED (
         SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids)
     ), written AS (
@@ -271,6 +270,7 @@ BEGIN
             voting_groups       = f.voting_groups,
             audited_at          = f.audited_at
           FROM fresh f
+          JOIN resi.listings previous ON previous.zpid = f.zpid
          WHERE l.zpid = f.zpid
            -- Cheap columns first: the comparison stops at the first difference.
            AND (l.total_attestations, l.unique_miners_count, l.voting_miners, l.trust_fingerprint,
@@ -282,13 +282,45 @@ BEGIN
                 f.consensus_score, l.first_seen_at, f.uri, f.price, f.address, f.bedrooms,
                 f.bathrooms, f.living_area, f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
                 f.state, f.latitude, f.longitude, coalesce(f.field_consensus, '{}'), f.voting_groups, f.audited_at)
+        RETURNING l.zpid, l.price, l.home_status, l.consensus_score,
+                  previous.price AS previous_price, previous.home_status AS previous_home_status
+    ), inserted AS (
+        INSERT INTO resi.listings AS l
+            (zpid, uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+             zip_code, city, state, latitude, longitude, first_seen_at, consensus_score, total_attestations,
+             unique_miners_count, field_consensus, voting_miners, trust_fingerprint, voting_groups, audited_at)
+        SELECT f.zpid, f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type,
+               f.home_status, f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude,
+               least(f.first_seen_at, now()), f.consensus_score, f.total_attestations, f.unique_miners_count,
+               coalesce(f.field_consensus, '{}'), f.voting_miners, f.trust_fingerprint, f.voting_groups,
+               f.audited_at
+          FROM fresh f
+         WHERE NOT EXISTS (SELECT FROM resi.listings e WHERE e.zpid = f.zpid)
+         ORDER BY f.zpid
+        ON CONFLICT (zpid) DO NOTHING
+        RETURNING l.zpid, l.price, l.home_status, l.consensus_score
+    ), history AS (
+        INSERT INTO resi.listing_history (zpid, price, home_status, consensus_score, previous_price, previous_home_status)
+        SELECT h.zpid, h.price, h.home_status, h.consensus_score, h.previous_price, h.previous_home_status
+          FROM (SELECT * FROM written
+                UNION ALL
+                SELECT i.zpid, i.price, i.home_status, i.consensus_score, NULL, NULL FROM inserted i) h
+         WHERE (h.price, h.home_status) IS DISTINCT FROM (h.previous_price, h.previous_home_status)
+         ORDER BY h.zpid
     )
-    SELECT count(*) INTO refreshed FROM fresh;
+    SELECT count(*),
+           array_agg(f.zpid ORDER BY f.zpid) FILTER (WHERE NOT EXISTS (SELECT FROM resi.listings e WHERE e.zpid = f.zpid)
+                                                       AND f.zpid NOT IN (SELECT i.zpid FROM inserted i))
+      INTO refreshed, raced
+      FROM fresh f;
+    IF raced IS NOT NULL THEN
+        PERFORM resi.refresh_consensus(raced);
+    END IF;
     RETURN refreshed;
 END
 $$;
 COMMENT ON FUNCTION resi.refresh_consensus(text[]) IS
-    'Recompute the consensus of the given listings (all when NULL) from resi.miner_claims into resi.listings, e.g. after trust changes; rows whose consensus did not change are not rewritten. Returns the number of listings recomputed.';
+    'Recompute the consensus of the given listings (all when NULL) from resi.miner_claims into resi.listings, e.g. after trust changes, recording each change of price or status in resi.listing_history; rows whose consensus did not change are not rewritten. Returns the number of listings recomputed.';
 
 -- Rebuild resi.miner_claims from resi.miner_attestations (the claims are derived data; use
 -- after editing attestations by hand), then refresh every listing.

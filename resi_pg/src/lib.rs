@@ -13,6 +13,7 @@ mod error;
 mod guc;
 mod hash;
 mod independence;
+mod jsonb;
 mod keys;
 mod quality;
 mod rate_limit;

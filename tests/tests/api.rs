@@ -196,8 +196,7 @@ fn every_api_query_uses_an_index_at_2m_listings() {
     // 5,000 zip codes, prices 50k..2M, four statuses, US-wide coordinates; and their history.
     admin
         .batch_execute(
-            "ALTER TABLE resi.listings DISABLE TRIGGER record_listing_history;
-             INSERT INTO resi.listings (zpid, zip_code, price, home_status, latitude, longitude, consensus_score,
+            "INSERT INTO resi.listings (zpid, zip_code, price, home_status, latitude, longitude, consensus_score,
                                         unique_miners_count, voting_miners, last_updated_at)
              SELECT z::text, lpad((z % 5000)::text, 5, '0'), 50000 + (z * 7919) % 1950000,
                     (ARRAY['FOR_SALE', 'SOLD', 'PENDING', 'FOR_RENT'])[1 + z % 4],
@@ -211,7 +210,6 @@ fn every_api_query_uses_an_index_at_2m_listings() {
              SELECT (z % 2000000)::text, 'm' || (z % 7), z, now(), now(), 1 FROM generate_series(1, 300000) z;
              INSERT INTO resi.miner_attestations (miner_hotkey, zpid, submission_timestamp)
              SELECT 'm' || (z % 7), (z % 2000000)::text, now() FROM generate_series(1, 300000) z;
-             ALTER TABLE resi.listings ENABLE TRIGGER record_listing_history;
              ANALYZE resi.listings, resi.listing_history, resi.miner_claims, resi.miner_attestations;",
         )
         .unwrap();

@@ -195,6 +195,65 @@ fn concurrent_folds_of_the_same_listings_see_each_other() {
 }
 
 #[test]
+fn a_new_listing_two_folds_insert_at_once_counts_both_folds_claims() {
+    let db = TestDatabase::new("fold_new_listing_race");
+    let stage = |miner: &str, price: i64| {
+        format!(
+            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, home_status)
+             VALUES ('{miner}', '2025-09-17 08:00+00', '7', {price}, 'FOR_SALE')"
+        )
+    };
+    // The first fold writes the new listing and keeps its transaction open.
+    let mut first = db.client();
+    first.batch_execute(&format!("BEGIN; {}", stage("m1", 100000))).unwrap();
+    // The second fold, on the same new listing, computes its consensus without the first's
+    // claim (not committed yet) and then waits on the first's row...
+    let url = db.url.clone();
+    let second = std::thread::spawn(move || {
+        let mut client = resi_e2e::connect(&url);
+        client.batch_execute(&format!("BEGIN; {}; COMMIT;", stage("m2", 100500))).unwrap();
+    });
+    let mut watcher = db.client();
+    let mut waiting = || -> i64 {
+        watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let started = std::time::Instant::now();
+    while waiting() == 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the second fold never waited");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // ...so once the first commits, it must compute the listing again, with both claims.
+    first.batch_execute("COMMIT").unwrap();
+    second.join().unwrap();
+    let mut client = db.client();
+    let row = client
+        .query_one("SELECT unique_miners_count, total_attestations, price FROM resi.listings WHERE zpid = '7'", &[])
+        .unwrap();
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, i32>(1)), (2, 2));
+    // The history has the listing's first consensus (the first fold's) and, when the second
+    // fold's claim moved the price, that change with the first price before it.
+    let history: Vec<(Option<i64>, Option<i64>)> = client
+        .query("SELECT price, previous_price FROM resi.listing_history WHERE zpid = '7' ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(history[0], (Some(100000), None));
+    let price: Option<i64> = row.get(2);
+    if price != Some(100000) {
+        assert_eq!(history[1..], [(price, Some(100000))]);
+    } else {
+        assert_eq!(history.len(), 1);
+    }
+}
+
+#[test]
 fn fold_refuses_repeatable_read() {
     let db = TestDatabase::new("fold_isolation");
     let mut client = db.client();

@@ -12,7 +12,10 @@
 use super::{state_mut, take};
 use crate::composite::composite;
 use crate::error::OrRaise;
+use crate::jsonb::{jsonb_object, JsonbValue, TooLarge};
 use pgrx::datum::Internal;
+use pgrx::pg_sys::elog::PgLogLevel;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AnyNumeric, IntoDatum};
 use resi_core::consensus::listing::{decimal_parts, Member};
@@ -127,81 +130,74 @@ fn consensus_listing_final(
     ))
 }
 
-/// `field_consensus` as a `jsonb` datum, built with PostgreSQL's own `pushJsonbValue` from the
-/// members (no JSON text to print and parse again); numbers become `numeric` from their shortest
-/// decimal digits, as `to_jsonb(double precision)` makes them.
+/// `field_consensus` as a `jsonb` datum, written in jsonb's binary format by Rust
+/// ([`crate::jsonb`]) and copied into one palloc: the bytes `jsonb_in` would make from the same
+/// JSON. Numbers become `numeric` from their shortest decimal digits, as
+/// `to_jsonb(double precision)` makes them. Raises 54000 for an object over jsonb's 256 MB.
 fn field_consensus(c: &ListingConsensus) -> Option<pg_sys::Datum> {
-    // jsonb keeps an object's keys sorted (shorter first, then by bytes) and sorts the pairs of
-    // every object it builds; its sort swaps the pairs byte by byte, which cost more than a third
-    // of a refresh. Pushed already in that order, the sort's presorted check returns at once.
-    let mut fields = c.field_members();
-    fields.sort_unstable_by(|a, b| jsonb_key_order(a.0, b.0));
-    for (_, members) in &mut fields {
-        members.sort_unstable_by(|a, b| jsonb_key_order(a.0, b.0));
-    }
-    let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-    // SAFETY: the JsonbValues point into `fields` (and static keys), which outlive the
-    // JsonbValueToJsonb call that copies them into the result; push/convert palloc in the
-    // current memory context and raise PostgreSQL errors, which pgrx turns into Rust panics.
+    // The rare number whose digits do not fit an i64 (|v| >= 1e19 or so) goes through
+    // numeric_in; its bytes must outlive the object that borrows them.
+    let fields = c.field_members();
+    let wide: Vec<Vec<u8>> = fields
+        .iter()
+        .flat_map(|(_, members)| members.iter())
+        .filter_map(|(_, member)| match *member {
+            Member::Number(v) if decimal_parts(v).is_none() => Some(numeric_from_text(v)),
+            _ => None,
+        })
+        .collect();
+    let mut wide = wide.iter();
+    let object = fields
+        .iter()
+        .map(|(name, members)| {
+            let members = members
+                .iter()
+                .map(|(key, member)| {
+                    let value = match *member {
+                        Member::Text(text) => JsonbValue::String(text),
+                        Member::Integer(v) => JsonbValue::Decimal(v, 0),
+                        Member::Number(v) => match decimal_parts(v) {
+                            Some((mantissa, scale)) => JsonbValue::Decimal(mantissa, scale),
+                            None => JsonbValue::Numeric(wide.next().expect("one numeric per wide number")),
+                        },
+                    };
+                    (*key, value)
+                })
+                .collect();
+            (*name, JsonbValue::Object(members))
+        })
+        .collect();
+    let bytes = jsonb_object(object).unwrap_or_else(|TooLarge| {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("{NAME}: field_consensus is larger than jsonb allows"),
+            NAME,
+        )
+        .report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    });
+    // SAFETY: palloc in the current memory context (the caller's: the result outlives this
+    // call) of exactly bytes.len(), filled before it is read.
     unsafe {
-        pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
-        for (name, members) in &fields {
-            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut string(name));
-            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
-            for (key, member) in members {
-                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut string(key));
-                let mut value = match *member {
-                    Member::Text(text) => string(text),
-                    Member::Integer(v) => numeric(pg_sys::int64_to_numeric(v)),
-                    Member::Number(v) => numeric(match decimal_parts(v) {
-                        Some((mantissa, 0)) => pg_sys::int64_to_numeric(mantissa),
-                        Some((mantissa, scale)) => pg_sys::int64_div_fast_to_numeric(mantissa, scale as i32),
-                        None => numeric_from_text(v),
-                    }),
-                };
-                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut value);
-            }
-            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
-        }
-        let object =
-            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
-        Some(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
+        let datum = pg_sys::palloc(bytes.len()).cast::<u8>();
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), datum, bytes.len());
+        Some(pg_sys::Datum::from(datum))
     }
 }
 
-/// The order jsonb keeps an object's keys in: shorter first, then by bytes.
-fn jsonb_key_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
-}
-
-/// A jsonb string (or key) pointing at `text`'s bytes.
-fn string(text: &str) -> pg_sys::JsonbValue {
-    // SAFETY: the union is plain old data; all zeroes is a valid value, overwritten below.
-    let mut value = pg_sys::JsonbValue { type_: pg_sys::jbvType::jbvString, val: unsafe { std::mem::zeroed() } };
-    value.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 {
-        len: i32::try_from(text.len()).expect("a text datum is shorter than 1 GB"),
-        val: text.as_ptr() as *mut std::ffi::c_char,
-    };
-    value
-}
-
-fn numeric(n: pg_sys::Numeric) -> pg_sys::JsonbValue {
-    // SAFETY: the union is plain old data; all zeroes is a valid value, overwritten below.
-    let mut value = pg_sys::JsonbValue { type_: pg_sys::jbvType::jbvNumeric, val: unsafe { std::mem::zeroed() } };
-    value.val.numeric = n;
-    value
-}
-
-/// The rare number whose digits do not fit an i64 (|v| ≥ 1e19 or so): through numeric_in.
-fn numeric_from_text(v: f64) -> pg_sys::Numeric {
+/// The `numeric` varlena (4-byte header) of a number whose digits do not fit an i64, through
+/// numeric_in.
+fn numeric_from_text(v: f64) -> Vec<u8> {
     let text = CString::new(v.to_string()).expect("a number has no NUL");
-    // SAFETY: numeric_in(cstring, oid, typmod) returns a palloc'd Numeric or raises.
+    // SAFETY: numeric_in(cstring, oid, typmod) returns a palloc'd Numeric (4-byte header) or
+    // raises; its bytes are copied out at once.
     unsafe {
-        pgrx::direct_function_call_as_datum(
+        let numeric = pgrx::direct_function_call_as_datum(
             pg_sys::numeric_in,
             &[Some(pg_sys::Datum::from(text.as_ptr())), Some(pg_sys::Oid::INVALID.into()), Some((-1i32).into())],
         )
         .expect("numeric_in returns a value")
-        .cast_mut_ptr()
+        .cast_mut_ptr::<pg_sys::varlena>();
+        std::slice::from_raw_parts(numeric as *const u8, pgrx::varsize_any(numeric)).to_vec()
     }
 }
