@@ -59,6 +59,30 @@ CREATE AGGREGATE resi.consensus_listing(
 COMMENT ON AGGREGATE resi.consensus_listing(text, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, double precision) IS
     'A listing''s consensus from its claims (one row per miner, weighted by trust): every field as resi.consensus_mode / resi.consensus_median give it, a uri only when it names the zpid, bathrooms rounded to 0.1 within 0..99.9; with consensus_score and the per-field field_consensus jsonb. NULL when no claim has a voting weight.';
 
+-- 0.5.0: a listing's consensus with one vote per independent source
+-- (resi_core/src/consensus/sources.rs), what resi.listing_consensus uses. A source is a member
+-- (a miner's group, or the miner alone); claims with the same signature belong to the member of
+-- the earliest upload among them (then the smallest hotkey). A source votes once, with its
+-- heaviest member's claim (greatest trust, then newest upload, then smallest hotkey), weighted
+-- trust × resi.claim_recency(its age behind the listing's newest claim); the fields are then
+-- those of resi.consensus_listing over the votes. Hotkeys compare as bytes (COLLATE "C"), so the
+-- answer does not depend on the database's collation. The claims of a group are kept until the
+-- last is in (no combine function: a group is aggregated in one process). The final function
+-- reads resi.claim_half_life (STABLE). NULL member, miner_hotkey or submitted_at raises 22004.
+CREATE AGGREGATE resi.consensus_by_source(
+    zpid text, uri text, price bigint, address text, bedrooms integer, bathrooms double precision,
+    living_area integer, home_type text, home_status text, days_on_zillow integer, zip_code text,
+    city text, state text, latitude double precision, longitude double precision,
+    trust double precision, member text, miner_hotkey text, signature bigint, submitted_at timestamptz) (
+    STYPE        = internal,
+    SSPACE       = 4096,
+    SFUNC        = resi.consensus_by_source_transition,
+    FINALFUNC    = resi.consensus_by_source_final,
+    PARALLEL     = SAFE
+);
+COMMENT ON AGGREGATE resi.consensus_by_source(text, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, double precision, text, text, bigint, timestamptz) IS
+    'A listing''s consensus from its claims with one vote per independent source (a member, or the member of the earliest upload of byte copies), each with its heaviest member''s claim weighted trust x resi.claim_recency; with the number of sources that vote with weight.';
+
 -- ---------------------------------------------------------------------------------------------
 -- Consensus of listings from the miners' current claims
 -- ---------------------------------------------------------------------------------------------
@@ -112,13 +136,14 @@ COMMENT ON VIEW resi.weighted_claims IS
 -- mean confidence of the fields that have a consensus, at most 0.5 (medium) when one
 -- independent source voted: agreeing with oneself is not confirmation.
 --
--- 0.5.0: one vote per independent source. A source is a miner's group (resi.miner_groups) or
--- the miner alone; claims with the same signature (byte copies) belong to the source of the
--- earliest upload among them, whoever uploaded the copies. A group's weight is its pooled trust
--- (resi.miner_groups.trust). Each source votes once per listing, with the claim of its heaviest
--- member (then the newest upload, then the smallest hotkey):
--- the other claims count as miners and attestations but carry no weight. voting_groups is the
--- number of sources with weight; the per-field supporters and voters count sources.
+-- 0.5.0: one vote per independent source (resi.consensus_by_source). A source is a miner's
+-- group (resi.miner_groups) or the miner alone; claims with the same signature (byte copies)
+-- belong to the source of the earliest upload among them, whoever uploaded the copies. A
+-- group's weight is its pooled trust (resi.miner_groups.trust). Each source votes once per
+-- listing, with the claim of its heaviest member (then the newest upload, then the smallest
+-- hotkey as bytes): the other claims count as miners and attestations but carry no weight.
+-- voting_groups is the number of sources with weight; the per-field supporters and voters
+-- count sources. One pass over the claims, grouped by zpid: no sort or window per claim.
 --
 -- 0.5.0: audits. The newest audit (resi.record_audit) gives the fields it saw until a claim
 -- with weight (trust > 0) is uploaded after seen_at; then the consensus decides again, as
@@ -142,34 +167,22 @@ SELECT zpid,
        audited_at
   FROM (SELECT per_listing.zpid, per_listing.first_seen_at, per_listing.total_attestations,
                per_listing.unique_miners_count, per_listing.voting_miners, per_listing.trust_fingerprint,
-               per_listing.voting_groups, audit.seen_at AS audited_at,
-               CASE WHEN audit.listing IS NULL THEN per_listing.miners
-                    ELSE jsonb_populate_record(per_listing.miners,
+               (per_listing.sources).voting_groups, audit.seen_at AS audited_at,
+               CASE WHEN audit.listing IS NULL THEN (per_listing.sources).listing
+                    ELSE jsonb_populate_record((per_listing.sources).listing,
                                                audit.listing - ARRAY['consensus_score', 'field_consensus']) END AS c
-  FROM (SELECT v.zpid,
-               min(v.first_seen_at) AS first_seen_at,
-               sum(v.attestations)::integer AS total_attestations,
+  FROM (SELECT c.zpid,
+               min(c.first_seen_at) AS first_seen_at,
+               sum(c.attestations)::integer AS total_attestations,
                count(*)::integer AS unique_miners_count,
-               count(*) FILTER (WHERE v.trust > 0)::integer AS voting_miners,
-               bit_xor(v.trust_fingerprint) AS trust_fingerprint,
-               resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
-                                      v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
-                                      v.latitude, v.longitude,
-                                      CASE WHEN v.leads THEN v.trust * resi.claim_recency(v.newest - v.submission_timestamp) END)
-                   AS miners,
-               count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups
-          FROM (SELECT s.*,
-                       row_number() OVER (PARTITION BY s.zpid, s.source
-                                              ORDER BY s.trust DESC, s.submission_timestamp DESC, s.miner_hotkey) = 1
-                           AS leads,
-                       max(s.submission_timestamp) OVER (PARTITION BY s.zpid) AS newest
-                  FROM (SELECT c.*,
-                               CASE WHEN c.signature IS NULL THEN coalesce(c.group_hotkey, c.miner_hotkey)
-                                    ELSE first_value(coalesce(c.group_hotkey, c.miner_hotkey))
-                                             OVER (PARTITION BY c.zpid, c.signature
-                                                       ORDER BY c.submission_timestamp, c.miner_hotkey) END AS source
-                          FROM resi.weighted_claims c) s) v
-         GROUP BY v.zpid) per_listing
+               count(*) FILTER (WHERE c.trust > 0)::integer AS voting_miners,
+               bit_xor(c.trust_fingerprint) AS trust_fingerprint,
+               resi.consensus_by_source(c.zpid, c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area,
+                                        c.home_type, c.home_status, c.days_on_zillow, c.zip_code, c.city, c.state,
+                                        c.latitude, c.longitude, c.trust, coalesce(c.group_hotkey, c.miner_hotkey),
+                                        c.miner_hotkey, c.signature, c.submission_timestamp) AS sources
+          FROM resi.weighted_claims c
+         GROUP BY c.zpid) per_listing
   -- The newest audit, while no claim with weight has been uploaded since: its values are the
   -- listing's.
   LEFT JOIN LATERAL (SELECT a.listing, a.seen_at FROM resi.audits a

@@ -53,6 +53,12 @@ CREATE TYPE resi.consensus_listing AS (
     field_consensus jsonb  -- per field: the members of its resi.consensus / resi.numeric_consensus
 );
 
+-- 0.5.0: resi.consensus_by_source(…): a listing's consensus with one vote per independent source.
+CREATE TYPE resi.source_consensus AS (
+    voting_groups integer,                -- sources whose vote has weight (trust > 0)
+    listing       resi.consensus_listing  -- NULL when no field has a consensus
+);
+
 -- resi.parse_s3_key(key text)
 CREATE TYPE resi.s3_key AS (
     kind           text,      -- 'parquet' or 'epoch_json'

@@ -5,15 +5,18 @@ use pgrx::{pg_sys, AllocatedByRust, PgTupleDesc};
 
 /// A composite value of the calling function's declared result type, from one datum per
 /// attribute (`None` is NULL).
-///
-/// The type comes from the call expression (`get_fn_expr_rettype`, a cheap lookup that also
-/// works for an aggregate's final function); `type_name` is only the fallback for a direct call
-/// without an expression.
 pub(crate) fn composite(
     fcinfo: pg_sys::FunctionCallInfo,
     type_name: &str,
     datums: &[Option<pg_sys::Datum>],
 ) -> PgHeapTuple<'static, AllocatedByRust> {
+    tuple(result_tuple_desc(fcinfo, type_name), type_name, datums)
+}
+
+/// The row type the calling function returns. The type comes from the call expression
+/// (`get_fn_expr_rettype`, a cheap lookup that also works for an aggregate's final function);
+/// `type_name` is only the fallback for a direct call without an expression.
+pub(crate) fn result_tuple_desc(fcinfo: pg_sys::FunctionCallInfo, type_name: &str) -> PgTupleDesc<'static> {
     // SAFETY: fcinfo is the live call's, checked for NULL before use.
     let oid = unsafe {
         if fcinfo.is_null() || (*fcinfo).flinfo.is_null() {
@@ -22,12 +25,21 @@ pub(crate) fn composite(
             pg_sys::get_fn_expr_rettype((*fcinfo).flinfo)
         }
     };
-    let tupdesc = if oid != pg_sys::InvalidOid {
+    if oid != pg_sys::InvalidOid {
         PgTupleDesc::for_composite_type_by_oid(oid)
     } else {
         PgTupleDesc::for_composite_type(type_name)
     }
-    .unwrap_or_else(|| error!("composite type {type_name} does not exist: is the resi_pg extension installed?"));
+    .unwrap_or_else(|| error!("composite type {type_name} does not exist: is the resi_pg extension installed?"))
+}
+
+/// A composite value of `tupdesc` (the row type `type_name`, named in errors), from one datum
+/// per attribute (`None` is NULL).
+pub(crate) fn tuple(
+    tupdesc: PgTupleDesc<'static>,
+    type_name: &str,
+    datums: &[Option<pg_sys::Datum>],
+) -> PgHeapTuple<'static, AllocatedByRust> {
     // SAFETY: the datums were made by IntoDatum for the attribute types of `type_name`, in order.
     unsafe { PgHeapTuple::from_datums(tupdesc, datums.iter().copied()) }
         .unwrap_or_else(|e| error!("cannot build {type_name}: {e}"))

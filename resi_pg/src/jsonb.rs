@@ -81,7 +81,11 @@ fn write_object(buffer: &mut Vec<u8>, mut pairs: Vec<(&str, JsonbValue<'_>)>) ->
     let mut total: u32 = 0;
     let mut set_entry = |buffer: &mut Vec<u8>, index: usize, meta: u32| -> Result<(), TooLarge> {
         total = total.checked_add(meta & JENTRY_OFFLENMASK).filter(|t| *t <= JENTRY_OFFLENMASK).ok_or(TooLarge)?;
-        let meta = if index % JB_OFFSET_STRIDE == 0 { (meta & JENTRY_TYPEMASK) | total | JENTRY_HAS_OFF } else { meta };
+        let meta = if index.is_multiple_of(JB_OFFSET_STRIDE) {
+            (meta & JENTRY_TYPEMASK) | total | JENTRY_HAS_OFF
+        } else {
+            meta
+        };
         buffer[entry..entry + 4].copy_from_slice(&meta.to_ne_bytes());
         entry += 4;
         Ok(())
@@ -147,13 +151,23 @@ fn write_numeric(buffer: &mut Vec<u8>, mantissa: i64, scale: u32) {
     // Append decimal zeros so the point falls between two base-10000 digits.
     let pad = (DEC_DIGITS - scale % DEC_DIGITS) % DEC_DIGITS;
     let fraction_digits = (scale + pad) / DEC_DIGITS;
-    let mut magnitude = u128::from(mantissa.unsigned_abs()) * 10u128.pow(pad);
     let mut digits = [0i16; 8]; // least significant first; |i64| × 1000 < 10000^6
     let mut count = 0;
-    while magnitude > 0 {
-        digits[count] = (magnitude % NBASE) as i16;
-        magnitude /= NBASE;
-        count += 1;
+    let magnitude = u128::from(mantissa.unsigned_abs()) * 10u128.pow(pad);
+    // u64 arithmetic when it fits (every mantissa below 1.8e16: 128-bit division is a call).
+    if let Ok(mut magnitude) = u64::try_from(magnitude) {
+        while magnitude > 0 {
+            digits[count] = (magnitude % NBASE as u64) as i16;
+            magnitude /= NBASE as u64;
+            count += 1;
+        }
+    } else {
+        let mut magnitude = magnitude;
+        while magnitude > 0 {
+            digits[count] = (magnitude % NBASE) as i16;
+            magnitude /= NBASE;
+            count += 1;
+        }
     }
     let lowest = digits[..count].iter().position(|d| *d != 0).unwrap_or(count);
     let kept = &digits[lowest..count];

@@ -96,7 +96,9 @@ extension_sql_file!(
         consensus::listing::consensus_listing_combine,
         consensus::listing::consensus_listing_serialize,
         consensus::listing::consensus_listing_deserialize,
-        consensus::listing::consensus_listing_final
+        consensus::listing::consensus_listing_final,
+        consensus::listing::consensus_by_source_transition,
+        consensus::listing::consensus_by_source_final
     ]
 );
 extension_sql_file!(

@@ -129,3 +129,108 @@ fn consensus_feeds_listings_in_one_statement() {
         ]
     );
 }
+
+/// 2,000 listings, ~15,000 claims from 30 miners with hotkeys of mixed case: two groups with
+/// pooled trust, miners without a trust row, zero trust, ties in trust and upload time, byte
+/// copies (shared signatures) and claims with a signature of their own.
+const WORLD: &str = "
+    INSERT INTO resi.miner_trust (miner_hotkey, trust_score)
+    SELECT (ARRAY['a', 'B', 'c', 'D'])[1 + i % 4] || i,
+           CASE WHEN i % 7 = 0 THEN 0 ELSE ((i * 37) % 10 + 1) / 10.0 END
+      FROM generate_series(0, 24) i;
+    INSERT INTO resi.miner_groups (miner_hotkey, group_hotkey, trust)
+    SELECT (ARRAY['a', 'B', 'c', 'D'])[1 + i % 4] || i, 'G' || (i % 2), CASE WHEN i % 2 = 0 THEN 0.3 ELSE 0.6 END
+      FROM generate_series(0, 29) i WHERE i % 5 = 0;
+    INSERT INTO resi.miner_claims (zpid, miner_hotkey, attestation_id, submission_timestamp, first_seen_at,
+                                   attestations, uri, price, address, bedrooms, bathrooms, living_area, home_type,
+                                   home_status, days_on_zillow, zip_code, city, state, latitude, longitude, signature)
+    SELECT z::text, (ARRAY['a', 'B', 'c', 'D'])[1 + i % 4] || i, z * 100 + i,
+           timestamptz '2025-09-01' + ((z + i) % 6) * interval '1 hour',
+           timestamptz '2025-08-01' + (i % 3) * interval '1 day', 1 + i % 2,
+           'https://www.zillow.com/homedetails/' || z || '_zpid/',
+           CASE WHEN i % 4 = 1 THEN 100000 + z ELSE 100000 + (z * (i % 3) * 997) % 9000 END,
+           z || ' Oak St', 2 + (i % 4 = 3)::int, 2.5, 1500 + (i % 2) * 30, 'SINGLE_FAMILY',
+           (ARRAY['FOR_SALE', 'SOLD', 'PENDING'])[1 + (z + i / 4) % 3], i % 20, '77494', 'Katy', 'TX',
+           29.5 + z * 1e-5, -95.5 - (i % 2) * 1e-4,
+           CASE WHEN i % 4 = 1 THEN z WHEN i % 9 = 2 THEN z * 100 + i END
+      FROM generate_series(0, 1999) z, generate_series(0, 29) i
+     WHERE (z * 7 + i * 13) % 4 = 0;
+    ANALYZE resi.miner_claims;";
+
+/// What resi.listing_consensus computed before resi.consensus_by_source: the sources and their
+/// leading claims from window functions (hotkeys as bytes), then resi.consensus_listing over
+/// trust × recency.
+const WINDOWED: &str = r#"
+    SELECT zpid, first_seen_at, total_attestations, unique_miners_count,
+           CASE WHEN voting_groups >= 2 THEN (c).consensus_score ELSE least((c).consensus_score, 0.5::real) END,
+           (c).uri, (c).price, (c).address, (c).bedrooms, (c).bathrooms, (c).living_area, (c).home_type,
+           (c).home_status, (c).days_on_zillow, (c).zip_code, (c).city, (c).state, (c).latitude, (c).longitude,
+           voting_miners, trust_fingerprint, (c).field_consensus, voting_groups
+      FROM (SELECT v.zpid, min(v.first_seen_at) AS first_seen_at, sum(v.attestations)::integer AS total_attestations,
+                   count(*)::integer AS unique_miners_count,
+                   count(*) FILTER (WHERE v.trust > 0)::integer AS voting_miners,
+                   bit_xor(v.trust_fingerprint) AS trust_fingerprint,
+                   resi.consensus_listing(v.zpid, v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area,
+                                          v.home_type, v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state,
+                                          v.latitude, v.longitude,
+                                          CASE WHEN v.leads THEN v.trust * resi.claim_recency(v.newest - v.submission_timestamp) END) AS c,
+                   count(*) FILTER (WHERE v.leads AND v.trust > 0)::integer AS voting_groups
+              FROM (SELECT s.*,
+                           row_number() OVER (PARTITION BY s.zpid, s.source
+                                                  ORDER BY s.trust DESC, s.submission_timestamp DESC, s.miner_hotkey COLLATE "C") = 1 AS leads,
+                           max(s.submission_timestamp) OVER (PARTITION BY s.zpid) AS newest
+                      FROM (SELECT c.*,
+                                   CASE WHEN c.signature IS NULL THEN coalesce(c.group_hotkey, c.miner_hotkey)
+                                        ELSE first_value(coalesce(c.group_hotkey, c.miner_hotkey))
+                                                 OVER (PARTITION BY c.zpid, c.signature
+                                                           ORDER BY c.submission_timestamp, c.miner_hotkey COLLATE "C") END AS source
+                              FROM resi.weighted_claims c) s) v
+             GROUP BY v.zpid) x
+     ORDER BY zpid"#;
+
+const BY_SOURCE: &str = "
+    SELECT zpid, first_seen_at, total_attestations, unique_miners_count, consensus_score, uri, price, address,
+           bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city, state,
+           latitude, longitude, voting_miners, trust_fingerprint, field_consensus, voting_groups
+      FROM resi.listing_consensus ORDER BY zpid";
+
+fn rows(client: &mut postgres::Client, query: &str) -> Vec<String> {
+    client
+        .query(&format!("SELECT row(q.*)::text FROM ({query}) q"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+#[test]
+fn one_vote_per_source_is_what_the_window_functions_computed() {
+    let db = TestDatabase::new("by_source");
+    let mut client = db.client();
+    client.batch_execute(WORLD).unwrap();
+    for half_life in ["2h", "0"] {
+        client.batch_execute(&format!("SET resi.claim_half_life = '{half_life}'")).unwrap();
+        let (windowed, by_source) = (rows(&mut client, WINDOWED), rows(&mut client, BY_SOURCE));
+        assert_eq!(windowed.len(), 2000);
+        if let Some(i) = (0..windowed.len()).find(|&i| windowed[i] != by_source[i]) {
+            panic!(
+                "half-life {half_life}: listing {i} differs:\nwindowed:  {}\nby source: {}",
+                windowed[i], by_source[i]
+            );
+        }
+        assert_eq!(windowed.len(), by_source.len());
+    }
+    // The world has what the test is for: groups and copies that leave fewer sources than
+    // miners, listings with one voting source and with several, and zero-trust sources.
+    let (fewer, single, several): (i64, i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE voting_groups < voting_miners), count(*) FILTER (WHERE voting_groups = 1),
+                        count(*) FILTER (WHERE voting_groups >= 3) FROM resi.listing_consensus",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert!(fewer > 500 && single > 0 && several > 100, "{fewer} {single} {several}");
+}

@@ -9,10 +9,12 @@ mod codec;
 pub mod listing;
 pub mod median;
 pub mod mode;
+pub mod sources;
 
 pub use listing::{Claim, ListingConsensus, ListingState};
 pub use median::{MedianState, NumericConsensus};
 pub use mode::{Consensus, ModeState};
+pub use sources::{SourceClaim, SourceClaims, SourceVotes};
 
 use crate::error::{Error, Result};
 

@@ -10,16 +10,18 @@
 //! `consensus_score` (the mean field confidence), so a refresh is one aggregate per listing.
 
 use super::{state_mut, take};
-use crate::composite::composite;
+use crate::composite::{composite, result_tuple_desc, tuple};
 use crate::error::OrRaise;
 use crate::jsonb::{jsonb_object, JsonbValue, TooLarge};
 use pgrx::datum::Internal;
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::elog::PgLogLevel;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use pgrx::PgTupleDesc;
 use pgrx::{pg_sys, AnyNumeric, IntoDatum};
 use resi_core::consensus::listing::{decimal_parts, Member};
-use resi_core::consensus::{Claim, ListingConsensus, ListingState};
+use resi_core::consensus::{Claim, ListingConsensus, ListingState, SourceClaim, SourceClaims};
 use std::ffi::CString;
 
 const NAME: &str = "resi.consensus_listing";
@@ -102,32 +104,127 @@ fn consensus_listing_final(
     // SAFETY: a ListingState of this aggregate. result() sorts the median claims in place,
     // which a later call (a window frame that grows) tolerates.
     let c = unsafe { state.get_mut::<ListingState>() }?.result().or_raise(NAME)?;
+    Some(composite(fcinfo, "resi.consensus_listing", &listing_datums(&c)))
+}
+
+/// The attributes of a `resi.consensus_listing`, in order.
+fn listing_datums(c: &ListingConsensus) -> [Option<pg_sys::Datum>; 16] {
     let value = |f: &Option<resi_core::consensus::Consensus>| f.as_ref().map(|c| c.value.as_str()).into_datum();
     let integer =
         |f: &Option<resi_core::consensus::Consensus>| f.as_ref().and_then(|c| c.value.parse::<i32>().ok()).into_datum();
     let bathrooms = c.bathrooms.as_ref().and_then(|b| AnyNumeric::try_from(b.value.as_str()).ok()).into_datum();
-    Some(composite(
-        fcinfo,
-        "resi.consensus_listing",
-        &[
-            value(&c.uri),
-            c.price_value().into_datum(),
-            value(&c.address),
-            integer(&c.bedrooms),
+    [
+        value(&c.uri),
+        c.price_value().into_datum(),
+        value(&c.address),
+        integer(&c.bedrooms),
+        bathrooms,
+        ListingConsensus::integer_value(&c.living_area).into_datum(),
+        value(&c.home_type),
+        value(&c.home_status),
+        ListingConsensus::integer_value(&c.days_on_zillow).into_datum(),
+        value(&c.zip_code),
+        value(&c.city),
+        value(&c.state),
+        c.latitude.as_ref().map(|n| n.value).into_datum(),
+        c.longitude.as_ref().map(|n| n.value).into_datum(),
+        c.score().into_datum(),
+        field_consensus(c),
+    ]
+}
+
+const BY_SOURCE: &str = "resi.consensus_by_source";
+
+/// Transition of `resi.consensus_by_source(zpid, uri, price, …, longitude, trust, member,
+/// miner_hotkey, signature, submitted_at) → resi.source_consensus`: keeps the claim
+/// (resi_core::consensus::sources). NULL member, miner_hotkey or submitted_at raises 22004.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe)]
+fn consensus_by_source_transition(
+    mut state: Internal,
+    zpid: Option<&str>,
+    uri: Option<&str>,
+    price: Option<i64>,
+    address: Option<&str>,
+    bedrooms: Option<i32>,
+    bathrooms: Option<f64>,
+    living_area: Option<i32>,
+    home_type: Option<&str>,
+    home_status: Option<&str>,
+    days_on_zillow: Option<i32>,
+    zip_code: Option<&str>,
+    city: Option<&str>,
+    state_code: Option<&str>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    trust: Option<f64>,
+    member: Option<&str>,
+    miner_hotkey: Option<&str>,
+    signature: Option<i64>,
+    submitted_at: Option<TimestampWithTimeZone>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    let (Some(member), Some(miner_hotkey), Some(submitted_at)) = (member, miner_hotkey, submitted_at) else {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{BY_SOURCE}: member, miner_hotkey and submitted_at must not be NULL"),
+            BY_SOURCE,
+        )
+        .report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    };
+    // SAFETY: the transition value of consensus_by_source is always a SourceClaims.
+    let claims = unsafe { state_mut::<SourceClaims>(&mut state, fcinfo) };
+    claims.add(&SourceClaim {
+        claim: Claim {
+            zpid,
+            uri,
+            price,
+            address,
+            bedrooms,
             bathrooms,
-            ListingConsensus::integer_value(&c.living_area).into_datum(),
-            value(&c.home_type),
-            value(&c.home_status),
-            ListingConsensus::integer_value(&c.days_on_zillow).into_datum(),
-            value(&c.zip_code),
-            value(&c.city),
-            value(&c.state),
-            c.latitude.as_ref().map(|n| n.value).into_datum(),
-            c.longitude.as_ref().map(|n| n.value).into_datum(),
-            c.score().into_datum(),
-            field_consensus(&c),
-        ],
-    ))
+            living_area,
+            home_type,
+            home_status,
+            days_on_zillow,
+            zip_code,
+            city,
+            state: state_code,
+            latitude,
+            longitude,
+        },
+        trust,
+        member,
+        miner_hotkey,
+        signature,
+        submitted_at: pg_sys::TimestampTz::from(submitted_at),
+    });
+    state
+}
+
+/// Final of `resi.consensus_by_source`: each source's leading claim weighted by trust ×
+/// `resi.claim_recency` (so STABLE: it reads `resi.claim_half_life`). Always a row: `listing`
+/// is NULL when no field has a consensus, `voting_groups` counts the sources with trust > 0.
+#[pg_extern(stable, parallel_safe)]
+fn consensus_by_source_final(
+    mut state: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<pgrx::composite_type!('static, "resi.source_consensus")> {
+    // SAFETY: a SourceClaims of this aggregate (NULL: no row, which the aggregate's strictness
+    // never gives; answered as no consensus all the same).
+    let claims = unsafe { state.get_mut::<SourceClaims>() };
+    let mut votes = match claims {
+        Some(claims) => claims.votes(crate::settings::claim_half_life_seconds()).or_raise(BY_SOURCE),
+        None => resi_core::consensus::SourceVotes { listing: ListingState::default(), voting_sources: 0 },
+    };
+    let outer = result_tuple_desc(fcinfo, "resi.source_consensus");
+    let listing = votes.listing.result().or_raise(BY_SOURCE).map(|c| {
+        // Attribute 2 of resi.source_consensus is its resi.consensus_listing.
+        let listing_type = outer.get(1).expect("resi.source_consensus has a listing").atttypid;
+        let tupdesc = PgTupleDesc::for_composite_type_by_oid(listing_type).expect("resi.consensus_listing exists");
+        tuple(tupdesc, "resi.consensus_listing", &listing_datums(&c)).into_datum().expect("a composite is a value")
+    });
+    Some(tuple(outer, "resi.source_consensus", &[votes.voting_sources.into_datum(), listing]))
 }
 
 /// `field_consensus` as a `jsonb` datum, written in jsonb's binary format by Rust
