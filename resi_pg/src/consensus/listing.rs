@@ -232,36 +232,26 @@ fn consensus_by_source_final(
 /// JSON. Numbers become `numeric` from their shortest decimal digits, as
 /// `to_jsonb(double precision)` makes them. Raises 54000 for an object over jsonb's 256 MB.
 fn field_consensus(c: &ListingConsensus) -> Option<pg_sys::Datum> {
-    // The rare number whose digits do not fit an i64 (|v| >= 1e19 or so) goes through
-    // numeric_in; its bytes must outlive the object that borrows them.
-    let fields = c.field_members();
-    let wide: Vec<Vec<u8>> = fields
-        .iter()
-        .flat_map(|(_, members)| members.iter())
-        .filter_map(|(_, member)| match *member {
-            Member::Number(v) if decimal_parts(v).is_none() => Some(numeric_from_text(v)),
-            _ => None,
-        })
-        .collect();
-    let mut wide = wide.iter();
-    let object = fields
-        .iter()
+    let object = c
+        .field_members()
+        .into_iter()
         .map(|(name, members)| {
             let members = members
-                .iter()
+                .into_iter()
                 .map(|(key, member)| {
-                    let value = match *member {
+                    let value = match member {
                         Member::Text(text) => JsonbValue::String(text),
                         Member::Integer(v) => JsonbValue::Decimal(v, 0),
                         Member::Number(v) => match decimal_parts(v) {
                             Some((mantissa, scale)) => JsonbValue::Decimal(mantissa, scale),
-                            None => JsonbValue::Numeric(wide.next().expect("one numeric per wide number")),
+                            // The rare number whose digits do not fit an i64 (|v| >= 1e19 or so).
+                            None => JsonbValue::Numeric(numeric_from_text(v)),
                         },
                     };
-                    (*key, value)
+                    (key, value)
                 })
                 .collect();
-            (*name, JsonbValue::Object(members))
+            (name, JsonbValue::Object(members))
         })
         .collect();
     let bytes = jsonb_object(object).unwrap_or_else(|TooLarge| {
