@@ -155,21 +155,16 @@ fn write_numeric(buffer: &mut Vec<u8>, mantissa: i64, scale: u32) {
     let fraction_digits = (scale + pad) / DEC_DIGITS;
     let mut digits = [0i16; 8]; // least significant first; |i64| × 1000 < 10000^6
     let mut count = 0;
-    let magnitude = u128::from(mantissa.unsigned_abs()) * 10u128.pow(pad);
-    // u64 arithmetic when it fits (every mantissa below 1.8e16: 128-bit division is a call).
-    if let Ok(mut magnitude) = u64::try_from(magnitude) {
-        while magnitude > 0 {
-            digits[count] = (magnitude % NBASE as u64) as i16;
-            magnitude /= NBASE as u64;
-            count += 1;
-        }
-    } else {
-        let mut magnitude = magnitude;
-        while magnitude > 0 {
-            digits[count] = (magnitude % NBASE) as i16;
-            magnitude /= NBASE;
-            count += 1;
-        }
+    let mut magnitude = u128::from(mantissa.unsigned_abs()) * 10u128.pow(pad);
+    while magnitude > 0 {
+        // u64 arithmetic once it fits (every mantissa below 1.8e16: 128-bit division is a call).
+        let (rest, digit) = match u64::try_from(magnitude) {
+            Ok(m) => (u128::from(m / NBASE as u64), (m % NBASE as u64) as i16),
+            Err(_) => (magnitude / NBASE, (magnitude % NBASE) as i16),
+        };
+        digits[count] = digit;
+        magnitude = rest;
+        count += 1;
     }
     let lowest = digits[..count].iter().position(|d| *d != 0).unwrap_or(count);
     let kept = &digits[lowest..count];

@@ -827,9 +827,12 @@ BEGIN
          WHERE (h.price, h.home_status) IS DISTINCT FROM (h.previous_price, h.previous_home_status)
          ORDER BY h.zpid
     )
+    -- Raced: new at the snapshot, yet not inserted. The listings written are ruled out first
+    -- (two hashed lookups), so only unchanged ones need the index probe.
     SELECT count(*),
-           array_agg(f.zpid ORDER BY f.zpid) FILTER (WHERE NOT EXISTS (SELECT FROM resi.listings e WHERE e.zpid = f.zpid)
-                                                       AND f.zpid NOT IN (SELECT i.zpid FROM inserted i))
+           array_agg(f.zpid ORDER BY f.zpid) FILTER (WHERE f.zpid NOT IN (SELECT i.zpid FROM inserted i)
+                                                       AND f.zpid NOT IN (SELECT w.zpid FROM written w)
+                                                       AND NOT EXISTS (SELECT FROM resi.listings e WHERE e.zpid = f.zpid))
       INTO refreshed, raced
       FROM fresh f;
     IF raced IS NOT NULL THEN

@@ -207,16 +207,14 @@ fn consensus_by_source_transition(
 /// is NULL when no field has a consensus, `voting_groups` counts the sources with trust > 0.
 #[pg_extern(stable, parallel_safe)]
 fn consensus_by_source_final(
-    mut state: Internal,
+    state: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pgrx::composite_type!('static, "resi.source_consensus")> {
-    // SAFETY: a SourceClaims of this aggregate (NULL: no row, which the aggregate's strictness
-    // never gives; answered as no consensus all the same).
-    let claims = unsafe { state.get_mut::<SourceClaims>() };
-    let mut votes = match claims {
-        Some(claims) => claims.votes(crate::settings::claim_half_life_seconds()).or_raise(BY_SOURCE),
-        None => resi_core::consensus::SourceVotes { listing: ListingState::default(), voting_sources: 0 },
-    };
+    // SAFETY: a SourceClaims of this aggregate; NULL when it saw no row (an ungrouped call over
+    // no rows), answered as a listing without claims.
+    let none = SourceClaims::default();
+    let claims = unsafe { state.get::<SourceClaims>() }.unwrap_or(&none);
+    let mut votes = claims.votes(crate::settings::claim_half_life_seconds()).or_raise(BY_SOURCE);
     let outer = result_tuple_desc(fcinfo, "resi.source_consensus");
     let listing = votes.listing.result().or_raise(BY_SOURCE).map(|c| {
         // Attribute 2 of resi.source_consensus is its resi.consensus_listing.
