@@ -13,6 +13,17 @@
 -- the typical state size of a listing-sized group (a few distinct values, ~10 claims): without
 -- it the planner assumes 8 kB per group and avoids hash aggregation.
 -- ---------------------------------------------------------------------------------------------
+-- The per-row transition functions of consensus_mode and consensus_median: plain fmgr entry
+-- points in Rust (resi_pg/src/consensus/mod.rs, per_row_function!), declared here as pgrx
+-- declared them before. Their other support functions are #[pg_extern] functions.
+CREATE FUNCTION resi.consensus_mode_transition("state" internal, "value" text, "weight" double precision)
+    RETURNS internal IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_transition_wrapper';
+CREATE FUNCTION resi.consensus_median_transition("state" internal, "value" double precision,
+                                                 "weight" double precision, "tolerance" double precision)
+    RETURNS internal IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_transition_wrapper';
+
 CREATE AGGREGATE resi.consensus_mode(value text, weight double precision) (
     STYPE        = internal,
     SSPACE       = 128,
@@ -241,6 +252,9 @@ AS $$
 DECLARE
     refreshed integer;
     raced     text[]; -- new listings another transaction inserted first
+    -- now(), taken once: the statement below uses it as a constant (Citus refuses a volatile
+    -- or stable function inside CASE or LEAST in a statement on a distributed table).
+    at        timestamptz := now();
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'resi.refresh_consensus needs READ COMMITTED isolation, not %', current_setting('transaction_isolation')
@@ -280,7 +294,7 @@ BEGIN
                                             (f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area,
                                              f.home_type, f.home_status, f.days_on_zillow, f.zip_code, f.city,
                                              f.state, f.latitude, f.longitude)
-                                       THEN now() ELSE l.last_updated_at END,
+                                       THEN at ELSE l.last_updated_at END,
             first_seen_at       = least(l.first_seen_at, f.first_seen_at),
             consensus_score     = f.consensus_score,
             total_attestations  = f.total_attestations,
@@ -312,7 +326,7 @@ BEGIN
              unique_miners_count, field_consensus, voting_miners, trust_fingerprint, voting_groups, audited_at)
         SELECT f.zpid, f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type,
                f.home_status, f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude,
-               least(f.first_seen_at, now()), f.consensus_score, f.total_attestations, f.unique_miners_count,
+               least(f.first_seen_at, at), f.consensus_score, f.total_attestations, f.unique_miners_count,
                coalesce(f.field_consensus, '{}'), f.voting_miners, f.trust_fingerprint, f.voting_groups,
                f.audited_at
           FROM fresh f

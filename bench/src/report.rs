@@ -81,6 +81,8 @@ impl Side {
 pub enum Target {
     AtLeast(f64),
     AtMost(f64),
+    /// No target: a second baseline, shown for reference.
+    Reference,
 }
 
 impl Target {
@@ -88,6 +90,7 @@ impl Target {
         match self {
             Target::AtLeast(t) => ratio >= t,
             Target::AtMost(t) => ratio <= t,
+            Target::Reference => true,
         }
     }
 
@@ -95,6 +98,7 @@ impl Target {
         match self {
             Target::AtLeast(t) => format!("≥ {t}×"),
             Target::AtMost(t) => format!("≤ {t}×"),
+            Target::Reference => "reference".into(),
         }
     }
 }
@@ -133,7 +137,9 @@ impl Row {
     }
 
     fn verdict(&self) -> &'static str {
-        if self.target.met(self.ratio) {
+        if matches!(self.target, Target::Reference) {
+            ""
+        } else if self.target.met(self.ratio) {
             "met"
         } else {
             "MISSED"

@@ -1,14 +1,16 @@
 //! `resi.consensus_listing`: a listing's whole consensus, every field at once, in one pass over
 //! its miners' claims.
 //!
-//! Per field it is exactly what [`ModeState`] (categories) and [`MedianState`] (numbers, with the
+//! Per field it is exactly what [`super::ModeState`] (categories) and [`super::MedianState`] (numbers, with the
 //! field's tolerance) give on their own, so `resi.consensus_mode` / `resi.consensus_median`
 //! explain every value; doing all fields in one state is what makes a refresh cheap (one call
 //! per claim instead of fourteen, and the per-field JSON written here instead of by fourteen
 //! `to_jsonb` calls over composites).
 
 use super::codec::{Reader, Writer};
-use super::{Consensus, MedianState, ModeState, NumericConsensus, Weight};
+use super::median::FieldClaims;
+use super::mode::FieldTallies;
+use super::{Consensus, NumericConsensus, Weight};
 use crate::error::Result;
 use crate::fields::{self, Field};
 
@@ -40,39 +42,39 @@ pub struct Claim<'a> {
 /// The running consensus of one listing.
 #[derive(Clone, Debug)]
 pub struct ListingState {
-    uri: ModeState,
-    price: MedianState,
-    address: ModeState,
-    bedrooms: ModeState,
-    bathrooms: ModeState,
-    living_area: MedianState,
-    home_type: ModeState,
-    home_status: ModeState,
-    days_on_zillow: MedianState,
-    zip_code: ModeState,
-    city: ModeState,
-    state: ModeState,
-    latitude: MedianState,
-    longitude: MedianState,
+    uri: FieldTallies,
+    price: FieldClaims,
+    address: FieldTallies,
+    bedrooms: FieldTallies,
+    bathrooms: FieldTallies,
+    living_area: FieldClaims,
+    home_type: FieldTallies,
+    home_status: FieldTallies,
+    days_on_zillow: FieldClaims,
+    zip_code: FieldTallies,
+    city: FieldTallies,
+    state: FieldTallies,
+    latitude: FieldClaims,
+    longitude: FieldClaims,
 }
 
 impl Default for ListingState {
     fn default() -> Self {
         ListingState {
-            uri: ModeState::default(),
-            price: MedianState::with_tolerance(tolerance(fields::PRICE)),
-            address: ModeState::default(),
-            bedrooms: ModeState::default(),
-            bathrooms: ModeState::default(),
-            living_area: MedianState::with_tolerance(tolerance(fields::LIVING_AREA)),
-            home_type: ModeState::default(),
-            home_status: ModeState::default(),
-            days_on_zillow: MedianState::with_tolerance(tolerance(fields::DAYS_ON_ZILLOW)),
-            zip_code: ModeState::default(),
-            city: ModeState::default(),
-            state: ModeState::default(),
-            latitude: MedianState::with_tolerance(tolerance(fields::LATITUDE)),
-            longitude: MedianState::with_tolerance(tolerance(fields::LONGITUDE)),
+            uri: FieldTallies::default(),
+            price: FieldClaims::with_tolerance(tolerance(fields::PRICE)),
+            address: FieldTallies::default(),
+            bedrooms: FieldTallies::default(),
+            bathrooms: FieldTallies::default(),
+            living_area: FieldClaims::with_tolerance(tolerance(fields::LIVING_AREA)),
+            home_type: FieldTallies::default(),
+            home_status: FieldTallies::default(),
+            days_on_zillow: FieldClaims::with_tolerance(tolerance(fields::DAYS_ON_ZILLOW)),
+            zip_code: FieldTallies::default(),
+            city: FieldTallies::default(),
+            state: FieldTallies::default(),
+            latitude: FieldClaims::with_tolerance(tolerance(fields::LATITUDE)),
+            longitude: FieldClaims::with_tolerance(tolerance(fields::LONGITUDE)),
         }
     }
 }
@@ -253,9 +255,9 @@ impl ListingState {
     /// with another tolerance than its own, are an error, never a panic.
     pub fn deserialize(bytes: &[u8]) -> Result<ListingState> {
         let mut r = Reader::new(bytes, Self::MAGIC, "consensus_listing")?;
-        let mode = |r: &mut Reader<'_>| ModeState::deserialize(r.bytes()?);
+        let mode = |r: &mut Reader<'_>| FieldTallies::deserialize(r.bytes()?);
         let median = |r: &mut Reader<'_>, tolerance: f64| {
-            let state = MedianState::deserialize(r.bytes()?)?;
+            let state = FieldClaims::deserialize(r.bytes()?)?;
             match state.tolerance() {
                 Some(t) if t != tolerance => Err(r.corrupt("a numeric field has another tolerance")),
                 _ => Ok(state),
@@ -508,8 +510,8 @@ mod tests {
             (claim("1", 300_000, "FOR_SALE"), 0.125),
         ];
         let mut listing = ListingState::default();
-        let mut price = MedianState::default();
-        let mut status = ModeState::default();
+        let mut price = crate::consensus::MedianState::default();
+        let mut status = FieldTallies::default();
         for (c, w) in &rows {
             listing.add(c, Some(*w)).unwrap();
             price.add(c.price.map(|p| p as f64), Some(*w), Some(tolerance(fields::PRICE))).unwrap();
@@ -713,10 +715,10 @@ mod tests {
         trailing.push(0);
         assert!(ListingState::deserialize(&trailing).is_err());
         // A price state with another tolerance.
-        let mut other = MedianState::default();
+        let mut other = crate::consensus::MedianState::default();
         other.add(Some(5.0), Some(1.0), Some(0.5)).unwrap();
         let mut w = Writer::new(ListingState::MAGIC, 0);
-        w.bytes(&ModeState::default().serialize());
+        w.bytes(&FieldTallies::default().serialize());
         w.bytes(&other.serialize());
         assert!(ListingState::deserialize(&w.finish()).is_err());
     }

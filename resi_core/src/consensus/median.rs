@@ -3,6 +3,7 @@
 use super::codec::{Reader, Writer};
 use super::{count_to_i32, share, Weight};
 use crate::error::{Error, Result};
+use smallvec::SmallVec;
 
 /// The result of a numeric vote: the SQL composite `resi.numeric_consensus`.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,13 +24,24 @@ pub struct NumericConsensus {
 }
 
 /// Claims of one group, kept until the final step (a median needs them all).
+///
+/// A group of up to `INLINE` claims keeps them inline, without a heap allocation; the room is
+/// paid by every state, so the two users size it apart: [`MedianState`] and [`FieldClaims`].
 #[derive(Clone, Debug, Default)]
-pub struct MedianState {
+pub struct NumericClaims<const INLINE: usize> {
     /// (value, weight) of every voting row; weights are validated, rounded at the final step.
-    claims: Vec<(f64, f64)>,
+    claims: SmallVec<[(f64, f64); INLINE]>,
     /// The group's tolerance, fixed by the first row.
     tolerance: Option<f64>,
 }
+
+/// The state of `resi.consensus_median`: up to 12 claims inline (a listing's field over its
+/// claims).
+pub type MedianState = NumericClaims<12>;
+
+/// One numeric field of [`crate::consensus::ListingState`], which holds 6 of them: 4 claims
+/// inline.
+pub type FieldClaims = NumericClaims<4>;
 
 /// Check a tolerance argument: NULL means 0 (exact agreement); it must be finite and >= 0.
 pub fn check_tolerance(tolerance: Option<f64>) -> Result<f64> {
@@ -42,7 +54,7 @@ pub fn check_tolerance(tolerance: Option<f64>) -> Result<f64> {
     }
 }
 
-impl MedianState {
+impl<const INLINE: usize> NumericClaims<INLINE> {
     /// Count one row. NULL, NaN and infinite values and non-voting weights are ignored; the
     /// tolerance is checked on every row and must be the same for the whole group.
     #[inline]
@@ -57,8 +69,8 @@ impl MedianState {
     }
 
     /// An empty state whose group tolerance is fixed (a field of the listing aggregate).
-    pub(crate) fn with_tolerance(tolerance: f64) -> MedianState {
-        MedianState { claims: Vec::new(), tolerance: Some(tolerance) }
+    pub(crate) fn with_tolerance(tolerance: f64) -> Self {
+        NumericClaims { claims: SmallVec::new(), tolerance: Some(tolerance) }
     }
 
     /// The group's tolerance, once a row or the constructor has fixed it.
@@ -87,7 +99,7 @@ impl MedianState {
     }
 
     /// Fold another partial state into this one (the combine step of a parallel plan).
-    pub fn merge(&mut self, other: MedianState) -> Result<()> {
+    pub fn merge(&mut self, other: Self) -> Result<()> {
         if let Some(t) = other.tolerance {
             self.set_tolerance(t)?;
         }
@@ -121,25 +133,22 @@ impl MedianState {
         }
         crate::interrupt::check();
         self.claims.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let weights: Vec<Weight> = self
-            .claims
-            .iter()
-            .enumerate()
-            .map(|(i, &(_, w))| {
-                crate::interrupt::check_every(i);
-                Ok(Weight::of_vote(Some(w))?.expect("only voting weights are kept"))
-            })
-            .collect::<Result<_>>()?;
-        let total = weights.iter().try_fold(Weight::ZERO, |acc, &w| acc.checked_add(w))?;
+        // Every kept weight votes (checked on input), so it converts without error.
+        let units = |w: f64| Weight::of_vote(Some(w)).ok().flatten().expect("only voting weights are kept");
+        let mut total = Weight::ZERO;
+        for (i, &(_, w)) in self.claims.iter().enumerate() {
+            crate::interrupt::check_every(i);
+            total = total.checked_add(units(w))?;
+        }
         let t = total.units();
         // Lower weighted quantile q: the first value whose cumulative weight reaches q * total.
         // Thresholds are exact integers: ceil(t/4), ceil(t/2), ceil(3t/4) = t - floor(t/4).
         let thresholds = [t.div_ceil(4), t.div_ceil(2), t - t / 4];
         let mut found = [None; 3];
         let mut cumulative = 0u128;
-        for (i, (&(value, _), w)) in self.claims.iter().zip(&weights).enumerate() {
+        for (i, &(value, w)) in self.claims.iter().enumerate() {
             crate::interrupt::check_every(i);
-            cumulative += w.units();
+            cumulative += units(w).units();
             for (slot, &threshold) in found.iter_mut().zip(&thresholds) {
                 if slot.is_none() && cumulative >= threshold {
                     *slot = Some(value);
@@ -153,10 +162,10 @@ impl MedianState {
         let tolerance = self.tolerance.unwrap_or(0.0);
         let mut support = Weight::ZERO;
         let mut supporters = 0u64;
-        for (i, (&(value, _), &w)) in self.claims.iter().zip(&weights).enumerate() {
+        for (i, &(value, w)) in self.claims.iter().enumerate() {
             crate::interrupt::check_every(i);
             if (value - median).abs() <= tolerance * median.abs() {
-                support = support.checked_add(w)?;
+                support = support.checked_add(units(w))?;
                 supporters += 1;
             }
         }
@@ -195,7 +204,7 @@ impl MedianState {
 
     /// Read a state written by [`MedianState::serialize`]; every claim is re-validated, so
     /// malformed bytes are an error, never a panic or a wrong answer.
-    pub fn deserialize(bytes: &[u8]) -> Result<MedianState> {
+    pub fn deserialize(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, Self::MAGIC, "consensus_median")?;
         let tolerance = match r.u8()? {
             0 => None,
@@ -203,7 +212,7 @@ impl MedianState {
             _ => return Err(r.corrupt("invalid tolerance flag")),
         };
         let n = r.count(16)?;
-        let mut claims = Vec::with_capacity(n);
+        let mut claims = SmallVec::with_capacity(n);
         for i in 0..n {
             crate::interrupt::check_every(i);
             let value = r.f64()?;
@@ -215,7 +224,7 @@ impl MedianState {
             claims.push((value + 0.0, weight));
         }
         r.finish()?;
-        Ok(MedianState { claims, tolerance })
+        Ok(NumericClaims { claims, tolerance })
     }
 }
 

@@ -7,7 +7,7 @@
 //! median with the lower weighted 25th/75th percentiles; supporters are the voters with
 //! |v − m| ≤ tolerance·|m|. No voting rows → NULL.
 
-use super::{state_mut, take};
+use super::{per_row_function, state_mut, take, Args};
 use crate::composite::composite;
 use crate::error::OrRaise;
 use pgrx::datum::Internal;
@@ -17,18 +17,25 @@ use resi_core::consensus::MedianState;
 
 const NAME: &str = "resi.consensus_median";
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_median_transition(
-    mut state: Internal,
-    value: Option<f64>,
-    weight: Option<f64>,
-    tolerance: Option<f64>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: the transition value of consensus_median is always a MedianState.
-    let claims = unsafe { state_mut::<MedianState>(&mut state, fcinfo) };
-    claims.add(value, weight, tolerance).or_raise(NAME);
-    state
+per_row_function!(
+    /// `resi.consensus_median_transition(state internal, value double precision, weight double
+    /// precision, tolerance double precision) → internal`: count one row (sql/consensus.sql
+    /// declares it).
+    consensus_median_transition_wrapper,
+    pg_finfo_consensus_median_transition_wrapper,
+    transition
+);
+
+/// SAFETY: PostgreSQL calls this with the aggregate's four arguments; the state is always a
+/// MedianState of this aggregate.
+#[inline(always)]
+unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let args = Args::of(fcinfo);
+        let claims = args.state::<MedianState>();
+        (*claims).add(args.f64(1), args.f64(2), args.f64(3)).or_raise(NAME);
+        pg_sys::Datum::from(claims)
+    }
 }
 
 #[pg_extern(immutable, parallel_safe)]

@@ -5,7 +5,7 @@
 //! to more supporters, then to the smallest value in byte order. No voting rows → NULL.
 //! Weights are summed exactly (fixed point, 2^-52), so serial and parallel plans agree bit for bit.
 
-use super::{state_mut, take};
+use super::{per_row_function, state_mut, take, Args};
 use crate::composite::composite;
 use crate::error::OrRaise;
 use pgrx::datum::Internal;
@@ -15,17 +15,24 @@ use resi_core::consensus::ModeState;
 
 const NAME: &str = "resi.consensus_mode";
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_mode_transition(
-    mut state: Internal,
-    value: Option<&str>,
-    weight: Option<f64>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: the transition value of consensus_mode is always a ModeState.
-    let tallies = unsafe { state_mut::<ModeState>(&mut state, fcinfo) };
-    tallies.add(value, weight).or_raise(NAME);
-    state
+per_row_function!(
+    /// `resi.consensus_mode_transition(state internal, value text, weight double precision)
+    /// → internal`: count one row (sql/consensus.sql declares it).
+    consensus_mode_transition_wrapper,
+    pg_finfo_consensus_mode_transition_wrapper,
+    transition
+);
+
+/// SAFETY: PostgreSQL calls this with the aggregate's three arguments; the state is always a
+/// ModeState of this aggregate, and the value's bytes live for this call.
+#[inline(always)]
+unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let args = Args::of(fcinfo);
+        let tallies = args.state::<ModeState>();
+        (*tallies).add_bytes(args.text(1), args.f64(2)).or_raise(NAME);
+        pg_sys::Datum::from(tallies)
+    }
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -59,12 +66,15 @@ fn consensus_mode_final(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pgrx::composite_type!('static, "resi.consensus")> {
     // SAFETY: a ModeState of this aggregate.
-    let c = unsafe { state.get::<ModeState>() }?.result().or_raise(NAME)?;
+    let c = unsafe { state.get::<ModeState>() }?.winner().or_raise(NAME)?;
+    // SAFETY: the bytes are a text value this aggregate was given, copied into a new text.
+    let value =
+        unsafe { pg_sys::cstring_to_text_with_len(c.value.as_ptr() as *const std::ffi::c_char, c.value.len() as i32) };
     Some(composite(
         fcinfo,
         "resi.consensus",
         &[
-            c.value.into_datum(),
+            Some(pg_sys::Datum::from(value)),
             c.confidence.into_datum(),
             c.agreement.into_datum(),
             c.supporters.into_datum(),
