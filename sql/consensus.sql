@@ -13,7 +13,7 @@
 -- the typical state size of a listing-sized group (a few distinct values, ~10 claims): without
 -- it the planner assumes 8 kB per group and avoids hash aggregation.
 -- ---------------------------------------------------------------------------------------------
--- The per-row transition functions of consensus_mode and consensus_median: plain fmgr entry
+-- The transition and final functions of consensus_mode and consensus_median: plain fmgr entry
 -- points in Rust (resi_pg/src/consensus/mod.rs, per_row_function!), declared here as pgrx
 -- declared them before. Their other support functions are #[pg_extern] functions.
 CREATE FUNCTION resi.consensus_mode_transition("state" internal, "value" text, "weight" double precision)
@@ -23,6 +23,12 @@ CREATE FUNCTION resi.consensus_median_transition("state" internal, "value" doubl
                                                  "weight" double precision, "tolerance" double precision)
     RETURNS internal IMMUTABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_transition_wrapper';
+CREATE FUNCTION resi.consensus_mode_final("state" internal) RETURNS resi.consensus
+    IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_final_wrapper';
+CREATE FUNCTION resi.consensus_median_final("state" internal) RETURNS resi.numeric_consensus
+    IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_final_wrapper';
 
 CREATE AGGREGATE resi.consensus_mode(value text, weight double precision) (
     STYPE        = internal,

@@ -7,12 +7,12 @@
 //! median with the lower weighted 25th/75th percentiles; supporters are the voters with
 //! |v − m| ≤ tolerance·|m|. No voting rows → NULL.
 
-use super::{per_row_function, state_mut, take, Args};
-use crate::composite::composite;
+use super::{null_result, per_row_function, state_mut, take, Args};
+use crate::composite::form_result;
 use crate::error::OrRaise;
 use pgrx::datum::Internal;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, IntoDatum};
 use resi_core::consensus::MedianState;
 
 const NAME: &str = "resi.consensus_median";
@@ -63,25 +63,36 @@ fn consensus_median_deserialize(bytes: Option<&[u8]>, _unused: Internal) -> Inte
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_median_final(
-    mut state: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Option<pgrx::composite_type!('static, "resi.numeric_consensus")> {
-    // SAFETY: a MedianState of this aggregate. result() sorts the claims in place, which
-    // leaves the same multiset: a later transition or final call sees an equivalent state.
-    let c = unsafe { state.get_mut::<MedianState>() }?.result().or_raise(NAME)?;
-    Some(composite(
-        fcinfo,
-        "resi.numeric_consensus",
-        &[
-            c.value.into_datum(),
-            c.confidence.into_datum(),
-            c.agreement.into_datum(),
-            c.supporters.into_datum(),
-            c.voters.into_datum(),
-            c.low.into_datum(),
-            c.high.into_datum(),
-        ],
-    ))
+per_row_function!(
+    /// `resi.consensus_median_final(state internal) → resi.numeric_consensus`, once per group
+    /// (sql/consensus.sql declares it): NULL when no row voted.
+    consensus_median_final_wrapper,
+    pg_finfo_consensus_median_final_wrapper,
+    final_result
+);
+
+/// SAFETY: PostgreSQL calls this with the aggregate's state (NULL or a MedianState of this
+/// aggregate), from a call expression returning resi.numeric_consensus. result() sorts the
+/// claims in place, which leaves the same multiset: a later transition or final call (a window
+/// aggregate) sees an equivalent state.
+unsafe fn final_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let claims = Args::of(fcinfo).state_if_any::<MedianState>();
+        let Some(c) = claims.and_then(|c| c.result().or_raise(NAME)) else {
+            return null_result(fcinfo);
+        };
+        form_result(
+            fcinfo,
+            &mut [
+                pg_sys::Datum::from(c.value.to_bits()),
+                pg_sys::Datum::from(c.confidence.to_bits()),
+                pg_sys::Datum::from(c.agreement.to_bits()),
+                pg_sys::Datum::from(c.supporters),
+                pg_sys::Datum::from(c.voters),
+                pg_sys::Datum::from(c.low.to_bits()),
+                pg_sys::Datum::from(c.high.to_bits()),
+            ],
+            &mut [false; 7],
+        )
+    }
 }

@@ -8,10 +8,11 @@
 //! is a Rust value (`resi_core::consensus`) owned by the aggregate's memory context: it is
 //! dropped when PostgreSQL resets that context, and never serialised per row.
 //!
-//! The per-row transition functions of `consensus_mode` and `consensus_median` are plain fmgr
+//! The transition and final functions of `consensus_mode` and `consensus_median` are plain fmgr
 //! entry points ([`per_row_function!`]) rather than `#[pg_extern]` functions: they read their
 //! arguments in place (a short text is not copied or converted), without pgrx's per-call
-//! wrapper, which was a third of the aggregate's time per row (issue 16). Their SQL is in
+//! wrapper, which was a third of the aggregate's time per row (issue 16), and a final function
+//! forms its row with the descriptor it looked up once per query. Their SQL is in
 //! sql/consensus.sql, the same `CREATE FUNCTION` pgrx wrote for them before.
 
 mod agreement;
@@ -45,6 +46,14 @@ macro_rules! per_row_function {
     };
 }
 pub(crate) use per_row_function;
+
+/// Return SQL NULL from an fmgr call.
+///
+/// SAFETY: `fcinfo` is the live call's.
+pub(crate) unsafe fn null_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { (*fcinfo).isnull = true };
+    pg_sys::Datum::from(0)
+}
 
 /// The arguments of an fmgr call, read in place.
 pub(crate) struct Args(pg_sys::FunctionCallInfo);
@@ -93,6 +102,15 @@ impl Args {
         }
     }
 
+    /// The state (argument 0) of an `internal`-state aggregate's final function, when a row
+    /// created one.
+    ///
+    /// SAFETY: argument 0 is NULL or a `T` this module created, not otherwise borrowed.
+    #[inline(always)]
+    pub(crate) unsafe fn state_if_any<'a, T>(&self) -> Option<&'a mut T> {
+        unsafe { self.datum(0) }.map(|datum| unsafe { &mut *datum.cast_mut_ptr::<T>() })
+    }
+
     /// The transition state (argument 0) of an `internal`-state aggregate, created on the
     /// group's first row in the aggregate's memory context; see [`state_mut`].
     ///
@@ -131,11 +149,49 @@ pub(crate) unsafe fn aggregate_state_mut<'a, T: Default>(
     misuse: &'static str,
 ) -> &'a mut T {
     if !state.initialized() {
-        let ptr = in_aggregate_context(fcinfo, misuse).leak_and_drop_on_delete(T::default());
+        // SAFETY: the context is the aggregate's, alive for this call and the group.
+        let ptr = unsafe { new_in_context::<T>(in_aggregate_context(fcinfo, misuse).value()) };
         *state = Internal::from(Some(pg_sys::Datum::from(ptr)));
     }
     // SAFETY: the state is this function's T (the caller's contract), initialised above.
     unsafe { state.get_mut::<T>().expect("initialised above") }
+}
+
+/// A `T::default()` in `context`, dropped in place when the context is reset or deleted: one
+/// palloc holds the value and the reset callback that drops it. Unlike a `Box` (pgrx's
+/// `leak_and_drop_on_delete`), a group's state costs no malloc and free, and its inline part
+/// counts against the memory PostgreSQL accounts to the aggregate (`work_mem`).
+///
+/// SAFETY: `context` is a live memory context.
+unsafe fn new_in_context<T: Default>(context: pg_sys::MemoryContext) -> *mut T {
+    #[repr(C)]
+    struct Slot<T> {
+        callback: pg_sys::MemoryContextCallback,
+        value: T,
+    }
+
+    #[pg_guard]
+    unsafe extern "C-unwind" fn drop_value<T>(value: *mut std::ffi::c_void) {
+        // SAFETY: `value` is the T written below; the context calls this once, before it frees.
+        unsafe { std::ptr::drop_in_place(value as *mut T) }
+    }
+
+    // palloc aligns to 8 bytes; a state may need 16 (u128 weights), so allocate room to align.
+    let align = std::mem::align_of::<Slot<T>>();
+    // SAFETY: the allocation is large enough for a Slot<T> at its alignment; both fields are
+    // written before the callback is registered, and the value outlives its uses (the
+    // context's lifetime).
+    unsafe {
+        let raw = pg_sys::MemoryContextAlloc(context, std::mem::size_of::<Slot<T>>() + align - 1) as *mut u8;
+        let slot = raw.add(raw.align_offset(align)) as *mut Slot<T>;
+        let value = std::ptr::addr_of_mut!((*slot).value);
+        value.write(T::default());
+        let callback = std::ptr::addr_of_mut!((*slot).callback);
+        (*callback).func = Some(drop_value::<T>);
+        (*callback).arg = value as *mut std::ffi::c_void;
+        pg_sys::MemoryContextRegisterResetCallback(context, callback);
+        value
+    }
 }
 
 /// The aggregate's memory context, or an error when called outside an aggregate.

@@ -5,12 +5,12 @@
 //! to more supporters, then to the smallest value in byte order. No voting rows → NULL.
 //! Weights are summed exactly (fixed point, 2^-52), so serial and parallel plans agree bit for bit.
 
-use super::{per_row_function, state_mut, take, Args};
-use crate::composite::composite;
+use super::{null_result, per_row_function, state_mut, take, Args};
+use crate::composite::form_result;
 use crate::error::OrRaise;
 use pgrx::datum::Internal;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, IntoDatum};
 use resi_core::consensus::ModeState;
 
 const NAME: &str = "resi.consensus_mode";
@@ -60,27 +60,35 @@ fn consensus_mode_deserialize(bytes: Option<&[u8]>, _unused: Internal) -> Intern
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_mode_final(
-    state: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Option<pgrx::composite_type!('static, "resi.consensus")> {
-    // SAFETY: a ModeState of this aggregate.
-    let c = unsafe { state.get::<ModeState>() }?.winner().or_raise(NAME)?;
-    // SAFETY: the bytes are a text value this aggregate was given, copied into a new text.
-    let value =
-        unsafe { pg_sys::cstring_to_text_with_len(c.value.as_ptr() as *const std::ffi::c_char, c.value.len() as i32) };
-    Some(composite(
-        fcinfo,
-        "resi.consensus",
-        &[
-            Some(pg_sys::Datum::from(value)),
-            c.confidence.into_datum(),
-            c.agreement.into_datum(),
-            c.supporters.into_datum(),
-            c.voters.into_datum(),
-            c.support_weight.into_datum(),
-            c.total_weight.into_datum(),
-        ],
-    ))
+per_row_function!(
+    /// `resi.consensus_mode_final(state internal) → resi.consensus`, once per group
+    /// (sql/consensus.sql declares it): NULL when no row voted.
+    consensus_mode_final_wrapper,
+    pg_finfo_consensus_mode_final_wrapper,
+    final_result
+);
+
+/// SAFETY: PostgreSQL calls this with the aggregate's state (NULL or a ModeState of this
+/// aggregate), from a call expression returning resi.consensus.
+unsafe fn final_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let tallies = Args::of(fcinfo).state_if_any::<ModeState>();
+        let Some(w) = tallies.and_then(|t| t.winner().or_raise(NAME)) else {
+            return null_result(fcinfo);
+        };
+        let value = pg_sys::cstring_to_text_with_len(w.value.as_ptr() as *const std::ffi::c_char, w.value.len() as i32);
+        form_result(
+            fcinfo,
+            &mut [
+                pg_sys::Datum::from(value),
+                pg_sys::Datum::from(w.confidence.to_bits()),
+                pg_sys::Datum::from(w.agreement.to_bits()),
+                pg_sys::Datum::from(w.supporters),
+                pg_sys::Datum::from(w.voters),
+                pg_sys::Datum::from(w.support_weight.to_bits()),
+                pg_sys::Datum::from(w.total_weight.to_bits()),
+            ],
+            &mut [false; 7],
+        )
+    }
 }
