@@ -14,7 +14,7 @@
 -- it the planner assumes 8 kB per group and avoids hash aggregation.
 -- ---------------------------------------------------------------------------------------------
 -- The transition and final functions of consensus_mode and consensus_median: plain fmgr entry
--- points in Rust (resi_pg/src/consensus/mod.rs, per_row_function!), declared here as pgrx
+-- points in Rust (resi_pg/src/consensus/mod.rs, fmgr_function!), declared here as pgrx
 -- declared them before. Their other support functions are #[pg_extern] functions.
 CREATE FUNCTION resi.consensus_mode_transition("state" internal, "value" text, "weight" double precision)
     RETURNS internal IMMUTABLE PARALLEL SAFE

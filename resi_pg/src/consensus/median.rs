@@ -7,7 +7,7 @@
 //! median with the lower weighted 25th/75th percentiles; supporters are the voters with
 //! |v − m| ≤ tolerance·|m|. No voting rows → NULL.
 
-use super::{null_result, per_row_function, state_mut, take, Args};
+use super::{fmgr_function, null_result, state_mut, take, Args};
 use crate::composite::form_result;
 use crate::error::OrRaise;
 use pgrx::datum::Internal;
@@ -17,7 +17,7 @@ use resi_core::consensus::MedianState;
 
 const NAME: &str = "resi.consensus_median";
 
-per_row_function!(
+fmgr_function!(
     /// `resi.consensus_median_transition(state internal, value double precision, weight double
     /// precision, tolerance double precision) → internal`: count one row (sql/consensus.sql
     /// declares it).
@@ -63,7 +63,7 @@ fn consensus_median_deserialize(bytes: Option<&[u8]>, _unused: Internal) -> Inte
     }
 }
 
-per_row_function!(
+fmgr_function!(
     /// `resi.consensus_median_final(state internal) → resi.numeric_consensus`, once per group
     /// (sql/consensus.sql declares it): NULL when no row voted.
     consensus_median_final_wrapper,

@@ -9,7 +9,7 @@
 //! dropped when PostgreSQL resets that context, and never serialised per row.
 //!
 //! The transition and final functions of `consensus_mode` and `consensus_median` are plain fmgr
-//! entry points ([`per_row_function!`]) rather than `#[pg_extern]` functions: they read their
+//! entry points ([`fmgr_function!`]) rather than `#[pg_extern]` functions: they read their
 //! arguments in place (a short text is not copied or converted), without pgrx's per-call
 //! wrapper, which was a third of the aggregate's time per row (issue 16), and a final function
 //! forms its row with the descriptor it looked up once per query. Their SQL is in
@@ -24,10 +24,10 @@ use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts};
 
-/// Define `$symbol` as a version-1 fmgr function (what `PG_FUNCTION_INFO_V1` declares in C):
+/// Define `$symbol` as a version-1 fmgr function, what `PG_FUNCTION_INFO_V1` declares in C:
 /// `pg_finfo_$symbol`, and the entry point itself, which calls `$body(fcinfo)`. A Rust panic
 /// or PostgreSQL error inside is raised as an ERROR (`#[pg_guard]`).
-macro_rules! per_row_function {
+macro_rules! fmgr_function {
     ($(#[$doc:meta])* $symbol:ident, $finfo:ident, $body:path) => {
         #[doc(hidden)]
         #[unsafe(no_mangle)]
@@ -45,7 +45,7 @@ macro_rules! per_row_function {
         }
     };
 }
-pub(crate) use per_row_function;
+pub(crate) use fmgr_function;
 
 /// Return SQL NULL from an fmgr call.
 ///
@@ -112,20 +112,21 @@ impl Args {
     }
 
     /// The transition state (argument 0) of an `internal`-state aggregate, created on the
-    /// group's first row in the aggregate's memory context; see [`state_mut`].
+    /// group's first row in the aggregate's memory context (as [`state_mut`] does).
     ///
     /// SAFETY: argument 0 is NULL or a `T` this module created.
     #[inline(always)]
     pub(crate) unsafe fn state<T: Default>(&self) -> *mut T {
         match unsafe { self.datum(0) } {
             Some(datum) => datum.cast_mut_ptr::<T>(),
-            None => unsafe {
-                let mut state = Internal::default();
-                state_mut::<T>(&mut state, self.0) as *mut T
-            },
+            // SAFETY: the aggregate's context, alive for the group.
+            None => unsafe { new_in_context::<T>(in_aggregate_context(self.0, MISUSE).value()) },
         }
     }
 }
+
+/// The error (SQLSTATE 0A000) of a support function called outside its aggregate.
+const MISUSE: &str = "resi consensus support functions can only be called by their aggregates";
 
 /// The state behind an `internal` transition value, created on the first row in the
 /// aggregate's memory context (so it lives as long as the group, not the row).
@@ -134,9 +135,7 @@ impl Args {
 /// passes our own transition values to our support functions (they take `internal`, which SQL
 /// cannot supply).
 unsafe fn state_mut<T: Default>(state: &mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &mut T {
-    unsafe {
-        aggregate_state_mut(state, fcinfo, "resi consensus support functions can only be called by their aggregates")
-    }
+    unsafe { aggregate_state_mut(state, fcinfo, MISUSE) }
 }
 
 /// [`state_mut`] for any `internal`-state aggregate of the extension; `misuse` is the error

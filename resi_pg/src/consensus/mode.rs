@@ -5,7 +5,7 @@
 //! to more supporters, then to the smallest value in byte order. No voting rows → NULL.
 //! Weights are summed exactly (fixed point, 2^-52), so serial and parallel plans agree bit for bit.
 
-use super::{null_result, per_row_function, state_mut, take, Args};
+use super::{fmgr_function, null_result, state_mut, take, Args};
 use crate::composite::form_result;
 use crate::error::OrRaise;
 use pgrx::datum::Internal;
@@ -15,7 +15,7 @@ use resi_core::consensus::ModeState;
 
 const NAME: &str = "resi.consensus_mode";
 
-per_row_function!(
+fmgr_function!(
     /// `resi.consensus_mode_transition(state internal, value text, weight double precision)
     /// → internal`: count one row (sql/consensus.sql declares it).
     consensus_mode_transition_wrapper,
@@ -60,7 +60,7 @@ fn consensus_mode_deserialize(bytes: Option<&[u8]>, _unused: Internal) -> Intern
     }
 }
 
-per_row_function!(
+fmgr_function!(
     /// `resi.consensus_mode_final(state internal) → resi.consensus`, once per group
     /// (sql/consensus.sql declares it): NULL when no row voted.
     consensus_mode_final_wrapper,
