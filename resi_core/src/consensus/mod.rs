@@ -26,11 +26,18 @@ pub const WEIGHT_FRACTION_BITS: i32 = 52;
 pub const MAX_WEIGHT: f64 = 1e15;
 
 /// A vote weight in exact fixed point, so that sums are associative and commutative.
+///
+/// The u128 is kept as two words (high first, so the derived order is the numeric one):
+/// aligned to 8 bytes, not u128's 16, since a state holds one per distinct value and the
+/// padding would push a small group's state past a 256-byte allocation.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Weight(u128);
+pub struct Weight {
+    high: u64,
+    low: u64,
+}
 
 impl Weight {
-    pub const ZERO: Weight = Weight(0);
+    pub const ZERO: Weight = Weight { high: 0, low: 0 };
 
     /// The weight of one vote, or `None` when the row does not vote.
     ///
@@ -49,43 +56,65 @@ impl Weight {
                 "consensus weight {w} is out of range (weights must be at most {MAX_WEIGHT:e})"
             )));
         }
-        // Exact: w * 2^52 is computed without rounding error (a power-of-two scale), and the
-        // rounded result is below 2^102, well inside u128.
-        let units = (w * (1u128 << WEIGHT_FRACTION_BITS) as f64).round() as u128;
-        Ok((units > 0).then_some(Weight(units)))
+        let units = units_of(w);
+        Ok((units > 0).then_some(Weight::from_units(units)))
     }
 
     /// The raw fixed-point units (multiples of 2^-52).
     #[inline]
     pub fn units(self) -> u128 {
-        self.0
+        (self.high as u128) << 64 | self.low as u128
     }
 
     /// Rebuild a weight from its units, as read back from a serialised state.
     #[inline]
     pub fn from_units(units: u128) -> Weight {
-        Weight(units)
+        Weight { high: (units >> 64) as u64, low: units as u64 }
     }
 
     /// The weight as a float (correctly rounded from the exact sum).
     #[inline]
     pub fn to_f64(self) -> f64 {
-        self.0 as f64 / (1u128 << WEIGHT_FRACTION_BITS) as f64
+        self.units() as f64 / (1u128 << WEIGHT_FRACTION_BITS) as f64
     }
 
     #[inline]
     pub fn checked_add(self, other: Weight) -> Result<Weight> {
-        self.0
-            .checked_add(other.0)
-            .map(Weight)
+        self.units()
+            .checked_add(other.units())
+            .map(Weight::from_units)
             .ok_or_else(|| Error::out_of_range("sum of consensus weights is out of range (more than 2^76)"))
+    }
+}
+
+/// `round(w × 2^52)` (halves away from zero) for a finite `w` in (0, MAX_WEIGHT], in integer
+/// arithmetic on `w`'s bits: `w = m × 2^e` exactly, so the result is `m` shifted by `e + 52`,
+/// rounded when that shift is to the right. The same number as the float expression
+/// `(w * 2^52).round() as u128` (both are exact; a test compares them), without libm's `round`
+/// and a float-to-u128 conversion on every row. Below 2^102, well inside u128.
+#[inline(always)]
+fn units_of(w: f64) -> u128 {
+    let bits = w.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1u64 << 52) - 1);
+    // Subnormals have no implicit leading bit and the smallest exponent.
+    let (m, e) = if biased == 0 { (fraction, -1074) } else { (fraction | 1u64 << 52, biased - 1075) };
+    let shift = e + WEIGHT_FRACTION_BITS;
+    if shift >= 0 {
+        (m as u128) << shift
+    } else if shift > -64 {
+        let s = -shift as u32;
+        // m < 2^53 and the half below 2^63: no overflow.
+        ((m + (1u64 << (s - 1))) >> s) as u128
+    } else {
+        0
     }
 }
 
 /// `part / whole` as a share in [0, 1]; 0 when `whole` is zero.
 #[inline]
 fn share(part: Weight, whole: Weight) -> f64 {
-    if whole.0 == 0 {
+    if whole == Weight::ZERO {
         0.0
     } else {
         part.to_f64() / whole.to_f64()
@@ -136,6 +165,48 @@ mod tests {
             .unwrap();
         let b = Weight::of_vote(Some(0.3)).unwrap().unwrap();
         assert!(a.units().abs_diff(b.units()) <= 1);
+    }
+
+    #[test]
+    fn integer_units_equal_the_float_rounding() {
+        let float_units = |w: f64| (w * (1u128 << WEIGHT_FRACTION_BITS) as f64).round() as u128;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut checked = 0;
+        for _ in 0..200_000 {
+            // Random bit patterns over the whole positive range, and values near the grid.
+            let w = f64::from_bits(next() >> 1);
+            if !(w > 0.0 && w <= MAX_WEIGHT) {
+                continue;
+            }
+            assert_eq!(units_of(w), float_units(w), "{w:e}");
+            checked += 1;
+        }
+        assert!(checked > 10_000, "too few samples in range: {checked}");
+        let tiny = f64::from_bits(1);
+        let half = 2f64.powi(-53);
+        for w in [tiny, 1e-300, 1e-17, half, half * (1.0 + f64::EPSILON), half * 1.5, 2f64.powi(-52), 0.1, 1.0, 1e15]
+            .into_iter()
+            .chain((1..2000).map(|k| k as f64 * 2f64.powi(-54)))
+            .chain((1..2000).map(|k| k as f64 / 1024.0))
+        {
+            assert_eq!(units_of(w), float_units(w), "{w:e}");
+        }
+    }
+
+    /// The extension allocates a state with a 24-byte callback in front (resi_pg's
+    /// `new_in_context`); a small group's state then fits PostgreSQL's 256-byte chunk, not the
+    /// next size up (twice the memory per group of a hash aggregate).
+    #[test]
+    fn small_group_states_fit_a_256_byte_chunk() {
+        assert!(std::mem::size_of::<ModeState>() + 24 <= 256, "{}", std::mem::size_of::<ModeState>());
+        assert!(std::mem::size_of::<MedianState>() + 24 <= 256, "{}", std::mem::size_of::<MedianState>());
+        assert!(std::mem::align_of::<ModeState>() <= 8 && std::mem::align_of::<ListingState>() <= 8);
     }
 
     #[test]

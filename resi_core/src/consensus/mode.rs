@@ -43,12 +43,20 @@ impl Tally {
     }
 }
 
-/// One distinct value: its bytes are `bytes[start..start + len]` of its [`Tallies`].
+/// One distinct value. Values are appended to their [`Tallies`]' buffer in the order of their
+/// entries, so entry `i`'s bytes run from its `start` to the next entry's (see [`value_at`]):
+/// 32 bytes an entry, which keeps a whole [`ModeState`] in a 256-byte allocation.
 #[derive(Copy, Clone, Debug)]
 struct Entry {
     tally: Tally,
     start: usize,
-    len: usize,
+}
+
+/// The bytes of entry `i` (of `entries`, whose values are in `bytes`).
+#[inline(always)]
+fn value_at<'a>(entries: &[Entry], bytes: &'a [u8], i: usize) -> &'a [u8] {
+    let end = entries.get(i + 1).map_or(bytes.len(), |next| next.start);
+    &bytes[entries[i].start..end]
 }
 
 /// Up to this many distinct values a group is a linear scan of its entries (most listings
@@ -102,30 +110,27 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
         self.add_tally(value.as_bytes(), Tally { weight, supporters: 1 })
     }
 
-    fn value(&self, entry: &Entry) -> &[u8] {
-        &self.bytes[entry.start..entry.start + entry.len]
+    fn value(&self, i: usize) -> &[u8] {
+        value_at(&self.entries, &self.bytes, i)
     }
 
     #[inline]
     fn add_tally(&mut self, value: &[u8], tally: Tally) -> Result<()> {
         let found = match self.index.as_deref() {
-            Some((index, hasher)) => {
-                index.find(hasher.hash_one(value), |&i| self.value(&self.entries[i]) == value).copied()
-            }
-            None => self.entries.iter().position(|e| self.value(e) == value),
+            Some((index, hasher)) => index.find(hasher.hash_one(value), |&i| self.value(i) == value).copied(),
+            None => (0..self.entries.len()).find(|&i| self.value(i) == value),
         };
         if let Some(i) = found {
             return self.entries[i].tally.add(tally);
         }
-        let entry = Entry { tally, start: self.bytes.len(), len: value.len() };
+        let entry = Entry { tally, start: self.bytes.len() };
         self.bytes.extend_from_slice(value);
         self.entries.push(entry);
         let i = self.entries.len() - 1;
         match self.index.as_deref_mut() {
             Some((index, hasher)) => {
                 let (entries, bytes) = (&self.entries, &self.bytes);
-                let at = |i: usize| &bytes[entries[i].start..entries[i].start + entries[i].len];
-                index.insert_unique(hasher.hash_one(value), i, |&j| hasher.hash_one(at(j)));
+                index.insert_unique(hasher.hash_one(value), i, |&j| hasher.hash_one(value_at(entries, bytes, j)));
             }
             None if self.entries.len() > SMALL => self.build_index(),
             None => {}
@@ -136,12 +141,8 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
     fn build_index(&mut self) {
         let hasher = DefaultHashBuilder::default();
         let mut index = HashTable::with_capacity(self.entries.len() * 2);
-        for (i, e) in self.entries.iter().enumerate() {
-            let value = &self.bytes[e.start..e.start + e.len];
-            index.insert_unique(hasher.hash_one(value), i, |&j: &usize| {
-                let e = &self.entries[j];
-                hasher.hash_one(&self.bytes[e.start..e.start + e.len])
-            });
+        for i in 0..self.entries.len() {
+            index.insert_unique(hasher.hash_one(self.value(i)), i, |&j: &usize| hasher.hash_one(self.value(j)));
         }
         self.index = Some(Box::new((index, hasher)));
     }
@@ -150,7 +151,7 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
     pub fn merge(&mut self, other: Self) -> Result<()> {
         for (i, entry) in other.entries.iter().enumerate() {
             crate::interrupt::check_every(i);
-            self.add_tally(other.value(entry), entry.tally)?;
+            self.add_tally(other.value(i), entry.tally)?;
         }
         Ok(())
     }
@@ -168,25 +169,29 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
     pub fn winner(&self) -> Result<Option<Winner<'_>>> {
         let mut total = Weight::ZERO;
         let mut voters = 0u64;
-        let mut best: Option<&Entry> = None;
+        let mut best: Option<usize> = None;
         for (i, entry) in self.entries.iter().enumerate() {
             crate::interrupt::check_every(i);
             total = total.checked_add(entry.tally.weight)?;
             voters += entry.tally.supporters;
             let wins = match best {
                 None => true,
-                Some(b) => (entry.tally.weight, entry.tally.supporters)
-                    .cmp(&(b.tally.weight, b.tally.supporters))
-                    .then_with(|| self.value(b).cmp(self.value(entry)))
-                    .is_gt(),
+                Some(b) => {
+                    let b_tally = self.entries[b].tally;
+                    (entry.tally.weight, entry.tally.supporters)
+                        .cmp(&(b_tally.weight, b_tally.supporters))
+                        .then_with(|| self.value(b).cmp(self.value(i)))
+                        .is_gt()
+                }
             };
             if wins {
-                best = Some(entry);
+                best = Some(i);
             }
         }
-        let Some(best) = best else { return Ok(None) };
+        let Some(b) = best else { return Ok(None) };
+        let best = &self.entries[b];
         Ok(Some(Winner {
-            value: self.value(best),
+            value: self.value(b),
             confidence: share(best.tally.weight, total),
             agreement: best.tally.supporters as f64 / voters as f64,
             supporters: count_to_i32(best.tally.supporters, "supporter")?,
@@ -218,7 +223,7 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
         w.u64(self.distinct_values() as u64);
         for (i, entry) in self.entries.iter().enumerate() {
             crate::interrupt::check_every(i);
-            w.bytes(self.value(entry));
+            w.bytes(self.value(i));
             w.u128(entry.tally.weight.units());
             w.u64(entry.tally.supporters);
         }

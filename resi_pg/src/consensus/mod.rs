@@ -175,13 +175,15 @@ unsafe fn new_in_context<T: Default>(context: pg_sys::MemoryContext) -> *mut T {
         unsafe { std::ptr::drop_in_place(value as *mut T) }
     }
 
-    // palloc aligns to 8 bytes; a state may need 16 (u128 weights), so allocate room to align.
+    // palloc aligns to MAXALIGN (8 bytes); a state that needs more gets room to align. The
+    // states are sized so that the allocation stays within a power of two (AllocSet's chunk).
     let align = std::mem::align_of::<Slot<T>>();
+    let slack = if align > pg_sys::MAXIMUM_ALIGNOF as usize { align - 1 } else { 0 };
     // SAFETY: the allocation is large enough for a Slot<T> at its alignment; both fields are
     // written before the callback is registered, and the value outlives its uses (the
     // context's lifetime).
     unsafe {
-        let raw = pg_sys::MemoryContextAlloc(context, std::mem::size_of::<Slot<T>>() + align - 1) as *mut u8;
+        let raw = pg_sys::MemoryContextAlloc(context, std::mem::size_of::<Slot<T>>() + slack) as *mut u8;
         let slot = raw.add(raw.align_offset(align)) as *mut Slot<T>;
         let value = std::ptr::addr_of_mut!((*slot).value);
         value.write(T::default());
