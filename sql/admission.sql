@@ -53,39 +53,15 @@ COMMENT ON AGGREGATE resi.submission_quality(text, double precision, text) IS
 -- ---------------------------------------------------------------------------------------------
 -- Rate limits
 -- ---------------------------------------------------------------------------------------------
+-- In Rust (resi_pg/src/rate_limit.rs): two primary-key reads with the statement's snapshot,
+-- without starting an executor per call as PL/pgSQL did; same contract, privileges and errors.
 CREATE FUNCTION resi.check_miner_rate_limit(
     hotkey      text,
     submissions integer DEFAULT 1,
     on_day      date    DEFAULT (now() AT TIME ZONE 'UTC')::date
 ) RETURNS boolean
-    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
-AS $$
-DECLARE
-    trust  double precision;
-    banned boolean;
-    used   bigint;
-BEGIN
-    IF submissions < 0 THEN
-        RAISE EXCEPTION 'resi.check_miner_rate_limit: submissions must be >= 0, got %', submissions
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT t.trust_score, coalesce(t.banned_until > now(), false)
-      INTO trust, banned
-      FROM resi.miner_trust t
-     WHERE t.miner_hotkey = hotkey;
-    IF NOT FOUND THEN
-        trust := resi.initial_trust();
-        banned := false;
-    END IF;
-    IF banned THEN
-        RETURN false;
-    END IF;
-    SELECT d.submissions INTO used
-      FROM resi.miner_submission_days d
-     WHERE d.miner_hotkey = hotkey AND d.day = on_day;
-    RETURN coalesce(used, 0) + submissions <= resi.rate_limit_for(trust);
-END
-$$;
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'check_miner_rate_limit_wrapper';
 COMMENT ON FUNCTION resi.check_miner_rate_limit(text, integer, date) IS
     'True when the miner may make `submissions` more submissions on that UTC day: the day''s count so far plus these is within resi.rate_limit_for(trust); unknown miners have resi.initial_trust(); banned miners get false.';
 

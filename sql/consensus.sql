@@ -13,9 +13,9 @@
 -- the typical state size of a listing-sized group (a few distinct values, ~10 claims): without
 -- it the planner assumes 8 kB per group and avoids hash aggregation.
 -- ---------------------------------------------------------------------------------------------
--- The transition and final functions of consensus_mode and consensus_median: plain fmgr entry
--- points in Rust (resi_pg/src/consensus/mod.rs, fmgr_function!), declared here as pgrx
--- declared them before. Their other support functions are #[pg_extern] functions.
+-- The transition, combine, deserial and final functions of consensus_mode and consensus_median:
+-- plain fmgr entry points in Rust (resi_pg/src/consensus/mod.rs, fmgr_function!), declared here
+-- as pgrx declared them before. Their serial functions are #[pg_extern] functions.
 CREATE FUNCTION resi.consensus_mode_transition("state" internal, "value" text, "weight" double precision)
     RETURNS internal IMMUTABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_transition_wrapper';
@@ -23,6 +23,18 @@ CREATE FUNCTION resi.consensus_median_transition("state" internal, "value" doubl
                                                  "weight" double precision, "tolerance" double precision)
     RETURNS internal IMMUTABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_transition_wrapper';
+CREATE FUNCTION resi.consensus_mode_combine("first" internal, "second" internal)
+    RETURNS internal IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_combine_wrapper';
+CREATE FUNCTION resi.consensus_median_combine("first" internal, "second" internal)
+    RETURNS internal IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_combine_wrapper';
+CREATE FUNCTION resi.consensus_mode_deserialize("bytes" bytea, "_unused" internal)
+    RETURNS internal IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_deserialize_wrapper';
+CREATE FUNCTION resi.consensus_median_deserialize("bytes" bytea, "_unused" internal)
+    RETURNS internal IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_deserialize_wrapper';
 CREATE FUNCTION resi.consensus_mode_final("state" internal) RETURNS resi.consensus
     IMMUTABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_final_wrapper';

@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 mod composite;
 mod consensus;
 mod error;
+mod fmgr;
 mod guc;
 mod hash;
 mod independence;
@@ -82,12 +83,8 @@ extension_sql_file!(
         consensus::agreement::consensus_agreement,
         consensus::agreement::corroborated_agreement,
         consensus::agreement::corroborated_fields,
-        consensus::mode::consensus_mode_combine,
         consensus::mode::consensus_mode_serialize,
-        consensus::mode::consensus_mode_deserialize,
-        consensus::median::consensus_median_combine,
         consensus::median::consensus_median_serialize,
-        consensus::median::consensus_median_deserialize,
         consensus::listing::consensus_listing_transition,
         consensus::listing::consensus_listing_combine,
         consensus::listing::consensus_listing_serialize,

@@ -1,8 +1,16 @@
-//! Rate limits: `resi.rate_limit_for`. `resi.check_miner_rate_limit` and
-//! `resi.record_miner_submission` are SQL over it (sql/admission.sql): they are table
-//! lookups, where PL/pgSQL's cached plans are the right tool.
+//! Rate limits: `resi.rate_limit_for` and `resi.check_miner_rate_limit`.
+//! `resi.record_miner_submission` is PL/pgSQL (sql/admission.sql): it writes, once per object.
 
+use crate::consensus::{fmgr_function, Args};
+use crate::error::raise;
+use pgrx::pg_sys;
+use pgrx::pg_sys::elog::PgLogLevel;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use resi_core::error::Error;
+use resi_core::rate_limit::within_limit;
+use std::ffi::CStr;
 
 /// `resi.rate_limit_for(trust)`: submissions (uploaded objects) a miner of this trust may make
 /// per UTC day, from the `resi.rate_limit_tiers` setting (default `0.8:10000, 0.6:5000,
@@ -13,6 +21,141 @@ use pgrx::prelude::*;
 #[pg_extern(stable, strict, parallel_safe)]
 fn rate_limit_for(trust: f64) -> i32 {
     crate::guc::with_rate_limit_tiers(|tiers| tiers.limit_for(trust))
+}
+
+const CHECK: &str = "resi.check_miner_rate_limit";
+
+fmgr_function!(
+    /// `resi.check_miner_rate_limit(hotkey text, submissions integer, on_day date) → boolean`
+    /// (sql/admission.sql declares it, with its defaults and its contract): true when the
+    /// miner may make `submissions` more submissions on that UTC day. STABLE (it reads the
+    /// statement's snapshot, as the PL/pgSQL it replaces did), STRICT, PARALLEL SAFE;
+    /// negative `submissions` raise 22023; the caller needs SELECT on `resi.miner_trust` and
+    /// `resi.miner_submission_days` (42501 otherwise).
+    check_miner_rate_limit_wrapper,
+    pg_finfo_check_miner_rate_limit_wrapper,
+    check_miner_rate_limit
+);
+
+/// SAFETY: PostgreSQL calls this with three non-NULL arguments (the function is STRICT) of
+/// the declared types.
+unsafe fn check_miner_rate_limit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let args = Args::of(fcinfo);
+        let (Some(hotkey), Some(submissions), Some(day)) = (args.datum(0), args.datum(1), args.datum(2)) else {
+            return crate::consensus::null_result(fcinfo);
+        };
+        let submissions = submissions.value() as i32;
+        if submissions < 0 {
+            raise(Error::invalid_parameter(format!("submissions must be >= 0, got {submissions}")), CHECK);
+        }
+        // The miner's trust and ban, as the statement sees them; an unknown miner has the
+        // initial trust and no ban.
+        let trust = match by_primary_key(c"miner_trust", &[hotkey], &[c"trust_score", c"banned_until"]) {
+            Some(row) => {
+                let banned =
+                    row[1].is_some_and(|until| until.value() as i64 > pg_sys::GetCurrentTransactionStartTimestamp());
+                if banned {
+                    return pg_sys::Datum::from(false);
+                }
+                // NOT NULL in the table.
+                row[0].map_or(crate::guc::INITIAL_TRUST.get(), |t| f64::from_bits(t.value() as u64))
+            }
+            None => crate::guc::INITIAL_TRUST.get(),
+        };
+        let used = by_primary_key(c"miner_submission_days", &[hotkey, day], &[c"submissions"])
+            .and_then(|row| row[0])
+            .map_or(0, |n| i64::from(n.value() as i32));
+        let limit = crate::guc::with_rate_limit_tiers(|tiers| tiers.limit_for(trust));
+        pg_sys::Datum::from(within_limit(used, submissions, limit))
+    }
+}
+
+/// Raise an ERROR of `resi.check_miner_rate_limit` with this SQLSTATE.
+fn fail(code: PgSqlErrorCode, message: String) -> ! {
+    ErrorReport::new(code, format!("{CHECK}: {message}"), CHECK).report(PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
+}
+
+/// The columns `wanted` of the row of `resi.<table>` whose primary key equals `key` (one datum
+/// per key column, in the key's order), read with the calling statement's snapshot; `None`
+/// when there is no such row. A by-value column is returned as is; the rate limit reads only
+/// such columns.
+///
+/// This is what a PL/pgSQL `SELECT … WHERE key = $1` did, without an executor started per
+/// call: the table and its primary key are opened (AccessShareLock, kept to the end of the
+/// transaction as the executor keeps it), SELECT privilege is checked as the executor would
+/// (42501), and a table with row-level security enabled for the caller is an error rather
+/// than read around its policies (0A000; the extension's tables have none).
+///
+/// SAFETY: call from a function in a transaction with an active snapshot; `key` has the
+/// types of the primary key's columns.
+unsafe fn by_primary_key(table: &CStr, key: &[pg_sys::Datum], wanted: &[&CStr]) -> Option<Vec<Option<pg_sys::Datum>>> {
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"resi".as_ptr(), false);
+        let relid = pg_sys::get_relname_relid(table.as_ptr(), schema);
+        if relid == pg_sys::InvalidOid {
+            fail(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("relation resi.{} does not exist", table.to_string_lossy()),
+            );
+        }
+        let acl = pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode);
+        if acl != pg_sys::AclResult::ACLCHECK_OK {
+            pg_sys::aclcheck_error(acl, pg_sys::ObjectType::OBJECT_TABLE, table.as_ptr());
+        }
+        if pg_sys::check_enable_rls(relid, pg_sys::InvalidOid, false)
+            == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+        {
+            fail(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("row-level security on resi.{} is not supported", table.to_string_lossy()),
+            );
+        }
+        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+        let heap = pg_sys::table_open(relid, lock);
+        let index = pg_sys::index_open(pg_sys::RelationGetPrimaryKeyIndex(heap), lock);
+        let mut keys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(key.len());
+        for (i, &value) in key.iter().enumerate() {
+            // Equality in the index's own operator family and collation, as the planner's
+            // index condition would be.
+            let family = *(*index).rd_opfamily.add(i);
+            let input = *(*index).rd_opcintype.add(i);
+            let op = pg_sys::get_opfamily_member(family, input, input, pg_sys::BTEqualStrategyNumber as i16);
+            let mut entry = std::mem::zeroed::<pg_sys::ScanKeyData>();
+            pg_sys::ScanKeyEntryInitialize(
+                &mut entry,
+                0,
+                (i + 1) as pg_sys::AttrNumber,
+                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+                input,
+                *(*index).rd_indcollation.add(i),
+                pg_sys::get_opcode(op),
+                value,
+            );
+            keys.push(entry);
+        }
+        let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), key.len() as i32, 0);
+        pg_sys::index_rescan(scan, keys.as_mut_ptr(), key.len() as i32, std::ptr::null_mut(), 0);
+        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+        let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+        let row = found.then(|| {
+            wanted
+                .iter()
+                .map(|column| {
+                    let attnum = pg_sys::get_attnum(relid, column.as_ptr());
+                    pg_sys::slot_getsomeattrs_int(slot, attnum as i32);
+                    let at = (attnum - 1) as usize;
+                    (!*(*slot).tts_isnull.add(at)).then(|| *(*slot).tts_values.add(at))
+                })
+                .collect()
+        });
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::index_endscan(scan);
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+        row
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -108,6 +251,23 @@ mod tests {
             .unwrap(),
             Some(3)
         );
+    }
+
+    /// It reads the tables as its caller, as the PL/pgSQL it replaced did.
+    #[pg_test(error = "permission denied for table miner_trust")]
+    fn callers_need_select_on_the_tables() {
+        Spi::run("CREATE ROLE resi_test_outsider; GRANT USAGE ON SCHEMA resi TO resi_test_outsider").unwrap();
+        Spi::run("SET ROLE resi_test_outsider").unwrap();
+        allowed("'m'");
+    }
+
+    #[pg_test(error = "resi.check_miner_rate_limit: row-level security on resi.miner_trust is not supported")]
+    fn row_level_security_is_not_read_around() {
+        Spi::run("CREATE ROLE resi_test_reader; GRANT USAGE ON SCHEMA resi TO resi_test_reader").unwrap();
+        Spi::run("GRANT SELECT ON resi.miner_trust, resi.miner_submission_days TO resi_test_reader").unwrap();
+        Spi::run("ALTER TABLE resi.miner_trust ENABLE ROW LEVEL SECURITY").unwrap();
+        Spi::run("SET ROLE resi_test_reader").unwrap();
+        allowed("'m'");
     }
 
     #[pg_test(error = "resi.check_miner_rate_limit: submissions must be >= 0, got -1")]

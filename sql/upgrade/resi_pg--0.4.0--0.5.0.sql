@@ -23,6 +23,7 @@
 --   resi.earn_trust(), resi.propose_audits(), resi.dependent_groups; resi.miner_status names the
 --   group and its evidence; a listing with one independent source has consensus_score <= 0.5.
 -- * COMMENT ON for the functions that had none.
+-- * resi.check_miner_rate_limit is a C (Rust) function: same signature, contract and errors.
 \echo Use "ALTER EXTENSION resi_pg UPDATE TO '0.5.0'" to load this file. \quit
 
 CREATE OR REPLACE FUNCTION resi."consensus_agreement"(
@@ -1777,3 +1778,17 @@ $$;
 COMMENT ON FUNCTION resi.admit_submission(text, timestamptz, boolean, integer) IS
     'Whether a miner''s object submitted at a time may be folded now, counting `pending` objects of that day admitted earlier in the transaction: NULL if so (the miner''s day stays locked until the transaction ends), else ''banned: …'' or ''rate_limited: …''. Over-limit attempts count towards strikes.';
 REVOKE EXECUTE ON FUNCTION resi.admit_submission(text, timestamptz, boolean, integer) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- Aggregates and helpers at the floor (issue 16)
+-- ---------------------------------------------------------------------------------------------
+-- resi.check_miner_rate_limit in Rust (resi_pg/src/rate_limit.rs): two primary-key reads with
+-- the statement's snapshot, without starting an executor per call as PL/pgSQL did; same
+-- signature, defaults, contract and errors. CREATE OR REPLACE keeps its comment.
+CREATE OR REPLACE FUNCTION resi.check_miner_rate_limit(
+    hotkey      text,
+    submissions integer DEFAULT 1,
+    on_day      date    DEFAULT (now() AT TIME ZONE 'UTC')::date
+) RETURNS boolean
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'check_miner_rate_limit_wrapper';

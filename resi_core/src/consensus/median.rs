@@ -205,14 +205,27 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
     /// Read a state written by [`MedianState::serialize`]; every claim is re-validated, so
     /// malformed bytes are an error, never a panic or a wrong answer.
     pub fn deserialize(bytes: &[u8]) -> Result<Self> {
+        let mut state = Self::default();
+        state.merge_serialized(bytes)?;
+        Ok(state)
+    }
+
+    /// [`MedianState::merge`] of a state written by [`MedianState::serialize`], read straight
+    /// from its bytes (the combine step of a parallel plan, without building the partial
+    /// state), validated as [`MedianState::deserialize`] does. On an error `self` may hold part
+    /// of them, which does not matter because the error ends the query.
+    pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<()> {
         let mut r = Reader::new(bytes, Self::MAGIC, "consensus_median")?;
-        let tolerance = match r.u8()? {
-            0 => None,
-            1 => Some(check_tolerance(Some(r.f64()?)).map_err(|_| r.corrupt("invalid tolerance"))?),
+        match r.u8()? {
+            0 => {}
+            1 => {
+                let tolerance = check_tolerance(Some(r.f64()?)).map_err(|_| r.corrupt("invalid tolerance"))?;
+                self.set_tolerance(tolerance)?;
+            }
             _ => return Err(r.corrupt("invalid tolerance flag")),
-        };
+        }
         let n = r.count(16)?;
-        let mut claims = SmallVec::with_capacity(n);
+        self.claims.reserve(n);
         for i in 0..n {
             crate::interrupt::check_every(i);
             let value = r.f64()?;
@@ -221,10 +234,9 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             if !value.is_finite() || !votes {
                 return Err(r.corrupt("a claim has an invalid value or weight"));
             }
-            claims.push((value + 0.0, weight));
+            self.claims.push((value + 0.0, weight));
         }
-        r.finish()?;
-        Ok(NumericClaims { claims, tolerance })
+        r.finish()
     }
 }
 
@@ -324,11 +336,15 @@ mod tests {
             for (i, &(v, w)) in rows.iter().enumerate().rev() {
                 partials[(i * 3) % parts].add(Some(v), Some(w), Some(0.1)).unwrap();
             }
+            // As the combine step reads them: deserialized and merged, or merged from the bytes.
             let mut merged = MedianState::default();
+            let mut merged_from_bytes = MedianState::default();
             for p in partials {
                 merged.merge(MedianState::deserialize(&p.serialize()).unwrap()).unwrap();
+                merged_from_bytes.merge_serialized(&p.serialize()).unwrap();
             }
             assert_eq!(merged.result().unwrap(), expected);
+            assert_eq!(merged_from_bytes.result().unwrap(), expected);
         }
     }
 

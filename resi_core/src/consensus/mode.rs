@@ -233,9 +233,18 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
     /// Read a state written by [`ModeState::serialize`] (for `deserialfunc`). Malformed bytes are
     /// an error, never a panic.
     pub fn deserialize(bytes: &[u8]) -> Result<Self> {
+        let mut state = Self::default();
+        state.merge_serialized(bytes)?;
+        Ok(state)
+    }
+
+    /// [`ModeState::merge`] of a state written by [`ModeState::serialize`], read straight from
+    /// its bytes (the combine step of a parallel plan, without building the partial state).
+    /// Malformed bytes are an error, never a panic; `self` may then hold part of them, which
+    /// does not matter because the error ends the query.
+    pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<()> {
         let mut r = Reader::new(bytes, Self::MAGIC, "consensus_mode")?;
         let n = r.count(8 + 16 + 8)?;
-        let mut state = Self::default();
         for i in 0..n {
             crate::interrupt::check_every(i);
             let value = r.bytes()?;
@@ -244,10 +253,9 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
             if weight == Weight::ZERO || supporters == 0 {
                 return Err(r.corrupt("a value has no weight or no supporters"));
             }
-            state.add_tally(value, Tally { weight, supporters })?;
+            self.add_tally(value, Tally { weight, supporters })?;
         }
-        r.finish()?;
-        Ok(state)
+        r.finish()
     }
 }
 
@@ -337,11 +345,15 @@ mod tests {
             for (i, (v, w)) in values.iter().zip(&weights).enumerate().rev() {
                 partials[(i * 7) % parts].add(Some(v), Some(*w)).unwrap();
             }
+            // As the combine step reads them: deserialized and merged, or merged from the bytes.
             let mut merged = ModeState::default();
+            let mut merged_from_bytes = ModeState::default();
             for p in partials.into_iter().rev() {
                 merged.merge(ModeState::deserialize(&p.serialize()).unwrap()).unwrap();
+                merged_from_bytes.merge_serialized(&p.serialize()).unwrap();
             }
             assert_eq!(merged.result().unwrap(), expected, "{parts} parts");
+            assert_eq!(merged_from_bytes.result().unwrap(), expected, "{parts} parts, from bytes");
         }
     }
 

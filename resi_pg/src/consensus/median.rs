@@ -7,7 +7,7 @@
 //! median with the lower weighted 25th/75th percentiles; supporters are the voters with
 //! |v − m| ≤ tolerance·|m|. No voting rows → NULL.
 
-use super::{fmgr_function, null_result, state_mut, take, Args};
+use super::{combine_serialized, fmgr_function, null_result, pass_serialized, Args};
 use crate::composite::form_result;
 use crate::error::OrRaise;
 use pgrx::datum::Internal;
@@ -38,15 +38,18 @@ unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_median_combine(mut first: Internal, mut second: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    // SAFETY: both are MedianStates of this aggregate.
-    unsafe {
-        if let Some(other) = take::<MedianState>(&mut second) {
-            state_mut::<MedianState>(&mut first, fcinfo).merge(other).or_raise(NAME);
-        }
-    }
-    first
+fmgr_function!(
+    /// `resi.consensus_median_combine(first internal, second internal) → internal`: merge a
+    /// worker's serialized partial state into the group's (sql/consensus.sql declares it).
+    consensus_median_combine_wrapper,
+    pg_finfo_consensus_median_combine_wrapper,
+    combine
+);
+
+/// SAFETY: PostgreSQL calls this with the group's state (NULL or a MedianState of this aggregate)
+/// and the output of consensus_median_deserialize (NULL or a bytea).
+unsafe fn combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { combine_serialized::<MedianState>(fcinfo, MedianState::merge_serialized, NAME) }
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -55,13 +58,14 @@ fn consensus_median_serialize(state: Internal) -> Option<Vec<u8>> {
     unsafe { state.get::<MedianState>() }.map(MedianState::serialize)
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_median_deserialize(bytes: Option<&[u8]>, _unused: Internal) -> Internal {
-    match bytes {
-        Some(bytes) => Internal::new(MedianState::deserialize(bytes).or_raise(NAME)),
-        None => Internal::default(),
-    }
-}
+fmgr_function!(
+    /// `resi.consensus_median_deserialize(bytes bytea, _unused internal) → internal`: the
+    /// serialized state, passed on for the combine function to read (sql/consensus.sql
+    /// declares it).
+    consensus_median_deserialize_wrapper,
+    pg_finfo_consensus_median_deserialize_wrapper,
+    pass_serialized
+);
 
 fmgr_function!(
     /// `resi.consensus_median_final(state internal) → resi.numeric_consensus`, once per group

@@ -20,88 +20,14 @@ mod listing;
 mod median;
 mod mode;
 
+use crate::error::OrRaise;
+pub(crate) use crate::fmgr::{fmgr_function, null_result, Args};
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts};
 
-/// Define `$symbol` as a version-1 fmgr function, what `PG_FUNCTION_INFO_V1` declares in C:
-/// `pg_finfo_$symbol`, and the entry point itself, which calls `$body(fcinfo)`. A Rust panic
-/// or PostgreSQL error inside is raised as an ERROR (`#[pg_guard]`).
-macro_rules! fmgr_function {
-    ($(#[$doc:meta])* $symbol:ident, $finfo:ident, $body:path) => {
-        #[doc(hidden)]
-        #[unsafe(no_mangle)]
-        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-
-        $(#[$doc])*
-        #[unsafe(no_mangle)]
-        #[pg_guard]
-        pub unsafe extern "C-unwind" fn $symbol(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-            // SAFETY: fmgr calls this with a live fcinfo, which is all $body needs.
-            unsafe { $body(fcinfo) }
-        }
-    };
-}
-pub(crate) use fmgr_function;
-
-/// Return SQL NULL from an fmgr call.
-///
-/// SAFETY: `fcinfo` is the live call's.
-pub(crate) unsafe fn null_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    unsafe { (*fcinfo).isnull = true };
-    pg_sys::Datum::from(0)
-}
-
-/// The arguments of an fmgr call, read in place.
-pub(crate) struct Args(pg_sys::FunctionCallInfo);
-
+/// Reading an aggregate's state from its fmgr call (the transition and final functions).
 impl Args {
-    /// SAFETY: `fcinfo` is the live call's.
-    #[inline(always)]
-    pub(crate) unsafe fn of(fcinfo: pg_sys::FunctionCallInfo) -> Args {
-        Args(fcinfo)
-    }
-
-    /// Argument `i`, or `None` when it is NULL.
-    ///
-    /// SAFETY: the call has more than `i` arguments.
-    #[inline(always)]
-    unsafe fn datum(&self, i: usize) -> Option<pg_sys::Datum> {
-        // SAFETY: the caller's contract; fmgr fills `nargs` NullableDatums.
-        let arg = unsafe { &*(*self.0).args.as_ptr().add(i) };
-        (!arg.isnull).then_some(arg.value)
-    }
-
-    /// A `double precision` argument (passed by value).
-    ///
-    /// SAFETY: argument `i` exists and is a float8.
-    #[inline(always)]
-    pub(crate) unsafe fn f64(&self, i: usize) -> Option<f64> {
-        unsafe { self.datum(i) }.map(|d| f64::from_bits(d.value() as u64))
-    }
-
-    /// A `text` argument's bytes. A short or plain value is read where it lies; a compressed
-    /// or out-of-line one is detoasted into the current memory context first.
-    ///
-    /// SAFETY: argument `i` exists and is a text; the bytes live until the call returns.
-    #[inline(always)]
-    pub(crate) unsafe fn text<'a>(&self, i: usize) -> Option<&'a [u8]> {
-        use pgrx::varlena::{varatt_is_1b, varatt_is_1b_e, varatt_is_4b_u, vardata_any, varsize_any_exhdr};
-        let datum = unsafe { self.datum(i) }?;
-        let mut ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
-        // SAFETY: a text datum is a valid varlena; its header says whether it is in line.
-        unsafe {
-            let in_line = varatt_is_4b_u(ptr) || (varatt_is_1b(ptr) && !varatt_is_1b_e(ptr));
-            if !in_line {
-                ptr = pg_sys::pg_detoast_datum_packed(ptr);
-            }
-            Some(std::slice::from_raw_parts(vardata_any(ptr) as *const u8, varsize_any_exhdr(ptr)))
-        }
-    }
-
     /// The state (argument 0) of an `internal`-state aggregate's final function, when a row
     /// created one.
     ///
@@ -120,7 +46,47 @@ impl Args {
         match unsafe { self.datum(0) } {
             Some(datum) => datum.cast_mut_ptr::<T>(),
             // SAFETY: the aggregate's context, alive for the group.
-            None => unsafe { new_in_context::<T>(in_aggregate_context(self.0, MISUSE).value()) },
+            None => unsafe { new_in_context::<T>(in_aggregate_context(self.fcinfo(), MISUSE).value()) },
+        }
+    }
+}
+
+/// The combine step of `consensus_mode` and `consensus_median`: merge a partial state, as its
+/// serial function wrote it (argument 1, passed on by [`pass_serialized`]), straight into the
+/// group's state (argument 0, created on the group's first partial). A parallel plan's leader
+/// combines one partial per worker and group; reading the bytes once, without building and
+/// dropping a state for each, was most of that step's cost. NULL and NULL give NULL.
+///
+/// SAFETY: argument 0 is NULL or a `T` of this aggregate; argument 1 is NULL or a bytea.
+pub(crate) unsafe fn combine_serialized<T: Default>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    merge: fn(&mut T, &[u8]) -> resi_core::error::Result<()>,
+    name: &'static str,
+) -> pg_sys::Datum {
+    unsafe {
+        let args = Args::of(fcinfo);
+        let Some(partial) = args.bytes(1) else {
+            return match args.datum(0) {
+                Some(state) => state,
+                None => null_result(fcinfo),
+            };
+        };
+        let state = args.state::<T>();
+        merge(&mut *state, partial).or_raise(name);
+        pg_sys::Datum::from(state)
+    }
+}
+
+/// The deserial function of `consensus_mode` and `consensus_median`: the serialized state
+/// (a bytea) passed on unchanged as the `internal` value, which only their combine function
+/// ([`combine_serialized`]) receives and which reads and validates it. NULL gives NULL.
+///
+/// SAFETY: argument 0 is NULL or a bytea.
+pub(crate) unsafe fn pass_serialized(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        match Args::of(fcinfo).datum(0) {
+            Some(bytes) => bytes,
+            None => null_result(fcinfo),
         }
     }
 }

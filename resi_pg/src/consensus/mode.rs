@@ -5,7 +5,7 @@
 //! to more supporters, then to the smallest value in byte order. No voting rows → NULL.
 //! Weights are summed exactly (fixed point, 2^-52), so serial and parallel plans agree bit for bit.
 
-use super::{fmgr_function, null_result, state_mut, take, Args};
+use super::{combine_serialized, fmgr_function, null_result, pass_serialized, Args};
 use crate::composite::form_result;
 use crate::error::OrRaise;
 use pgrx::datum::Internal;
@@ -30,20 +30,23 @@ unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let args = Args::of(fcinfo);
         let tallies = args.state::<ModeState>();
-        (*tallies).add_bytes(args.text(1), args.f64(2)).or_raise(NAME);
+        (*tallies).add_bytes(args.bytes(1), args.f64(2)).or_raise(NAME);
         pg_sys::Datum::from(tallies)
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_mode_combine(mut first: Internal, mut second: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    // SAFETY: both are ModeStates of this aggregate.
-    unsafe {
-        if let Some(other) = take::<ModeState>(&mut second) {
-            state_mut::<ModeState>(&mut first, fcinfo).merge(other).or_raise(NAME);
-        }
-    }
-    first
+fmgr_function!(
+    /// `resi.consensus_mode_combine(first internal, second internal) → internal`: merge a
+    /// worker's serialized partial state into the group's (sql/consensus.sql declares it).
+    consensus_mode_combine_wrapper,
+    pg_finfo_consensus_mode_combine_wrapper,
+    combine
+);
+
+/// SAFETY: PostgreSQL calls this with the group's state (NULL or a ModeState of this aggregate)
+/// and the output of consensus_mode_deserialize (NULL or a bytea).
+unsafe fn combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { combine_serialized::<ModeState>(fcinfo, ModeState::merge_serialized, NAME) }
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -52,13 +55,14 @@ fn consensus_mode_serialize(state: Internal) -> Option<Vec<u8>> {
     unsafe { state.get::<ModeState>() }.map(ModeState::serialize)
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_mode_deserialize(bytes: Option<&[u8]>, _unused: Internal) -> Internal {
-    match bytes {
-        Some(bytes) => Internal::new(ModeState::deserialize(bytes).or_raise(NAME)),
-        None => Internal::default(),
-    }
-}
+fmgr_function!(
+    /// `resi.consensus_mode_deserialize(bytes bytea, _unused internal) → internal`: the
+    /// serialized state, passed on for the combine function to read (sql/consensus.sql
+    /// declares it).
+    consensus_mode_deserialize_wrapper,
+    pg_finfo_consensus_mode_deserialize_wrapper,
+    pass_serialized
+);
 
 fmgr_function!(
     /// `resi.consensus_mode_final(state internal) → resi.consensus`, once per group

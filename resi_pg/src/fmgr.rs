@@ -1,0 +1,92 @@
+//! Plain version-1 fmgr functions, for the few entry points where pgrx's per-call wrapper
+//! costs more than the work (the consensus aggregates' support functions, run once per row or
+//! group, and the rate-limit check, run once per row of a query): [`fmgr_function!`] defines
+//! one, [`Args`] reads its arguments in place, and their SQL declares them in sql/*.sql.
+
+use pgrx::pg_sys;
+
+/// Define `$symbol` as a version-1 fmgr function, what `PG_FUNCTION_INFO_V1` declares in C:
+/// `pg_finfo_$symbol`, and the entry point itself, which calls `$body(fcinfo)`. A Rust panic
+/// or PostgreSQL error inside is raised as an ERROR (`#[pg_guard]`).
+macro_rules! fmgr_function {
+    ($(#[$doc:meta])* $symbol:ident, $finfo:ident, $body:path) => {
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        $(#[$doc])*
+        #[unsafe(no_mangle)]
+        #[pg_guard]
+        pub unsafe extern "C-unwind" fn $symbol(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            // SAFETY: fmgr calls this with a live fcinfo, which is all $body needs.
+            unsafe { $body(fcinfo) }
+        }
+    };
+}
+pub(crate) use fmgr_function;
+
+/// Return SQL NULL from an fmgr call.
+///
+/// SAFETY: `fcinfo` is the live call's.
+pub(crate) unsafe fn null_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { (*fcinfo).isnull = true };
+    pg_sys::Datum::from(0)
+}
+
+/// The arguments of an fmgr call, read in place.
+pub(crate) struct Args(pg_sys::FunctionCallInfo);
+
+impl Args {
+    /// SAFETY: `fcinfo` is the live call's.
+    #[inline(always)]
+    pub(crate) unsafe fn of(fcinfo: pg_sys::FunctionCallInfo) -> Args {
+        Args(fcinfo)
+    }
+
+    /// Argument `i`, or `None` when it is NULL.
+    ///
+    /// SAFETY: the call has more than `i` arguments.
+    #[inline(always)]
+    pub(crate) unsafe fn datum(&self, i: usize) -> Option<pg_sys::Datum> {
+        // SAFETY: the caller's contract; fmgr fills `nargs` NullableDatums.
+        let arg = unsafe { &*(*self.0).args.as_ptr().add(i) };
+        (!arg.isnull).then_some(arg.value)
+    }
+
+    /// A `double precision` argument (passed by value).
+    ///
+    /// SAFETY: argument `i` exists and is a float8.
+    #[inline(always)]
+    pub(crate) unsafe fn f64(&self, i: usize) -> Option<f64> {
+        unsafe { self.datum(i) }.map(|d| f64::from_bits(d.value() as u64))
+    }
+
+    /// A `text` or `bytea` argument's bytes. A short or plain value is read where it lies; a
+    /// compressed or out-of-line one is detoasted into the current memory context first.
+    ///
+    /// SAFETY: argument `i` exists and is a varlena (text, bytea); the bytes live until the
+    /// call returns.
+    #[inline(always)]
+    pub(crate) unsafe fn bytes<'a>(&self, i: usize) -> Option<&'a [u8]> {
+        use pgrx::varlena::{varatt_is_1b, varatt_is_1b_e, varatt_is_4b_u, vardata_any, varsize_any_exhdr};
+        let datum = unsafe { self.datum(i) }?;
+        let mut ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
+        // SAFETY: a text datum is a valid varlena; its header says whether it is in line.
+        unsafe {
+            let in_line = varatt_is_4b_u(ptr) || (varatt_is_1b(ptr) && !varatt_is_1b_e(ptr));
+            if !in_line {
+                ptr = pg_sys::pg_detoast_datum_packed(ptr);
+            }
+            Some(std::slice::from_raw_parts(vardata_any(ptr) as *const u8, varsize_any_exhdr(ptr)))
+        }
+    }
+
+    /// The call's fcinfo.
+    #[inline(always)]
+    pub(crate) fn fcinfo(&self) -> pg_sys::FunctionCallInfo {
+        self.0
+    }
+}
