@@ -68,6 +68,24 @@ CREATE AGGREGATE resi.consensus_median(value double precision, weight double pre
 COMMENT ON AGGREGATE resi.consensus_median(double precision, double precision, double precision) IS
     'Trust-weighted lower median with weighted 25th/75th percentiles; supporters are voters within tolerance (relative) of the median. NULL/NaN/infinite values and NULL/NaN/non-positive weights are ignored.';
 
+-- The transition functions of the listing aggregates: plain fmgr entry points too (they read
+-- their 16 or 20 arguments in place), declared as pgrx declared them before.
+CREATE FUNCTION resi.consensus_listing_transition(
+    "state" internal, "zpid" text, "uri" text, "price" bigint, "address" text, "bedrooms" integer,
+    "bathrooms" double precision, "living_area" integer, "home_type" text, "home_status" text,
+    "days_on_zillow" integer, "zip_code" text, "city" text, "state_code" text,
+    "latitude" double precision, "longitude" double precision, "weight" double precision)
+    RETURNS internal IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_listing_transition_wrapper';
+CREATE FUNCTION resi.consensus_by_source_transition(
+    "state" internal, "zpid" text, "uri" text, "price" bigint, "address" text, "bedrooms" integer,
+    "bathrooms" double precision, "living_area" integer, "home_type" text, "home_status" text,
+    "days_on_zillow" integer, "zip_code" text, "city" text, "state_code" text,
+    "latitude" double precision, "longitude" double precision, "trust" double precision,
+    "member" text, "miner_hotkey" text, "signature" bigint, "submitted_at" timestamp with time zone)
+    RETURNS internal IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_by_source_transition_wrapper';
+
 -- Every field of one listing at once (resi_pg/src/consensus/listing.rs): per field exactly what
 -- resi.consensus_mode / resi.consensus_median give (tolerances: price 0.01, living_area 0.02,
 -- days_on_zillow 0.1, latitude/longitude 1e-6), in one call per claim; what resi.listing_consensus

@@ -64,6 +64,49 @@ impl Args {
         unsafe { self.datum(i) }.map(|d| f64::from_bits(d.value() as u64))
     }
 
+    /// An `integer` argument (passed by value).
+    ///
+    /// SAFETY: argument `i` exists and is an int4.
+    #[inline(always)]
+    pub(crate) unsafe fn i32(&self, i: usize) -> Option<i32> {
+        unsafe { self.datum(i) }.map(|d| d.value() as i32)
+    }
+
+    /// A `bigint` or `timestamptz` argument (passed by value; a timestamptz is microseconds
+    /// since 2000-01-01 UTC).
+    ///
+    /// SAFETY: argument `i` exists and is an int8 or timestamptz.
+    #[inline(always)]
+    pub(crate) unsafe fn i64(&self, i: usize) -> Option<i64> {
+        unsafe { self.datum(i) }.map(|d| d.value() as i64)
+    }
+
+    /// A `text` argument as a string, read in place as [`Args::bytes`]. In a UTF-8 database the
+    /// server has already validated it; in any other encoding it must be valid UTF-8 (22021
+    /// otherwise), since the Rust code compares and stores strings.
+    ///
+    /// SAFETY: argument `i` exists and is a text; the string lives until the call returns.
+    #[inline(always)]
+    pub(crate) unsafe fn str<'a>(&self, i: usize) -> Option<&'a str> {
+        let bytes = unsafe { self.bytes(i) }?;
+        if database_is_utf8() {
+            // SAFETY: text in a UTF-8 database is valid UTF-8 (the server checks every input).
+            return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(_) => {
+                pgrx::pg_sys::panic::ErrorReport::new(
+                    pgrx::PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                    "resi: text arguments must be valid UTF-8 in a database whose encoding is not UTF-8",
+                    "resi",
+                )
+                .report(pgrx::pg_sys::elog::PgLogLevel::ERROR);
+                unreachable!("an ERROR report does not return")
+            }
+        }
+    }
+
     /// A `text` or `bytea` argument's bytes. A short or plain value is read where it lies; a
     /// compressed or out-of-line one is detoasted into the current memory context first.
     ///
@@ -89,4 +132,11 @@ impl Args {
     pub(crate) fn fcinfo(&self) -> pg_sys::FunctionCallInfo {
         self.0
     }
+}
+
+/// Whether the current database's encoding is UTF-8 (fixed for the life of a backend).
+fn database_is_utf8() -> bool {
+    static UTF8: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: a backend connected to its database (this runs inside a function call).
+    *UTF8.get_or_init(|| unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32)
 }

@@ -85,12 +85,10 @@ extension_sql_file!(
         consensus::agreement::corroborated_fields,
         consensus::mode::consensus_mode_serialize,
         consensus::median::consensus_median_serialize,
-        consensus::listing::consensus_listing_transition,
         consensus::listing::consensus_listing_combine,
         consensus::listing::consensus_listing_serialize,
         consensus::listing::consensus_listing_deserialize,
         consensus::listing::consensus_listing_final,
-        consensus::listing::consensus_by_source_transition,
         consensus::listing::consensus_by_source_final
     ]
 );

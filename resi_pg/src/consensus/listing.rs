@@ -9,12 +9,11 @@
 //! function also writes `field_consensus` (the per-field JSON of `resi.listings`) and
 //! `consensus_score` (the mean field confidence), so a refresh is one aggregate per listing.
 
-use super::{state_mut, take};
+use super::{fmgr_function, state_mut, take, Args};
 use crate::composite::{composite, result_tuple_desc, tuple};
 use crate::error::OrRaise;
 use crate::jsonb::{jsonb_object, JsonbValue, TooLarge};
 use pgrx::datum::Internal;
-use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::elog::PgLogLevel;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -26,49 +25,51 @@ use std::ffi::CString;
 
 const NAME: &str = "resi.consensus_listing";
 
-#[allow(clippy::too_many_arguments)]
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_listing_transition(
-    mut state: Internal,
-    zpid: Option<&str>,
-    uri: Option<&str>,
-    price: Option<i64>,
-    address: Option<&str>,
-    bedrooms: Option<i32>,
-    bathrooms: Option<f64>,
-    living_area: Option<i32>,
-    home_type: Option<&str>,
-    home_status: Option<&str>,
-    days_on_zillow: Option<i32>,
-    zip_code: Option<&str>,
-    city: Option<&str>,
-    state_code: Option<&str>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    weight: Option<f64>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: the transition value of consensus_listing is always a ListingState.
-    let listing = unsafe { state_mut::<ListingState>(&mut state, fcinfo) };
-    let claim = Claim {
-        zpid,
-        uri,
-        price,
-        address,
-        bedrooms,
-        bathrooms,
-        living_area,
-        home_type,
-        home_status,
-        days_on_zillow,
-        zip_code,
-        city,
-        state: state_code,
-        latitude,
-        longitude,
-    };
-    listing.add(&claim, weight).or_raise(NAME);
-    state
+/// The claim in arguments 1–15 of either listing aggregate's transition function (zpid, uri,
+/// price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+/// zip_code, city, state, latitude, longitude), read in place.
+///
+/// SAFETY: the call's arguments 1–15 have those types (sql/consensus.sql).
+#[inline(always)]
+unsafe fn claim_of<'a>(args: &Args) -> Claim<'a> {
+    unsafe {
+        Claim {
+            zpid: args.str(1),
+            uri: args.str(2),
+            price: args.i64(3),
+            address: args.str(4),
+            bedrooms: args.i32(5),
+            bathrooms: args.f64(6),
+            living_area: args.i32(7),
+            home_type: args.str(8),
+            home_status: args.str(9),
+            days_on_zillow: args.i32(10),
+            zip_code: args.str(11),
+            city: args.str(12),
+            state: args.str(13),
+            latitude: args.f64(14),
+            longitude: args.f64(15),
+        }
+    }
+}
+
+fmgr_function!(
+    /// `resi.consensus_listing_transition(state internal, zpid text, …, longitude double
+    /// precision, weight double precision) → internal`: count one claim (sql/consensus.sql
+    /// declares it).
+    consensus_listing_transition_wrapper,
+    pg_finfo_consensus_listing_transition_wrapper,
+    listing_transition
+);
+
+/// SAFETY: PostgreSQL calls this with the aggregate's arguments; the state is a ListingState.
+unsafe fn listing_transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let args = Args::of(fcinfo);
+        let listing = args.state::<ListingState>();
+        (*listing).add(&claim_of(&args), args.f64(16)).or_raise(NAME);
+        pg_sys::Datum::from(listing)
+    }
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -135,71 +136,40 @@ fn listing_datums(c: &ListingConsensus) -> [Option<pg_sys::Datum>; 16] {
 
 const BY_SOURCE: &str = "resi.consensus_by_source";
 
-/// Transition of `resi.consensus_by_source(zpid, uri, price, …, longitude, trust, member,
-/// miner_hotkey, signature, submitted_at) → resi.source_consensus`: keeps the claim
-/// (resi_core::consensus::sources). NULL member, miner_hotkey or submitted_at raises 22004.
-#[allow(clippy::too_many_arguments)]
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_by_source_transition(
-    mut state: Internal,
-    zpid: Option<&str>,
-    uri: Option<&str>,
-    price: Option<i64>,
-    address: Option<&str>,
-    bedrooms: Option<i32>,
-    bathrooms: Option<f64>,
-    living_area: Option<i32>,
-    home_type: Option<&str>,
-    home_status: Option<&str>,
-    days_on_zillow: Option<i32>,
-    zip_code: Option<&str>,
-    city: Option<&str>,
-    state_code: Option<&str>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    trust: Option<f64>,
-    member: Option<&str>,
-    miner_hotkey: Option<&str>,
-    signature: Option<i64>,
-    submitted_at: Option<TimestampWithTimeZone>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    let (Some(member), Some(miner_hotkey), Some(submitted_at)) = (member, miner_hotkey, submitted_at) else {
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{BY_SOURCE}: member, miner_hotkey and submitted_at must not be NULL"),
-            BY_SOURCE,
-        )
-        .report(PgLogLevel::ERROR);
-        unreachable!("an ERROR report does not return")
-    };
-    // SAFETY: the transition value of consensus_by_source is always a SourceClaims.
-    let claims = unsafe { state_mut::<SourceClaims>(&mut state, fcinfo) };
-    claims.add(&SourceClaim {
-        claim: Claim {
-            zpid,
-            uri,
-            price,
-            address,
-            bedrooms,
-            bathrooms,
-            living_area,
-            home_type,
-            home_status,
-            days_on_zillow,
-            zip_code,
-            city,
-            state: state_code,
-            latitude,
-            longitude,
-        },
-        trust,
-        member,
-        miner_hotkey,
-        signature,
-        submitted_at: pg_sys::TimestampTz::from(submitted_at),
-    });
-    state
+fmgr_function!(
+    /// `resi.consensus_by_source_transition(state internal, zpid text, …, longitude double
+    /// precision, trust double precision, member text, miner_hotkey text, signature bigint,
+    /// submitted_at timestamptz) → internal`: keeps the claim (resi_core::consensus::sources;
+    /// sql/consensus.sql declares it). NULL member, miner_hotkey or submitted_at raises 22004.
+    consensus_by_source_transition_wrapper,
+    pg_finfo_consensus_by_source_transition_wrapper,
+    by_source_transition
+);
+
+/// SAFETY: PostgreSQL calls this with the aggregate's arguments; the state is a SourceClaims.
+unsafe fn by_source_transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let args = Args::of(fcinfo);
+        let (Some(member), Some(miner_hotkey), Some(submitted_at)) = (args.str(17), args.str(18), args.i64(20)) else {
+            ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("{BY_SOURCE}: member, miner_hotkey and submitted_at must not be NULL"),
+                BY_SOURCE,
+            )
+            .report(PgLogLevel::ERROR);
+            unreachable!("an ERROR report does not return")
+        };
+        let claims = args.state::<SourceClaims>();
+        (*claims).add(&SourceClaim {
+            claim: claim_of(&args),
+            trust: args.f64(16),
+            member,
+            miner_hotkey,
+            signature: args.i64(19),
+            submitted_at,
+        });
+        pg_sys::Datum::from(claims)
+    }
 }
 
 /// Final of `resi.consensus_by_source`: each source's leading claim weighted by trust ×
