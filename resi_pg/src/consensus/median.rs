@@ -53,9 +53,13 @@ unsafe fn combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn consensus_median_serialize(state: Internal) -> Option<Vec<u8>> {
-    // SAFETY: a MedianState of this aggregate.
-    unsafe { state.get::<MedianState>() }.map(MedianState::serialize)
+fn consensus_median_serialize(mut state: Internal) -> Option<Vec<u8>> {
+    // SAFETY: a MedianState of this aggregate. Sorting it here, in the worker, leaves the same
+    // claims and spares the leader's final step most of its sort (MedianState::sort_claims).
+    unsafe { state.get_mut::<MedianState>() }.map(|claims| {
+        claims.sort_claims();
+        claims.serialize()
+    })
 }
 
 fmgr_function!(
