@@ -15,7 +15,13 @@ pub(crate) fn raise(error: Error, function: &'static str) -> ! {
         ErrorKind::InvalidText => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
         ErrorKind::CorruptState => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
     };
-    ErrorReport::new(code, format!("{function}: {}", error.message), function).report(PgLogLevel::ERROR);
+    raise_code(code, function, &error.message)
+}
+
+/// Raise an ERROR with this SQLSTATE, its message prefixed with the function's name
+/// (`resi.f: message`), as every error of the extension reads.
+pub(crate) fn raise_code(code: PgSqlErrorCode, function: &'static str, message: &str) -> ! {
+    ErrorReport::new(code, format!("{function}: {message}"), function).report(PgLogLevel::ERROR);
     unreachable!("an ERROR report does not return")
 }
 

@@ -95,15 +95,11 @@ impl Args {
         }
         match std::str::from_utf8(bytes) {
             Ok(text) => Some(text),
-            Err(_) => {
-                pgrx::pg_sys::panic::ErrorReport::new(
-                    pgrx::PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-                    "resi: text arguments must be valid UTF-8 in a database whose encoding is not UTF-8",
-                    "resi",
-                )
-                .report(pgrx::pg_sys::elog::PgLogLevel::ERROR);
-                unreachable!("an ERROR report does not return")
-            }
+            Err(_) => crate::error::raise_code(
+                pgrx::PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+                "resi",
+                "text arguments must be valid UTF-8 in a database whose encoding is not UTF-8",
+            ),
         }
     }
 

@@ -2,10 +2,8 @@
 //! `resi.record_miner_submission` is PL/pgSQL (sql/admission.sql): it writes, once per object.
 
 use crate::consensus::{fmgr_function, Args};
-use crate::error::raise;
+use crate::error::{raise, raise_code};
 use pgrx::pg_sys;
-use pgrx::pg_sys::elog::PgLogLevel;
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use resi_core::error::Error;
@@ -71,12 +69,6 @@ unsafe fn check_miner_rate_limit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Da
     }
 }
 
-/// Raise an ERROR of `resi.check_miner_rate_limit` with this SQLSTATE.
-fn fail(code: PgSqlErrorCode, message: String) -> ! {
-    ErrorReport::new(code, format!("{CHECK}: {message}"), CHECK).report(PgLogLevel::ERROR);
-    unreachable!("an ERROR report does not return")
-}
-
 /// The columns `wanted` of the row of `resi.<table>` whose primary key equals `key` (one datum
 /// per key column, in the key's order), read with the calling statement's snapshot; `None`
 /// when there is no such row. A by-value column is returned as is; the rate limit reads only
@@ -95,9 +87,10 @@ unsafe fn by_primary_key(table: &CStr, key: &[pg_sys::Datum], wanted: &[&CStr]) 
         let schema = pg_sys::get_namespace_oid(c"resi".as_ptr(), false);
         let relid = pg_sys::get_relname_relid(table.as_ptr(), schema);
         if relid == pg_sys::InvalidOid {
-            fail(
+            raise_code(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                format!("relation resi.{} does not exist", table.to_string_lossy()),
+                CHECK,
+                &format!("relation resi.{} does not exist", table.to_string_lossy()),
             );
         }
         let acl = pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode);
@@ -107,9 +100,10 @@ unsafe fn by_primary_key(table: &CStr, key: &[pg_sys::Datum], wanted: &[&CStr]) 
         if pg_sys::check_enable_rls(relid, pg_sys::InvalidOid, false)
             == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
         {
-            fail(
+            raise_code(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("row-level security on resi.{} is not supported", table.to_string_lossy()),
+                CHECK,
+                &format!("row-level security on resi.{} is not supported", table.to_string_lossy()),
             );
         }
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;

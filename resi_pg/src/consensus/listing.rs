@@ -11,11 +11,9 @@
 
 use super::{fmgr_function, state_mut, take, Args};
 use crate::composite::{composite, result_tuple_desc, tuple};
-use crate::error::OrRaise;
+use crate::error::{raise_code, OrRaise};
 use crate::jsonb::{jsonb_object, JsonbValue, TooLarge};
 use pgrx::datum::Internal;
-use pgrx::pg_sys::elog::PgLogLevel;
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgTupleDesc;
 use pgrx::{pg_sys, AnyNumeric, IntoDatum};
@@ -151,13 +149,11 @@ unsafe fn by_source_transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datu
     unsafe {
         let args = Args::of(fcinfo);
         let (Some(member), Some(miner_hotkey), Some(submitted_at)) = (args.str(17), args.str(18), args.i64(20)) else {
-            ErrorReport::new(
+            raise_code(
                 PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-                format!("{BY_SOURCE}: member, miner_hotkey and submitted_at must not be NULL"),
                 BY_SOURCE,
+                "member, miner_hotkey and submitted_at must not be NULL",
             )
-            .report(PgLogLevel::ERROR);
-            unreachable!("an ERROR report does not return")
         };
         let claims = args.state::<SourceClaims>();
         (*claims).add(&SourceClaim {
@@ -223,13 +219,7 @@ fn field_consensus(c: &ListingConsensus) -> Option<pg_sys::Datum> {
         })
         .collect();
     let bytes = jsonb_object(object).unwrap_or_else(|TooLarge| {
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("{NAME}: field_consensus is larger than jsonb allows"),
-            NAME,
-        )
-        .report(PgLogLevel::ERROR);
-        unreachable!("an ERROR report does not return")
+        raise_code(PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, NAME, "field_consensus is larger than jsonb allows")
     });
     // SAFETY: palloc in the current memory context (the caller's: the result outlives this
     // call) of exactly bytes.len(), filled before it is read.
