@@ -7,6 +7,8 @@
 #   make test-faults  the loader's fault tests with a longer kill loop (30 SIGKILLs over 240 uploads; not in `make test`)
 #   make demo      a private cluster with the extension, one loader pass over the sample uploads, the results
 #   make lint      rustfmt check and clippy -D warnings
+#   make release   release/: the native extension as a tarball of its files, the portable edition as a
+#                  pg_tle install script and a plain migration (docs/hosted.md)
 #   make bench     benchmarks against their baselines on a throwaway cluster, into bench/results.md (not in `make test`)
 #   make fuzz      each property of resi_core/tests/props for FUZZ_SECONDS (default 600), release build (not in `make test`)
 #
@@ -26,7 +28,7 @@ PGRX_TEST_ENV := CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=$(or $(TM
 
 export PG_CONFIG
 
-.PHONY: setup build install install-dev test test-unit test-pg test-e2e test-faults demo demo-stop lint clean bench fuzz
+.PHONY: setup build install install-dev release test test-unit test-pg test-e2e test-faults demo demo-stop lint clean bench fuzz
 
 setup:
 	@scripts/setup
@@ -44,6 +46,16 @@ install-dev: setup
 	cd resi_pg && $(CARGO) pgrx install --pg-config $(PG_CONFIG) $(SUDO_FLAG)
 	$(SUDO) install -m 644 sql/install/*.sql "$$($(PG_CONFIG) --sharedir)/extension/"
 
+# The three packages of a release (docs/hosted.md), built from this checkout into release/.
+RELEASE_DIR ?= release
+release: setup
+	cd resi_pg && $(CARGO) pgrx package --pg-config $(PG_CONFIG)
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)/native
+	version=$$(sed -n 's/^default_version = .\(.*\).$$/\1/p' target/release/resi_pg-pg15/usr/share/postgresql/15/extension/resi_pg.control) && \
+	    tar -C target/release/resi_pg-pg15 -czf $(RELEASE_DIR)/native/resi_pg-$$version-pg15-$$(uname -m).tar.gz .
+	$(CARGO) run --locked --quiet -p resi-package -- --out $(RELEASE_DIR)
+	@find $(RELEASE_DIR) -type f | sort
+
 test: setup
 	@$(MAKE) --no-print-directory test-unit test-pg test-e2e
 	@echo "make test: all suites passed"
@@ -57,8 +69,10 @@ test-unit:
 test-pg:
 	cd resi_pg && $(PGRX_TEST_ENV) $(CARGO) pgrx test pg15
 
-# tests/ against a throwaway cluster with the real (non-test) build installed.
+# tests/ against a throwaway cluster with the real (non-test) build installed; with pg_tle when
+# it is installed or PG_TLE_SRC names its source tarball (scripts/pg-tle-install).
 test-e2e: install-dev
+	scripts/pg-tle-install
 	scripts/e2e
 
 # loader/tests/faults.rs with RESI_FAULT_KILLS=30 RESI_FAULT_OBJECTS=240 (override either) on a throwaway cluster.

@@ -41,27 +41,14 @@ SELECT pg_catalog.pg_extension_config_dump('resi.blacklist_id_seq', '');
 -- No COMBINEFUNC: a submission is one group of modest size, and the final function reads the
 -- blacklist and the quality settings.
 -- ---------------------------------------------------------------------------------------------
-CREATE AGGREGATE resi.submission_quality(zpid text, price double precision, zip_code text) (
-    STYPE     = internal,
-    SFUNC     = resi.submission_quality_transition,
-    FINALFUNC = resi.submission_quality_final,
-    PARALLEL  = SAFE
-);
 COMMENT ON AGGREGATE resi.submission_quality(text, double precision, text) IS
     'Quality of one submission: score 1.0 times 0.5 if a price is outside [resi.quality_min_price, resi.quality_max_price], 0.3 if a zpid repeats, 0.7 if more than resi.quality_max_zip_codes zip codes, 0.1 if a zpid or zip code is blacklisted; with the issue codes and counts. NULL when there are no rows.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Rate limits
 -- ---------------------------------------------------------------------------------------------
--- In Rust (resi_pg/src/rate_limit.rs): two primary-key reads with the statement's snapshot,
--- without starting an executor per call as PL/pgSQL did; same contract, privileges and errors.
-CREATE FUNCTION resi.check_miner_rate_limit(
-    hotkey      text,
-    submissions integer DEFAULT 1,
-    on_day      date    DEFAULT (now() AT TIME ZONE 'UTC')::date
-) RETURNS boolean
-    LANGUAGE c STABLE STRICT PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'check_miner_rate_limit_wrapper';
+-- resi.check_miner_rate_limit is declared per edition (sql/native/admission.sql: Rust;
+-- sql/portable/rate_limit.sql: SQL), with the same contract, privileges and errors.
 COMMENT ON FUNCTION resi.check_miner_rate_limit(text, integer, date) IS
     'True when the miner may make `submissions` more submissions on that UTC day: the day''s count so far plus these is within resi.rate_limit_for(trust); unknown miners have resi.initial_trust(); banned miners get false.';
 

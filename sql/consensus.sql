@@ -8,101 +8,20 @@
 -- sql/upgrade/ (docs/development.md).
 
 -- ---------------------------------------------------------------------------------------------
--- Consensus aggregates. Internal state with combine/serial/deserial functions, so parallel
--- query (and partition-wise aggregation) can split them; see resi_pg/src/consensus/. SSPACE is
--- the typical state size of a listing-sized group (a few distinct values, ~10 claims): without
--- it the planner assumes 8 kB per group and avoids hash aggregation.
+-- Consensus aggregates: declared per edition (sql/native/consensus.sql: Rust with internal
+-- state; sql/portable/consensus.sql: PL/pgSQL), described once here.
 -- ---------------------------------------------------------------------------------------------
--- The transition, combine, deserial and final functions of consensus_mode and consensus_median:
--- plain fmgr entry points in Rust (resi_pg/src/consensus/mod.rs, fmgr_function!), declared here
--- as pgrx declared them before. Their serial functions are #[pg_extern] functions.
-CREATE FUNCTION resi.consensus_mode_transition("state" internal, "value" text, "weight" double precision)
-    RETURNS internal IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_transition_wrapper';
-CREATE FUNCTION resi.consensus_median_transition("state" internal, "value" double precision,
-                                                 "weight" double precision, "tolerance" double precision)
-    RETURNS internal IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_transition_wrapper';
-CREATE FUNCTION resi.consensus_mode_combine("first" internal, "second" internal)
-    RETURNS internal IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_combine_wrapper';
-CREATE FUNCTION resi.consensus_median_combine("first" internal, "second" internal)
-    RETURNS internal IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_combine_wrapper';
-CREATE FUNCTION resi.consensus_mode_deserialize("bytes" bytea, "_unused" internal)
-    RETURNS internal IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_deserialize_wrapper';
-CREATE FUNCTION resi.consensus_median_deserialize("bytes" bytea, "_unused" internal)
-    RETURNS internal IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_deserialize_wrapper';
-CREATE FUNCTION resi.consensus_mode_final("state" internal) RETURNS resi.consensus
-    IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_final_wrapper';
-CREATE FUNCTION resi.consensus_median_final("state" internal) RETURNS resi.numeric_consensus
-    IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_final_wrapper';
-
-CREATE AGGREGATE resi.consensus_mode(value text, weight double precision) (
-    STYPE        = internal,
-    SSPACE       = 128,
-    SFUNC        = resi.consensus_mode_transition,
-    COMBINEFUNC  = resi.consensus_mode_combine,
-    SERIALFUNC   = resi.consensus_mode_serialize,
-    DESERIALFUNC = resi.consensus_mode_deserialize,
-    FINALFUNC    = resi.consensus_mode_final,
-    PARALLEL     = SAFE
-);
 COMMENT ON AGGREGATE resi.consensus_mode(text, double precision) IS
     'Trust-weighted vote: the value with the greatest summed weight (ties: more supporters, then smallest value), with confidence, agreement and counts. NULL values and NULL/NaN/non-positive weights are ignored.';
 
-CREATE AGGREGATE resi.consensus_median(value double precision, weight double precision, tolerance double precision) (
-    STYPE        = internal,
-    SSPACE       = 256,
-    SFUNC        = resi.consensus_median_transition,
-    COMBINEFUNC  = resi.consensus_median_combine,
-    SERIALFUNC   = resi.consensus_median_serialize,
-    DESERIALFUNC = resi.consensus_median_deserialize,
-    FINALFUNC    = resi.consensus_median_final,
-    PARALLEL     = SAFE
-);
 COMMENT ON AGGREGATE resi.consensus_median(double precision, double precision, double precision) IS
     'Trust-weighted lower median with weighted 25th/75th percentiles; supporters are voters within tolerance (relative) of the median. NULL/NaN/infinite values and NULL/NaN/non-positive weights are ignored.';
 
--- The transition functions of the listing aggregates: plain fmgr entry points too (they read
--- their 16 or 20 arguments in place), declared as pgrx declared them before.
-CREATE FUNCTION resi.consensus_listing_transition(
-    "state" internal, "zpid" text, "uri" text, "price" bigint, "address" text, "bedrooms" integer,
-    "bathrooms" double precision, "living_area" integer, "home_type" text, "home_status" text,
-    "days_on_zillow" integer, "zip_code" text, "city" text, "state_code" text,
-    "latitude" double precision, "longitude" double precision, "weight" double precision)
-    RETURNS internal IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_listing_transition_wrapper';
-CREATE FUNCTION resi.consensus_by_source_transition(
-    "state" internal, "zpid" text, "uri" text, "price" bigint, "address" text, "bedrooms" integer,
-    "bathrooms" double precision, "living_area" integer, "home_type" text, "home_status" text,
-    "days_on_zillow" integer, "zip_code" text, "city" text, "state_code" text,
-    "latitude" double precision, "longitude" double precision, "trust" double precision,
-    "member" text, "miner_hotkey" text, "signature" bigint, "submitted_at" timestamp with time zone)
-    RETURNS internal IMMUTABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_by_source_transition_wrapper';
 
 -- Every field of one listing at once (resi_pg/src/consensus/listing.rs): per field exactly what
 -- resi.consensus_mode / resi.consensus_median give (tolerances: price 0.01, living_area 0.02,
 -- days_on_zillow 0.1, latitude/longitude 1e-6), in one call per claim; what resi.listing_consensus
 -- and resi.refresh_consensus use.
-CREATE AGGREGATE resi.consensus_listing(
-    zpid text, uri text, price bigint, address text, bedrooms integer, bathrooms double precision,
-    living_area integer, home_type text, home_status text, days_on_zillow integer, zip_code text,
-    city text, state text, latitude double precision, longitude double precision, weight double precision) (
-    STYPE        = internal,
-    SSPACE       = 2048,
-    SFUNC        = resi.consensus_listing_transition,
-    COMBINEFUNC  = resi.consensus_listing_combine,
-    SERIALFUNC   = resi.consensus_listing_serialize,
-    DESERIALFUNC = resi.consensus_listing_deserialize,
-    FINALFUNC    = resi.consensus_listing_final,
-    PARALLEL     = SAFE
-);
 COMMENT ON AGGREGATE resi.consensus_listing(text, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, double precision) IS
     'A listing''s consensus from its claims (one row per miner, weighted by trust): every field as resi.consensus_mode / resi.consensus_median give it, a uri only when it names the zpid, bathrooms rounded to 0.1 within 0..99.9; with consensus_score and the per-field field_consensus jsonb. NULL when no claim has a voting weight.';
 
@@ -116,17 +35,6 @@ COMMENT ON AGGREGATE resi.consensus_listing(text, text, bigint, text, integer, d
 -- answer does not depend on the database's collation. The claims of a group are kept until the
 -- last is in (no combine function: a group is aggregated in one process). The final function
 -- reads resi.claim_half_life (STABLE). NULL member, miner_hotkey or submitted_at raises 22004.
-CREATE AGGREGATE resi.consensus_by_source(
-    zpid text, uri text, price bigint, address text, bedrooms integer, bathrooms double precision,
-    living_area integer, home_type text, home_status text, days_on_zillow integer, zip_code text,
-    city text, state text, latitude double precision, longitude double precision,
-    trust double precision, member text, miner_hotkey text, signature bigint, submitted_at timestamptz) (
-    STYPE        = internal,
-    SSPACE       = 4096,
-    SFUNC        = resi.consensus_by_source_transition,
-    FINALFUNC    = resi.consensus_by_source_final,
-    PARALLEL     = SAFE
-);
 COMMENT ON AGGREGATE resi.consensus_by_source(text, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, double precision, text, text, bigint, timestamptz) IS
     'A listing''s consensus from its claims with one vote per independent source (a member, or the member of the earliest upload of byte copies), each with its heaviest member''s claim weighted trust x resi.claim_recency; with the number of sources that vote with weight.';
 

@@ -62,7 +62,7 @@ FROM PUBLIC;
 --                   (refresh_consensus, refresh_stale_consensus, rebuild_claims,
 --                   record_miner_submission, find_dependent_miners); the archive (`resi-loader archive`: the
 --                   resi.archive_batch_* functions); the api schema; SET and ALTER SYSTEM of
---                   every resi.* setting.
+--                   every resi.* setting (portable edition: writing resi.settings).
 -- Needs a role that may create roles and grant on the extension's objects (the superuser who
 -- created the extension). Returns each role and whether this call created it.
 CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
@@ -139,12 +139,18 @@ BEGIN
         resi.archive_batch_discard(bigint),
         resi.archive_batch_delete(bigint, text[], bigint[])
     TO resi_admin;
-    GRANT SET, ALTER SYSTEM ON PARAMETER
-        resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
-        resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
-        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget,
-        resi.claim_half_life
-    TO resi_admin;
+    -- The settings: GUCs in the native edition; rows of resi.settings in the portable one
+    -- (sql/portable/settings.sql), where only a superuser could grant on parameters.
+    IF resi.edition() = 'native' THEN
+        GRANT SET, ALTER SYSTEM ON PARAMETER
+            resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
+            resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
+            resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget,
+            resi.claim_half_life
+        TO resi_admin;
+    ELSE
+        GRANT INSERT, UPDATE, DELETE ON resi.settings TO resi_admin;
+    END IF;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION resi.setup_roles() FROM PUBLIC;

@@ -9,14 +9,6 @@
 -- Map tiles
 -- ---------------------------------------------------------------------------------------------
 -- Listings of one tile as one Mapbox Vector Tile layer (resi_pg/src/tile.rs).
-CREATE AGGREGATE resi.listing_tile_layer(
-    zpid text, longitude double precision, latitude double precision, price bigint, bedrooms integer,
-    confidence real, z integer, x integer, y integer) (
-    STYPE     = internal,
-    SFUNC     = resi.listing_tile_transition,
-    FINALFUNC = resi.listing_tile_final,
-    PARALLEL  = SAFE
-);
 COMMENT ON AGGREGATE resi.listing_tile_layer(text, double precision, double precision, bigint, integer, real, integer, integer, integer) IS
     'A Mapbox Vector Tile (layer listings, extent 4096) of the rows as point features of tile z/x/y, with properties zpid, price, bedrooms, confidence.';
 

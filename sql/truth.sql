@@ -11,11 +11,5 @@
 -- NULL: the item's true value); source_group names the group of dependent sources a source
 -- belongs to (NULL: its own). Expand the result with jsonb_to_recordset(result -> 'values').
 -- No COMBINEFUNC: accuracies are learned over all items at once.
-CREATE AGGREGATE resi.discover_truth(object text, property text, source text, value text, source_group text) (
-    STYPE     = internal,
-    SFUNC     = resi.discover_truth_transition,
-    FINALFUNC = resi.discover_truth_final,
-    PARALLEL  = SAFE
-);
 COMMENT ON AGGREGATE resi.discover_truth(text, text, text, text, text) IS
     'Truth discovery over claims (object, property, source, value; a NULL source is an audit): each item''s value with confidence, supporters and independent groups, and each source''s accuracy and vote weight, as jsonb. Dependent sources (same source_group) vote once.';

@@ -117,11 +117,15 @@ pub fn parse_file_timestamp(s: &str) -> Option<FileTimestamp> {
     if b.len() != 15 || b[8] != b'_' {
         return None;
     }
-    let num = |range: std::ops::Range<usize>| -> Option<u16> {
-        let part = &s[range];
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok()).flatten()
-    };
+    let num = |range| digits(s, range);
     timestamp(num(0..4)?, num(4..6)?, num(6..8)?, num(9..11)?, num(11..13)?, num(13..15)?)
+}
+
+/// The decimal number the bytes `range` of `s` spell, when they are all ASCII digits (None
+/// when the range cuts a multi-byte character: such text is not a timestamp).
+fn digits(s: &str, range: std::ops::Range<usize>) -> Option<u16> {
+    let part = s.get(range)?;
+    part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok()).flatten()
 }
 
 /// `YYYY-MM-DDTHH-MM-SS`, the epoch folder's form; a real date and time.
@@ -131,10 +135,7 @@ pub fn parse_epoch(s: &str) -> Option<FileTimestamp> {
     if b.len() != 19 || b[10] != b'T' || dashes.iter().any(|&i| b[i] != b'-') {
         return None;
     }
-    let num = |range: std::ops::Range<usize>| -> Option<u16> {
-        let part = &s[range];
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok()).flatten()
-    };
+    let num = |range| digits(s, range);
     timestamp(num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?)
 }
 
@@ -183,6 +184,15 @@ mod tests {
         // Any prefix, or none.
         assert!(parse_s3_key(&format!("hotkey={HK}/job_id=j/data_20250910_161551_0.parquet")).is_some());
         assert!(parse_s3_key(&format!("a/b/c/hotkey={HK}/job_id=j/data_20250910_161551_7.parquet")).is_some());
+    }
+
+    #[test]
+    fn a_multi_byte_character_where_digits_belong_is_not_a_timestamp() {
+        // 'é' is two bytes: the 15-byte field is cut inside it, which must not panic.
+        assert_eq!(parse_file_timestamp("202é101_000000"), None);
+        assert_eq!(parse_file_timestamp("2025091é_00000"), None);
+        assert_eq!(parse_epoch("2025-09-1éT08-00-0"), None);
+        assert!(parse_s3_key(&format!("hotkey={HK}/job_id=j/data_202é101_000000_1.parquet")).is_none());
     }
 
     #[test]

@@ -27,12 +27,22 @@ mod truth;
 
 // The schema, one file per concept in the repository's sql/ (docs/development.md), ordered by
 // `requires`: a file comes after the files and Rust functions it uses. Types first (the Rust
-// functions return them), roles last (they grant on everything).
+// functions return them), roles last (they grant on everything). sql/native/ declares what
+// this edition implements in Rust by hand (fmgr entry points, aggregates with internal state);
+// the portable edition (sql/portable/, package/) replaces it and the #[pg_extern] functions, and
+// takes the shared files in the order they appear here.
 extension_sql_file!("../../sql/types.sql", name = "types", bootstrap);
+extension_sql_file!("../../sql/native/edition.sql", name = "native_edition");
 extension_sql_file!(
     "../../sql/listings.sql",
     name = "listings",
     requires = [hash::listing_hash_text, hash::canonical_listing_text, hash::sha256_hex_bytea, hash::sha256_hex_text]
+);
+extension_sql_file!("../../sql/ingest.sql", name = "ingest", requires = ["listings"]);
+extension_sql_file!(
+    "../../sql/independence.sql",
+    name = "independence",
+    requires = ["listings", consensus::agreement::claim_differences]
 );
 extension_sql_file!(
     "../../sql/trust.sql",
@@ -47,27 +57,35 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../../sql/native/admission.sql",
+    name = "native_admission",
+    requires = ["trust", quality::submission_quality_transition, quality::submission_quality_final]
+);
+extension_sql_file!(
     "../../sql/admission.sql",
     name = "admission",
-    requires = [
-        "trust",
-        quality::submission_quality_transition,
-        quality::submission_quality_final,
-        rate_limit::rate_limit_for,
-        settings::ingest_settings,
-        keys::parse_s3_key
-    ]
-);
-extension_sql_file!("../../sql/ingest.sql", name = "ingest", requires = ["listings"]);
-extension_sql_file!(
-    "../../sql/independence.sql",
-    name = "independence",
-    requires = ["listings", consensus::agreement::claim_differences]
+    requires = ["native_admission", rate_limit::rate_limit_for, settings::ingest_settings, keys::parse_s3_key]
 );
 extension_sql_file!(
     "../../sql/audit.sql",
     name = "audit",
     requires = ["listings", "trust", consensus::agreement::consensus_agreement, consensus::agreement::claim_errors]
+);
+extension_sql_file!(
+    "../../sql/native/consensus.sql",
+    name = "native_consensus",
+    requires = [
+        "types",
+        settings::claim_half_life_seconds,
+        trust::claim_recency,
+        consensus::mode::consensus_mode_serialize,
+        consensus::median::consensus_median_serialize,
+        consensus::listing::consensus_listing_combine,
+        consensus::listing::consensus_listing_serialize,
+        consensus::listing::consensus_listing_deserialize,
+        consensus::listing::consensus_listing_final,
+        consensus::listing::consensus_by_source_final
+    ]
 );
 extension_sql_file!(
     "../../sql/consensus.sql",
@@ -77,19 +95,13 @@ extension_sql_file!(
         "trust",
         "independence",
         "audit",
+        "native_consensus",
         trust::initial_trust,
         settings::claim_half_life_seconds,
         trust::claim_recency,
         consensus::agreement::consensus_agreement,
         consensus::agreement::corroborated_agreement,
-        consensus::agreement::corroborated_fields,
-        consensus::mode::consensus_mode_serialize,
-        consensus::median::consensus_median_serialize,
-        consensus::listing::consensus_listing_combine,
-        consensus::listing::consensus_listing_serialize,
-        consensus::listing::consensus_listing_deserialize,
-        consensus::listing::consensus_listing_final,
-        consensus::listing::consensus_by_source_final
+        consensus::agreement::corroborated_fields
     ]
 );
 extension_sql_file!(
@@ -106,16 +118,18 @@ extension_sql_file!(
     requires = ["ingest", "consensus", settings::database_budget_bytes]
 );
 extension_sql_file!(
-    "../../sql/tiles.sql",
-    name = "tiles",
-    requires = ["listings", tile::tile_bounds, tile::listing_tile_transition, tile::listing_tile_final]
+    "../../sql/native/tiles.sql",
+    name = "native_tiles",
+    requires = ["types", tile::listing_tile_transition, tile::listing_tile_final]
 );
+extension_sql_file!("../../sql/tiles.sql", name = "tiles", requires = ["listings", "native_tiles", tile::tile_bounds]);
 extension_sql_file!("../../sql/archive.sql", name = "archive", requires = ["listings"]);
 extension_sql_file!(
-    "../../sql/truth.sql",
-    name = "truth",
-    requires = [truth::discover_truth_transition, truth::discover_truth_final]
+    "../../sql/native/truth.sql",
+    name = "native_truth",
+    requires = ["types", truth::discover_truth_transition, truth::discover_truth_final]
 );
+extension_sql_file!("../../sql/truth.sql", name = "truth", requires = ["native_truth"]);
 extension_sql_file!("../../sql/roles.sql", name = "roles", finalize);
 
 #[pg_guard]

@@ -1085,12 +1085,18 @@ BEGIN
         resi.archive_batch_discard(bigint),
         resi.archive_batch_delete(bigint, text[], bigint[])
     TO resi_admin;
-    GRANT SET, ALTER SYSTEM ON PARAMETER
-        resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
-        resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
-        resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget,
-        resi.claim_half_life
-    TO resi_admin;
+    -- The settings: GUCs in the native edition; rows of resi.settings in the portable one
+    -- (sql/portable/settings.sql), where only a superuser could grant on parameters.
+    IF resi.edition() = 'native' THEN
+        GRANT SET, ALTER SYSTEM ON PARAMETER
+            resi.rate_limit_tiers, resi.initial_trust, resi.quality_min_price, resi.quality_max_price,
+            resi.quality_max_zip_codes, resi.max_submission_rows, resi.over_limit_strike_attempts,
+            resi.strikes_per_ban, resi.ban_duration, resi.max_ban_duration, resi.database_budget,
+            resi.claim_half_life
+        TO resi_admin;
+    ELSE
+        GRANT INSERT, UPDATE, DELETE ON resi.settings TO resi_admin;
+    END IF;
 END
 $$;
 
@@ -1795,3 +1801,12 @@ CREATE OR REPLACE FUNCTION resi.check_miner_rate_limit(
 ) RETURNS boolean
     LANGUAGE c STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'check_miner_rate_limit_wrapper';
+
+-- ---------------------------------------------------------------------------------------------
+-- Editions (issue 17)
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION resi.edition() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 'native';
+COMMENT ON FUNCTION resi.edition() IS
+    'Which edition of resi_pg is installed: native (Rust) or portable (SQL and PL/pgSQL, for hosted PostgreSQL). Both offer the same SQL API.';

@@ -7,6 +7,7 @@
 
 use postgres::{Client, NoTls};
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The admin connection URL of the test cluster.
@@ -36,9 +37,68 @@ pub struct TestDatabase {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// Which edition of resi_pg a test database gets: `RESI_TEST_EDITION` = `native` (the default:
+/// `CREATE EXTENSION resi_pg` by the superuser) or `portable` (the plain migration of the
+/// portable edition, run by a role without superuser that owns nothing but the database's
+/// CREATE privilege, as on hosted PostgreSQL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edition {
+    Native,
+    Portable,
+}
+
+impl Edition {
+    /// The edition `RESI_TEST_EDITION` names (native when unset).
+    pub fn under_test() -> Edition {
+        match std::env::var("RESI_TEST_EDITION").as_deref() {
+            Err(_) | Ok("") | Ok("native") => Edition::Native,
+            Ok("portable") => Edition::Portable,
+            Ok(other) => panic!("RESI_TEST_EDITION={other}: expected native or portable"),
+        }
+    }
+}
+
 impl TestDatabase {
+    /// A new database with the edition under test installed ([`Edition::under_test`]).
     pub fn new(label: &str) -> TestDatabase {
-        Self::without_extension(label).with_extension()
+        Self::with_edition(label, Edition::under_test())
+    }
+
+    pub fn with_edition(label: &str, edition: Edition) -> TestDatabase {
+        match edition {
+            Edition::Native => Self::without_extension(label).with_extension(),
+            Edition::Portable => Self::without_extension(label).with_portable_migration(),
+        }
+    }
+
+    /// The role that installs the portable edition in this database: LOGIN, no superuser, no
+    /// CREATEROLE, CREATE on this database only. Created on first use, dropped with the database.
+    pub fn installer(&self) -> LoginRole {
+        let name = format!("{}_installer", self.name);
+        let mut admin = connect(&admin_url());
+        admin
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN
+                         CREATE ROLE {name} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB;
+                     END IF;
+                 END $$;
+                 GRANT CREATE ON DATABASE {} TO {name}",
+                self.name
+            ))
+            .unwrap();
+        let url = self.url.replacen("postgres@", &format!("{name}@"), 1);
+        assert_ne!(url, self.url, "the test cluster's URL names its user: {}", self.url);
+        LoginRole { name, url, dropped_with_database: true }
+    }
+
+    fn with_portable_migration(self) -> TestDatabase {
+        let script = resi_package::migration(&resi_package::Repository::this()).unwrap_or_else(|e| panic!("{e}"));
+        let installer = self.installer();
+        connect(&installer.url)
+            .batch_execute(&script)
+            .unwrap_or_else(|e| panic!("the portable migration fails: {e:?}"));
+        self
     }
 
     pub fn without_extension(label: &str) -> TestDatabase {
@@ -63,8 +123,36 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Ok(mut client) = Client::connect(&admin_url(), NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {0} WITH (FORCE); DROP ROLE IF EXISTS {0}_installer",
+                self.name
+            ));
         }
+    }
+}
+
+/// The repository's `sql/` folder.
+pub fn sql_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sql")
+}
+
+impl TestDatabase {
+    /// A new database without the extension holding schema `resi`, `sql/types.sql` and the
+    /// given files of `sql/portable/` (e.g. `"consensus.sql"`), run in order as the cluster's
+    /// superuser with `check_function_bodies = off` (a part may call functions of parts not
+    /// loaded): for comparing a portable part with the native extension before the whole
+    /// portable edition installs.
+    pub fn with_portable_parts(label: &str, parts: &[&str]) -> TestDatabase {
+        let database = Self::without_extension(label);
+        let mut client = database.client();
+        client.batch_execute("CREATE SCHEMA resi; SET check_function_bodies = off").unwrap();
+        let files = std::iter::once(sql_dir().join("types.sql"))
+            .chain(parts.iter().map(|p| sql_dir().join("portable").join(p)));
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            client.batch_execute(&text).unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
+        }
+        database
     }
 }
 
@@ -90,22 +178,139 @@ impl TestDatabase {
         }
         let url = self.url.replacen("postgres@", &format!("{name}@"), 1);
         assert_ne!(url, self.url, "the test cluster's URL names its user: {}", self.url);
-        LoginRole { name, url }
+        LoginRole { name, url, dropped_with_database: false }
     }
 }
 
-/// A LOGIN role made by [`TestDatabase::login`].
+/// A LOGIN role made by [`TestDatabase::login`] or [`TestDatabase::installer`].
 pub struct LoginRole {
     pub name: String,
     pub url: String,
+    /// The installer owns the portable edition's objects: it goes when the database goes.
+    dropped_with_database: bool,
 }
 
 impl Drop for LoginRole {
     fn drop(&mut self) {
+        if self.dropped_with_database {
+            return;
+        }
         if let Ok(mut client) = Client::connect(&admin_url(), NoTls) {
             let _ = client.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.name));
         }
     }
+}
+
+/// How much of an installation [`catalogue`] describes.
+pub enum Catalogue {
+    /// Everything (an upgraded install against a fresh one).
+    Full,
+    /// What a client of the SQL API sees (one edition against the other): functions named in
+    /// `implementation` (as `regprocedure` text) and aggregates by their interface only
+    /// (arguments, result, volatility, parallel safety, strictness, security, settings,
+    /// whether a combine function lets them run in parallel), without aggregates' support
+    /// functions, and the owner's name as `OWNER`.
+    Interface { implementation: Vec<String> },
+}
+
+/// Everything the extension defines in schemas `resi` and `api`, one sorted line per fact: columns
+/// (type, nullability, default, compression), storage options, constraints, indexes, functions and aggregates (definition,
+/// volatility, parallel safety, security), composite types, views, triggers, comments, members, the
+/// tables pg_dump keeps, and privileges (now and as the extension script left them).
+pub fn catalogue(client: &mut Client, kind: &Catalogue) -> Vec<String> {
+    const FACTS: &str = r#"
+        SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+               || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+               || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') || ' #' || a.attnum
+               || CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END
+          FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
+        UNION ALL
+        SELECT 'relation ' || relname || ' ' || relkind::text || relpersistence::text
+               || coalesce(' ' || array_to_string(reloptions, ','), '')
+          FROM pg_class WHERE relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
+        UNION ALL
+        SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+          FROM pg_constraint WHERE connamespace IN ('resi'::regnamespace, 'api'::regnamespace)
+        UNION ALL
+        SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
+        UNION ALL
+        SELECT 'function ' || p.oid::regprocedure || ' ' || p.prokind::text || p.provolatile::text || p.proparallel::text
+               || CASE WHEN p.prokind = 'a' AND $1 THEN ' returns ' || p.prorettype::regtype || ' combine '
+                        || (SELECT aggcombinefn <> 0 FROM pg_aggregate WHERE aggfnoid = p.oid)
+                       WHEN p.prokind = 'a' THEN ' ' || (SELECT concat_ws(' ', aggtransfn, aggfinalfn, aggcombinefn,
+                        aggserialfn, aggdeserialfn, aggtranstype::regtype, aggtransspace, aggfinalmodify) FROM pg_aggregate WHERE aggfnoid = p.oid)
+                       WHEN p.oid::regprocedure::text = ANY ($2) THEN ' returns ' || pg_get_function_result(p.oid)
+                        || ' (' || pg_get_function_arguments(p.oid) || ')' || CASE WHEN p.proisstrict THEN ' strict' ELSE '' END
+                        || CASE WHEN p.prosecdef THEN ' security definer' ELSE '' END || coalesce(' ' || p.proconfig::text, '')
+                       ELSE ' ' || pg_get_functiondef(p.oid) END
+          FROM pg_proc p WHERE p.pronamespace IN ('resi'::regnamespace, 'api'::regnamespace)
+           AND NOT ($1 AND EXISTS (SELECT FROM pg_aggregate
+                                    WHERE p.oid IN (aggtransfn, aggfinalfn, aggcombinefn, aggserialfn, aggdeserialfn)))
+        UNION ALL
+        SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid) FROM pg_class c
+         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND c.relkind = 'v'
+        UNION ALL
+        SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND NOT t.tgisinternal
+        UNION ALL
+        SELECT 'comment ' || pg_describe_object(d.classoid, d.objoid, d.objsubid) || ': ' || d.description
+          FROM pg_description d
+         WHERE pg_describe_object(d.classoid, d.objoid, d.objsubid) LIKE ANY (ARRAY['%resi.%', '%api.%'])
+        UNION ALL
+        SELECT 'member ' || pg_describe_object(classid, objid, objsubid) FROM pg_depend
+         WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+           AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'resi_pg')
+           AND NOT ($1 AND classid = 'pg_proc'::regclass AND EXISTS (SELECT FROM pg_aggregate
+                        WHERE objid IN (aggtransfn, aggfinalfn, aggcombinefn, aggserialfn, aggdeserialfn)))
+        UNION ALL
+        SELECT 'dumped ' || c::regclass FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'resi_pg'
+        UNION ALL
+        SELECT 'schema ' || nspname || ' ' || coalesce(nspacl::text, 'default') FROM pg_namespace
+         WHERE nspname IN ('resi', 'api')
+        UNION ALL
+        SELECT 'acl ' || relname || ' ' || coalesce(relacl::text, 'default') FROM pg_class
+         WHERE relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
+        UNION ALL
+        SELECT 'acl ' || p.oid::regprocedure || ' ' || coalesce(p.proacl::text, 'default') FROM pg_proc p
+         WHERE p.pronamespace IN ('resi'::regnamespace, 'api'::regnamespace)
+           AND NOT ($1 AND EXISTS (SELECT FROM pg_aggregate
+                                    WHERE p.oid IN (aggtransfn, aggfinalfn, aggcombinefn, aggserialfn, aggdeserialfn)))
+        UNION ALL
+        SELECT 'initial privileges ' || pg_describe_object(classoid, objoid, objsubid) || ' ' || privtype::text
+               || ' ' || initprivs::text
+          FROM pg_init_privs WHERE pg_describe_object(classoid, objoid, objsubid) LIKE ANY (ARRAY['%resi.%', '%api.%'])
+    "#;
+    let (interface, implementation): (bool, &[String]) = match kind {
+        Catalogue::Full => (false, &[]),
+        Catalogue::Interface { implementation } => (true, implementation),
+    };
+    let rows = client.query(FACTS, &[&interface, &implementation]).unwrap();
+    let mut facts: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    if interface {
+        // The owner's name (the superuser or the portable edition's installer) read as OWNER.
+        let owner: String = scalar(client, "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'resi'");
+        facts = facts.iter().map(|f| rename_role(f, &owner, "OWNER")).collect();
+    }
+    facts.sort();
+    facts
+}
+
+/// `fact` with every whole-word occurrence of role `from` (in an ACL: grantee or grantor) as `to`.
+fn rename_role(fact: &str, from: &str, to: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(fact.len());
+    let mut rest = fact;
+    while let Some(at) = rest.find(from) {
+        out.push_str(&rest[..at]);
+        let after = rest[at + from.len()..].chars().next();
+        out.push_str(if word(out.chars().last()) || word(after) { from } else { to });
+        rest = &rest[at + from.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The first column of the one row `sql` returns.
@@ -146,16 +351,60 @@ pub struct PrivateCluster {
     /// The URL of its `postgres` database.
     pub url: String,
     port: String,
+    /// The PostgreSQL programs it runs ([`pg_bindir`], or a copy without resi_pg).
+    bin: PathBuf,
+    /// A copy of the PostgreSQL installation, removed with the cluster.
+    installation: Option<PathBuf>,
+    preload: Option<&'static str>,
 }
 
 impl PrivateCluster {
     pub fn start(label: &str) -> PrivateCluster {
+        Self::start_with(label, pg_bindir(), None, None)
+    }
+
+    /// A private cluster of a PostgreSQL 15 installation that has no resi_pg files, as a hosted
+    /// server: a copy of the system installation's programs and share directory without
+    /// `resi_pg*` (PostgreSQL finds its share directory relative to its programs; the library
+    /// directory is the system's). pg_tle refuses to install a TLE named like an extension
+    /// whose control file the server has. Preloads `preload` (e.g. pg_tle).
+    pub fn start_without_native_extension(label: &str, preload: Option<&'static str>) -> PrivateCluster {
+        let root = std::env::temp_dir().join(format!("resi-pg-copy-{label}-{}", std::process::id()));
+        let system = pg_bindir();
+        let system_lib = system.parent().expect("bin is inside the installation").join("lib");
+        let share = Command::new(system.join("pg_config")).arg("--sharedir").output().expect("pg_config runs");
+        let share = PathBuf::from(String::from_utf8(share.stdout).unwrap().trim());
+        // The same layout below root: /usr/lib/postgresql/15/{bin,lib} and /usr/share/postgresql/15.
+        let bin = root.join(system.strip_prefix("/").unwrap());
+        let copy_share = root.join(share.strip_prefix("/").unwrap());
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(copy_share.parent().unwrap()).unwrap();
+        let run = |command: &mut Command| assert!(command.status().unwrap().success(), "{command:?} failed");
+        run(Command::new("cp").arg("-a").arg(&system).arg(&bin));
+        run(Command::new("cp").arg("-a").arg(&share).arg(&copy_share));
+        std::os::unix::fs::symlink(&system_lib, bin.parent().unwrap().join("lib")).unwrap();
+        for entry in std::fs::read_dir(copy_share.join("extension")).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().starts_with("resi_pg") {
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
+        Self::start_with(label, bin, Some(root), preload)
+    }
+
+    fn start_with(
+        label: &str,
+        bin: PathBuf,
+        installation: Option<PathBuf>,
+        preload: Option<&'static str>,
+    ) -> PrivateCluster {
         let dir = std::env::temp_dir().join(format!(
             "resi-cluster-{label}-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         ));
-        let mut cluster = PrivateCluster { dir, url: String::new(), port: String::new() };
+        let mut cluster = PrivateCluster { dir, url: String::new(), port: String::new(), bin, installation, preload };
         let out = cluster.script("start", &[]);
         cluster.url = String::from_utf8(out).expect("a URL").trim().to_owned();
         let (_, after_host) = cluster.url.rsplit_once(':').expect("a URL with a port");
@@ -165,11 +414,12 @@ impl PrivateCluster {
 
     fn script(&self, command: &str, args: &[&str]) -> Vec<u8> {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-cluster");
-        let out = std::process::Command::new(script)
+        let out = Command::new(script)
             .arg(command)
             .arg(&self.dir)
             .args(args)
-            .env("PG_BIN", pg_bindir())
+            .env("PG_BIN", &self.bin)
+            .env("PG_CLUSTER_PRELOAD", self.preload.unwrap_or(""))
             .output()
             .unwrap_or_else(|e| panic!("cannot run scripts/pg-cluster {command}: {e}"));
         assert!(
@@ -204,6 +454,9 @@ impl PrivateCluster {
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-cluster");
-        let _ = std::process::Command::new(script).arg("destroy").arg(&self.dir).env("PG_BIN", pg_bindir()).output();
+        let _ = Command::new(script).arg("destroy").arg(&self.dir).env("PG_BIN", &self.bin).output();
+        if let Some(installation) = &self.installation {
+            let _ = std::fs::remove_dir_all(installation);
+        }
     }
 }

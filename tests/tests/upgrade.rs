@@ -2,72 +2,7 @@
 //! exactly the catalogue a fresh `CREATE EXTENSION` gives. The released install scripts are kept
 //! in sql/install/ (installed by `make install-dev`) so this test can create those versions.
 
-use postgres::Client;
-use resi_e2e::{scalar, TestDatabase};
-
-/// Everything the extension defines in schemas `resi` and `api`, one sorted line per fact: columns
-/// (type, nullability, default, compression), storage options, constraints, indexes, functions and aggregates (definition,
-/// volatility, parallel safety, security), composite types, views, triggers, comments, members, the
-/// tables pg_dump keeps, and privileges (now and as the extension script left them).
-fn catalogue(client: &mut Client) -> Vec<String> {
-    const FACTS: &str = r#"
-        SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-               || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-               || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') || ' #' || a.attnum
-               || CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END
-          FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
-        UNION ALL
-        SELECT 'relation ' || relname || ' ' || relkind::text || relpersistence::text
-               || coalesce(' ' || array_to_string(reloptions, ','), '')
-          FROM pg_class WHERE relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
-        UNION ALL
-        SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
-          FROM pg_constraint WHERE connamespace IN ('resi'::regnamespace, 'api'::regnamespace)
-        UNION ALL
-        SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
-        UNION ALL
-        SELECT 'function ' || p.oid::regprocedure || ' ' || p.prokind::text || p.provolatile::text || p.proparallel::text
-               || CASE WHEN p.prokind = 'a' THEN ' ' || (SELECT concat_ws(' ', aggtransfn, aggfinalfn, aggcombinefn,
-                        aggserialfn, aggdeserialfn, aggtranstype::regtype, aggtransspace, aggfinalmodify) FROM pg_aggregate WHERE aggfnoid = p.oid)
-                       ELSE ' ' || pg_get_functiondef(p.oid) END
-          FROM pg_proc p WHERE p.pronamespace IN ('resi'::regnamespace, 'api'::regnamespace)
-        UNION ALL
-        SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid) FROM pg_class c
-         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND c.relkind = 'v'
-        UNION ALL
-        SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-         WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND NOT t.tgisinternal
-        UNION ALL
-        SELECT 'comment ' || pg_describe_object(d.classoid, d.objoid, d.objsubid) || ': ' || d.description
-          FROM pg_description d
-         WHERE pg_describe_object(d.classoid, d.objoid, d.objsubid) LIKE ANY (ARRAY['%resi.%', '%api.%'])
-        UNION ALL
-        SELECT 'member ' || pg_describe_object(classid, objid, objsubid) FROM pg_depend
-         WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-           AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'resi_pg')
-        UNION ALL
-        SELECT 'dumped ' || c::regclass FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'resi_pg'
-        UNION ALL
-        SELECT 'schema ' || nspname || ' ' || coalesce(nspacl::text, 'default') FROM pg_namespace
-         WHERE nspname IN ('resi', 'api')
-        UNION ALL
-        SELECT 'acl ' || relname || ' ' || coalesce(relacl::text, 'default') FROM pg_class
-         WHERE relnamespace IN ('resi'::regnamespace, 'api'::regnamespace)
-        UNION ALL
-        SELECT 'acl ' || oid::regprocedure || ' ' || coalesce(proacl::text, 'default') FROM pg_proc
-         WHERE pronamespace IN ('resi'::regnamespace, 'api'::regnamespace)
-        UNION ALL
-        SELECT 'initial privileges ' || pg_describe_object(classoid, objoid, objsubid) || ' ' || privtype::text
-               || ' ' || initprivs::text
-          FROM pg_init_privs WHERE pg_describe_object(classoid, objoid, objsubid) LIKE ANY (ARRAY['%resi.%', '%api.%'])
-    "#;
-    let mut facts: Vec<String> = client.query(FACTS, &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    facts.sort();
-    facts
-}
+use resi_e2e::{catalogue, scalar, Catalogue, Edition, TestDatabase};
 
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
@@ -120,9 +55,9 @@ fn upgrade_from(version: &str) {
     assert_eq!(scalar::<i64>(&mut client, SUBMISSIONS), submissions);
     assert!(submissions >= 1);
 
-    let fresh = TestDatabase::new(&format!("upgrade_fresh_{}", version.replace('.', "_")));
-    let upgraded = catalogue(&mut client);
-    let installed = catalogue(&mut fresh.client());
+    let fresh = TestDatabase::with_edition(&format!("upgrade_fresh_{}", version.replace('.', "_")), Edition::Native);
+    let upgraded = catalogue(&mut client, &Catalogue::Full);
+    let installed = catalogue(&mut fresh.client(), &Catalogue::Full);
     let only = |a: &[String], b: &[String]| a.iter().filter(|x| !b.contains(x)).cloned().collect::<Vec<_>>();
     assert!(
         upgraded == installed,

@@ -1,0 +1,149 @@
+//! The two editions of resi_pg offer one SQL API: the native extension (Rust, `CREATE EXTENSION`
+//! by a superuser) and the portable edition (SQL and PL/pgSQL from the same sql/ files, installed
+//! by a role without superuser, as on hosted PostgreSQL). Their outputs are compared function by
+//! function in the tests/tests/portable_*.rs files; here, their catalogues.
+
+use postgres::Client;
+use resi_e2e::{catalogue, connect, scalar, url_for, Catalogue, Edition, PrivateCluster, TestDatabase};
+
+const CURRENT: &str = env!("CARGO_PKG_VERSION");
+
+/// The one table only the portable edition has: its settings (sql/portable/settings.sql; the
+/// native edition has GUCs), with its primary key.
+const PORTABLE_RELATIONS: [&str; 2] = ["settings", "settings_pkey"];
+
+/// Whether `fact`, found only in the portable installation, is one it may hold beyond the native
+/// one: its own functions (the helpers of its bodies, the state functions of its aggregates),
+/// composite types (aggregate states, `composites`) and `resi.settings`, with their columns,
+/// comments, privileges, constraints, indexes, triggers and extension membership; and, as a
+/// pg_tle extension, schema `resi` as a member. Never a change to anything the native edition
+/// has.
+fn only_portable(fact: &str, composites: &[String]) -> bool {
+    let relation = |name: &str| {
+        [
+            format!("relation {name} "),
+            format!("column {name}."),
+            format!("acl {name} "),
+            format!("constraint resi.{name} "),
+            format!("comment table resi.{name}:"),
+            format!("member table resi.{name}"),
+            format!("dumped resi.{name}"),
+            format!("initial privileges table resi.{name} "),
+        ]
+        .iter()
+        .any(|prefix| fact.starts_with(prefix.as_str()))
+            || (fact.starts_with("index ") || fact.starts_with("trigger "))
+                && fact.contains(&format!(" ON resi.{name} "))
+    };
+    // The portable script creates schema resi itself (a native extension's control file names it).
+    fact == "member schema resi"
+        || composites.iter().any(|c| relation(c))
+        || PORTABLE_RELATIONS.iter().any(|r| relation(r))
+        || ["function ", "acl resi.", "comment function ", "comment type ", "member function ", "member type "]
+            .iter()
+            .any(|prefix| fact.starts_with(prefix))
+}
+
+#[test]
+fn the_portable_edition_is_installed_by_a_role_without_superuser() {
+    let db = TestDatabase::with_edition("editions_installer", Edition::Portable);
+    let installer = db.installer();
+    let mut client = connect(&installer.url);
+    assert!(!scalar::<bool>(
+        &mut client,
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    ));
+    assert_eq!(
+        scalar::<String>(&mut client, "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'resi'"),
+        installer.name
+    );
+    assert_eq!(scalar::<String>(&mut client, "SELECT resi.edition()"), "portable");
+    assert_eq!(
+        scalar::<String>(&mut db.client(), "SELECT obj_description('resi'::regnamespace)"),
+        format!("resi_pg {} (portable edition, plain migration)", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn both_editions_offer_the_same_sql_api() {
+    let native = TestDatabase::with_edition("editions_native", Edition::Native);
+    let portable = TestDatabase::with_edition("editions_portable", Edition::Portable);
+    assert_same_api(&mut native.client(), &mut portable.client(), false);
+}
+
+#[test]
+fn the_pg_tle_package_installs_with_create_extension_by_a_role_without_superuser() {
+    if std::env::var_os("RESI_TEST_PG_TLE").is_none() {
+        eprintln!(
+            "skipped: pg_tle is not installed; run `PG_TLE_SRC=/path/to/pg_tle-1.4.0.tar.gz make test` \
+             (scripts/pg-tle-install) to test the portable edition as a pg_tle extension"
+        );
+        return;
+    }
+    // A server as hosted Supabase has it: pg_tle preloaded, no resi_pg files.
+    let cluster = PrivateCluster::start_without_native_extension("pg_tle", Some("pg_tle"));
+    let mut admin = connect(&cluster.url);
+    for statement in [
+        "CREATE ROLE installer LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB",
+        "CREATE DATABASE hosted",
+        "GRANT CREATE ON DATABASE hosted TO installer",
+    ] {
+        admin.batch_execute(statement).unwrap();
+    }
+    let hosted = url_for(&cluster.url, "hosted");
+    connect(&hosted).batch_execute("CREATE EXTENSION pg_tle; GRANT pgtle_admin TO installer").unwrap();
+    let package = resi_package::pg_tle_install(&resi_package::Repository::this()).unwrap();
+    let mut client = connect(&hosted.replacen("postgres@", "installer@", 1));
+    client.batch_execute(&package).unwrap_or_else(|e| panic!("pgtle.install_extension: {e:?}"));
+    client.batch_execute("CREATE EXTENSION resi_pg").unwrap_or_else(|e| panic!("CREATE EXTENSION resi_pg: {e:?}"));
+    assert_eq!(scalar::<String>(&mut client, "SELECT extversion FROM pg_extension WHERE extname = 'resi_pg'"), CURRENT);
+    assert_eq!(scalar::<String>(&mut client, "SELECT resi.edition()"), "portable");
+
+    let native = TestDatabase::with_edition("editions_tle_native", Edition::Native);
+    assert_same_api(&mut native.client(), &mut connect(&hosted), true);
+
+    client.batch_execute("DROP EXTENSION resi_pg").unwrap();
+    assert_eq!(scalar::<i64>(&mut client, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('resi', 'api')"), 0);
+}
+
+/// The two installations' catalogues are equal but for how the functions the native edition
+/// implements in Rust are implemented (compared by interface), the portable edition's own state
+/// types and, when `as_extensions` is false, what only an extension has (members, dumped tables,
+/// initial privileges).
+fn assert_same_api(native: &mut Client, portable: &mut Client, as_extensions: bool) {
+    // What the native edition implements in C (Rust), and resi.edition(): compared by interface.
+    let mut implementation: Vec<String> = native
+        .query(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p
+              WHERE p.pronamespace = 'resi'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(implementation.len() > 20, "{implementation:?}");
+    implementation.push("resi.edition()".to_owned());
+    let kind = Catalogue::Interface { implementation };
+    let compared = |fact: &String| {
+        as_extensions
+            || !(fact.starts_with("member ") || fact.starts_with("dumped ") || fact.starts_with("initial privileges "))
+    };
+    let native_facts: Vec<String> = catalogue(native, &kind).into_iter().filter(compared).collect();
+    let portable_facts: Vec<String> = catalogue(portable, &kind).into_iter().filter(compared).collect();
+    let missing: Vec<&String> = native_facts.iter().filter(|f| !portable_facts.contains(f)).collect();
+    let composites: Vec<String> = portable_facts
+        .iter()
+        .filter_map(|f| f.strip_prefix("relation ")?.strip_suffix(" cp").map(str::to_owned))
+        .collect();
+    let extra: Vec<&String> =
+        portable_facts.iter().filter(|f| !native_facts.contains(f) && !only_portable(f, &composites)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "native only ({}):\n{}\n\nportable only ({}):\n{}",
+        missing.len(),
+        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"),
+        extra.len(),
+        extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
+}
