@@ -23,16 +23,19 @@
 --   them set extra_float_digits, so the session's setting does not matter.
 --
 -- States are concrete types (no internal): mode and median keep one tally per distinct value
--- (value, exact units, supporters); the listing aggregates keep their claims. PL/pgSQL cannot
--- grow a state in place (PostgreSQL copies a non-internal state on every transition), so a
--- transition costs time in proportion to its state: a group of n rows costs O(n × distinct
--- values) for mode and median (linear for the usual few distinct values, quadratic for a group
--- whose values are all different) and O(n²) for the listing aggregates, whose groups are a
--- listing's claims (one per miner).
+-- (value, exact units, supporters), the listing aggregates their claims. PostgreSQL copies a
+-- non-internal state on every transition (PL/pgSQL cannot grow one in place), so a row costs
+-- time in proportion to its group's state: mode and median are linear in a group's rows while
+-- it has few distinct values, and quadratic in its distinct values (20,000 in one group take
+-- some 20 s); the listing aggregates are quadratic in a group's claims, which are one listing's
+-- (one per miner). States grow by array_cat, a copy, rather than array_append, which unpacks
+-- every element.
 --
 -- Differences from the native edition: none in the answers. Error messages are the native
 -- ones; where several rows of one group are wrong at once, the one reported may differ (natively
--- consensus_by_source reports the first heavy source in hash order).
+-- consensus_by_source reports the first heavy source in hash order). An upload time of
+-- -infinity behind a finite one overflows the native int64 age: a release build wraps around
+-- (the age is negative, the claim counts in full), as here; a debug build raises XX000.
 
 -- ---------------------------------------------------------------------------------------------
 -- State types
@@ -163,13 +166,13 @@ BEGIN
 END
 $$;
 
--- A double as it is written in field_consensus: ryu_js's digits as numeric (to_jsonb's number
--- but for the interval's ends above 2^53). NULL gives NULL (not declared STRICT, so that it is
--- inlined). IMMUTABLE, PARALLEL SAFE; the caller sets extra_float_digits = 1.
-CREATE FUNCTION resi.consensus_json_number(x double precision) RETURNS numeric
+-- A double as JSON text in field_consensus: ryu_js's digits, which are float8out's (with
+-- extra_float_digits = 1, which the caller sets) but for the interval's ends above 2^53.
+-- NULL gives NULL (not declared STRICT, so that it is inlined). IMMUTABLE, PARALLEL SAFE.
+CREATE FUNCTION resi.consensus_json_number(x double precision) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN pg_catalog.abs(x) < 9007199254740992::double precision THEN x::text::numeric
-            ELSE resi.consensus_shortest(x, false) END;
+RETURN CASE WHEN pg_catalog.abs(x) < 9007199254740992::double precision THEN x::text
+            ELSE resi.consensus_shortest(x, false)::text END;
 
 -- A double as Rust's Display writes it in the native messages: its shortest round-trip digits
 -- without an exponent, inf, -inf, NaN. IMMUTABLE, STRICT, PARALLEL SAFE.
@@ -320,9 +323,9 @@ BEGIN
     units := resi.consensus_weight_units(weight);
     i := pg_catalog.array_position(state.tally_values, value COLLATE "C");
     IF i IS NULL THEN
-        state.tally_values := pg_catalog.array_append(state.tally_values, value);
-        state.tally_units := pg_catalog.array_append(state.tally_units, units);
-        state.tally_supporters := pg_catalog.array_append(state.tally_supporters, 1::bigint);
+        state.tally_values := pg_catalog.array_cat(state.tally_values, ARRAY[value]);
+        state.tally_units := pg_catalog.array_cat(state.tally_units, ARRAY[units]);
+        state.tally_supporters := pg_catalog.array_cat(state.tally_supporters, '{1}'::bigint[]);
     ELSE
         state.tally_units[i] := state.tally_units[i] + units;
         state.tally_supporters[i] := state.tally_supporters[i] + 1;
@@ -418,9 +421,9 @@ BEGIN
     units := resi.consensus_weight_units(weight);
     i := pg_catalog.array_position(state.tally_values, v);
     IF i IS NULL THEN
-        state.tally_values := pg_catalog.array_append(state.tally_values, v);
-        state.tally_units := pg_catalog.array_append(state.tally_units, units);
-        state.tally_supporters := pg_catalog.array_append(state.tally_supporters, 1::bigint);
+        state.tally_values := pg_catalog.array_cat(state.tally_values, ARRAY[v]);
+        state.tally_units := pg_catalog.array_cat(state.tally_units, ARRAY[units]);
+        state.tally_supporters := pg_catalog.array_cat(state.tally_supporters, '{1}'::bigint[]);
     ELSE
         state.tally_units[i] := state.tally_units[i] + units;
         state.tally_supporters[i] := state.tally_supporters[i] + 1;
@@ -596,15 +599,15 @@ BEGIN
                -- numbers as the native edition writes them (resi.consensus_json_number).
                ('{' || pg_catalog.string_agg(
                    '"' || ('{uri,price,address,bedrooms,bathrooms,living_area,home_type,home_status,days_on_zillow,zip_code,city,state,latitude,longitude}'::text[])[f.field]
-                   || '": {"value": ' || coalesce(pg_catalog.to_json(f.text_value)::text, resi.consensus_json_number(f.number_value)::text)
-                   || ', "confidence": ' || resi.consensus_json_number(f.confidence)::text
-                   || ', "agreement": ' || resi.consensus_json_number(f.agreement)::text
+                   || '": {"value": ' || coalesce(pg_catalog.to_json(f.text_value)::text, resi.consensus_json_number(f.number_value))
+                   || ', "confidence": ' || resi.consensus_json_number(f.confidence)
+                   || ', "agreement": ' || resi.consensus_json_number(f.agreement)
                    || ', "supporters": ' || f.supporters::text || ', "voters": ' || f.voters::text
                    || CASE WHEN f.text_value IS NOT NULL
-                           THEN ', "support_weight": ' || resi.consensus_json_number(resi.consensus_weight_float(f.support))::text
-                                || ', "total_weight": ' || resi.consensus_json_number(resi.consensus_weight_float(f.total))::text
-                           ELSE ', "low": ' || resi.consensus_json_number(f.low)::text
-                                || ', "high": ' || resi.consensus_json_number(f.high)::text END
+                           THEN ', "support_weight": ' || resi.consensus_json_number(resi.consensus_weight_float(f.support))
+                                || ', "total_weight": ' || resi.consensus_json_number(resi.consensus_weight_float(f.total))
+                           ELSE ', "low": ' || resi.consensus_json_number(f.low)
+                                || ', "high": ' || resi.consensus_json_number(f.high) END
                    || '}', ', ') || '}')::jsonb AS field_consensus
           FROM member f
         HAVING pg_catalog.count(*) > 0
@@ -640,9 +643,9 @@ BEGIN
             || resi.consensus_float_text(weight) || ' is out of range (weights must be at most 1e15)';
     END IF;
     IF weight >= 1.1102230246251565e-16::double precision AND weight <> 'NaN'::double precision THEN
-        state := pg_catalog.array_append(state, resi.consensus_claim_of(zpid, uri, price, address, bedrooms, bathrooms,
+        state := pg_catalog.array_cat(state, ARRAY[resi.consensus_claim_of(zpid, uri, price, address, bedrooms, bathrooms,
             living_area, home_type, home_status, days_on_zillow, zip_code, city, state_code, latitude, longitude,
-            weight, NULL, NULL, NULL, NULL));
+            weight, NULL, NULL, NULL, NULL)]);
     END IF;
     RETURN state;
 END
@@ -694,9 +697,9 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22004',
             MESSAGE = 'resi.consensus_by_source: member, miner_hotkey and submitted_at must not be NULL';
     END IF;
-    RETURN pg_catalog.array_append(state, resi.consensus_claim_of(zpid, uri, price, address, bedrooms, bathrooms,
+    RETURN pg_catalog.array_cat(state, ARRAY[resi.consensus_claim_of(zpid, uri, price, address, bedrooms, bathrooms,
         living_area, home_type, home_status, days_on_zillow, zip_code, city, state_code, latitude, longitude,
-        trust, member, miner_hotkey, signature, submitted_at));
+        trust, member, miner_hotkey, signature, submitted_at)]);
 END
 $$;
 

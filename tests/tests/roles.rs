@@ -5,7 +5,7 @@
 
 use postgres::error::SqlState;
 use postgres::Client;
-use resi_e2e::{connect, scalar, TestDatabase};
+use resi_e2e::{connect, scalar, Edition, TestDatabase};
 
 /// `sql` fails with insufficient_privilege (and the session stays usable).
 fn denied(client: &mut Client, sql: &str) {
@@ -17,6 +17,22 @@ fn denied(client: &mut Client, sql: &str) {
 
 fn allowed(client: &mut Client, sql: &str) {
     client.batch_execute(sql).unwrap_or_else(|e| panic!("denied, expected allowed: {sql}: {e}"));
+}
+
+/// `set` (a `SET resi.…`) does not take effect for this role. Natively it is refused (the
+/// settings are SUSET GUCs). The portable edition cannot refuse a SET of a placeholder, so the
+/// value is refused when read (every reader of a setting raises 42501 in such a session), and
+/// the role cannot write resi.settings either.
+fn setting_denied(client: &mut Client, set: &str) {
+    match Edition::under_test() {
+        Edition::Native => denied(client, set),
+        Edition::Portable => {
+            allowed(client, set);
+            denied(client, "SELECT resi.ingest_settings(), resi.initial_trust(), resi.rate_limit_for(0.5)");
+            allowed(client, "RESET ALL");
+            denied(client, "INSERT INTO resi.settings (name, value) VALUES ('resi.initial_trust', '1')");
+        }
+    }
 }
 
 /// A database with the roles set up and a few folded listings (miners 5A and 5B on zpid 1).
@@ -115,12 +131,16 @@ fn loader_writes_staging_and_the_ledger_and_nothing_else() {
         "SELECT resi.record_miner_submission('5C', -1)",
         "SELECT resi.archive_batch_begin('listings', '2025-09-01', now())",
         "SELECT resi.archive_batch_delete(1, ARRAY['1'], NULL)",
-        // The settings that judge the loader's miners are not the loader's to change.
+    ] {
+        denied(&mut loader, sql);
+    }
+    // The settings that judge the loader's miners are not the loader's to change.
+    for sql in [
         "SET resi.max_submission_rows = 100000000",
         "SET resi.initial_trust = 1",
         "SET resi.rate_limit_tiers = '0:1000000'",
     ] {
-        denied(&mut loader, sql);
+        setting_denied(&mut loader, sql);
     }
 }
 
@@ -158,10 +178,10 @@ fn reader_reads_listings_and_the_public_views_only() {
         "SELECT resi.record_validation('5A', '1', true)",
         "SELECT resi.admit_submission('5R', now())",
         "SELECT resi.clear_staging()",
-        "SET resi.initial_trust = 0",
     ] {
         denied(&mut reader, sql);
     }
+    setting_denied(&mut reader, "SET resi.initial_trust = 0");
 }
 
 #[test]
@@ -191,10 +211,10 @@ fn validator_records_validations_and_nothing_else() {
         "SELECT resi.ban_miner('5A', 'x')",
         "SELECT resi.refresh_consensus()",
         "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid) VALUES ('5V', now(), '3')",
-        "SET resi.initial_trust = 0",
     ] {
         denied(&mut validator, sql);
     }
+    setting_denied(&mut validator, "SET resi.initial_trust = 0");
 }
 
 #[test]
