@@ -17,13 +17,22 @@ pub async fn connect(url: Option<&str>) -> Result<Client> {
             tracing::error!(error = %e, "database connection closed");
         }
     });
-    let installed: Option<String> = client
-        .query_opt("SELECT extversion FROM pg_extension WHERE extname = 'resi_pg'", &[])
+    // resi_pg as an extension (native, or the portable edition through pg_tle), or the portable
+    // edition's plain migration (schema resi with resi.edition(); docs/hosted.md).
+    let installed: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'resi_pg')
+                    OR to_regprocedure('resi.edition()') IS NOT NULL",
+            &[],
+        )
         .await
         .with_context(|| format!("cannot query the database at {target}"))?
-        .map(|r| r.get(0));
-    if installed.is_none() {
-        anyhow::bail!("the database at {target} has no resi_pg extension: run CREATE EXTENSION resi_pg first");
+        .get(0);
+    if !installed {
+        anyhow::bail!(
+            "the database at {target} has no resi_pg: run CREATE EXTENSION resi_pg first \
+             (or, on hosted PostgreSQL, install the portable edition: docs/hosted.md)"
+        );
     }
     Ok(client)
 }
