@@ -44,6 +44,14 @@ SELECT pg_catalog.pg_extension_config_dump('resi.blacklist_id_seq', '');
 COMMENT ON AGGREGATE resi.submission_quality(text, double precision, text) IS
     'Quality of one submission: score 1.0 times 0.5 if a price is outside [resi.quality_min_price, resi.quality_max_price], 0.3 if a zpid repeats, 0.7 if more than resi.quality_max_zip_codes zip codes, 0.1 if a zpid or zip code is blacklisted; with the issue codes and counts. NULL when there are no rows.';
 
+-- The same report from a submission given column by column: `rows` rows (count(*)) and their
+-- zpids, prices and zip codes (array_agg of each, any order, NULL elements ignored). What the
+-- fold calls: no aggregate state per row, so a large submission costs O(n log n) in the
+-- portable edition too (its aggregate copies its state on every row). NULL when rows is NULL or
+-- 0; STABLE, PARALLEL SAFE, not strict; rows < 0 raises 22023.
+COMMENT ON FUNCTION resi.submission_quality_of(bigint, text[], double precision[], text[]) IS
+    'resi.submission_quality of a submission given as columns: its row count and the arrays of its zpids, prices and zip codes (any order, NULLs ignored). NULL when rows is NULL or 0.';
+
 -- ---------------------------------------------------------------------------------------------
 -- Rate limits
 -- ---------------------------------------------------------------------------------------------

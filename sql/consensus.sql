@@ -149,6 +149,20 @@ SELECT zpid,
 COMMENT ON VIEW resi.listing_consensus IS
     'Trust-weighted consensus of every listing, computed from resi.miner_claims (what resi.refresh_consensus writes into resi.listings).';
 
+-- The rows of resi.listing_consensus for `zpids` (every listing with claims when NULL): the
+-- consensus resi.refresh_consensus writes. Here the view itself, filtered: an SQL function the
+-- planner inlines into its caller, so the filter reaches the claims' index and the native
+-- aggregates do the per-claim work. The portable edition replaces this body with a set-based
+-- one (sql/portable/listing_consensus.sql: many listings per query, no PL/pgSQL call per
+-- claim) giving the same rows. STABLE, PARALLEL SAFE; rows in no particular order.
+CREATE FUNCTION resi.listing_consensus_of(zpids text[]) RETURNS SETOF resi.listing_consensus
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids)
+$$;
+COMMENT ON FUNCTION resi.listing_consensus_of(text[]) IS
+    'The rows of resi.listing_consensus for the given listings (all when NULL): what resi.refresh_consensus writes.';
+
 -- How one reported row compares with a listing's consensus (resi_pg/src/consensus/agreement.rs,
 -- over the field table of resi_core/src/fields.rs, whose tolerances resi.listing_consensus uses
 -- too): `compared` fields where both have a value, `agreed` of them within the field's tolerance
@@ -224,7 +238,7 @@ BEGIN
     -- rows' index entries in the same order and cannot deadlock, without sorting the wide
     -- consensus rows again (that sort spilled 585 MB at 200,000 listings).
     WITH fresh AS MATERIALIZED (
-        SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids) ORDER BY zpid
+        SELECT * FROM resi.listing_consensus_of(zpids) ORDER BY zpid
     ), written AS (
         UPDATE resi.listings l SET
             (uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,

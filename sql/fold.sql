@@ -43,12 +43,14 @@ BEGIN
     CREATE TEMPORARY TABLE resi_reported (LIKE resi.staging_listings);
     INSERT INTO pg_temp.resi_reported SELECT * FROM staged;
 
-    -- Quality first: each submission's report and the strikes low quality earns, in upload
-    -- order. A miner a strike bans has its later submissions of this statement left out, as
+    -- Quality first: each submission's report (resi.submission_quality_of: the aggregate's
+    -- report, from arrays) and the strikes low quality earns, in upload order. A miner a strike bans has its later submissions of this statement left out, as
     -- admission would have deferred them had they come one at a time (resi.penalise_submissions).
     left_out := resi.penalise_submissions(ARRAY(
         SELECT ROW(s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
-                   resi.submission_quality(s.zpid, s.price, s.zip_code), count(*), 0, 0, 0, 0)::resi.submission_verdict
+                   resi.submission_quality_of(count(*), array_agg(s.zpid), array_agg(s.price::double precision),
+                                              array_agg(s.zip_code)),
+                   count(*), 0, 0, 0, 0)::resi.submission_verdict
           FROM pg_temp.resi_reported s
          GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp));
 
@@ -116,7 +118,8 @@ BEGIN
     -- time (one loader object).
     verdicts := ARRAY(
         SELECT ROW(s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
-                   resi.submission_quality(s.zpid, s.price, s.zip_code),
+                   resi.submission_quality_of(count(*), array_agg(s.zpid), array_agg(s.price::double precision),
+                                              array_agg(s.zip_code)),
                    count(*),
                    coalesce(sum(v.compared), 0),
                    coalesce(sum(v.agreed), 0),

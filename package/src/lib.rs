@@ -11,9 +11,9 @@
 //!    (the catalogue comparison test in `tests/tests/editions.rs` proves the result);
 //! 3. interleaved with them, the files of `sql/portable/`: the portable bodies of the
 //!    `#[pg_extern]` functions and of `sql/native/` (aggregates get concrete state types). A
-//!    file goes right after `types.sql`, or before the shared file its line
-//!    `-- resi-package: before X.sql` names; files of one place in name order. They are created
-//!    with `check_function_bodies = off`: a body may read tables created later.
+//!    file goes right after `types.sql`, or before (after) the shared file its line
+//!    `-- resi-package: before X.sql` (`after X.sql`) names; files of one place in name order.
+//!    They are created with `check_function_bodies = off`: a body may read tables created later.
 //!
 //! Packaged two ways: as a pg_tle extension ([`pg_tle_install`]: `pgtle.install_extension`, then
 //! `CREATE EXTENSION resi_pg` as on hosted Supabase, RDS and Aurora) and as a plain migration
@@ -123,18 +123,18 @@ impl Repository {
         );
         self.append(&mut script, "types.sql")?;
         let shared = self.shared_files()?;
-        let mut placed: Vec<(String, Option<String>)> = Vec::new();
+        let mut placed: Vec<(String, Placement)> = Vec::new();
         for file in self.portable_files()? {
-            let before = placement(&self.read(&format!("sql/{file}"))?);
-            if let Some(before) = &before {
-                if !shared.contains(before) {
-                    return Err(Error(format!("sql/{file} is placed before sql/{before}, which is not a shared file")));
+            let place = placement(&self.read(&format!("sql/{file}"))?);
+            if let Placement::Before(next) | Placement::After(next) = &place {
+                if !shared.contains(next) {
+                    return Err(Error(format!("sql/{file} is placed next to sql/{next}, which is not a shared file")));
                 }
             }
-            placed.push((file, before));
+            placed.push((file, place));
         }
-        let append_portable = |script: &mut String, before: Option<&String>| -> Result<()> {
-            for (file, _) in placed.iter().filter(|(_, b)| b.as_ref() == before) {
+        let append_portable = |script: &mut String, place: Placement| -> Result<()> {
+            for (file, _) in placed.iter().filter(|(_, p)| *p == place) {
                 // Bodies are checked when first called: a portable file may call functions of
                 // another placed later, or read tables the shared files create after it.
                 script.push_str("SET LOCAL check_function_bodies = off;\n");
@@ -143,10 +143,11 @@ impl Repository {
             }
             Ok(())
         };
-        append_portable(&mut script, None)?;
+        append_portable(&mut script, Placement::First)?;
         for file in &shared {
-            append_portable(&mut script, Some(file))?;
+            append_portable(&mut script, Placement::Before(file.clone()))?;
             self.append(&mut script, file)?;
+            append_portable(&mut script, Placement::After(file.clone()))?;
         }
         check_portable(&script)?;
         Ok(script)
@@ -161,10 +162,30 @@ impl Repository {
     }
 }
 
-/// Where a portable file goes: before the shared file its line `-- resi-package: before X.sql`
-/// names (it uses that file's tables or types), else right after `sql/types.sql`.
-fn placement(text: &str) -> Option<String> {
-    text.lines().find_map(|line| line.strip_prefix("-- resi-package: before ").map(|f| f.trim().to_owned()))
+/// Where a portable file goes in the script.
+#[derive(Debug, PartialEq)]
+enum Placement {
+    /// Right after `sql/types.sql`.
+    First,
+    /// Just before this shared file (the file's tables or types are used by it).
+    Before(String),
+    /// Just after this shared file (the file uses its tables, views or types).
+    After(String),
+}
+
+/// A portable file's placement: its line `-- resi-package: before X.sql` or
+/// `-- resi-package: after X.sql`, else [`Placement::First`].
+fn placement(text: &str) -> Placement {
+    text.lines()
+        .find_map(|line| {
+            let line = line.strip_prefix("-- resi-package: ")?;
+            if let Some(file) = line.strip_prefix("before ") {
+                Some(Placement::Before(file.trim().to_owned()))
+            } else {
+                line.strip_prefix("after ").map(|file| Placement::After(file.trim().to_owned()))
+            }
+        })
+        .unwrap_or(Placement::First)
 }
 
 /// Refuse what no hosted PostgreSQL runs for a role without superuser.
@@ -305,9 +326,16 @@ mod tests {
     }
 
     #[test]
-    fn a_portable_file_names_the_shared_file_it_precedes() {
-        assert_eq!(placement("-- header\n-- resi-package: before audit.sql\nCREATE ...").as_deref(), Some("audit.sql"));
-        assert_eq!(placement("-- header\nCREATE ..."), None);
+    fn a_portable_file_names_the_shared_file_it_precedes_or_follows() {
+        assert_eq!(
+            placement("-- header\n-- resi-package: before audit.sql\nCREATE ..."),
+            Placement::Before("audit.sql".to_owned())
+        );
+        assert_eq!(
+            placement("-- header\n-- resi-package: after consensus.sql\nCREATE ..."),
+            Placement::After("consensus.sql".to_owned())
+        );
+        assert_eq!(placement("-- header\nCREATE ..."), Placement::First);
     }
 
     #[test]

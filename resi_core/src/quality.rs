@@ -149,11 +149,39 @@ impl SubmissionQuality {
     #[inline]
     pub fn add(&mut self, zpid: Option<&str>, price: Option<f64>, zip: Option<&str>) {
         self.rows += 1;
+        self.add_zpid(zpid);
+        self.add_price(price);
+        self.add_zip(zip);
+    }
+
+    /// The state of a submission given column by column: `rows` rows (NULLs included) whose
+    /// zpids, prices and zip codes are these, each column in any order and NULLs ignored (what
+    /// `resi.submission_quality_of` reads from `count(*)` and `array_agg`s). Equal to
+    /// [`add`](Self::add) of each row.
+    pub fn of_columns<'a>(
+        rows: u64,
+        zpids: impl IntoIterator<Item = Option<&'a str>>,
+        prices: impl IntoIterator<Item = Option<f64>>,
+        zips: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> SubmissionQuality {
+        let mut quality = SubmissionQuality { rows, ..SubmissionQuality::default() };
+        zpids.into_iter().for_each(|zpid| quality.add_zpid(zpid));
+        prices.into_iter().for_each(|price| quality.add_price(price));
+        zips.into_iter().for_each(|zip| quality.add_zip(zip));
+        quality
+    }
+
+    #[inline]
+    fn add_zpid(&mut self, zpid: Option<&str>) {
         if let Some(zpid) = zpid {
             if !self.zpids.insert(zpid) {
                 self.duplicate_zpids += 1;
             }
         }
+    }
+
+    #[inline]
+    fn add_price(&mut self, price: Option<f64>) {
         if let Some(price) = price {
             if price.is_finite() {
                 self.min_price = self.min_price.min(price);
@@ -162,6 +190,10 @@ impl SubmissionQuality {
                 self.non_finite_price = true;
             }
         }
+    }
+
+    #[inline]
+    fn add_zip(&mut self, zip: Option<&str>) {
         if let Some(zip) = zip {
             self.zips.insert(zip);
         }
@@ -252,6 +284,28 @@ mod tests {
     fn sorted(mut v: Vec<String>) -> Vec<String> {
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_submission_given_as_columns_is_the_same_as_row_by_row() {
+        let rows: Vec<Row> = vec![
+            (Some("1"), Some(250_000.0), Some("77494")),
+            (Some("1"), None, None),
+            (None, Some(f64::NAN), Some("77450")),
+            (Some("2"), Some(10.0), Some("77494")),
+            (None, None, None),
+        ];
+        let by_row = report(&rows);
+        let by_column = SubmissionQuality::of_columns(
+            rows.len() as u64,
+            rows.iter().rev().map(|r| r.0),
+            rows.iter().map(|r| r.1),
+            rows.iter().map(|r| r.2).filter(Option::is_some),
+        )
+        .report(&QualityThresholds::default(), false)
+        .unwrap();
+        assert_eq!(by_column, by_row);
+        assert_eq!((by_row.rows, by_row.duplicate_zpids, by_row.distinct_zips), (5, 1, 2));
     }
 
     #[test]

@@ -64,7 +64,13 @@ extension_sql_file!(
 extension_sql_file!(
     "../../sql/admission.sql",
     name = "admission",
-    requires = ["native_admission", rate_limit::rate_limit_for, settings::ingest_settings, keys::parse_s3_key]
+    requires = [
+        "native_admission",
+        rate_limit::rate_limit_for,
+        settings::ingest_settings,
+        keys::parse_s3_key,
+        quality::submission_quality_of
+    ]
 );
 extension_sql_file!(
     "../../sql/audit.sql",

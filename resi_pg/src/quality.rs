@@ -10,7 +10,7 @@
 
 use crate::composite::composite;
 use crate::consensus::aggregate_state_mut;
-use crate::error::OrRaise;
+use crate::error::{raise_code, OrRaise};
 use crate::guc;
 use pgrx::datum::{DatumWithOid, Internal};
 use pgrx::prelude::*;
@@ -18,6 +18,7 @@ use pgrx::{pg_sys, IntoDatum};
 use resi_core::quality::{QualityThresholds, SubmissionQuality};
 
 const NAME: &str = "resi.submission_quality";
+const OF_NAME: &str = "resi.submission_quality_of";
 
 /// Does any of the distinct zpids ($1) or zip codes ($2) match `resi.blacklist`? Exact entries
 /// are equi-joins (hash joins or the unique index), patterns are POSIX regular expressions
@@ -68,13 +69,46 @@ fn submission_quality_final(
 ) -> Option<pgrx::composite_type!('static, "resi.quality_report")> {
     // SAFETY: a SubmissionQuality of this aggregate.
     let quality = unsafe { state.get::<SubmissionQuality>() }?;
+    Some(report(quality, fcinfo))
+}
+
+/// `resi.submission_quality_of(rows, zpids, prices, zip_codes)`: the report on a submission of
+/// `rows` rows given column by column (`count(*)` and `array_agg`s of its rows, each in any
+/// order): what the aggregate gives for those rows, without an aggregate's state per row (the
+/// fold calls it in both editions; a portable aggregate's state is copied on every row). NULL
+/// when rows is NULL or 0; NULL arrays and elements are ignored. STABLE, PARALLEL SAFE, not
+/// strict; rows < 0 raises 22023, a count beyond integer 22003, a blacklist pattern that is not
+/// a valid regular expression 2201B.
+#[pg_extern(stable, parallel_safe)]
+fn submission_quality_of(
+    rows: Option<i64>,
+    zpids: Option<Array<&str>>,
+    prices: Option<Array<f64>>,
+    zip_codes: Option<Array<&str>>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<pgrx::composite_type!('static, "resi.quality_report")> {
+    let rows = rows.filter(|&rows| rows != 0)?;
+    let rows = u64::try_from(rows).unwrap_or_else(|_| {
+        raise_code(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, OF_NAME, &format!("rows must be >= 0, got {rows}"))
+    });
+    let quality = SubmissionQuality::of_columns(
+        rows,
+        zpids.iter().flat_map(|a| a.iter()),
+        prices.iter().flat_map(|a| a.iter()),
+        zip_codes.iter().flat_map(|a| a.iter()),
+    );
+    Some(report(&quality, fcinfo))
+}
+
+/// The report on `quality` under the current thresholds and blacklist, as `resi.quality_report`.
+fn report(quality: &SubmissionQuality, fcinfo: pg_sys::FunctionCallInfo) -> PgHeapTuple<'static, AllocatedByRust> {
     let thresholds = QualityThresholds {
         min_price: guc::QUALITY_MIN_PRICE.get(),
         max_price: guc::QUALITY_MAX_PRICE.get(),
         max_zip_codes: u64::try_from(guc::QUALITY_MAX_ZIP_CODES.get()).unwrap_or(0),
     };
     let report = quality.report(&thresholds, blacklisted(quality)).or_raise(NAME);
-    Some(composite(
+    composite(
         fcinfo,
         "resi.quality_report",
         &[
@@ -84,7 +118,7 @@ fn submission_quality_final(
             report.duplicate_zpids.into_datum(),
             report.distinct_zips.into_datum(),
         ],
-    ))
+    )
 }
 
 /// Whether the submission has a blacklisted zpid or zip code.

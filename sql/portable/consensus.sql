@@ -79,7 +79,9 @@ CREATE TYPE resi.consensus_claim AS (
     member         text,
     miner_hotkey   text,
     signature      bigint,
-    submitted_at   timestamptz
+    submitted_at   timestamptz,
+    listing        text       -- the listing whose consensus it votes in where one call computes
+                              -- many (resi.listing_consensus_of); NULL in an aggregate's state
 );
 
 -- ---------------------------------------------------------------------------------------------
@@ -501,7 +503,7 @@ CREATE FUNCTION resi.consensus_claim_of(
     zpid text, uri text, price bigint, address text, bedrooms integer, bathrooms double precision,
     living_area integer, home_type text, home_status text, days_on_zillow integer, zip_code text,
     city text, state text, latitude double precision, longitude double precision, weight double precision,
-    member text, miner_hotkey text, signature bigint, submitted_at timestamptz)
+    member text, miner_hotkey text, signature bigint, submitted_at timestamptz, listing text)
     RETURNS resi.consensus_claim
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN ROW(
@@ -512,7 +514,7 @@ RETURN ROW(
     living_area, home_type, home_status, days_on_zillow, zip_code, city, state,
     CASE WHEN latitude > '-Infinity'::double precision AND latitude < 'Infinity'::double precision THEN latitude END,
     CASE WHEN longitude > '-Infinity'::double precision AND longitude < 'Infinity'::double precision THEN longitude END,
-    weight, member, miner_hotkey, signature, submitted_at)::resi.consensus_claim;
+    weight, member, miner_hotkey, signature, submitted_at, listing)::resi.consensus_claim;
 
 -- Every field's consensus over claims whose weights vote: per field exactly what
 -- resi.consensus_mode (categories) and resi.consensus_median (price 0.01, living_area 0.02,
@@ -520,18 +522,21 @@ RETURN ROW(
 -- the fields with a consensus, summed in column order, as real) and field_consensus (per field
 -- with a consensus, the members of its resi.consensus / resi.numeric_consensus). NULL when no
 -- field has a consensus; `caller` names the aggregate in errors (a total weight of 2^76 or
--- more: 22003). IMMUTABLE, STRICT, PARALLEL SAFE. One query for all fields, planned once per
--- session (a generic plan: planning it costs several times running it).
-CREATE FUNCTION resi.consensus_listing_of(claims resi.consensus_claim[], caller text) RETURNS resi.consensus_listing
+-- more: 22003). Computed for each listing the claims name (resi.consensus_claim.listing; all
+-- NULL: one listing) at once, set-based: one row per listing with a consensus, in no particular
+-- order. IMMUTABLE, STRICT, PARALLEL SAFE. One query for all listings and fields, planned once
+-- per session (a generic plan: planning it costs several times running it for one listing).
+CREATE FUNCTION resi.consensus_listings_of(claims resi.consensus_claim[], caller text)
+    RETURNS TABLE (listing text, consensus resi.consensus_listing)
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
     SET extra_float_digits = 1
     SET plan_cache_mode = force_generic_plan
 AS $$
-DECLARE
-    result resi.consensus_listing;
+#variable_conflict use_column
 BEGIN
+    RETURN QUERY
     WITH vote AS (  -- one row per claim and field it votes on
-        SELECT f.field, f.category, f.number, c.units
+        SELECT c.listing, f.field, f.category, f.number, c.units
           FROM (SELECT c.*, resi.consensus_weight_units(c.weight) AS units FROM pg_catalog.unnest(claims) c) c
          CROSS JOIN LATERAL (VALUES
                 (1, c.uri, NULL::double precision), (2, NULL, c.price::double precision), (3, c.address, NULL),
@@ -541,25 +546,25 @@ BEGIN
                 (14, NULL, c.longitude)) f(field, category, number)
          WHERE f.category IS NOT NULL OR f.number IS NOT NULL
     ), tally AS (   -- one row per field and distinct value
-        SELECT v.field, v.category COLLATE "C" AS category, v.number + 0::double precision AS number,
+        SELECT v.listing, v.field, v.category COLLATE "C" AS category, v.number + 0::double precision AS number,
                pg_catalog.sum(v.units) AS units, pg_catalog.count(*) AS supporters
           FROM vote v
-         GROUP BY 1, 2, 3
+         GROUP BY 1, 2, 3, 4
     ), ranked AS (
         SELECT t.*, pg_catalog.sum(t.units) OVER per_field AS total, pg_catalog.sum(t.supporters) OVER per_field AS voters,
                pg_catalog.sum(t.units) OVER (per_field ORDER BY t.number ROWS UNBOUNDED PRECEDING) AS cumulative,
                pg_catalog.row_number() OVER (per_field ORDER BY t.units DESC, t.supporters DESC, t.category) AS rank
           FROM tally t
-        WINDOW per_field AS (PARTITION BY t.field)
+        WINDOW per_field AS (PARTITION BY t.listing, t.field)
     ), quantile AS ( -- numbers: the first values whose cumulative units reach a quarter, half, three quarters
         SELECT r.*,
                pg_catalog.min(r.number) FILTER (WHERE r.cumulative >= pg_catalog.div(r.total + 3, 4)) OVER per_field AS low,
                pg_catalog.min(r.number) FILTER (WHERE r.cumulative >= pg_catalog.div(r.total + 1, 2)) OVER per_field AS median,
                pg_catalog.min(r.number) FILTER (WHERE r.cumulative >= r.total - pg_catalog.div(r.total, 4)) OVER per_field AS high
           FROM ranked r
-        WINDOW per_field AS (PARTITION BY r.field)
+        WINDOW per_field AS (PARTITION BY r.listing, r.field)
     ), per_field AS (
-        SELECT q.field,
+        SELECT q.listing, q.field,
                pg_catalog.min(q.category) FILTER (WHERE q.supports) AS text_value, pg_catalog.min(q.median) AS number_value,
                pg_catalog.min(q.low) AS low, pg_catalog.min(q.high) AS high,
                pg_catalog.sum(q.units) FILTER (WHERE q.supports) AS support, pg_catalog.min(q.total) AS total,
@@ -570,7 +575,7 @@ BEGIN
                                    ('{NULL,0.01,NULL,NULL,NULL,0.02,NULL,NULL,0.1,NULL,NULL,NULL,1e-6,1e-6}'::double precision[])[q.field])
                        END AS supports
                   FROM quantile q) q
-         GROUP BY q.field
+         GROUP BY q.listing, q.field
         HAVING pg_catalog.min(q.total) < 340282366920938463463374607431768211456
             OR resi.consensus_raise('22003', caller || ': sum of consensus weights is out of range (more than 2^76)')
     ), member AS (
@@ -579,7 +584,8 @@ BEGIN
                f.supporters::double precision / f.voters::double precision AS agreement
           FROM per_field f
     ), listing AS (
-        SELECT pg_catalog.max(f.text_value) FILTER (WHERE f.field = 1) AS uri,
+        SELECT f.listing,
+               pg_catalog.max(f.text_value) FILTER (WHERE f.field = 1) AS uri,
                pg_catalog.max(f.number_value) FILTER (WHERE f.field = 2) AS price,
                pg_catalog.max(f.text_value) FILTER (WHERE f.field = 3) AS address,
                pg_catalog.max(f.text_value) FILTER (WHERE f.field = 4) AS bedrooms,
@@ -610,20 +616,15 @@ BEGIN
                                 || ', "high": ' || resi.consensus_json_number(f.high) END
                    || '}', ', ') || '}')::jsonb AS field_consensus
           FROM member f
-        HAVING pg_catalog.count(*) > 0
+         GROUP BY f.listing
     )
-    SELECT l.uri,
+    SELECT l.listing, ROW(l.uri,
            -- The median of bigints as bigint: 2^63 (a median of claims near the top) saturates.
            CASE WHEN l.price >= 9223372036854775807::double precision THEN 9223372036854775807 ELSE l.price::bigint END,
            l.address, l.bedrooms::integer, l.bathrooms::numeric, l.living_area::integer, l.home_type,
            l.home_status, l.days_on_zillow::integer, l.zip_code, l.city, l.state, l.latitude, l.longitude,
-           l.score, l.field_consensus
-      INTO result
+           l.score, l.field_consensus)::resi.consensus_listing
       FROM listing l;
-    IF NOT FOUND THEN
-        RETURN NULL; -- no field has a consensus
-    END IF;
-    RETURN result;
 END
 $$;
 
@@ -645,7 +646,7 @@ BEGIN
     IF weight >= 1.1102230246251565e-16::double precision AND weight <> 'NaN'::double precision THEN
         state := pg_catalog.array_cat(state, ARRAY[resi.consensus_claim_of(zpid, uri, price, address, bedrooms, bathrooms,
             living_area, home_type, home_status, days_on_zillow, zip_code, city, state_code, latitude, longitude,
-            weight, NULL, NULL, NULL, NULL)]);
+            weight, NULL, NULL, NULL, NULL, NULL)]);
     END IF;
     RETURN state;
 END
@@ -657,13 +658,12 @@ CREATE FUNCTION resi.consensus_listing_combine(first resi.consensus_claim[], sec
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN first OPERATOR(pg_catalog.||) second;
 
--- STRICT: NULL when no claim voted. IMMUTABLE, PARALLEL SAFE.
+-- The claims' consensus (their listing is NULL: one group). STRICT: NULL when no claim voted.
+-- IMMUTABLE, PARALLEL SAFE.
 CREATE FUNCTION resi.consensus_listing_final(state resi.consensus_claim[]) RETURNS resi.consensus_listing
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-BEGIN
-    RETURN resi.consensus_listing_of(state, 'resi.consensus_listing');
-END
+    SELECT l.consensus FROM resi.consensus_listings_of(state, 'resi.consensus_listing') l
 $$;
 
 CREATE AGGREGATE resi.consensus_listing(
@@ -699,7 +699,7 @@ BEGIN
     END IF;
     RETURN pg_catalog.array_cat(state, ARRAY[resi.consensus_claim_of(zpid, uri, price, address, bedrooms, bathrooms,
         living_area, home_type, home_status, days_on_zillow, zip_code, city, state_code, latitude, longitude,
-        trust, member, miner_hotkey, signature, submitted_at)]);
+        trust, member, miner_hotkey, signature, submitted_at, NULL)]);
 END
 $$;
 
@@ -709,63 +709,86 @@ $$;
 -- number; then the newest upload, the smallest hotkey as bytes, the first kept), weighted
 -- trust × resi.claim_recency_seconds(its age behind the newest claim, resi.claim_half_life_seconds()
 -- read once); the listing is resi.consensus_listing over those votes. voting_groups counts the
--- sources whose trust is > 0. Always a row: (0, NULL) for no claims. STABLE (reads the
--- half-life), PARALLEL SAFE; a vote above 1e15 raises 22003.
-CREATE FUNCTION resi.consensus_by_source_final(claims resi.consensus_claim[]) RETURNS resi.source_consensus
+-- sources whose trust is > 0. Computed for each listing the claims name (their `listing`; all
+-- NULL: one listing) at once, set-based: one row per listing with claims, in no particular
+-- order. STABLE (reads the half-life), PARALLEL SAFE; a vote above 1e15 raises 22003.
+CREATE FUNCTION resi.consensus_by_sources_of(claims resi.consensus_claim[])
+    RETURNS TABLE (listing text, sources resi.source_consensus)
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
     half_life double precision := resi.claim_half_life_seconds(); -- read once, as natively
-    votes     resi.consensus_claim[];
-    voting    integer;
-    too_heavy double precision;
 BEGIN
+    -- `key`: the listing, '' for NULL (an aggregate's claims, all NULL), so that the joins below
+    -- are hashed equalities.
+    RETURN QUERY
     WITH claim AS (
-        -- Upload times as the native edition holds them: microseconds since 2000-01-01, ±infinity
-        -- the ends of the int64 range.
-        SELECT c.*, CASE WHEN c.submitted_at = 'infinity'::timestamptz THEN 9223372036854775807
-                         WHEN c.submitted_at = '-infinity'::timestamptz THEN -9223372036854775808
-                         ELSE (EXTRACT(epoch FROM c.submitted_at) - 946684800) * 1000000 END AS at
-          FROM pg_catalog.unnest(claims) WITH ORDINALITY c
+        SELECT c.*, pg_catalog.max(c.at) OVER (PARTITION BY c.key) AS newest
+          FROM (-- Upload times as the native edition holds them: microseconds since 2000-01-01,
+                -- ±infinity the ends of the int64 range.
+                SELECT c.*, coalesce(c.listing, '') AS key,
+                       CASE WHEN c.submitted_at = 'infinity'::timestamptz THEN 9223372036854775807
+                            WHEN c.submitted_at = '-infinity'::timestamptz THEN -9223372036854775808
+                            ELSE (EXTRACT(epoch FROM c.submitted_at) - 946684800) * 1000000 END AS at
+                  FROM pg_catalog.unnest(claims) WITH ORDINALITY c) c
     ), original AS (
-        SELECT DISTINCT ON (c.signature) c.signature, c.member
+        SELECT DISTINCT ON (c.key, c.signature) c.key, c.signature, c.member
           FROM claim c
          WHERE c.signature IS NOT NULL
-         ORDER BY c.signature, c.submitted_at, c.miner_hotkey COLLATE "C", c.ordinality
+         ORDER BY c.key, c.signature, c.submitted_at, c.miner_hotkey COLLATE "C", c.ordinality
     ), lead AS (
-        SELECT DISTINCT ON (s.source) s.*
+        SELECT DISTINCT ON (s.key, s.source) s.*
           FROM (SELECT c.*, coalesce(o.member, c.member) COLLATE "C" AS source
-                  FROM claim c LEFT JOIN original o ON o.signature = c.signature) s
-         ORDER BY s.source, s.weight DESC NULLS FIRST, s.submitted_at DESC, s.miner_hotkey COLLATE "C", s.ordinality
-    ), vote AS (
-        SELECT l.*,
-               CASE WHEN pg_catalog.abs(l.weight) < 1e-290::double precision THEN 0::double precision -- would underflow: no vote
-                    -- The age in seconds as resi_core computes it: the int64 difference behind
-                    -- the newest claim (wrapping around past the int64 range), as a double, / 1e6.
-                    ELSE l.weight * resi.claim_recency_seconds(
-                             (CASE WHEN n.newest - l.at > 9223372036854775807 THEN n.newest - l.at - 18446744073709551616
-                                   ELSE n.newest - l.at END)::bigint::double precision / 1e6::double precision,
-                             half_life) END AS vote_weight
-          FROM lead l, (SELECT pg_catalog.max(c.at) AS newest FROM claim c) n
+                  FROM claim c LEFT JOIN original o ON o.key = c.key AND o.signature = c.signature) s
+         ORDER BY s.key, s.source, s.weight DESC NULLS FIRST, s.submitted_at DESC, s.miner_hotkey COLLATE "C", s.ordinality
+    ), aged AS MATERIALIZED (
+        -- The age in seconds as resi_core computes it: the int64 difference behind the newest
+        -- claim (wrapping around past the int64 range), as a double, / 1e6.
+        SELECT l.*, (CASE WHEN l.newest - l.at > 9223372036854775807 THEN l.newest - l.at - 18446744073709551616
+                          ELSE l.newest - l.at END)::bigint::double precision / 1e6::double precision AS age
+          FROM lead l
+    ), recency AS (  -- once per distinct age: uploads come in rounds, so ages repeat
+        SELECT a.age, resi.claim_recency_seconds(a.age, half_life) AS share
+          FROM (SELECT DISTINCT a.age FROM aged a) a
+    ), vote AS MATERIALIZED (
+        SELECT a.*,
+               CASE WHEN pg_catalog.abs(a.weight) < 1e-290::double precision THEN 0::double precision -- would underflow: no vote
+                    ELSE a.weight * r.share END AS vote_weight
+          FROM aged a JOIN recency r ON r.age = a.age
+    ), per_listing AS (
+        SELECT p.*
+          FROM (SELECT v.key, pg_catalog.min(v.listing) AS listing,
+                       pg_catalog.count(*) FILTER (WHERE v.weight > 0::double precision
+                                                     AND v.weight <> 'NaN'::double precision) AS voting,
+                       pg_catalog.max(v.vote_weight) FILTER (WHERE v.vote_weight > 1e15::double precision
+                                                               AND v.vote_weight <> 'NaN'::double precision) AS too_heavy
+                  FROM vote v
+                 GROUP BY v.key) p
+         WHERE p.too_heavy IS NULL
+            OR resi.consensus_raise('22003', 'resi.consensus_by_source: consensus weight '
+                   || resi.consensus_float_text(p.too_heavy) || ' is out of range (weights must be at most 1e15)')
     )
-    SELECT pg_catalog.array_agg(ROW(v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area, v.home_type,
-                                    v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state, v.latitude,
-                                    v.longitude, v.vote_weight, NULL, NULL, NULL, NULL)::resi.consensus_claim)
-               FILTER (WHERE v.vote_weight >= 1.1102230246251565e-16::double precision
-                         AND v.vote_weight <= 1e15::double precision),
-           pg_catalog.count(*) FILTER (WHERE v.weight > 0::double precision AND v.weight <> 'NaN'::double precision),
-           pg_catalog.max(v.vote_weight) FILTER (WHERE v.vote_weight > 1e15::double precision
-                                                   AND v.vote_weight <> 'NaN'::double precision)
-      INTO votes, voting, too_heavy
-      FROM vote v;
-    IF too_heavy IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '22003', MESSAGE = 'resi.consensus_by_source: consensus weight '
-            || resi.consensus_float_text(too_heavy) || ' is out of range (weights must be at most 1e15)';
-    END IF;
-    RETURN ROW(voting, resi.consensus_listing_of(votes, 'resi.consensus_by_source'))::resi.source_consensus;
+    SELECT p.listing, ROW(p.voting::integer, c.consensus)::resi.source_consensus
+      FROM per_listing p
+      LEFT JOIN resi.consensus_listings_of(ARRAY(
+                    SELECT ROW(v.uri, v.price, v.address, v.bedrooms, v.bathrooms, v.living_area, v.home_type,
+                               v.home_status, v.days_on_zillow, v.zip_code, v.city, v.state, v.latitude,
+                               v.longitude, v.vote_weight, NULL, NULL, NULL, NULL, v.key)::resi.consensus_claim
+                      FROM vote v
+                     WHERE v.vote_weight >= 1.1102230246251565e-16::double precision
+                       AND v.vote_weight <= 1e15::double precision), 'resi.consensus_by_source') c
+             ON c.listing = p.key;
 END
+$$;
+
+-- The aggregate's claims (one group): resi.consensus_by_sources_of's row; (0, NULL) for no
+-- claims. STABLE, PARALLEL SAFE, not STRICT.
+CREATE FUNCTION resi.consensus_by_source_final(claims resi.consensus_claim[]) RETURNS resi.source_consensus
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce((SELECT s.sources FROM resi.consensus_by_sources_of(claims) s), ROW(0, NULL)::resi.source_consensus)
 $$;
 
 CREATE AGGREGATE resi.consensus_by_source(

@@ -18,9 +18,8 @@
 -- sql/portable/tiles.sql), and exact counts need every zpid, so a group of n rows copies O(n²)
 -- bytes: 0.07 s at 1,000 rows, 0.5 s at 10,000 and 40 to 50 s at 50,000 (native: 0.03, 0.02,
 -- 0.07 s). A text[] state grown with array_append is slower still (its transitions alone: 2 s
--- at 10,000 rows, 8 s at 20,000). Where a submission may be large, aggregate with array_agg
--- and call resi.submission_quality_of, which is O(n log n) (0.3 s at 50,000) and gives the
--- same report:
+-- at 10,000 rows, 8 s at 20,000). resi.submission_quality_of (shared API, what the fold calls)
+-- gives the same report from count(*) and array_aggs in O(n log n) (0.3 s at 50,000):
 --   resi.submission_quality_of(count(*), array_agg(zpid), array_agg(price), array_agg(zip_code))
 
 -- The transition state. The zpids and zip codes are the inside of a text[] literal, each
@@ -101,6 +100,9 @@ DECLARE
 BEGIN
     IF coalesce(rows, 0) = 0 THEN
         RETURN NULL;
+    ELSIF rows < 0 THEN
+        RAISE EXCEPTION 'resi.submission_quality_of: rows must be >= 0, got %', rows
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Every threshold is read (and checked) for every report, as a SET would have been.
     min_price := resi.quality_threshold('resi.quality_min_price');

@@ -11,37 +11,10 @@
 -- resi.next_trust and resi.submission_trust_quality (the trust of 0.1.0–0.4.0) have no body
 -- here: natively they are `sql = false`, kept in the library only for databases not yet
 -- upgraded to 0.5.0, and no 0.5.0 install script creates them.
-
--- Rust's `{}` (Display) of an f64: the shortest digits that read back, never an exponent
--- (1e21 is 1000000000000000000000), NaN, inf, -inf, -0. IMMUTABLE, STRICT, PARALLEL SAFE.
-CREATE FUNCTION resi.rust_float_text(x double precision) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-    SET extra_float_digits = 1 -- float8out's shortest round-trip digits
-AS $$
-DECLARE
-    shortest text := x::text;
-    negative boolean := left(shortest, 1) = '-';
-    mantissa text := split_part(ltrim(shortest, '-'), 'e', 1);
-    whole    text := split_part(mantissa, '.', 1);
-    digits   text := whole || split_part(mantissa, '.', 2);
-    d        text := rtrim(ltrim(digits, '0'), '0');
-    n        integer; -- the value is 0.d × 10^n
-BEGIN
-    IF x = 'NaN' THEN RETURN 'NaN'; END IF;
-    IF x = 'Infinity' THEN RETURN 'inf'; END IF;
-    IF x = '-Infinity' THEN RETURN '-inf'; END IF;
-    IF d = '' THEN
-        RETURN CASE WHEN negative THEN '-0' ELSE '0' END;
-    END IF;
-    n := length(whole) + coalesce(nullif(split_part(shortest, 'e', 2), '')::integer, 0)
-         - (length(digits) - length(ltrim(digits, '0')));
-    RETURN CASE WHEN negative THEN '-' ELSE '' END || CASE
-        WHEN n >= length(d) THEN d || repeat('0', n - length(d))
-        WHEN n > 0 THEN left(d, n) || '.' || substr(d, n + 1)
-        ELSE '0.' || repeat('0', -n) || d
-    END;
-END
-$$;
+--
+-- Doubles in messages are Rust's Display of them, as resi.consensus_float_text
+-- (sql/portable/consensus.sql) writes it; only PL/pgSQL bodies here call it (bound when first
+-- called, so the two files may be created in either order).
 
 -- a × b as IEEE arithmetic rounds it, where PostgreSQL's float8 * raises on a product of two
 -- nonzero numbers that rounds to zero: such a product is ±0 here. For finite a, b whose
@@ -154,11 +127,11 @@ BEGIN
        OR NOT (agreeing_rows >= 0 AND agreeing_rows <= corroborated_rows + 1e-9::double precision)
        OR corroborated_rows IN ('Infinity', '-Infinity') THEN
         RAISE EXCEPTION 'resi.earned_trust: trust evidence needs wrong_claims <= audited_claims and agreeing_rows <= corroborated_rows, got % wrong of % audited claims and % agreeing of % corroborated rows',
-            wrong_claims, audited_claims, resi.rust_float_text(agreeing_rows), resi.rust_float_text(corroborated_rows)
+            wrong_claims, audited_claims, resi.consensus_float_text(agreeing_rows), resi.consensus_float_text(corroborated_rows)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF initial_trust = 'NaN' OR NOT (initial_trust >= 0 AND initial_trust <= 1) THEN
-        RAISE EXCEPTION 'resi.earned_trust: the initial trust must be between 0 and 1, got %', resi.rust_float_text(initial_trust)
+        RAISE EXCEPTION 'resi.earned_trust: the initial trust must be between 0 and 1, got %', resi.consensus_float_text(initial_trust)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- The prior's mean, by bisection: trust grows with it.

@@ -51,6 +51,19 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'consensus_agreement_wrapper';
 ALTER FUNCTION resi.consensus_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings) ROWS 1;
 
+-- 0.5.0: the quality report from a submission's columns (sql/admission.sql), what the fold calls.
+CREATE FUNCTION resi.submission_quality_of(
+	"rows" bigint,
+	"zpids" TEXT[],
+	"prices" double precision[],
+	"zip_codes" TEXT[]
+) RETURNS resi.quality_report
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'submission_quality_of_wrapper';
+COMMENT ON FUNCTION resi.submission_quality_of(bigint, text[], double precision[], text[]) IS
+    'resi.submission_quality of a submission given as columns: its row count and the arrays of its zpids, prices and zip codes (any order, NULLs ignored). NULL when rows is NULL or 0.';
+
 -- One-line promises (COMMENT ON) of functions that had none; the same statements are in the
 -- concept files of sql/.
 COMMENT ON FUNCTION resi.listing_hash(text) IS
@@ -724,6 +737,15 @@ SELECT zpid,
                          WHERE c.zpid = per_listing.zpid AND c.submission_timestamp > audit.seen_at AND c.trust > 0))
        per_listing_audited;
 
+-- 0.5.0: the consensus of many listings, what resi.refresh_consensus writes (sql/consensus.sql).
+CREATE FUNCTION resi.listing_consensus_of(zpids text[]) RETURNS SETOF resi.listing_consensus
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids)
+$$;
+COMMENT ON FUNCTION resi.listing_consensus_of(text[]) IS
+    'The rows of resi.listing_consensus for the given listings (all when NULL): what resi.refresh_consensus writes.';
+
 -- 0.5.0: resi.refresh_consensus writes each change of price or status into
 -- resi.listing_history in the statement that writes the listings (set-based), instead of a row
 -- trigger firing once per changed listing.
@@ -769,7 +791,7 @@ BEGIN
     -- rows' index entries in the same order and cannot deadlock, without sorting the wide
     -- consensus rows again (that sort spilled 585 MB at 200,000 listings).
     WITH fresh AS MATERIALIZED (
-        SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids) ORDER BY zpid
+        SELECT * FROM resi.listing_consensus_of(zpids) ORDER BY zpid
     ), written AS (
         UPDATE resi.listings l SET
             (uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
@@ -902,12 +924,14 @@ BEGIN
     CREATE TEMPORARY TABLE resi_reported (LIKE resi.staging_listings);
     INSERT INTO pg_temp.resi_reported SELECT * FROM staged;
 
-    -- Quality first: each submission's report and the strikes low quality earns, in upload
-    -- order. A miner a strike bans has its later submissions of this statement left out, as
+    -- Quality first: each submission's report (resi.submission_quality_of: the aggregate's
+    -- report, from arrays) and the strikes low quality earns, in upload order. A miner a strike bans has its later submissions of this statement left out, as
     -- admission would have deferred them had they come one at a time (resi.penalise_submissions).
     left_out := resi.penalise_submissions(ARRAY(
         SELECT ROW(s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
-                   resi.submission_quality(s.zpid, s.price, s.zip_code), count(*), 0, 0, 0, 0)::resi.submission_verdict
+                   resi.submission_quality_of(count(*), array_agg(s.zpid), array_agg(s.price::double precision),
+                                              array_agg(s.zip_code)),
+                   count(*), 0, 0, 0, 0)::resi.submission_verdict
           FROM pg_temp.resi_reported s
          GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp));
 
@@ -975,7 +999,8 @@ BEGIN
     -- time (one loader object).
     verdicts := ARRAY(
         SELECT ROW(s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
-                   resi.submission_quality(s.zpid, s.price, s.zip_code),
+                   resi.submission_quality_of(count(*), array_agg(s.zpid), array_agg(s.price::double precision),
+                                              array_agg(s.zip_code)),
                    count(*),
                    coalesce(sum(v.compared), 0),
                    coalesce(sum(v.agreed), 0),

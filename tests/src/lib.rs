@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use postgres::{Client, NoTls};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -128,31 +129,6 @@ impl Drop for TestDatabase {
                 self.name
             ));
         }
-    }
-}
-
-/// The repository's `sql/` folder.
-pub fn sql_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sql")
-}
-
-impl TestDatabase {
-    /// A new database without the extension holding schema `resi`, `sql/types.sql` and the
-    /// given files of `sql/portable/` (e.g. `"consensus.sql"`), run in order as the cluster's
-    /// superuser with `check_function_bodies = off` (a part may call functions of parts not
-    /// loaded): for comparing a portable part with the native extension before the whole
-    /// portable edition installs.
-    pub fn with_portable_parts(label: &str, parts: &[&str]) -> TestDatabase {
-        let database = Self::without_extension(label);
-        let mut client = database.client();
-        client.batch_execute("CREATE SCHEMA resi; SET check_function_bodies = off").unwrap();
-        let files = std::iter::once(sql_dir().join("types.sql"))
-            .chain(parts.iter().map(|p| sql_dir().join("portable").join(p)));
-        for file in files {
-            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            client.batch_execute(&text).unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
-        }
-        database
     }
 }
 
@@ -341,6 +317,54 @@ pub fn listing_state(client: &mut Client) -> String {
         )
         .unwrap()
         .get(0)
+}
+
+/// The Raha/HoloClean Flight sample (`resi_core/tests/fixtures/flights-raha`: 38 web sources,
+/// 100 flights, 4 times each) as tables of the connection's default schema: `claims` (flight,
+/// property, source, value; the sources' claims of `dirty.csv`, distinct, without unreadable
+/// times) and `truth` (flight, property, value; `clean.csv`, one value per item), times
+/// normalised in SQL to `h:mm a.m./p.m.`. Also leaves the tables `raw` and `cells` and the
+/// function `clock(text)` it builds them with. Panics when the fixture or a statement fails.
+pub fn load_flights(client: &mut Client) {
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../resi_core/tests/fixtures/flights-raha");
+    client
+        .batch_execute(
+            "CREATE TABLE raw (kind text, tuple_id int, src text, flight text, sched_dep_time text,
+                               act_dep_time text, sched_arr_time text, act_arr_time text);
+             -- The first h:mm of a text; a following a/p (or noon) decides, else a 24-hour clock.
+             CREATE FUNCTION clock(t text) RETURNS text LANGUAGE sql IMMUTABLE RETURN (
+                 SELECT CASE WHEN m IS NULL OR h NOT BETWEEN 1 AND 12 OR m[2]::int > 59 THEN NULL
+                             ELSE h || ':' || m[2] || CASE WHEN pm THEN ' p.m.' ELSE ' a.m.' END END
+                   FROM (SELECT m,
+                                CASE WHEN lower(m[3]) LIKE 'a%' OR lower(m[3]) LIKE 'p%' OR lower(m[3]) LIKE 'n%'
+                                     THEN m[1]::int ELSE CASE WHEN m[1]::int % 12 = 0 THEN 12 ELSE m[1]::int % 12 END END AS h,
+                                CASE WHEN lower(m[3]) LIKE 'a%' THEN false
+                                     WHEN lower(m[3]) LIKE 'p%' OR lower(m[3]) LIKE 'n%' THEN true
+                                     ELSE m[1]::int >= 12 END AS pm
+                           FROM (SELECT regexp_match(t, '(?:^|[^0-9])([0-9]{1,2}):([0-9]{2})\\s*(\\S*)') AS m) x) y);",
+        )
+        .unwrap();
+    for kind in ["dirty", "clean"] {
+        let data = std::fs::read_to_string(format!("{FIXTURE}/{kind}.csv")).expect("the Flight fixture");
+        let mut copy = client
+            .copy_in("COPY raw (tuple_id, src, flight, sched_dep_time, act_dep_time, sched_arr_time, act_arr_time) FROM STDIN (FORMAT csv, HEADER)")
+            .unwrap();
+        copy.write_all(data.as_bytes()).unwrap();
+        copy.finish().unwrap();
+        client.batch_execute(&format!("UPDATE raw SET kind = '{kind}' WHERE kind IS NULL")).unwrap();
+    }
+    client
+        .batch_execute(
+            "CREATE TABLE cells AS
+             SELECT r.kind, r.flight, p.property, r.src AS source, clock(p.raw) AS value
+               FROM raw r CROSS JOIN LATERAL (VALUES ('sched_dep_time', r.sched_dep_time), ('act_dep_time', r.act_dep_time),
+                                                     ('sched_arr_time', r.sched_arr_time), ('act_arr_time', r.act_arr_time)) p(property, raw);
+             CREATE TABLE claims AS SELECT DISTINCT flight, property, source, value FROM cells WHERE kind = 'dirty' AND value IS NOT NULL;
+             CREATE TABLE truth AS
+             SELECT flight, property, mode() WITHIN GROUP (ORDER BY value) AS value
+               FROM cells WHERE kind = 'clean' AND value IS NOT NULL GROUP BY 1, 2;",
+        )
+        .unwrap();
 }
 
 /// A private PostgreSQL 15 cluster of one test (`scripts/pg-cluster` in a new directory under

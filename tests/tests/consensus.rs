@@ -1,7 +1,7 @@
 //! The consensus aggregates under PostgreSQL's parallel query: a forced parallel plan over
 //! ≥100k rows must use Partial Aggregate and give exactly the serial answer.
 
-use resi_e2e::TestDatabase;
+use resi_e2e::{scalar, TestDatabase};
 
 const FORCE_PARALLEL: &str = "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
     SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
@@ -233,4 +233,63 @@ fn one_vote_per_source_is_what_the_window_functions_computed() {
         (r.get(0), r.get(1), r.get(2))
     };
     assert!(fewer > 500 && single > 0 && several > 100, "{fewer} {single} {several}");
+}
+
+/// resi.listing_consensus_of, what resi.refresh_consensus writes, gives the view's rows: for
+/// every listing (60,000 claims, more than one chunk of the portable edition's set-based body),
+/// for some of them, and with audits in force or overruled by a later claim with weight.
+#[test]
+fn the_consensus_of_many_listings_is_the_views() {
+    let db = TestDatabase::new("consensus_of");
+    let mut client = db.client();
+    client.batch_execute(WORLD).unwrap();
+    // Three more miners per claim (no trust row: the initial trust), uploading later and
+    // reporting other prices; audits of every 50th listing, seen at 03:00 (later claims overrule
+    // them) or 09:00 (after every claim).
+    client
+        .batch_execute(
+            "INSERT INTO resi.miner_claims (zpid, miner_hotkey, attestation_id, submission_timestamp, first_seen_at,
+                                            attestations, uri, price, address, bedrooms, bathrooms, living_area,
+                                            home_type, home_status, days_on_zillow, zip_code, city, state, latitude,
+                                            longitude, signature)
+             SELECT c.zpid, c.miner_hotkey || v.suffix, c.attestation_id + v.k * 1000000,
+                    c.submission_timestamp + v.k * interval '20 minutes', c.first_seen_at, c.attestations, c.uri,
+                    c.price + v.k * 500, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type,
+                    c.home_status, c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, c.signature
+               FROM resi.miner_claims c, (VALUES (1, 'x'), (2, 'y'), (3, 'z')) v(k, suffix);
+             INSERT INTO resi.audits (zpid, listing, seen_at)
+             SELECT z::text, jsonb_build_object('price', 123456, 'home_status', 'SOLD', 'consensus_score', 1),
+                    timestamptz '2025-09-01 03:00' + (z % 100 = 0)::int * interval '6 hours'
+               FROM generate_series(0, 1999, 50) z;
+             ANALYZE resi.miner_claims;",
+        )
+        .unwrap();
+    assert!(scalar::<i64>(&mut client, "SELECT count(*) FROM resi.miner_claims") > 50_000);
+    let columns = "zpid, first_seen_at, total_attestations, unique_miners_count, consensus_score, uri, price, address,
+                   bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow, zip_code, city, state,
+                   latitude, longitude, voting_miners, trust_fingerprint, field_consensus, voting_groups, audited_at";
+    let some = "ARRAY(SELECT z::text FROM generate_series(0, 1999, 7) z)";
+    for (view, function) in [("true", "NULL".to_owned()), (&*format!("zpid = ANY ({some})"), some.to_owned())] {
+        let expected =
+            rows(&mut client, &format!("SELECT {columns} FROM resi.listing_consensus WHERE {view} ORDER BY zpid"));
+        let got =
+            rows(&mut client, &format!("SELECT {columns} FROM resi.listing_consensus_of({function}) ORDER BY zpid"));
+        assert!(expected.len() > 250, "{}", expected.len());
+        if let Some(i) = (0..expected.len()).find(|&i| expected.get(i) != got.get(i)) {
+            panic!("listing {i} differs:\nview:     {}\nfunction: {:?}", expected[i], got.get(i));
+        }
+        assert_eq!(expected.len(), got.len());
+    }
+    // Both kinds of audited listing are there.
+    let (in_force, overruled): (i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE audited_at IS NOT NULL), count(*) FILTER (WHERE audited_at IS NULL)
+                   FROM resi.listing_consensus WHERE zpid IN (SELECT zpid FROM resi.audits)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(in_force > 0 && overruled > 0, "{in_force} {overruled}");
 }

@@ -64,6 +64,20 @@ fn the_portable_edition_is_installed_by_a_role_without_superuser() {
     );
 }
 
+/// The plain migration is one transaction: when its last statement fails, nothing of it stays
+/// (no statement inside it ends the transaction early, as a stray `END;` would).
+#[test]
+fn a_migration_that_fails_leaves_nothing_behind() {
+    let db = TestDatabase::without_extension("editions_atomic");
+    let script = resi_package::migration(&resi_package::Repository::this()).unwrap();
+    let commit = script.rfind("COMMIT;").expect("the migration ends with COMMIT");
+    let failing = format!("{}SELECT 1 / 0;\n{}", &script[..commit], &script[commit..]);
+    let error = connect(&db.installer().url).batch_execute(&failing).unwrap_err();
+    assert_eq!(error.as_db_error().map(|e| e.code().code()), Some("22012"), "{error:?}");
+    let mut client = db.client();
+    assert!(client.query("SELECT 1 FROM pg_namespace WHERE nspname IN ('resi', 'api')", &[]).unwrap().is_empty());
+}
+
 #[test]
 fn both_editions_offer_the_same_sql_api() {
     let native = TestDatabase::with_edition("editions_native", Edition::Native);
@@ -111,7 +125,8 @@ fn the_pg_tle_package_installs_with_create_extension_by_a_role_without_superuser
 /// types and, when `as_extensions` is false, what only an extension has (members, dumped tables,
 /// initial privileges).
 fn assert_same_api(native: &mut Client, portable: &mut Client, as_extensions: bool) {
-    // What the native edition implements in C (Rust), and resi.edition(): compared by interface.
+    // What the native edition implements in C (Rust), resi.edition() and resi.listing_consensus_of
+    // (a set-based body in the portable edition): compared by interface.
     let mut implementation: Vec<String> = native
         .query(
             "SELECT p.oid::regprocedure::text FROM pg_proc p
@@ -124,6 +139,7 @@ fn assert_same_api(native: &mut Client, portable: &mut Client, as_extensions: bo
         .collect();
     assert!(implementation.len() > 20, "{implementation:?}");
     implementation.push("resi.edition()".to_owned());
+    implementation.push("resi.listing_consensus_of(text[])".to_owned());
     let kind = Catalogue::Interface { implementation };
     let compared = |fact: &String| {
         as_extensions

@@ -6,7 +6,7 @@
 //! of every answer.
 
 use postgres::Client;
-use resi_e2e::{Edition, TestDatabase};
+use resi_e2e::{scalar, Edition, TestDatabase};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce. `RESI_TEST_SEED` (an
 /// integer) varies every test's rows.
@@ -648,6 +648,10 @@ fn corroborated_fields_read_supporters_as_natively() {
     let answer = same(&mut n, &mut p, &query).unwrap();
     assert!(answer.iter().any(|a| a.ends_with("{}")) && answer.iter().any(|a| a.contains("latitude,longitude")));
     assert_eq!(answer[0], "-1 | ∅");
+    // The portable body names the fields itself: they are the field table's, in its order.
+    let every_field = "SELECT resi.corroborated_fields(jsonb_object_agg(name, '{\"supporters\": 2}'::jsonb))
+                         = array_agg(name ORDER BY ordinal) FROM resi.agreement_fields()";
+    assert!(scalar::<bool>(&mut p, every_field));
 }
 
 #[test]
@@ -778,25 +782,43 @@ fn load_submissions(native: &mut Client, portable: &mut Client, seed: u64, count
 const BY_SUBMISSION: &str = "SELECT s::text, resi.submission_quality(zpid, price, zip_code)::text
     FROM submissions GROUP BY s ORDER BY s";
 
+/// The same reports from columns (resi.submission_quality_of, what the fold calls).
+const BY_COLUMNS: &str = "SELECT s::text,
+           resi.submission_quality_of(count(*), array_agg(zpid), array_agg(price), array_agg(zip_code))::text
+      FROM submissions GROUP BY s ORDER BY s";
+
+/// Both editions give the same reports by rows and by columns, and the two forms agree.
+fn same_reports(native: &mut Client, portable: &mut Client) -> Vec<String> {
+    let by_rows = same(native, portable, BY_SUBMISSION).unwrap();
+    assert_eq!(same(native, portable, BY_COLUMNS).unwrap(), by_rows);
+    by_rows
+}
+
 #[test]
 fn submission_quality_reports_equal_native_ones_under_every_setting_and_blacklist() {
     let (native, portable) = databases("quality");
     let (mut n, mut p) = (native.client(), portable.client());
     load_submissions(&mut n, &mut p, 0x5eed_0005, 150);
     execute_both(&mut n, &mut p, "SET extra_float_digits = 3");
-    let plain = same(&mut n, &mut p, BY_SUBMISSION).unwrap();
+    let plain = same_reports(&mut n, &mut p);
     assert_eq!(plain.len(), 150);
     for issue in ["suspicious_price_range", "duplicate_zpids", "excessive_geographic_spread", "(1,{},"] {
         assert!(plain.iter().any(|a| a.contains(issue)), "no {issue}");
     }
-    // The arrays form of the portable edition gives the aggregate's reports.
-    let arrays = rows(
-        &mut p,
-        "SELECT s::text, resi.submission_quality_of(count(*), array_agg(zpid), array_agg(price), array_agg(zip_code))::text
-           FROM submissions GROUP BY s ORDER BY s",
-    )
-    .unwrap();
-    assert_eq!(arrays, plain);
+    // Columns given apart: NULL or 0 rows, more rows than values, NULL arrays, rows < 0 (22023).
+    for call in [
+        "(NULL, '{1}', '{1}', '{1}')",
+        "(0, '{1}', '{1}', '{1}')",
+        "(5, '{1,1,NULL}', '{NaN,NULL}', NULL)",
+        "(1, NULL, NULL, NULL)",
+        "(2, '{a,b,a,a}', '{2000,3000}', '{x,y,x}')",
+        "(-1, '{1}', '{1}', '{1}')",
+        "(3000000000, '{1}', '{1}', '{1}')",
+    ] {
+        same(&mut n, &mut p, &format!("SELECT resi.submission_quality_of{call}::text")).unwrap_or_default();
+    }
+    let negative = rows(&mut p, "SELECT resi.submission_quality_of(-1, NULL, NULL, NULL)::text").unwrap_err();
+    assert_eq!(negative.code, "22023");
     for settings in [
         "SET resi.quality_min_price = 0; SET resi.quality_max_price = 1e300",
         "SET resi.quality_min_price = 1e300; SET resi.quality_max_price = 0",
@@ -812,7 +834,7 @@ fn submission_quality_reports_equal_native_ones_under_every_setting_and_blacklis
         "RESET resi.quality_max_zip_codes; RESET resi.quality_min_price; RESET resi.quality_max_price",
     ] {
         execute_both(&mut n, &mut p, settings);
-        same(&mut n, &mut p, BY_SUBMISSION).unwrap();
+        same_reports(&mut n, &mut p);
     }
     // Blacklist entries, exact and patterns, zpids and zip codes (the same in both databases).
     for (field, kind, value) in [
@@ -831,7 +853,7 @@ fn submission_quality_reports_equal_native_ones_under_every_setting_and_blacklis
                 text(Some(value))
             ),
         );
-        let answer = same(&mut n, &mut p, BY_SUBMISSION).unwrap();
+        let answer = same_reports(&mut n, &mut p);
         assert!(answer.iter().any(|a| a.contains("blacklisted")), "{field} {kind} {value}");
         execute_both(&mut n, &mut p, "DELETE FROM resi.blacklist");
     }

@@ -5,8 +5,8 @@
 //! so every double is compared to the bit), the same NULLs, and the same SQLSTATE and message
 //! for errors; forced parallel plans give the serial answer.
 //!
-//! resi.consensus_by_source weights a vote by resi.claim_recency_seconds and
-//! resi.claim_half_life_seconds, from the portable trust and settings parts, loaded with it.
+//! The portable side is the whole portable edition, installed by a role without superuser;
+//! the queries run as the cluster's superuser in both databases.
 
 use postgres::{Client, SimpleQueryMessage};
 use resi_e2e::{Edition, TestDatabase};
@@ -33,11 +33,7 @@ fn answer(client: &mut Client, sql: &str) -> Answer {
     }
 }
 
-/// The portable parts the consensus aggregates need, in order.
-const PARTS: &[&str] = &["settings.sql", "trust.sql", "consensus.sql"];
-
-/// A native database and one with the portable parts, both with `setup` run and
-/// extra_float_digits = 3.
+/// A native database and a portable one, both with `setup` run and extra_float_digits = 3.
 struct Editions {
     native: Client,
     portable: Client,
@@ -47,7 +43,7 @@ struct Editions {
 impl Editions {
     fn new(label: &str, setup: &str) -> Editions {
         let native_db = TestDatabase::with_edition(&format!("{label}_n"), Edition::Native);
-        let portable_db = TestDatabase::with_portable_parts(&format!("{label}_p"), PARTS);
+        let portable_db = TestDatabase::with_edition(&format!("{label}_p"), Edition::Portable);
         let mut native = native_db.client();
         let mut portable = portable_db.client();
         for client in [&mut native, &mut portable] {

@@ -2,13 +2,10 @@
 //! against the native extension: resi.tile_bounds with bit-for-bit equal floats, tiles of
 //! resi.listing_tile_layer byte for byte, resi.discover_truth's jsonb as the same text, and the
 //! same SQLSTATE and message for errors. Each test runs the same queries in a native database
-//! and in one holding only those portable files.
+//! and in one with the portable edition (the whole of it, installed by a role without superuser).
 
 use postgres::Client;
-use resi_e2e::{Edition, TestDatabase};
-use std::io::Write as _;
-
-const PARTS: &[&str] = &["tiles.sql", "truth.sql"];
+use resi_e2e::{load_flights, Edition, TestDatabase};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -38,7 +35,7 @@ impl Rng {
 /// A native and a portable database.
 fn databases(label: &str) -> (TestDatabase, TestDatabase) {
     let native = TestDatabase::with_edition(&format!("{label}_n"), Edition::Native);
-    let portable = TestDatabase::with_portable_parts(&format!("{label}_p"), PARTS);
+    let portable = TestDatabase::with_edition(&format!("{label}_p"), Edition::Portable);
     (native, portable)
 }
 
@@ -342,7 +339,7 @@ fn tile_layers_are_byte_identical_to_native_over_random_listings() {
 fn a_tile_read_back_holds_the_listings_in_row_order() {
     // Beyond equality with native: the portable tile decodes, its features in row order with
     // the pixels Rust's tile arithmetic gives.
-    let portable = TestDatabase::with_portable_parts("tt_decode", PARTS);
+    let portable = TestDatabase::with_edition("tt_decode", Edition::Portable);
     let mut client = portable.client();
     let (z, x, y) = (10, 239, 423);
     let b = resi_core::tile::tile_bounds(z, x, y).unwrap();
@@ -434,17 +431,10 @@ fn a_parallel_plan_gives_the_serial_tile() {
 
 #[test]
 fn the_map_servers_tile_function_gives_native_bytes() {
-    // resi.listing_tile (sql/tiles.sql, shared) over resi.listings, with the portable aggregate
-    // under it: the portable database gets the columns it reads and the shared file.
+    // resi.listing_tile (sql/tiles.sql, shared) over resi.listings, with each edition's
+    // resi.listing_tile_layer under it.
     let (native, portable) = databases("tt_listing_tile");
     let (mut n, mut p) = (native.client(), portable.client());
-    p.batch_execute(
-        "CREATE TABLE resi.listings (zpid text PRIMARY KEY, price bigint, bedrooms integer, latitude double precision,
-                                     longitude double precision, consensus_score real)",
-    )
-    .unwrap();
-    let shared = std::fs::read_to_string(resi_e2e::sql_dir().join("tiles.sql")).unwrap();
-    p.batch_execute(&shared).unwrap();
     let mut rng = Rng(0x5eed_0007);
     let mut rows = Vec::new();
     for i in 0..500 {
@@ -656,49 +646,6 @@ fn discovery_with_weights_too_large_for_exp_matches_native() {
             .unwrap();
     assert!(top > 750.0, "{top}");
     assert!(result[0].contains("\"confidence\": 1.0"), "{}", &result[0][..300]);
-}
-
-/// The Flight sample of tests/tests/truth.rs (38 web sources, 100 flights, 4 times each) as
-/// tables claims and truth, loaded as that test loads it.
-fn load_flights(client: &mut Client) {
-    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../resi_core/tests/fixtures/flights-raha");
-    client
-        .batch_execute(
-            "CREATE TABLE raw (kind text, tuple_id int, src text, flight text, sched_dep_time text,
-                               act_dep_time text, sched_arr_time text, act_arr_time text);
-             CREATE FUNCTION clock(t text) RETURNS text LANGUAGE sql IMMUTABLE RETURN (
-                 SELECT CASE WHEN m IS NULL OR h NOT BETWEEN 1 AND 12 OR m[2]::int > 59 THEN NULL
-                             ELSE h || ':' || m[2] || CASE WHEN pm THEN ' p.m.' ELSE ' a.m.' END END
-                   FROM (SELECT m,
-                                CASE WHEN lower(m[3]) LIKE 'a%' OR lower(m[3]) LIKE 'p%' OR lower(m[3]) LIKE 'n%'
-                                     THEN m[1]::int ELSE CASE WHEN m[1]::int % 12 = 0 THEN 12 ELSE m[1]::int % 12 END END AS h,
-                                CASE WHEN lower(m[3]) LIKE 'a%' THEN false
-                                     WHEN lower(m[3]) LIKE 'p%' OR lower(m[3]) LIKE 'n%' THEN true
-                                     ELSE m[1]::int >= 12 END AS pm
-                           FROM (SELECT regexp_match(t, '(?:^|[^0-9])([0-9]{1,2}):([0-9]{2})\\s*(\\S*)') AS m) x) y);",
-        )
-        .unwrap();
-    for kind in ["dirty", "clean"] {
-        let data = std::fs::read_to_string(format!("{FIXTURE}/{kind}.csv")).expect("the Flight fixture");
-        let mut copy = client
-            .copy_in("COPY raw (tuple_id, src, flight, sched_dep_time, act_dep_time, sched_arr_time, act_arr_time) FROM STDIN (FORMAT csv, HEADER)")
-            .unwrap();
-        copy.write_all(data.as_bytes()).unwrap();
-        copy.finish().unwrap();
-        client.batch_execute(&format!("UPDATE raw SET kind = '{kind}' WHERE kind IS NULL")).unwrap();
-    }
-    client
-        .batch_execute(
-            "CREATE TABLE cells AS
-             SELECT r.kind, r.flight, p.property, r.src AS source, clock(p.raw) AS value
-               FROM raw r CROSS JOIN LATERAL (VALUES ('sched_dep_time', r.sched_dep_time), ('act_dep_time', r.act_dep_time),
-                                                     ('sched_arr_time', r.sched_arr_time), ('act_arr_time', r.act_arr_time)) p(property, raw);
-             CREATE TABLE claims AS SELECT DISTINCT flight, property, source, value FROM cells WHERE kind = 'dirty' AND value IS NOT NULL;
-             CREATE TABLE truth AS
-             SELECT flight, property, mode() WITHIN GROUP (ORDER BY value) AS value
-               FROM cells WHERE kind = 'clean' AND value IS NOT NULL GROUP BY 1, 2;",
-        )
-        .unwrap();
 }
 
 #[test]

@@ -4,53 +4,7 @@
 //! the best published methods ~0.94.
 
 use postgres::Client;
-use resi_e2e::{scalar, TestDatabase};
-use std::io::Write;
-
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../resi_core/tests/fixtures/flights-raha");
-
-/// Load `dirty.csv` (the sources' claims) and `clean.csv` (the truth) as tables claims and
-/// truth (flight, property, source, value), times normalised in SQL to `h:mm a.m./p.m.`.
-fn load_flights(client: &mut Client) {
-    client
-        .batch_execute(
-            "CREATE TABLE raw (kind text, tuple_id int, src text, flight text, sched_dep_time text,
-                               act_dep_time text, sched_arr_time text, act_arr_time text);
-             -- The first h:mm of a text; a following a/p (or noon) decides, else a 24-hour clock.
-             CREATE FUNCTION clock(t text) RETURNS text LANGUAGE sql IMMUTABLE RETURN (
-                 SELECT CASE WHEN m IS NULL OR h NOT BETWEEN 1 AND 12 OR m[2]::int > 59 THEN NULL
-                             ELSE h || ':' || m[2] || CASE WHEN pm THEN ' p.m.' ELSE ' a.m.' END END
-                   FROM (SELECT m,
-                                CASE WHEN lower(m[3]) LIKE 'a%' OR lower(m[3]) LIKE 'p%' OR lower(m[3]) LIKE 'n%'
-                                     THEN m[1]::int ELSE CASE WHEN m[1]::int % 12 = 0 THEN 12 ELSE m[1]::int % 12 END END AS h,
-                                CASE WHEN lower(m[3]) LIKE 'a%' THEN false
-                                     WHEN lower(m[3]) LIKE 'p%' OR lower(m[3]) LIKE 'n%' THEN true
-                                     ELSE m[1]::int >= 12 END AS pm
-                           FROM (SELECT regexp_match(t, '(?:^|[^0-9])([0-9]{1,2}):([0-9]{2})\\s*(\\S*)') AS m) x) y);",
-        )
-        .unwrap();
-    for kind in ["dirty", "clean"] {
-        let data = std::fs::read_to_string(format!("{FIXTURE}/{kind}.csv")).expect("the Flight fixture");
-        let mut copy = client
-            .copy_in("COPY raw (tuple_id, src, flight, sched_dep_time, act_dep_time, sched_arr_time, act_arr_time) FROM STDIN (FORMAT csv, HEADER)")
-            .unwrap();
-        copy.write_all(data.as_bytes()).unwrap();
-        copy.finish().unwrap();
-        client.batch_execute(&format!("UPDATE raw SET kind = '{kind}' WHERE kind IS NULL")).unwrap();
-    }
-    client
-        .batch_execute(
-            "CREATE TABLE cells AS
-             SELECT r.kind, r.flight, p.property, r.src AS source, clock(p.raw) AS value
-               FROM raw r CROSS JOIN LATERAL (VALUES ('sched_dep_time', r.sched_dep_time), ('act_dep_time', r.act_dep_time),
-                                                     ('sched_arr_time', r.sched_arr_time), ('act_arr_time', r.act_arr_time)) p(property, raw);
-             CREATE TABLE claims AS SELECT DISTINCT flight, property, source, value FROM cells WHERE kind = 'dirty' AND value IS NOT NULL;
-             CREATE TABLE truth AS
-             SELECT flight, property, mode() WITHIN GROUP (ORDER BY value) AS value
-               FROM cells WHERE kind = 'clean' AND value IS NOT NULL GROUP BY 1, 2;",
-        )
-        .unwrap();
-}
+use resi_e2e::{load_flights, scalar, TestDatabase};
 
 /// Share of the 400 items whose found value is the true one; `audited` items get their truth as
 /// an audit row (source NULL).
