@@ -128,7 +128,11 @@ extension_sql_file!(
     name = "native_tiles",
     requires = ["types", tile::listing_tile_transition, tile::listing_tile_final]
 );
-extension_sql_file!("../../sql/tiles.sql", name = "tiles", requires = ["listings", "native_tiles", tile::tile_bounds]);
+extension_sql_file!(
+    "../../sql/tiles.sql",
+    name = "tiles",
+    requires = ["listings", "native_tiles", tile::tile_bounds, tile::listing_tile_layer_of]
+);
 extension_sql_file!("../../sql/archive.sql", name = "archive", requires = ["listings"]);
 extension_sql_file!(
     "../../sql/native/truth.sql",

@@ -1835,3 +1835,46 @@ CREATE FUNCTION resi.edition() RETURNS text
     RETURN 'native';
 COMMENT ON FUNCTION resi.edition() IS
     'Which edition of resi_pg is installed: native (Rust) or portable (SQL and PL/pgSQL, for hosted PostgreSQL). Both offer the same SQL API.';
+
+-- The tile from columns (sql/tiles.sql), in both editions, and resi.listing_tile calling it (no
+-- aggregate state per row: the portable edition's aggregate is quadratic in a tile's listings).
+CREATE FUNCTION resi.listing_tile_layer_of(
+	"zpids" TEXT[],
+	"longitudes" double precision[],
+	"latitudes" double precision[],
+	"prices" bigint[],
+	"bedrooms" INT[],
+	"confidences" real[],
+	"z" INT,
+	"x" INT,
+	"y" INT
+) RETURNS bytea
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'listing_tile_layer_of_wrapper';
+COMMENT ON FUNCTION resi.listing_tile_layer_of(text[], double precision[], double precision[], bigint[], integer[], real[], integer, integer, integer) IS
+    'resi.listing_tile_layer of listings given as columns (element i of every array is listing i, in order): the same Mapbox Vector Tile bytes. NULL when there is no listing.';
+CREATE OR REPLACE FUNCTION resi.listing_tile(z integer, x integer, y integer) RETURNS bytea
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    -- Planned for this tile's bounds, so the location index serves it (a generic plan cannot
+    -- tell a city tile from the whole world).
+    SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    b    record;
+    tile bytea;
+BEGIN
+    SELECT * INTO b FROM resi.tile_bounds(z, x, y);
+    SELECT resi.listing_tile_layer_of(array_agg(t.zpid), array_agg(t.longitude), array_agg(t.latitude),
+                                      array_agg(t.price), array_agg(t.bedrooms), array_agg(t.consensus_score), z, x, y)
+      INTO tile
+      FROM (SELECT l.zpid, l.longitude, l.latitude, l.price, l.bedrooms, l.consensus_score
+              FROM resi.listings l
+             WHERE l.latitude >= b.min_latitude AND l.latitude < b.max_latitude
+               AND l.longitude >= b.min_longitude AND l.longitude < b.max_longitude
+               AND l.consensus_score IS NOT NULL
+             ORDER BY l.consensus_score DESC, l.zpid
+             LIMIT 50000) t;
+    RETURN coalesce(tile, '\x'::bytea);
+END
+$$;
