@@ -19,12 +19,34 @@
 //! `CREATE EXTENSION resi_pg` as on hosted Supabase, RDS and Aurora) and as a plain migration
 //! ([`migration`]: one transaction, for Cloud SQL, AlloyDB, Azure and Neon). Both run as a role
 //! without superuser that may create schemas in the database.
+//!
+//! Updates: each release after the portable edition's first (0.5.0) writes its delta by hand,
+//! `sql/upgrade/portable/resi_pg--FROM--TO.sql` ([`Repository::portable_updates`]; cargo-pgrx
+//! copies only the files `resi_pg--*--*.sql` directly in `sql/upgrade`, so it never sees this
+//! folder). The pg_tle package registers every delta as an update path (`ALTER EXTENSION resi_pg
+//! UPDATE`), the dbdev folder holds them as `resi_pg--FROM--TO.sql`, and each becomes a plain
+//! migration of its own ([`update_migration`]) that refuses a database not at FROM.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// The dollar quote pg_tle wraps an extension's script in; the script must not contain it.
 const PG_TLE_QUOTE: &str = "$_pgtle_$";
+
+/// Dollar quotes a script must not contain: [`PG_TLE_QUOTE`] and pg_tle's own (`$_pgtle_o_$`,
+/// `$_pgtle_i_$`, which `pgtle.install_extension` refuses), and `$sql$`, in which older versions
+/// of `dbdev add` wrap a script (newer ones use a random tag).
+const RESERVED_QUOTES: [&str; 2] = ["$_pgtle_", "$sql$"];
+
+/// The folder of the portable edition's update deltas, relative to the repository.
+const PORTABLE_UPDATES: &str = "sql/upgrade/portable";
+
+/// The description of the extension in pg_tle and database.dev.
+const DESCRIPTION: &str = "resi: trust-weighted consensus for untrusted real-estate listing uploads (portable edition)";
+
+/// The advisory lock a plain update migration holds, so that two run one after the other (the
+/// bytes of `resi_pg`).
+const MIGRATION_LOCK: i64 = 0x0072_6573_695f_7067;
 
 /// An error assembling the portable edition: a file that cannot be read, or SQL that cannot be
 /// portable (a C function, an `internal` type) or packaged.
@@ -94,6 +116,11 @@ impl Repository {
         Ok(files)
     }
 
+    /// The repository's top folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The files of `sql/portable/` (relative to `sql/`), in name order.
     pub fn portable_files(&self) -> Result<Vec<String>> {
         let dir = self.root.join("sql/portable");
@@ -149,8 +176,58 @@ impl Repository {
             self.append(&mut script, file)?;
             append_portable(&mut script, Placement::After(file.clone()))?;
         }
-        check_portable(&script)?;
+        check_portable(&script).map_err(|e| Error(format!("the portable script's {e}")))?;
         Ok(script)
+    }
+
+    /// The portable edition's update deltas, `sql/upgrade/portable/resi_pg--FROM--TO.sql`, ordered
+    /// by version (none when the folder does not exist; files not ending in `.sql` are ignored).
+    /// Refused: any other `.sql` name (versions are `major.minor.patch`, FROM before TO), a
+    /// delta to a version after this release's, one that leads nowhere (its TO is neither this
+    /// release nor another delta's FROM), and text that is not portable ([`check_portable`]: no
+    /// C function, no `internal`, no reserved dollar quote, no psql meta-command).
+    pub fn portable_updates(&self) -> Result<Vec<Update>> {
+        let release = self.version()?;
+        let release_number =
+            parse_version(&release).ok_or_else(|| Error(format!("the version {release} is not major.minor.patch")))?;
+        let dir = self.root.join(PORTABLE_UPDATES);
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            entries => entries.map_err(|e| Error(format!("cannot list {}: {e}", dir.display())))?,
+        };
+        let mut updates = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(|e| Error(format!("cannot list {}: {e}", dir.display())))?.file_name();
+            let name = name.to_string_lossy();
+            if !name.ends_with(".sql") {
+                continue;
+            }
+            let (from, to) = update_versions(&name).ok_or_else(|| {
+                Error(format!(
+                    "{PORTABLE_UPDATES}/{name} is not named resi_pg--FROM--TO.sql \
+                     (versions major.minor.patch, FROM before TO)"
+                ))
+            })?;
+            if parse_version(&to) > Some(release_number) {
+                return Err(Error(format!(
+                    "{PORTABLE_UPDATES}/{name} updates to {to}, after this release ({release})"
+                )));
+            }
+            let text = self.read(&format!("{PORTABLE_UPDATES}/{name}"))?;
+            check_portable(&text).map_err(|e| Error(format!("{PORTABLE_UPDATES}/{name}'s {e}")))?;
+            updates.push(Update { from, to, text });
+        }
+        updates.sort_by_key(|u| (parse_version(&u.from), parse_version(&u.to)));
+        if let Some(dead_end) =
+            updates.iter().find(|u| u.to != release && !updates.iter().any(|next| next.from == u.to))
+        {
+            return Err(Error(format!(
+                "{PORTABLE_UPDATES}/{} ends at {}, from which no delta leads on to this release ({release})",
+                dead_end.file_name(),
+                dead_end.to
+            )));
+        }
+        Ok(updates)
     }
 
     fn append(&self, script: &mut String, file: &str) -> Result<()> {
@@ -160,6 +237,60 @@ impl Repository {
         script.push_str("\n\n");
         Ok(())
     }
+}
+
+/// A hand-written update of the portable edition from one release to another:
+/// `sql/upgrade/portable/resi_pg--FROM--TO.sql`, which brings a database of FROM to exactly what
+/// installing TO creates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    pub from: String,
+    pub to: String,
+    /// The file's text.
+    pub text: String,
+}
+
+impl Update {
+    /// `resi_pg--FROM--TO.sql`: the file's name, and the update script's for PostgreSQL, pg_tle
+    /// and dbdev.
+    pub fn file_name(&self) -> String {
+        format!("resi_pg--{}--{}.sql", self.from, self.to)
+    }
+
+    /// What `ALTER EXTENSION resi_pg UPDATE` runs under pg_tle (and the body of the plain update
+    /// migration): the delta with `search_path` set to `resi`, as the install script and the
+    /// native extension's scripts run.
+    pub fn script(&self) -> String {
+        format!(
+            "-- resi_pg {} → {}, portable edition. Generated by resi-package from {PORTABLE_UPDATES}/{}\n\
+             -- (package/src/lib.rs); do not edit.\n\
+             SET LOCAL search_path = resi;\n\n{}\n",
+            self.from,
+            self.to,
+            self.file_name(),
+            self.text.trim_end()
+        )
+    }
+}
+
+/// `major.minor.patch` (the versions dbdev accepts) as numbers, ordered as versions are.
+fn parse_version(text: &str) -> Option<[u64; 3]> {
+    let mut parts = text.split('.').map(|part| {
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    });
+    let version = [parts.next()??, parts.next()??, parts.next()??];
+    parts.next().is_none().then_some(version)
+}
+
+/// The versions FROM and TO of a delta's file name `resi_pg--FROM--TO.sql`; `None` for any other
+/// name, and when FROM is not before TO.
+fn update_versions(file_name: &str) -> Option<(String, String)> {
+    let (from, to) = file_name.strip_prefix("resi_pg--")?.strip_suffix(".sql")?.split_once("--")?;
+    (parse_version(from)? < parse_version(to)?).then(|| (from.to_owned(), to.to_owned()))
 }
 
 /// Where a portable file goes in the script.
@@ -188,8 +319,10 @@ fn placement(text: &str) -> Placement {
         .unwrap_or(Placement::First)
 }
 
-/// Refuse what no hosted PostgreSQL runs for a role without superuser.
-fn check_portable(script: &str) -> Result<()> {
+/// Refuse what no hosted PostgreSQL runs for a role without superuser, what the packages cannot
+/// quote ([`RESERVED_QUOTES`]), and psql meta-commands (a native delta's `\echo … \quit` guard
+/// would end a plain migration run with psql). The error names the line: `line N holds …`.
+fn check_portable(script: &str) -> std::result::Result<(), String> {
     for (number, line) in script.lines().enumerate() {
         let code = line.split("--").next().unwrap_or("").to_ascii_lowercase();
         let words: Vec<&str> = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).collect();
@@ -197,13 +330,19 @@ fn check_portable(script: &str) -> Result<()> {
             Some("a C function")
         } else if words.contains(&"internal") {
             Some("the type internal")
-        } else if line.contains(PG_TLE_QUOTE) {
-            Some("pg_tle's dollar quote")
+        } else if RESERVED_QUOTES.iter().any(|quote| line.contains(quote)) {
+            Some("a dollar quote the packages use")
+        } else if line
+            .trim_start()
+            .strip_prefix('\\')
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_alphabetic()))
+        {
+            Some("a psql meta-command")
         } else {
             None
         };
         if let Some(bad) = bad {
-            return Err(Error(format!("the portable script's line {} holds {bad}: {line}", number + 1)));
+            return Err(format!("line {} holds {bad}: {line}", number + 1));
         }
     }
     Ok(())
@@ -219,52 +358,144 @@ fn without_extension_statements(script: &str) -> String {
         .join("\n")
 }
 
-/// The pg_tle package: registers the portable script as extension `resi_pg` of this version,
-/// so that `CREATE EXTENSION resi_pg` installs it (and `ALTER EXTENSION … UPDATE` updates it,
-/// once later releases add their update paths). Run by a member of `pgtle_admin`.
+/// The pg_tle package, run by a member of `pgtle_admin` (pg_tle 1.0.4 or later), in one
+/// transaction: registers the portable script as version VERSION of extension `resi_pg` (with
+/// `pgtle.install_extension` where pg_tle has no `resi_pg` yet, else beside the versions an
+/// earlier package registered, with `pgtle.install_extension_version_sql`), every update delta
+/// as an update path (`pgtle.install_update_path`), and VERSION as the default. Then
+/// `CREATE EXTENSION resi_pg` installs VERSION, and `ALTER EXTENSION resi_pg UPDATE` brings an
+/// earlier one to it. Running it again changes nothing: what is registered stays as it is.
 pub fn pg_tle_install(repository: &Repository) -> Result<String> {
     let version = repository.version()?;
     let script = repository.portable_script()?;
-    Ok(format!(
+    let mut package = format!(
         "-- resi_pg {version}, portable edition, as a pg_tle extension (hosted Supabase, Amazon RDS and Aurora).\n\
-         -- Run as a member of pgtle_admin, then: CREATE EXTENSION resi_pg;\n\
+         -- Run as a member of pgtle_admin, then: CREATE EXTENSION resi_pg; (or, to update an\n\
+         -- installed earlier version: ALTER EXTENSION resi_pg UPDATE;)\n\
          -- Generated by resi-package (package/src/lib.rs); do not edit.\n\
-         SELECT pgtle.install_extension(\n    'resi_pg',\n    '{version}',\n    \
-         'resi: trust-weighted consensus for untrusted real-estate listing uploads (portable edition)',\n\
-         {PG_TLE_QUOTE}\n{script}{PG_TLE_QUOTE}\n);\n"
-    ))
+         BEGIN;\n\
+         SELECT CASE WHEN EXISTS (SELECT FROM pgtle.available_extensions() WHERE name = 'resi_pg')\n            \
+                     THEN pgtle.install_extension_version_sql('resi_pg', '{version}', release.script)\n            \
+                     ELSE pgtle.install_extension('resi_pg', '{version}', '{DESCRIPTION}', release.script) END\n  \
+           FROM (VALUES ({PG_TLE_QUOTE}\n{script}{PG_TLE_QUOTE})) AS release (script)\n \
+         WHERE NOT EXISTS (SELECT FROM pgtle.available_extension_versions() WHERE name = 'resi_pg' AND version = '{version}');\n"
+    );
+    for update in repository.portable_updates()? {
+        let (from, to) = (&update.from, &update.to);
+        package.push_str(&format!(
+            "SELECT pgtle.install_update_path('resi_pg', '{from}', '{to}', {PG_TLE_QUOTE}\n{}{PG_TLE_QUOTE})\n \
+             WHERE NOT EXISTS (SELECT FROM pgtle.extension_update_paths('resi_pg')\n                    \
+             WHERE source = '{from}' AND target = '{to}' AND path = '{from}--{to}');\n",
+            update.script()
+        ));
+    }
+    package.push_str(&format!("SELECT pgtle.set_default_version('resi_pg', '{version}');\nCOMMIT;\n"));
+    Ok(package)
 }
 
-/// The database.dev (dbdev) package folder's files, as `(file name, text)`: a control file and
-/// the install script, which `dbdev publish` uploads and `dbdev add` turns into a migration
-/// calling `pgtle.install_extension` (what [`pg_tle_install`] writes directly).
+/// The database.dev (dbdev) package folder's files, as `(file name, text)`: the control file, a
+/// `README.md` (`dbdev publish` requires one), the install script `resi_pg--VERSION.sql` and the
+/// update scripts `resi_pg--FROM--TO.sql`, which `dbdev publish` uploads and `dbdev add` turns
+/// into a migration calling `pgtle.install_extension` (or `install_extension_version_sql`) and
+/// `pgtle.install_update_path` (what [`pg_tle_install`] writes directly).
 pub fn dbdev_package(repository: &Repository) -> Result<Vec<(String, String)>> {
     let version = repository.version()?;
     let control = format!(
-        "comment = 'resi: trust-weighted consensus for untrusted real-estate listing uploads (portable edition)'\n\
+        "comment = '{DESCRIPTION}'\n\
          default_version = '{version}'\n\
          relocatable = false\n\
          superuser = false\n"
     );
-    Ok(vec![
+    let readme = format!(
+        "# resi_pg {version}, portable edition\n\n\
+         Trust-weighted consensus for untrusted real-estate listing uploads, in SQL and PL/pgSQL\n\
+         only. `CREATE EXTENSION resi_pg;` then `SELECT resi.setup_roles();`; an installed earlier\n\
+         version updates with `ALTER EXTENSION resi_pg UPDATE;`. See docs/hosted.md in the\n\
+         repository.\n"
+    );
+    let mut files = vec![
         ("resi_pg.control".to_owned(), control),
+        ("README.md".to_owned(), readme),
         (format!("resi_pg--{version}.sql"), repository.portable_script()?),
-    ])
+    ];
+    files.extend(repository.portable_updates()?.into_iter().map(|update| (update.file_name(), update.script())));
+    Ok(files)
+}
+
+/// The comment of schema `resi` that records the version a plain migration installed.
+fn migration_comment(version: &str) -> String {
+    format!("resi_pg {version} (portable edition, plain migration)")
 }
 
 /// The plain migration: the portable script in one transaction, for PostgreSQL without pg_tle
 /// (Cloud SQL, AlloyDB, Azure Flexible Server, Neon). The schema's comment records the version.
 pub fn migration(repository: &Repository) -> Result<String> {
-    let version = repository.version()?;
-    let script = without_extension_statements(&repository.portable_script()?);
-    Ok(format!(
+    Ok(plain_migration(&repository.version()?, &repository.portable_script()?))
+}
+
+/// The plain migration of `script`, the portable install script of release `version` (this
+/// release's, or an earlier one's kept in `sql/install/portable/`): [`migration`]'s form.
+pub fn plain_migration(version: &str, script: &str) -> String {
+    format!(
         "-- resi_pg {version}, portable edition, as a plain migration (PostgreSQL without pg_tle).\n\
          -- Run once with psql -v ON_ERROR_STOP=1 as a role that may create schemas in the database.\n\
          -- Generated by resi-package (package/src/lib.rs); do not edit.\n\
-         BEGIN;\n{script}\n\
-         COMMENT ON SCHEMA resi IS 'resi_pg {version} (portable edition, plain migration)';\n\
-         COMMIT;\n"
-    ))
+         BEGIN;\n{}\n\
+         COMMENT ON SCHEMA resi IS '{}';\n\
+         COMMIT;\n",
+        without_extension_statements(script),
+        migration_comment(version)
+    )
+}
+
+/// The plain migrations of every update delta, as `(file name, text)`:
+/// `resi_pg--FROM--TO.migration.sql` ([`update_migration`]), in version order.
+pub fn update_migrations(repository: &Repository) -> Result<Vec<(String, String)>> {
+    Ok(repository
+        .portable_updates()?
+        .iter()
+        .map(|update| (format!("resi_pg--{}--{}.migration.sql", update.from, update.to), update_migration(update)))
+        .collect())
+}
+
+/// The plain migration of one update, in one transaction: it waits for any other update
+/// migration of the database to finish (an advisory lock), refuses a database whose schema `resi`
+/// does not record version FROM of the plain migration (SQLSTATE 55000, before changing
+/// anything: a database without `resi`, one at another version, one with the extension), runs
+/// the delta (without `pg_extension_config_dump`, as [`migration`]) and records version TO.
+pub fn update_migration(update: &Update) -> String {
+    let (from, to) = (&update.from, &update.to);
+    let expected = migration_comment(from);
+    format!(
+        "-- resi_pg {from} → {to}, portable edition, as a plain migration (PostgreSQL without pg_tle).\n\
+         -- Run once with psql -v ON_ERROR_STOP=1 as the role that owns schema resi, on a database the\n\
+         -- plain migration of {from} (or an update migration to {from}) left; it refuses any other.\n\
+         -- Generated by resi-package (package/src/lib.rs); do not edit.\n\
+         BEGIN;\n\
+         DO $resi_package$\n\
+         DECLARE\n    \
+             found text;\n\
+         BEGIN\n    \
+             -- One update migration at a time: the comment read next is the one an earlier left.\n    \
+             PERFORM pg_catalog.pg_advisory_xact_lock({MIGRATION_LOCK});\n    \
+             found := (SELECT pg_catalog.obj_description(oid, 'pg_namespace')\n                \
+                         FROM pg_catalog.pg_namespace WHERE nspname = 'resi');\n    \
+             IF found IS DISTINCT FROM '{expected}' THEN\n        \
+                 RAISE EXCEPTION 'this database is not at resi_pg {from} (portable edition, plain migration): not updated to {to}'\n            \
+                     USING ERRCODE = 'object_not_in_prerequisite_state',\n                  \
+                           DETAIL = CASE WHEN found IS NULL THEN 'Schema resi has no comment or does not exist.'\n                                \
+                                         ELSE pg_catalog.format('Schema resi''s comment is %L.', found) END,\n                  \
+                           HINT = 'Run the update migrations of the releases before {from} first, in order. A database with '\n                         \
+                                  '\"CREATE EXTENSION resi_pg\" (pg_tle or native) updates with ALTER EXTENSION resi_pg UPDATE.';\n    \
+             END IF;\n\
+         END\n\
+         $resi_package$;\n\
+         {}\n\
+         COMMENT ON SCHEMA resi IS '{}';\n\
+         COMMIT;\n",
+        without_extension_statements(&update.script()),
+        migration_comment(to)
+    )
 }
 
 #[cfg(test)]
@@ -321,6 +552,9 @@ mod tests {
         assert!(check_portable("CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'x';").is_err());
         assert!(check_portable("CREATE FUNCTION f(s internal) RETURNS int LANGUAGE sql AS 'select 1';").is_err());
         assert!(check_portable(&format!("SELECT {PG_TLE_QUOTE}")).is_err());
+        assert!(check_portable("SELECT $_pgtle_i_$x$_pgtle_i_$;").is_err());
+        assert!(check_portable("SELECT $sql$x$sql$;").is_err());
+        assert!(check_portable("\\echo Use \"ALTER EXTENSION resi_pg UPDATE\" to load this file. \\quit").is_err());
         assert!(check_portable("-- internal state is described in a comment\nSELECT 1;").is_ok());
         assert!(check_portable("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1';").is_ok());
     }
@@ -342,5 +576,174 @@ mod tests {
     fn a_migration_holds_no_extension_only_statement() {
         let text = "CREATE TABLE t();\nSELECT pg_catalog.pg_extension_config_dump('resi.t', '');\nSELECT 1;";
         assert_eq!(without_extension_statements(text), "CREATE TABLE t();\nSELECT 1;");
+    }
+
+    /// A repository in a new temporary folder, removed on drop: release `version` with one shared
+    /// file and the update deltas `updates` (file name in sql/upgrade/portable, text).
+    struct TemporaryRepository(PathBuf);
+
+    impl TemporaryRepository {
+        fn new(version: &str, updates: &[(&str, &str)]) -> TemporaryRepository {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let root = std::env::temp_dir().join(format!(
+                "resi-package-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ));
+            let mut files = vec![
+                ("Cargo.toml".to_owned(), format!("[workspace]\n\n[workspace.package]\nversion = \"{version}\"\n")),
+                (
+                    "resi_pg/src/lib.rs".to_owned(),
+                    "extension_sql_file!(\"../../sql/a.sql\", name = \"a\");\n".to_owned(),
+                ),
+                ("sql/types.sql".to_owned(), "CREATE TYPE resi.t AS (x int);\n".to_owned()),
+                ("sql/a.sql".to_owned(), "CREATE TABLE resi.a (x int);\n".to_owned()),
+                ("sql/portable/README.md".to_owned(), String::new()),
+            ];
+            files.extend(updates.iter().map(|(name, text)| (format!("{PORTABLE_UPDATES}/{name}"), text.to_string())));
+            for (path, text) in files {
+                let path = root.join(path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, text).unwrap();
+            }
+            TemporaryRepository(root)
+        }
+
+        fn repository(&self) -> Repository {
+            Repository::at(&self.0)
+        }
+
+        /// The names of its updates, or the error listing them.
+        fn updates(&self) -> std::result::Result<Vec<String>, String> {
+            match self.repository().portable_updates() {
+                Ok(updates) => Ok(updates.iter().map(Update::file_name).collect()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+
+    impl Drop for TemporaryRepository {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const DELTA: &str = "CREATE FUNCTION resi.f() RETURNS int LANGUAGE sql RETURN 1;\n\
+                         SELECT pg_catalog.pg_extension_config_dump('resi.a', '');\n";
+
+    #[test]
+    fn a_delta_is_named_resi_pg_from_to_with_versions_major_minor_patch_from_before_to() {
+        assert_eq!(update_versions("resi_pg--0.5.0--0.5.1.sql"), Some(("0.5.0".to_owned(), "0.5.1".to_owned())));
+        assert_eq!(update_versions("resi_pg--0.9.0--0.10.0.sql"), Some(("0.9.0".to_owned(), "0.10.0".to_owned())));
+        for name in [
+            "resi_pg--0.5.0.sql",
+            "resi_pg--0.5.1--0.5.0.sql",
+            "resi_pg--0.5.0--0.5.0.sql",
+            "resi_pg--0.5--0.5.1.sql",
+            "resi_pg--0.5.0--0.5.1--0.5.2.sql",
+            "resi_pg--0.5.0--+0.5.1.sql",
+            "other--0.5.0--0.5.1.sql",
+            "resi_pg--0.5.0--0.5.1.sql.orig",
+        ] {
+            assert_eq!(update_versions(name), None, "{name}");
+        }
+        assert!(parse_version("0.10.0") > parse_version("0.9.1"));
+    }
+
+    #[test]
+    fn a_repository_without_the_updates_folder_has_no_updates() {
+        let repository = TemporaryRepository::new("0.5.0", &[]);
+        assert_eq!(repository.updates(), Ok(vec![]));
+    }
+
+    #[test]
+    fn updates_are_listed_in_version_order_and_other_files_of_the_folder_ignored() {
+        let repository = TemporaryRepository::new(
+            "0.10.0",
+            &[("resi_pg--0.9.0--0.10.0.sql", DELTA), ("README.md", "# notes"), ("resi_pg--0.8.0--0.9.0.sql", DELTA)],
+        );
+        assert_eq!(
+            repository.updates(),
+            Ok(vec!["resi_pg--0.8.0--0.9.0.sql".to_owned(), "resi_pg--0.9.0--0.10.0.sql".to_owned()])
+        );
+        let update = &repository.repository().portable_updates().unwrap()[0];
+        assert_eq!((update.from.as_str(), update.to.as_str(), update.text.as_str()), ("0.8.0", "0.9.0", DELTA));
+    }
+
+    #[test]
+    fn a_misnamed_unportable_premature_or_dead_end_delta_is_refused() {
+        for (version, name, text, error) in [
+            ("0.5.1", "resi_pg--0.5.1--0.5.0.sql", DELTA, "is not named resi_pg--FROM--TO.sql"),
+            ("0.5.1", "resi_pg-0.5.0-0.5.1.sql", DELTA, "is not named resi_pg--FROM--TO.sql"),
+            ("0.5.1", "resi_pg--0.5.1--0.5.2.sql", DELTA, "updates to 0.5.2, after this release (0.5.1)"),
+            ("0.5.2", "resi_pg--0.5.0--0.5.1.sql", DELTA, "ends at 0.5.1, from which no delta leads on"),
+            (
+                "0.5.1",
+                "resi_pg--0.5.0--0.5.1.sql",
+                "CREATE FUNCTION resi.f() RETURNS int\n LANGUAGE c AS 'x';",
+                "line 2 holds a C function",
+            ),
+            (
+                "0.5.1",
+                "resi_pg--0.5.0--0.5.1.sql",
+                "\\echo Use ALTER EXTENSION \\quit\nSELECT 1;",
+                "line 1 holds a psql meta-command",
+            ),
+        ] {
+            let repository = TemporaryRepository::new(version, &[(name, text)]);
+            let refused = repository.updates().unwrap_err();
+            assert!(refused.contains(name) && refused.contains(error), "{name}: {refused}");
+        }
+    }
+
+    #[test]
+    fn every_package_carries_every_update_with_search_path_resi() {
+        let repository = TemporaryRepository::new(
+            "0.5.2",
+            &[("resi_pg--0.5.0--0.5.1.sql", DELTA), ("resi_pg--0.5.1--0.5.2.sql", DELTA)],
+        );
+        let repository = repository.repository();
+        let updates = repository.portable_updates().unwrap();
+        assert!(updates[0].script().contains("SET LOCAL search_path = resi;\n\nCREATE FUNCTION resi.f()"));
+
+        let pg_tle = pg_tle_install(&repository).unwrap();
+        for update in &updates {
+            let call = format!(
+                "pgtle.install_update_path('resi_pg', '{}', '{}', {PG_TLE_QUOTE}\n{}",
+                update.from,
+                update.to,
+                update.script()
+            );
+            assert!(pg_tle.contains(&call), "{pg_tle}");
+        }
+        assert!(
+            pg_tle.trim_end().ends_with("SELECT pgtle.set_default_version('resi_pg', '0.5.2');\nCOMMIT;"),
+            "{pg_tle}"
+        );
+
+        let dbdev: Vec<(String, String)> = dbdev_package(&repository).unwrap();
+        let names: Vec<&str> = dbdev.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "resi_pg.control",
+                "README.md",
+                "resi_pg--0.5.2.sql",
+                "resi_pg--0.5.0--0.5.1.sql",
+                "resi_pg--0.5.1--0.5.2.sql"
+            ]
+        );
+        assert_eq!(dbdev[3].1, updates[0].script());
+
+        let migrations = update_migrations(&repository).unwrap();
+        assert_eq!(migrations[1].0, "resi_pg--0.5.1--0.5.2.migration.sql");
+        let migration = &migrations[1].1;
+        let check = migration.find("IS DISTINCT FROM 'resi_pg 0.5.1 (portable edition, plain migration)'").unwrap();
+        let delta = migration.find("CREATE FUNCTION resi.f()").unwrap();
+        let recorded =
+            migration.find("COMMENT ON SCHEMA resi IS 'resi_pg 0.5.2 (portable edition, plain migration)';").unwrap();
+        assert!(check < delta && delta < recorded, "{migration}");
+        assert!(!migration.contains("pg_extension_config_dump"), "{migration}");
+        assert!(migration.starts_with("-- ") && migration.contains("\nBEGIN;\n") && migration.ends_with("COMMIT;\n"));
     }
 }

@@ -1,11 +1,13 @@
 //! `resi-package --out DIR`: the portable edition's two packages, from this repository's sql/.
 //!
-//! Writes `DIR/portable/resi_pg--VERSION.pg_tle.sql` (pg_tle), `DIR/portable/dbdev/` (the same
-//! for database.dev: `dbdev publish` from that folder) and
-//! `DIR/portable/resi_pg--VERSION.migration.sql` (plain migration). `make release` adds the
-//! native extension's files beside them.
+//! Writes `DIR/portable/resi_pg--VERSION.pg_tle.sql` (pg_tle: installs VERSION, and registers
+//! the update paths from earlier releases), `DIR/portable/dbdev/` (the same for database.dev:
+//! `dbdev publish` from that folder), `DIR/portable/resi_pg--VERSION.migration.sql` (plain
+//! migration) and, for each update delta of `sql/upgrade/portable/`,
+//! `DIR/portable/resi_pg--FROM--TO.migration.sql` (the plain migration's update). `make release`
+//! adds the native extension's files beside them.
 
-use resi_package::{dbdev_package, migration, pg_tle_install, Repository};
+use resi_package::{dbdev_package, migration, pg_tle_install, update_migrations, Repository};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,6 +44,9 @@ fn write(out: &std::path::Path) -> Result<Vec<PathBuf>, Box<dyn std::error::Erro
         (dir.join(format!("resi_pg--{version}.pg_tle.sql")), pg_tle_install(&repository)?),
         (dir.join(format!("resi_pg--{version}.migration.sql")), migration(&repository)?),
     ];
+    for (name, text) in update_migrations(&repository)? {
+        files.push((dir.join(name), text));
+    }
     for (name, text) in dbdev_package(&repository)? {
         files.push((dir.join("dbdev").join(name), text));
     }

@@ -417,6 +417,43 @@ impl PrivateCluster {
         Self::start_with(label, bin, Some(root), preload)
     }
 
+    /// A private cluster as hosted Supabase has it: pg_tle preloaded, no resi_pg files
+    /// ([`PrivateCluster::start_without_native_extension`]). `None`, saying so on stderr, when
+    /// `RESI_TEST_PG_TLE` is unset: pg_tle is not installed (`scripts/e2e` sets it when it is).
+    pub fn with_pg_tle(label: &str) -> Option<PrivateCluster> {
+        if std::env::var_os("RESI_TEST_PG_TLE").is_none() {
+            eprintln!(
+                "skipped: pg_tle is not installed; run `PG_TLE_SRC=/path/to/pg_tle-1.4.0.tar.gz make test` \
+                 (scripts/pg-tle-install) to test the portable edition as a pg_tle extension"
+            );
+            return None;
+        }
+        Some(Self::start_without_native_extension(label, Some("pg_tle")))
+    }
+
+    /// A new database `name` of this cluster with `CREATE EXTENSION pg_tle` done, as on hosted
+    /// PostgreSQL; the URL of it as the role `installer` (LOGIN, no superuser, CREATEROLE or
+    /// CREATEDB; member of `pgtle_admin`, CREATE on the database), created on first use.
+    pub fn pg_tle_database(&self, name: &str) -> String {
+        let mut admin = connect(&self.url);
+        // One statement per call: CREATE DATABASE cannot run in a multi-statement string.
+        for statement in [
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'installer') THEN
+                     CREATE ROLE installer LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB;
+                 END IF;
+             END $$"
+                .to_owned(),
+            format!("CREATE DATABASE {name}"),
+            format!("GRANT CREATE ON DATABASE {name} TO installer"),
+        ] {
+            admin.batch_execute(&statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+        let url = url_for(&self.url, name);
+        connect(&url).batch_execute("CREATE EXTENSION pg_tle; GRANT pgtle_admin TO installer").unwrap();
+        url.replacen("postgres@", "installer@", 1)
+    }
+
     fn start_with(
         label: &str,
         bin: PathBuf,

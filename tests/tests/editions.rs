@@ -4,7 +4,7 @@
 //! function in the tests/tests/portable_*.rs files; here, their catalogues.
 
 use postgres::Client;
-use resi_e2e::{catalogue, connect, scalar, url_for, Catalogue, Edition, PrivateCluster, TestDatabase};
+use resi_e2e::{catalogue, connect, scalar, Catalogue, Edition, PrivateCluster, TestDatabase};
 
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
@@ -87,27 +87,12 @@ fn both_editions_offer_the_same_sql_api() {
 
 #[test]
 fn the_pg_tle_package_installs_with_create_extension_by_a_role_without_superuser() {
-    if std::env::var_os("RESI_TEST_PG_TLE").is_none() {
-        eprintln!(
-            "skipped: pg_tle is not installed; run `PG_TLE_SRC=/path/to/pg_tle-1.4.0.tar.gz make test` \
-             (scripts/pg-tle-install) to test the portable edition as a pg_tle extension"
-        );
-        return;
-    }
     // A server as hosted Supabase has it: pg_tle preloaded, no resi_pg files.
-    let cluster = PrivateCluster::start_without_native_extension("pg_tle", Some("pg_tle"));
-    let mut admin = connect(&cluster.url);
-    for statement in [
-        "CREATE ROLE installer LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB",
-        "CREATE DATABASE hosted",
-        "GRANT CREATE ON DATABASE hosted TO installer",
-    ] {
-        admin.batch_execute(statement).unwrap();
-    }
-    let hosted = url_for(&cluster.url, "hosted");
-    connect(&hosted).batch_execute("CREATE EXTENSION pg_tle; GRANT pgtle_admin TO installer").unwrap();
+    let Some(cluster) = PrivateCluster::with_pg_tle("pg_tle") else { return };
+    let installer = cluster.pg_tle_database("hosted");
+    let hosted = installer.replacen("installer@", "postgres@", 1);
     let package = resi_package::pg_tle_install(&resi_package::Repository::this()).unwrap();
-    let mut client = connect(&hosted.replacen("postgres@", "installer@", 1));
+    let mut client = connect(&installer);
     client.batch_execute(&package).unwrap_or_else(|e| panic!("pgtle.install_extension: {e:?}"));
     client.batch_execute("CREATE EXTENSION resi_pg").unwrap_or_else(|e| panic!("CREATE EXTENSION resi_pg: {e:?}"));
     assert_eq!(scalar::<String>(&mut client, "SELECT extversion FROM pg_extension WHERE extname = 'resi_pg'"), CURRENT);
