@@ -10,15 +10,18 @@
 //!    work also means shipping and combining every state) and over few large groups (10,000 rows
 //!    each, where the partial states are small).
 //!
+//! 3 (portable). `resi.consensus_mode` and `resi.consensus_median` of the portable edition
+//! (issue 17) against the floor and against the native aggregates, over fewer rows.
+//!
 //! Weights are multiples of 1/1024, so plain SQL's floating-point sums are exact too and both
 //! sides break ties identically. Each query returns a count of groups and a checksum over
 //! every group's results (`sum(hashtext(format(…)))`): cheap next to the aggregation, and equal
 //! checksums mean equal results.
 
-use crate::db::{self, Cluster};
+use crate::db::{self, Cluster, Release};
 use crate::report::{thousands, Row, Side, Stats, Target, Unit};
 use crate::Bench;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use postgres::Client;
 use std::time::Duration;
 
@@ -125,18 +128,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
     let url = cluster.fresh_database(DATABASE, true)?;
     let mut client = db::connect(&url)?;
     bench.log(format!("3/4. aggregates: {n} rows in {groups} groups"));
-    // Five categories with skewed frequencies, prices on a $500 grid, weights k/1024.
-    client.batch_execute(&format!(
-        "CREATE TABLE bench_votes (g integer, v text, x double precision, w double precision);
-         INSERT INTO bench_votes
-         SELECT i % {groups},
-                (ARRAY['FOR_SALE', 'FOR_SALE', 'FOR_SALE', 'FOR_RENT', 'FOR_RENT', 'PENDING', 'RECENTLY_SOLD',
-                       'OFF_MARKET'])[1 + (hashint8(i) & 7)],
-                200000 + (hashint8(i * 3 + 1) & 255) * 500,
-                (1 + (hashint8(i * 5 + 2) & 1023)) / 1024.0
-           FROM generate_series(0, {n} - 1) i"
-    ))?;
-    client.batch_execute("VACUUM ANALYZE bench_votes")?;
+    create_votes(&mut client, n, groups)?;
     client.batch_execute("SET work_mem = '256MB'")?;
     let mut plans = Vec::new();
     let mut choices = Vec::new();
@@ -400,11 +392,173 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
     Ok(())
 }
 
+/// `bench_votes(g, v, x, w)`: `n` rows in `groups` groups, vacuumed and analyzed. Five
+/// categories with skewed frequencies, prices on a $500 grid, weights k/1024.
+fn create_votes(client: &mut Client, n: usize, groups: usize) -> Result<()> {
+    client.batch_execute(&format!(
+        "CREATE TABLE bench_votes (g integer, v text, x double precision, w double precision);
+         INSERT INTO bench_votes
+         SELECT i % {groups},
+                (ARRAY['FOR_SALE', 'FOR_SALE', 'FOR_SALE', 'FOR_RENT', 'FOR_RENT', 'PENDING', 'RECENTLY_SOLD',
+                       'OFF_MARKET'])[1 + (hashint8(i) & 7)],
+                200000 + (hashint8(i * 3 + 1) & 255) * 500,
+                (1 + (hashint8(i * 5 + 2) & 1023)) / 1024.0
+           FROM generate_series(0, {n} - 1) i"
+    ))?;
+    client.batch_execute("VACUUM ANALYZE bench_votes")?;
+    Ok(())
+}
+
 /// Run a `CREATE TEMP TABLE bench_result AS …` and return its time; the table is dropped after.
 fn stored(client: &mut Client, sql: &str) -> Result<Duration> {
-    let (time, ()) = db::timed(|| Ok(client.batch_execute(sql)?))?;
+    Ok(stored_then(client, sql, |_| Ok(()))?.0)
+}
+
+/// [`stored`], and the count and a checksum of the rows it wrote (`hashtext` of each row's text:
+/// equal checksums mean equal results), computed after the timing.
+fn stored_checked(client: &mut Client, sql: &str) -> Result<(Duration, (i64, i64))> {
+    stored_then(client, sql, |client| {
+        let row = client
+            .query_one("SELECT count(*), coalesce(sum(hashtext(r::text)), 0)::bigint FROM bench_result r", &[])?;
+        Ok((row.get(0), row.get(1)))
+    })
+}
+
+/// Time `sql` (which creates `bench_result`), then run `after` on its result (untimed) and drop it.
+fn stored_then<T>(
+    client: &mut Client,
+    sql: &str,
+    after: impl FnOnce(&mut Client) -> Result<T>,
+) -> Result<(Duration, T)> {
+    let (time, ()) = db::timed(|| client.batch_execute(sql).with_context(|| format!("query failed: {sql}")))?;
+    let value = after(client)?;
     client.batch_execute("DROP TABLE bench_result")?;
-    Ok(time)
+    Ok((time, value))
+}
+
+/// Rows of the portable aggregates' rows at BENCH_SCALE=1 (in groups of 10, as above): the
+/// portable aggregates copy their state on every row, where Rust's grow it in place.
+pub const PORTABLE_ROWS: usize = 200_000;
+const PORTABLE_DATABASE: &str = "resi_bench_aggregates_portable";
+
+/// 3 (portable): `resi.consensus_mode` and `resi.consensus_median` of the portable edition
+/// against the floor in the same database, and against the native aggregates over the same
+/// rows in a native database; the portable and the native results checked equal in every run.
+pub fn portable(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<()> {
+    let n = bench.size(PORTABLE_ROWS);
+    let groups = (n / 10).max(1);
+    bench.log(format!("3. aggregates, portable edition: {n} rows in {groups} groups"));
+    let portable_url = cluster.fresh_database_at(PORTABLE_DATABASE, Some(Release::Portable))?;
+    let native_url = cluster.fresh_database(DATABASE, true)?;
+    // The table is the superuser's (PostgreSQL 15 lets no other role create in `public`); the
+    // portable side queries it as the edition's owner, as a hosted database would.
+    create_votes(&mut db::connect(&portable_url)?, n, groups)?;
+    db::connect(&portable_url)?.batch_execute(&format!("GRANT SELECT ON bench_votes TO {}", db::INSTALLER))?;
+    let mut portable = db::connect(&cluster.installer_url(PORTABLE_DATABASE))?;
+    let mut native = db::connect(&native_url)?;
+    create_votes(&mut native, n, groups)?;
+    for client in [&mut portable, &mut native] {
+        client.batch_execute("SET work_mem = '256MB'")?;
+        client.batch_execute(SERIAL)?;
+    }
+
+    // Indexes of the editions' samples and results.
+    const PORTABLE: usize = 0;
+    const NATIVE: usize = 1;
+    let mut floor = Vec::new();
+    let mut times: Vec<[Vec<Duration>; 2]> = AGGREGATES.iter().map(|_| Default::default()).collect();
+    for run in 1..=bench.runs {
+        // The floor right before and after the portable aggregates; the editions go first in turn.
+        let mut results = [Vec::new(), Vec::new()];
+        for edition in if run % 2 == 1 { [PORTABLE, NATIVE] } else { [NATIVE, PORTABLE] } {
+            if edition == PORTABLE {
+                floor.push(stored(&mut portable, FLOOR)?);
+            }
+            let client = if edition == PORTABLE { &mut portable } else { &mut native };
+            for (aggregate, times) in AGGREGATES.iter().zip(times.iter_mut()) {
+                let (time, result) = stored_checked(client, aggregate.stored)?;
+                times[edition].push(time);
+                results[edition].push(result);
+            }
+            if edition == PORTABLE {
+                floor.push(stored(&mut portable, FLOOR)?);
+            }
+        }
+        for ((aggregate, portable_result), native_result) in
+            AGGREGATES.iter().zip(&results[PORTABLE]).zip(&results[NATIVE])
+        {
+            if portable_result != native_result || portable_result.0 != groups as i64 {
+                bail!(
+                    "{}: the editions' results differ (groups, checksum): portable {portable_result:?}, native \
+                     {native_result:?}",
+                    aggregate.name
+                );
+            }
+        }
+        bench.log(format!(
+            "3. portable run {run}/{}: floor {:.2} s and {:.2} s, {}",
+            bench.runs,
+            floor[floor.len() - 2].as_secs_f64(),
+            floor[floor.len() - 1].as_secs_f64(),
+            AGGREGATES
+                .iter()
+                .zip(&times)
+                .map(|(a, [p, n])| {
+                    format!(
+                        "{} portable {:.2} s, native {:.3} s",
+                        a.name,
+                        p[p.len() - 1].as_secs_f64(),
+                        n[n.len() - 1].as_secs_f64()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    drop((portable, native));
+    cluster.drop_database(PORTABLE_DATABASE)?;
+    cluster.drop_database(DATABASE)?;
+
+    let size = format!("{} rows, {} groups", thousands(n), thousands(groups));
+    let floor = Side::new(
+        "`sum(w)` GROUP BY g (the floor), serial, stored; before and after the portable aggregates",
+        Stats::of_times(&floor),
+        Unit::Seconds,
+    );
+    let first = rows.len();
+    for (aggregate, [portable, native]) in AGGREGATES.iter().zip(&times) {
+        let short = aggregate.name.split('(').next().unwrap_or_default();
+        let subject = Side::new(
+            format!("portable `{}`, serial, stored", aggregate.name),
+            Stats::of_times(portable),
+            Unit::Seconds,
+        );
+        let native = Side::new("the native aggregate, the same statement", Stats::of_times(native), Unit::Seconds);
+        for (what, baseline) in [("× floor", floor.clone()), ("vs native", native)] {
+            rows.push(Row {
+                measurement: format!("3. `{short}`, portable edition {what}"),
+                size: size.clone(),
+                ratio: Row::time_ratio(&subject, &baseline),
+                ratio_meaning: "time ratio",
+                subject: subject.clone(),
+                baseline: Some(baseline),
+                target: Target::Reported,
+                notes: vec![],
+            });
+        }
+    }
+    rows[first].notes.push(format!(
+        "3 (portable): `bench_votes` generated as for the rows 3 above, at {} rows (BENCH_SCALE=1: {}), and the \
+         same stored statements, in a database holding the portable edition (resi-package's plain migration, run \
+         by a role without superuser), queried as that role; serial, `work_mem = 256MB`. The floor is timed there right before and after the \
+         portable aggregates; the native side is the same statement in a database with `CREATE EXTENSION \
+         resi_pg`, the editions going first in turn. Every run checks that both editions wrote the same rows \
+         (count and `sum(hashtext(row::text))` of the result table, untimed). No target: the issue asks for the \
+         cost of hosting to be reported.",
+        thousands(n),
+        thousands(PORTABLE_ROWS)
+    ));
+    Ok(())
 }
 
 /// EXPLAIN ANALYZE the parallel form once: it must run as Partial/Finalize aggregation with

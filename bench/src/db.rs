@@ -23,24 +23,57 @@ pub fn url_for(url: &str, database: &str) -> String {
     format!("{base}/{database}{query}")
 }
 
+/// `url` connecting as `user` (no password: the bench cluster trusts local connections).
+pub fn url_as(url: &str, user: &str) -> String {
+    let authority = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let host = url[authority..].find(['/', '?']).map(|end| authority + end).unwrap_or(url.len());
+    let at = url[authority..host].rfind('@').map(|at| authority + at + 1).unwrap_or(authority);
+    format!("{}{user}@{}", &url[..authority], &url[at..])
+}
+
 /// Which `resi_pg` a fresh database gets.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Release {
     /// This build's default version.
     Current,
     /// An earlier release's frozen install script (sql/install/), on this build's library.
     Frozen(&'static str),
+    /// The portable edition of this checkout: resi-package's plain migration of `sql/`, run by
+    /// [`INSTALLER`] (no superuser, CREATE on that database only), as on hosted PostgreSQL.
+    Portable,
 }
+
+/// The role that installs (and so owns) the portable edition in a bench database: LOGIN,
+/// NOSUPERUSER, NOCREATEROLE, NOCREATEDB; it gets CREATE on each portable database.
+pub const INSTALLER: &str = "resi_bench_installer";
 
 /// The bench cluster, reached through its maintenance database (the `--database-url`).
 pub struct Cluster {
     url: String,
     admin: Client,
+    /// The portable edition's migration, assembled from `sql/` at its first use, so that every
+    /// portable database of a run gets the same script.
+    portable: Option<String>,
 }
 
 impl Cluster {
     pub fn open(url: &str) -> Result<Cluster> {
-        Ok(Cluster { url: url.to_owned(), admin: connect(url)? })
+        Ok(Cluster { url: url.to_owned(), admin: connect(url)?, portable: None })
+    }
+
+    /// The URL of `database` for [`INSTALLER`], the owner of a portable edition.
+    pub fn installer_url(&self, database: &str) -> String {
+        url_as(&url_for(&self.url, database), INSTALLER)
+    }
+
+    /// The portable edition's plain migration, assembled once per run.
+    pub fn portable_migration(&mut self) -> Result<&str> {
+        if self.portable.is_none() {
+            let script = resi_package::migration(&resi_package::Repository::this())
+                .context("assemble the portable edition (resi-package)")?;
+            self.portable = Some(script);
+        }
+        Ok(self.portable.as_deref().expect("assembled above"))
     }
 
     pub fn admin(&mut self) -> &mut Client {
@@ -62,9 +95,30 @@ impl Cluster {
             None => return Ok(url),
             Some(Release::Current) => "CREATE EXTENSION resi_pg".to_string(),
             Some(Release::Frozen(version)) => format!("CREATE EXTENSION resi_pg VERSION '{version}'"),
+            Some(Release::Portable) => {
+                self.install_portable(name)?;
+                return Ok(url);
+            }
         };
         connect(&url)?.batch_execute(&create).with_context(|| create.clone())?;
         Ok(url)
+    }
+
+    /// The portable edition's migration in database `name`, run by [`INSTALLER`] (created on
+    /// first use; it owns nothing outside the bench's portable databases).
+    fn install_portable(&mut self, name: &str) -> Result<()> {
+        self.admin.batch_execute(&format!(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{INSTALLER}') THEN
+                     CREATE ROLE {INSTALLER} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB;
+                 END IF;
+             END $$;
+             GRANT CREATE ON DATABASE {name} TO {INSTALLER}"
+        ))?;
+        let installer = self.installer_url(name);
+        let script = self.portable_migration()?;
+        connect(&installer)?.batch_execute(script).context("the portable edition's migration")?;
+        Ok(())
     }
 
     /// Drop `name`, ending any session still in it.
@@ -116,7 +170,15 @@ pub fn timed_checksum(client: &mut Client, sql: &str) -> Result<(Duration, (i64,
 
 #[cfg(test)]
 mod tests {
-    use super::url_for;
+    use super::{url_as, url_for};
+
+    #[test]
+    fn replaces_the_user() {
+        assert_eq!(url_as("postgresql://postgres@127.0.0.1:5432/b", "r"), "postgresql://r@127.0.0.1:5432/b");
+        assert_eq!(url_as("postgresql://u:pw@h/b?sslmode=disable", "r"), "postgresql://r@h/b?sslmode=disable");
+        assert_eq!(url_as("postgresql://127.0.0.1:5432/b", "r"), "postgresql://r@127.0.0.1:5432/b");
+        assert_eq!(url_as("postgresql://h/b?x=a@b", "r"), "postgresql://r@h/b?x=a@b");
+    }
 
     #[test]
     fn replaces_the_database() {

@@ -1,6 +1,9 @@
 //! 1. `resi-loader run` over generated uploads in a local folder, into a fresh database,
 //!    against a raw `COPY … (FORMAT csv)` of the same rows into an unlogged table.
 //! 2. The same loader run from S3 (s3s-fs on loopback) against the run from the local folder.
+//!
+//! 1 (portable). The loader into the portable edition (issue 17) against the same run into the
+//! native one, over fewer rows.
 
 use crate::db::{self, Cluster, Release};
 use crate::generate::{self, Upload};
@@ -231,6 +234,83 @@ pub fn s3_vs_local(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) ->
     Ok(())
 }
 
+/// Rows of the portable ingest row at BENCH_SCALE=1: the portable fold spends milliseconds per
+/// row where Rust spends microseconds (docs/hosted.md, "Speed").
+pub const PORTABLE_ROWS: usize = 30_000;
+
+/// Row 1 (portable): `resi-loader run` from a local folder into a fresh database holding the
+/// portable edition, against the same run into a fresh native database; the two go first in turn.
+pub fn portable_vs_native(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<()> {
+    let uploads = generate::plan(bench.seed, bench.size(PORTABLE_ROWS), ROWS_PER_OBJECT);
+    let total: usize = uploads.iter().map(|u| u.rows).sum();
+    let folder = bench.work.join("ingest-portable");
+    bench.log(format!("1. ingest, portable edition: generating {} objects, {total} rows", uploads.len()));
+    for upload in &uploads {
+        generate::write_parquet(&folder, bench.seed, upload, ROWS_PER_OBJECT)?;
+    }
+    let source = folder.to_string_lossy();
+    let (mut portable_times, mut native_times) = (Vec::new(), Vec::new());
+    let (mut portable_stages, mut native_stages) = (None, None);
+    for run in 1..=bench.runs {
+        let releases =
+            if run % 2 == 1 { [Release::Portable, Release::Current] } else { [Release::Current, Release::Portable] };
+        for release in releases {
+            let loaded = loader_run_at(bench, cluster, ("resi_bench_ingest", release), &source, &[], total)?;
+            let (times, stages) = if release == Release::Portable {
+                (&mut portable_times, &mut portable_stages)
+            } else {
+                (&mut native_times, &mut native_stages)
+            };
+            times.push(loaded.elapsed);
+            *stages = loaded.stages.or(stages.take());
+        }
+        bench.log(format!(
+            "1. ingest, portable edition, run {run}/{}: portable {:.1} s, native {:.1} s",
+            bench.runs,
+            portable_times[run - 1].as_secs_f64(),
+            native_times[run - 1].as_secs_f64()
+        ));
+    }
+    let unit = Unit::PerSecond("rows");
+    let subject = Side::new(
+        "`resi-loader run --source DIR` into the portable edition",
+        Stats::of_rates(total as f64, &portable_times),
+        unit,
+    );
+    let baseline =
+        Side::new("the same run into the native edition", Stats::of_rates(total as f64, &native_times), unit);
+    rows.push(Row {
+        measurement: "1. ingest, portable edition".into(),
+        size: format!(
+            "{} rows in {} objects of {}, {} miners",
+            thousands(total),
+            uploads.len(),
+            thousands(ROWS_PER_OBJECT),
+            generate::MINERS
+        ),
+        ratio: Row::rate_ratio(&subject, &baseline),
+        ratio_meaning: "rate ratio",
+        subject,
+        baseline: Some(baseline),
+        target: Target::Reported,
+        notes: vec![
+            format!(
+                "1 (portable): uploads generated as for row 1, {} rows at BENCH_SCALE=1 (fewer: the portable fold \
+                 is slower). Each run starts from a fresh database: the portable side's holds resi-package's plain \
+                 migration of this checkout's sql/, run by a role with no superuser and only CREATE on that \
+                 database, and the loader connects as that role (as on hosted PostgreSQL); the native side's has \
+                 `CREATE EXTENSION resi_pg` and the loader connects as the superuser. Same loader binary, default \
+                 batches; the two go first in turn. No target: the issue asks for the cost of hosting to be \
+                 reported.",
+                thousands(PORTABLE_ROWS)
+            ),
+            stage_note("1 (portable), portable side", &portable_stages),
+            stage_note("1 (portable), native side", &native_stages),
+        ],
+    });
+    Ok(())
+}
+
 /// The raw-COPY baseline: every object's CSV in a COPY of its own into `raw_listings` (emptied
 /// first), timed; checks the row count.
 fn raw_copy(copy_db: &mut postgres::Client, csv: &[Vec<u8>], total: usize) -> Result<Duration> {
@@ -408,7 +488,9 @@ pub fn loader_run_at(
     expected_rows: usize,
 ) -> Result<LoaderRun> {
     let url = cluster.fresh_database_at(database, Some(release))?;
-    let mut command = loader_command(&bench.loader, &url, source);
+    // The portable edition's loader runs as its owner (a hosted database's role).
+    let loader_url = if release == Release::Portable { cluster.installer_url(database) } else { url.clone() };
+    let mut command = loader_command(&bench.loader, &loader_url, source);
     command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     let (elapsed, output) = db::timed(|| command.output().with_context(|| format!("run {}", bench.loader.display())))?;
     if !output.status.success() {

@@ -2,13 +2,20 @@
 //!
 //! ```text
 //! resi-bench --database-url URL --loader target/release/resi-loader --out bench/results.md
-//!            [--runs 3] [--only ingest,s3,aggregates,refresh,helpers,memory]   (BENCH_SCALE=1.0)
+//!            [--runs 3] [--only ingest,s3,aggregates,refresh,helpers,memory,independence]
+//!            [--editions native,portable]                       (BENCH_SCALE=1.0, BENCH_EDITIONS)
 //! ```
 //!
 //! `URL` is a superuser connection to a throwaway cluster with resi_pg installed (`make bench`
 //! starts one); every measurement creates and drops its own databases there. Data is generated
 //! from a fixed seed; each measurement runs `--runs` times, alternating with its baseline, and
 //! the table gives median, min and max of each side and the ratio of the medians.
+//!
+//! The portable edition's rows (issue 17: ingest, the aggregates, refresh) install
+//! resi-package's plain migration of this checkout's `sql/` as a role without superuser and
+//! measure it against the native edition (and the aggregates against the floor), at their own,
+//! smaller sizes. `--editions native` (or `BENCH_EDITIONS=native`) skips them; `--editions
+//! portable` measures only them.
 
 #![forbid(unsafe_code)]
 
@@ -54,6 +61,10 @@ struct Cli {
     /// Only these groups (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Group>,
+    /// Only the rows about these editions (default: both). The portable edition's rows are in
+    /// groups ingest, aggregates and refresh.
+    #[arg(long, value_enum, value_delimiter = ',', env = "BENCH_EDITIONS")]
+    editions: Vec<Edition>,
     /// Scratch folder for generated uploads (default: a new folder under $TMPDIR, removed afterwards).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -79,6 +90,37 @@ enum Group {
 
 const GROUPS: [Group; 7] =
     [Group::Ingest, Group::S3, Group::Aggregates, Group::Refresh, Group::Helpers, Group::Memory, Group::Independence];
+
+/// Which edition of resi_pg a measurement's rows are about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Edition {
+    /// The extension (`CREATE EXTENSION resi_pg`, Rust)
+    Native,
+    /// The portable edition (SQL and PL/pgSQL, issue 17) against the native one
+    Portable,
+}
+
+const EDITIONS: [Edition; 2] = [Edition::Native, Edition::Portable];
+
+/// One measurement: pushes its rows.
+type Measurement = fn(&Bench, &mut db::Cluster, &mut Vec<report::Row>) -> Result<()>;
+
+/// A group's measurements of `edition`'s rows, in the order they run.
+fn measurements(group: Group, edition: Edition) -> Vec<Measurement> {
+    match (group, edition) {
+        (Group::Ingest, Edition::Native) => vec![ingest::local_vs_copy, ingest::shapes_vs_copy],
+        (Group::Ingest, Edition::Portable) => vec![ingest::portable_vs_native],
+        (Group::S3, Edition::Native) => vec![ingest::s3_vs_local],
+        (Group::Aggregates, Edition::Native) => vec![aggregates::run],
+        (Group::Aggregates, Edition::Portable) => vec![aggregates::portable],
+        (Group::Refresh, Edition::Native) => vec![refresh::run],
+        (Group::Refresh, Edition::Portable) => vec![refresh::portable_vs_native],
+        (Group::Helpers, Edition::Native) => vec![helpers::run],
+        (Group::Memory, Edition::Native) => vec![memory::run],
+        (Group::Independence, Edition::Native) => vec![independence::run],
+        (Group::S3 | Group::Helpers | Group::Memory | Group::Independence, Edition::Portable) => vec![],
+    }
+}
 
 /// What every measurement needs.
 pub struct Bench {
@@ -123,6 +165,8 @@ fn run(cli: Cli) -> Result<()> {
     let bench =
         Bench { seed: cli.seed, scale: cli.scale, runs: cli.runs.into(), loader, work, started: Instant::now() };
     let groups: Vec<Group> = if cli.only.is_empty() { GROUPS.to_vec() } else { cli.only.clone() };
+    let editions: Vec<Edition> =
+        EDITIONS.into_iter().filter(|e| cli.editions.is_empty() || cli.editions.contains(e)).collect();
 
     let mut cluster = db::Cluster::open(&cli.database_url)?;
     let version = cluster.server_version()?;
@@ -130,32 +174,37 @@ fn run(cli: Cli) -> Result<()> {
     let machine = machine::Machine::describe();
     let contention = machine::Contention::start(vec![cluster.postmaster_pid()?]);
     let date = machine::now_utc();
-    bench.log(format!("{} runs per measurement, BENCH_SCALE={}, groups {groups:?}", bench.runs, bench.scale));
+    bench.log(format!(
+        "{} runs per measurement, BENCH_SCALE={}, groups {groups:?}, editions {editions:?}",
+        bench.runs, bench.scale
+    ));
 
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     let mut by_group = Vec::new();
-    for group in &groups {
-        let (started, foreign_before) = (Instant::now(), contention.foreign_cpu_seconds());
-        let result = match group {
-            Group::Ingest => ingest::local_vs_copy(&bench, &mut cluster, &mut rows)
-                .and_then(|()| ingest::shapes_vs_copy(&bench, &mut cluster, &mut rows)),
-            Group::S3 => ingest::s3_vs_local(&bench, &mut cluster, &mut rows),
-            Group::Aggregates => aggregates::run(&bench, &mut cluster, &mut rows),
-            Group::Refresh => refresh::run(&bench, &mut cluster, &mut rows),
-            Group::Helpers => helpers::run(&bench, &mut cluster, &mut rows),
-            Group::Memory => memory::run(&bench, &mut cluster, &mut rows),
-            Group::Independence => independence::run(&bench, &mut cluster, &mut rows),
+    // Each group's native rows, then its portable rows beside them.
+    for (group, edition) in groups.iter().flat_map(|g| editions.iter().map(move |e| (*g, *e))) {
+        let measured = measurements(group, edition);
+        if measured.is_empty() {
+            continue;
+        }
+        let name = match edition {
+            Edition::Native => format!("{group:?}"),
+            Edition::Portable => format!("{group:?} (portable)"),
         };
-        if let Err(e) = result {
-            bench.log(format!("{group:?} FAILED: {e:#}"));
-            failures.push(format!("{group:?}: {e:#}"));
+        let (started, foreign_before) = (Instant::now(), contention.foreign_cpu_seconds());
+        for measurement in measured {
+            // A failed measurement loses its own rows only.
+            if let Err(e) = measurement(&bench, &mut cluster, &mut rows) {
+                bench.log(format!("{name} FAILED: {e:#}"));
+                failures.push(format!("{name}: {e:#}"));
+            }
         }
         // Sampled once a second: the last second of a group may count for the next one.
         let foreign = contention.foreign_cpu_seconds() - foreign_before;
         let seconds = started.elapsed().as_secs_f64();
         by_group.push(format!(
-            "{group:?} {seconds:.0} s ({:.1} % taken by other processes)",
+            "{name} {seconds:.0} s ({:.1} % taken by other processes)",
             100.0 * foreign / (seconds * machine.cores as f64)
         ));
     }
@@ -174,7 +223,7 @@ fn run(cli: Cli) -> Result<()> {
     let contention = format!("{contention}; by group: {}", by_group.join(", "));
     println!("\n{}", report::text_table(&rows));
     println!("{contention}");
-    let run = RunInfo { machine, version, library, date, elapsed: elapsed.as_secs_f64(), contention };
+    let run = RunInfo { machine, version, library, date, elapsed: elapsed.as_secs_f64(), contention, editions };
     let markdown = markdown(&cli, &bench, &run, &rows, &failures);
     std::fs::write(&cli.out, markdown).with_context(|| format!("write {}", cli.out.display()))?;
     println!("written to {}", cli.out.display());
@@ -192,10 +241,11 @@ struct RunInfo {
     date: String,
     elapsed: f64,
     contention: String,
+    editions: Vec<Edition>,
 }
 
 fn markdown(cli: &Cli, bench: &Bench, run: &RunInfo, rows: &[report::Row], failures: &[String]) -> String {
-    let RunInfo { machine, version, library, date, elapsed, contention } = run;
+    let RunInfo { machine, version, library, date, elapsed, contention, .. } = run;
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmarks (`make bench`)\n");
     let _ = writeln!(
@@ -225,6 +275,17 @@ fn markdown(cli: &Cli, bench: &Bench, run: &RunInfo, rows: &[report::Row], failu
         elapsed,
         if cli.only.is_empty() { String::new() } else { format!(", groups {:?} only", cli.only) }
     );
+    if run.editions.contains(&Edition::Portable) {
+        let _ = writeln!(
+            out,
+            "- portable edition: {}, resi-package's plain migration of this checkout's sql/, installed into each of \
+             its fresh databases by a role without superuser (CREATE on that database only)",
+            resi_package::Repository::this().version().map_or_else(|e| e.to_string(), |v| format!("resi_pg {v}"))
+        );
+    }
+    if run.editions != EDITIONS {
+        let _ = writeln!(out, "- editions: {:?} only", run.editions);
+    }
     let _ = writeln!(out, "- contention: {contention}\n");
     let _ = writeln!(out, "## Results\n");
     out.push_str(&report::markdown_table(rows));
@@ -240,11 +301,17 @@ fn markdown(cli: &Cli, bench: &Bench, run: &RunInfo, rows: &[report::Row], failu
     }
     let _ = writeln!(
         out,
-        "\n## Sizes\n\nThe default sizes (BENCH_SCALE=1) keep `make bench` under 15 minutes on 2 cores; every size \
+        "\n## Sizes\n\nThe default sizes (BENCH_SCALE=1) keep `make bench` under 20 minutes on 2 cores; every size \
          is multiplied by BENCH_SCALE. The issue's sizes and the scale that reaches them: ingest ≥ 1M rows \
          (BENCH_SCALE=5); aggregates 5M rows / 500k groups (5); refresh 1M listings / 10M attestations (50); \
          listing_hash and rate limit 1M (1); loader memory 1M and 5M-row files (2.5 gives 2.5M and 5M; the \
-         ratio between the two files stays 2)."
+         ratio between the two files stays 2). The portable edition's rows (issue 17, which sets them no size) \
+         have their own, smaller sizes at BENCH_SCALE=1: ingest {} rows, aggregates {} rows in groups of 10, \
+         refresh {} listings ({} attestations); `--editions native` (BENCH_EDITIONS=native) skips them.",
+        report::thousands(ingest::PORTABLE_ROWS),
+        report::thousands(aggregates::PORTABLE_ROWS),
+        report::thousands(refresh::PORTABLE_LISTINGS),
+        report::thousands(refresh::PORTABLE_LISTINGS * refresh::MINERS)
     );
     out
 }
