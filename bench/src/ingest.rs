@@ -84,13 +84,7 @@ pub fn local_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) 
     );
     rows.push(Row {
         measurement: "1. ingest, local folder".into(),
-        size: format!(
-            "{} rows in {} objects of {}, {} miners",
-            thousands(total),
-            uploads.len(),
-            thousands(ROWS_PER_OBJECT),
-            generate::MINERS
-        ),
+        size: upload_size(total, uploads.len()),
         ratio: Row::rate_ratio(&subject, &baseline),
         ratio_meaning: "rate ratio",
         subject,
@@ -281,13 +275,7 @@ pub fn portable_vs_native(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<R
         Side::new("the same run into the native edition", Stats::of_rates(total as f64, &native_times), unit);
     rows.push(Row {
         measurement: "1. ingest, portable edition".into(),
-        size: format!(
-            "{} rows in {} objects of {}, {} miners",
-            thousands(total),
-            uploads.len(),
-            thousands(ROWS_PER_OBJECT),
-            generate::MINERS
-        ),
+        size: upload_size(total, uploads.len()),
         ratio: Row::rate_ratio(&subject, &baseline),
         ratio_meaning: "rate ratio",
         subject,
@@ -531,4 +519,14 @@ pub fn loader_command(loader: &Path, url: &str, source: &str) -> Command {
     let mut command = Command::new(loader);
     command.args(["run", "--source", source, "--database-url", url]).env("RESI_LOG", "warn");
     command
+}
+
+/// The size column of the ingest rows: `total` rows in `objects` objects.
+fn upload_size(total: usize, objects: usize) -> String {
+    format!(
+        "{} rows in {objects} objects of {}, {} miners",
+        thousands(total),
+        thousands(ROWS_PER_OBJECT),
+        generate::MINERS
+    )
 }

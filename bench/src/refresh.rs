@@ -62,11 +62,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
     );
     rows.push(Row {
         measurement: "5. refresh_consensus".into(),
-        size: format!(
-            "{} listings, {} attestations/claims, {MINERS} miners",
-            thousands(listings),
-            thousands(listings * MINERS)
-        ),
+        size: claims_size(listings),
         ratio: Row::time_ratio(&subject, &baseline),
         ratio_meaning: "time ratio",
         subject,
@@ -219,11 +215,7 @@ pub fn portable_vs_native(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<R
     let baseline = Side::new("the same, native edition", Stats::of_times(&native_times), Unit::Seconds);
     rows.push(Row {
         measurement: "5. refresh_consensus, portable edition".into(),
-        size: format!(
-            "{} listings, {} attestations/claims, {MINERS} miners",
-            thousands(listings),
-            thousands(listings * MINERS)
-        ),
+        size: claims_size(listings),
         ratio: Row::time_ratio(&subject, &baseline),
         ratio_meaning: "time ratio",
         subject,
@@ -241,4 +233,9 @@ pub fn portable_vs_native(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<R
         )],
     });
     Ok(())
+}
+
+/// The size column of the refresh rows.
+fn claims_size(listings: usize) -> String {
+    format!("{} listings, {} attestations/claims, {MINERS} miners", thousands(listings), thousands(listings * MINERS))
 }
