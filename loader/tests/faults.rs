@@ -5,7 +5,7 @@
 //! killed with SIGKILL at random points (while it lists, mid-COPY, mid-fold, between objects),
 //! PostgreSQL stopped with an immediate shutdown in the middle of a fold, the S3 server dropped
 //! in the middle of a download. A `pg_dump`/`pg_restore` of a loaded database into a fresh
-//! one gives the same extension and rows, and the loader resumes there without reloading
+//! one gives the same installation and rows, and the loader resumes there without reloading
 //! anything. Four loaders at once do the work of one; an unreachable database or source is a
 //! clear error; `watch` stops cleanly on SIGTERM.
 //!
@@ -17,7 +17,7 @@
 mod common;
 
 use common::*;
-use resi_e2e::PrivateCluster;
+use resi_e2e::{Catalogue, Edition, PrivateCluster};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -417,6 +417,37 @@ fn a_rerun_right_after_a_kill_loads_in_upload_order() {
     assert!(database_state(&db.url) == expected, "the database differs from the undisturbed run's");
 }
 
+/// A new database `name` of `cluster` with the edition under test, as [`TestDatabase::new`]
+/// installs it; its URL. Natively `CREATE EXTENSION resi_pg`. The portable edition is a copy of
+/// a fresh plain migration of the shared test cluster ([`dump`], [`restore`]: what
+/// `dump_and_restore_keep_the_database_and_the_loader_resumes` shows to be the same
+/// installation), owned as there by its installer, a role without superuser that may only
+/// create in this database.
+fn database_under_test(cluster: &PrivateCluster, name: &str) -> String {
+    if Edition::under_test() == Edition::Native {
+        return cluster.database_with_extension(name);
+    }
+    let fresh = TestDatabase::new("faults_fresh");
+    let files = TempDir::new("fresh-dump");
+    let file = files.0.join("fresh.dump");
+    dump(&fresh.url, &file);
+    let owner: String = resi_e2e::scalar(
+        &mut fresh.client(),
+        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'resi'",
+    );
+    let mut admin = resi_e2e::connect(&cluster.url);
+    for statement in [
+        format!("CREATE ROLE {owner} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB"),
+        format!("CREATE DATABASE {name}"),
+        format!("GRANT CREATE ON DATABASE {name} TO {owner}"),
+    ] {
+        admin.batch_execute(&statement).unwrap();
+    }
+    let url = resi_e2e::url_for(&cluster.url, name);
+    restore(&file, &url);
+    url
+}
+
 /// PostgreSQL stops with an immediate shutdown (every backend gone at once, no checkpoint: as
 /// after a power cut) while the extension folds an object; after crash recovery the database
 /// holds every committed object whole and nothing of the one being folded, the loader has
@@ -427,7 +458,7 @@ fn immediate_shutdown_mid_fold_then_rerun() {
     let objects = settings().objects;
     let (expected, _) = reference();
     let cluster = PrivateCluster::start("crash");
-    let url = cluster.database_with_extension("resi_crash");
+    let url = database_under_test(&cluster, "resi_crash");
     // The throwaway clusters run with synchronous_commit = off, which may lose the last commits
     // in a crash (the rerun would load those objects again); here a commit is a commit.
     resi_e2e::connect(&cluster.url).batch_execute("ALTER DATABASE resi_crash SET synchronous_commit = on").unwrap();
@@ -568,19 +599,41 @@ fn s3_server_dropped_mid_download_then_rerun() {
     assert!(database_state(&db.url) == expected, "seed {seed}: the database differs from the undisturbed run's");
 }
 
-/// Every row of every table and sequence the extension registers for dumping (ids and times
-/// included), in a comparable text.
+/// `pg_dump --format=custom` of the database at `url` into `file`.
+fn dump(url: &str, file: &Path) {
+    let status = Command::new(resi_e2e::pg_bindir().join("pg_dump"))
+        .args(["--format=custom", "--file"])
+        .arg(file)
+        .arg(url)
+        .status();
+    assert!(status.unwrap().success(), "pg_dump failed");
+}
+
+/// `pg_restore --exit-on-error` of `file` into the (empty) database at `url`, owners kept.
+fn restore(file: &Path, url: &str) {
+    let status = Command::new(resi_e2e::pg_bindir().join("pg_restore"))
+        .args(["--exit-on-error", "--dbname", url])
+        .arg(file)
+        .status();
+    assert!(status.unwrap().success(), "pg_restore failed");
+}
+
+/// Every row of every table and sequence a dump keeps (ids and times included), in a
+/// comparable text: natively those the extension registers for dumping; in the portable
+/// edition's plain migration, every table and sequence of its schemas (a plain dump keeps all).
 fn dumped_rows(client: &mut postgres::Client) -> String {
-    let relations: Vec<(String, String)> = client
-        .query(
+    let relations_sql = match Edition::under_test() {
+        Edition::Native => {
             "SELECT c.oid::regclass::text, c.relkind::text FROM pg_extension e, unnest(e.extconfig) r JOIN pg_class c ON c.oid = r
-              WHERE e.extname = 'resi_pg' ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+              WHERE e.extname = 'resi_pg' ORDER BY 1"
+        }
+        Edition::Portable => {
+            "SELECT c.oid::regclass::text, c.relkind::text FROM pg_class c
+              WHERE c.relnamespace IN ('resi'::regnamespace, 'api'::regnamespace) AND c.relkind IN ('r', 'p', 'S') ORDER BY 1"
+        }
+    };
+    let relations: Vec<(String, String)> =
+        client.query(relations_sql, &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
     assert!(relations.len() >= 10, "{relations:?}");
     let mut out = String::new();
     for (name, kind) in relations {
@@ -595,23 +648,40 @@ fn dumped_rows(client: &mut postgres::Client) -> String {
     out
 }
 
-/// The extension as the catalogue knows it: version, dumped tables, member objects, the
-/// staging table's triggers.
-fn extension_catalogue(client: &mut postgres::Client) -> String {
-    resi_e2e::scalar(
+/// The installation as the catalogue knows it: the extension's row (version, relocatable,
+/// dump conditions; "no extension" for a plain migration), `resi.edition()`, the schema's
+/// comment (the plain migration's version), whether the staging table's triggers fire, and
+/// every object with its definition, owner, privileges, comment and extension membership
+/// (`resi_e2e::catalogue`), the staging table's trigger included.
+fn installation_catalogue(client: &mut postgres::Client) -> Vec<String> {
+    let installed: String = resi_e2e::scalar(
         client,
-        "SELECT format(E'%s %s %s\\n%s\\n%s', e.extversion, e.extrelocatable, e.extcondition,
-                (SELECT string_agg(m, E'\\n' ORDER BY m) FROM (SELECT pg_describe_object(d.classid, d.objid, d.objsubid) m
-                   FROM pg_depend d WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid AND d.deptype = 'e') members),
-                (SELECT string_agg(format('%s %s %s', t.tgname, t.tgenabled, pg_get_triggerdef(t.oid)), E'\\n' ORDER BY t.tgname)
-                   FROM pg_trigger t WHERE t.tgrelid = 'resi.staging_listings'::regclass AND NOT t.tgisinternal))
-           FROM pg_extension e WHERE e.extname = 'resi_pg'",
-    )
+        "SELECT concat_ws(E'\\n',
+                coalesce((SELECT format('%s %s %s', extversion, extrelocatable, extcondition) FROM pg_extension
+                           WHERE extname = 'resi_pg'), 'no extension'),
+                resi.edition(), obj_description('resi'::regnamespace, 'pg_namespace'),
+                (SELECT string_agg(format('trigger %s enabled %s', tgname, tgenabled), E'\\n' ORDER BY tgname)
+                   FROM pg_trigger WHERE tgrelid = 'resi.staging_listings'::regclass AND NOT tgisinternal))",
+    );
+    // pg_restore re-creates a SQL-standard body (RETURN, BEGIN ATOMIC: the portable edition's)
+    // from its deparsed text, which PostgreSQL parses back with nested ANDs and ORs flattened:
+    // the same expression with fewer parentheses. So those definitions compare without them;
+    // a dollar-quoted body (pg_get_functiondef's $function$) is kept as written and compared
+    // exactly.
+    let facts = resi_e2e::catalogue(client, &Catalogue::Full).into_iter().map(|fact| {
+        if fact.starts_with("function ") && !fact.contains("$function$") {
+            fact.replace(['(', ')'], "")
+        } else {
+            fact
+        }
+    });
+    std::iter::once(installed).chain(facts).collect()
 }
 
-/// `pg_dump -Fc` of a loaded database restored into a fresh database without the extension:
-/// the same extension (version, members, staging trigger), every dumped row and sequence
-/// position, the same `database_state`. The loader resumes there: a pass over the same
+/// `pg_dump -Fc` of a loaded database restored into a fresh database without resi_pg: the same
+/// installation (natively the extension: version, members; in either edition every object,
+/// the staging trigger included), every dumped row and sequence position, the same
+/// `database_state`. The loader resumes there: a pass over the same
 /// uploads loads nothing; a new upload loads alone, with ids after the restored ones, and
 /// gives the same database as loading it into the original.
 #[test]
@@ -622,25 +692,35 @@ fn dump_and_restore_keep_the_database_and_the_loader_resumes() {
     let first = RT.block_on(load(&source.url, local(&dir.0)));
     assert_eq!((first.loaded, first.rejected, first.deferred), (24, 2, 0), "{first:?}");
     let dumps = TempDir::new("dump-file");
-    let dump = dumps.0.join("loaded.dump");
-    let status = Command::new(resi_e2e::pg_bindir().join("pg_dump"))
-        .args(["--format=custom", "--file"])
-        .arg(&dump)
-        .arg(&source.url)
-        .status()
-        .unwrap();
-    assert!(status.success(), "pg_dump failed");
+    let file = dumps.0.join("loaded.dump");
+    dump(&source.url, &file);
     let restored = TestDatabase::without_extension("faults_dump_dst");
-    let status = Command::new(resi_e2e::pg_bindir().join("pg_restore"))
-        .args(["--exit-on-error", "--dbname", &restored.url])
-        .arg(&dump)
-        .status()
-        .unwrap();
-    assert!(status.success(), "pg_restore failed");
+    restore(&file, &restored.url);
     let (mut original, mut copy) = (source.client(), restored.client());
-    let catalogue = extension_catalogue(&mut original);
-    assert!(catalogue.contains("fold"), "no staging trigger: {catalogue}");
-    assert_eq!(extension_catalogue(&mut copy), catalogue);
+    let catalogue = installation_catalogue(&mut original);
+    let trigger = "CREATE TRIGGER fold_staged_listings AFTER INSERT ON resi.staging_listings";
+    assert!(catalogue.iter().any(|fact| fact.contains(trigger)), "no staging trigger: {catalogue:#?}");
+    let restored_catalogue = installation_catalogue(&mut copy);
+    // What one has more of than the other (facts may repeat: a table and a view of one name).
+    let only = |a: &[String], b: &[String]| {
+        let mut rest = b.to_vec();
+        a.iter()
+            .filter(|f| match rest.iter().position(|g| g == *f) {
+                Some(at) => {
+                    rest.swap_remove(at);
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        restored_catalogue == catalogue,
+        "the restored installation differs; only in the original: {:#?}\nonly in the copy: {:#?}",
+        only(&catalogue, &restored_catalogue),
+        only(&restored_catalogue, &catalogue)
+    );
     let rows = dumped_rows(&mut original);
     assert_eq!(dumped_rows(&mut copy), rows);
     let state = database_state(&source.url);

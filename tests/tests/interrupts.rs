@@ -5,6 +5,8 @@
 use postgres::error::SqlState;
 use postgres::Client;
 use resi_e2e::{listing_state, scalar, TestDatabase};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Run `sql`; it must fail as cancelled. Returns how long it ran.
@@ -78,27 +80,38 @@ fn a_cancelled_fold_leaves_nothing_behind() {
     let pid: i32 = scalar(&mut client, "SELECT pg_backend_pid()");
     let url = db.url.clone();
     // Cancel the fold from another session in its middle: once it has written attestations and
-    // claims and holds resi.listings (only the fold's consensus step locks that table).
-    let canceller = std::thread::spawn(move || {
-        let mut other = resi_e2e::connect(&url);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let folding: bool = scalar(
-                &mut other,
-                &format!(
-                    "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = {pid} AND granted
-                                       AND relation = 'resi.listings'::regclass)"
-                ),
-            );
-            if folding {
-                return scalar::<bool>(&mut other, &format!("SELECT pg_cancel_backend({pid})"));
+    // claims and holds resi.listings (only the fold's consensus step locks that table). No
+    // deadline: the canceller watches until the statement ends, however long the edition takes
+    // to get there (the portable fold reaches its consensus step seconds later than the native).
+    let ended = Arc::new(AtomicBool::new(false));
+    let canceller = std::thread::spawn({
+        let ended = ended.clone();
+        move || {
+            let mut other = resi_e2e::connect(&url);
+            while !ended.load(Ordering::SeqCst) {
+                let folding: bool = scalar(
+                    &mut other,
+                    &format!(
+                        "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = {pid} AND granted
+                                           AND relation = 'resi.listings'::regclass)"
+                    ),
+                );
+                if folding {
+                    return Some(scalar::<bool>(&mut other, &format!("SELECT pg_cancel_backend({pid})")));
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
-            assert!(Instant::now() < deadline, "the fold never reached its consensus step");
-            std::thread::sleep(Duration::from_millis(5));
+            None
         }
     });
-    let took = cancelled(&mut client, &big_staging_insert(100_000));
-    assert!(canceller.join().unwrap(), "pg_cancel_backend found the backend");
+    let started = Instant::now();
+    let folded = client.batch_execute(&big_staging_insert(100_000));
+    let took = started.elapsed();
+    ended.store(true, Ordering::SeqCst);
+    let signalled = canceller.join().unwrap().expect("the fold ended without ever reaching its consensus step");
+    assert!(signalled, "pg_cancel_backend found the backend");
+    let err = folded.expect_err("the fold completed despite the cancel");
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err}");
     eprintln!("fold cancelled after {took:?}");
     assert_eq!(everything(&mut client), before);
 
