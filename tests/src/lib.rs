@@ -521,3 +521,104 @@ impl Drop for PrivateCluster {
         }
     }
 }
+
+/// A new database on every node of the Citus cluster of `make test-citus` (scripts/citus-cluster),
+/// whose coordinator's `postgres` database `RESI_TEST_CITUS_URL` names: `CREATE DATABASE`,
+/// `CREATE EXTENSION citus` and `CREATE EXTENSION resi_pg` on each node (Citus propagates none of
+/// them to a database it does not know yet), then, on the coordinator, its host and every worker
+/// of the cluster registered in it (Citus keeps its node metadata per database). Dropped from
+/// every node when the value is dropped.
+pub struct CitusDatabase {
+    pub name: String,
+    /// This database on the coordinator.
+    pub url: String,
+    /// This database on each worker, in the order the cluster registered them.
+    pub workers: Vec<String>,
+    /// The `postgres` database of each node, coordinator first, to drop this one from.
+    admins: Vec<String>,
+}
+
+/// The tests of one binary create their Citus databases one at a time ([`CitusDatabase::new`]).
+static CITUS_SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl CitusDatabase {
+    /// `None`, saying so on stderr, when `RESI_TEST_CITUS_URL` is unset: only `make test-citus`
+    /// starts a Citus cluster.
+    pub fn new(label: &str) -> Option<CitusDatabase> {
+        let Ok(coordinator) = std::env::var("RESI_TEST_CITUS_URL") else {
+            eprintln!(
+                "skipped: no Citus cluster (RESI_TEST_CITUS_URL is unset); run \
+                 `CITUS_SRC=/path/to/citus-13.2.2.tar.gz make test-citus`"
+            );
+            return None;
+        };
+        let nodes: Vec<(String, i32)> = connect(&coordinator)
+            .query(
+                "SELECT nodename, nodeport FROM pg_dist_node
+                  WHERE noderole = 'primary' AND groupid <> 0 ORDER BY nodeid",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert!(!nodes.is_empty(), "the Citus cluster at {coordinator} has no worker");
+        let admins: Vec<String> = std::iter::once(coordinator.clone())
+            .chain(nodes.iter().map(|(host, port)| url_at(&coordinator, host, *port)))
+            .collect();
+        // Registering a node propagates the cluster-wide roles to it (`ALTER ROLE postgres …`):
+        // two databases registering at once fail with `tuple concurrently updated`.
+        let _turn = CITUS_SETUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let name = format!("resi_citus_{label}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let database = CitusDatabase {
+            url: url_for(&coordinator, &name),
+            workers: admins[1..].iter().map(|admin| url_for(admin, &name)).collect(),
+            admins,
+            name,
+        };
+        // Workers first: the coordinator registers only nodes that already have the database.
+        for admin in database.admins.iter().rev() {
+            connect(admin).batch_execute(&format!("CREATE DATABASE {}", database.name)).unwrap();
+            connect(&url_for(admin, &database.name))
+                .batch_execute("CREATE EXTENSION citus; CREATE EXTENSION resi_pg")
+                .unwrap_or_else(|e| panic!("CREATE EXTENSION on {admin}: {e}"));
+        }
+        let (host, port) = host_port(&coordinator);
+        let mut client = database.client();
+        client.execute("SELECT citus_set_coordinator_host($1, $2)", &[&host, &port]).unwrap();
+        for (host, port) in &nodes {
+            client.execute("SELECT citus_add_node($1, $2)", &[host, port]).unwrap();
+        }
+        Some(database)
+    }
+
+    /// A connection to this database on the coordinator.
+    pub fn client(&self) -> Client {
+        connect(&self.url)
+    }
+}
+
+impl Drop for CitusDatabase {
+    fn drop(&mut self) {
+        for admin in &self.admins {
+            if let Ok(mut client) = Client::connect(admin, NoTls) {
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            }
+        }
+    }
+}
+
+/// The host and port a `postgresql://user@host:port/database` URL names.
+fn host_port(url: &str) -> (String, i32) {
+    let (_, after_user) = url.rsplit_once('@').expect("a postgresql:// URL with a user");
+    let (host_port, _) = after_user.split_once('/').expect("a postgresql:// URL with a database");
+    let (host, port) = host_port.rsplit_once(':').expect("a postgresql:// URL with a port");
+    (host.to_owned(), port.parse().unwrap_or_else(|_| panic!("the port of {url}")))
+}
+
+/// `url` (`postgresql://user@host:port/database`) with its host and port replaced.
+fn url_at(url: &str, host: &str, port: i32) -> String {
+    let (user, after_user) = url.rsplit_once('@').expect("a postgresql:// URL with a user");
+    let (_, database) = after_user.split_once('/').expect("a postgresql:// URL with a database");
+    format!("{user}@{host}:{port}/{database}")
+}
