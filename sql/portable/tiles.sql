@@ -24,6 +24,24 @@
 -- Tile arithmetic
 -- ---------------------------------------------------------------------------------------------
 
+-- Raise 22023, naming `caller`, for a zoom outside 0..30 or x, y outside 0..2^z-1 (resi_core's
+-- tile_bounds); otherwise nothing. For non-NULL z, x, y. IMMUTABLE, PARALLEL SAFE.
+CREATE FUNCTION resi.tile_check(z integer, x integer, y integer, caller text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF z < 0 OR z > 30 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('%s: tile zoom must be between 0 and 30, got %s', caller, z);
+    END IF;
+    IF x < 0 OR y < 0 OR x >= (1::bigint << z) OR y >= (1::bigint << z) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('%s: tile %s/%s/%s does not exist: x and y must be between 0 and %s',
+                             caller, z, x, y, (1::bigint << z) - 1);
+    END IF;
+END
+$$;
+
 -- The WGS84 area of XYZ tile z/x/y, one row. IMMUTABLE, STRICT, PARALLEL SAFE. A zoom outside
 -- 0..30 or x, y outside 0..2^z-1 raise 22023.
 CREATE FUNCTION resi.tile_bounds(z integer, x integer, y integer)
@@ -34,15 +52,7 @@ AS $$
 DECLARE
     n double precision;
 BEGIN
-    IF z < 0 OR z > 30 THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('resi.tile_bounds: tile zoom must be between 0 and 30, got %s', z);
-    END IF;
-    IF x < 0 OR y < 0 OR x >= (1::bigint << z) OR y >= (1::bigint << z) THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('resi.tile_bounds: tile %s/%s/%s does not exist: x and y must be between 0 and %s',
-                             z, x, y, (1::bigint << z) - 1);
-    END IF;
+    PERFORM resi.tile_check(z, x, y, 'resi.tile_bounds');
     n := (1::bigint << z)::double precision;
     -- longitude(x) = x / n * 360 - 180; latitude(y) = degrees(atan(sinh(pi (1 - 2 y / n)))),
     -- degrees as Rust's to_degrees: a product with 180 / pi.
@@ -70,15 +80,7 @@ BEGIN
     IF z IS NULL OR x IS NULL OR y IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'resi.listing_tile: z, x and y are required';
     END IF;
-    IF z < 0 OR z > 30 THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('resi.listing_tile: tile zoom must be between 0 and 30, got %s', z);
-    END IF;
-    IF x < 0 OR y < 0 OR x >= (1::bigint << z) OR y >= (1::bigint << z) THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('resi.listing_tile: tile %s/%s/%s does not exist: x and y must be between 0 and %s',
-                             z, x, y, (1::bigint << z) - 1);
-    END IF;
+    PERFORM resi.tile_check(z, x, y, 'resi.listing_tile');
     RETURN z || '/' || x || '/' || y;
 END
 $$;
