@@ -24,8 +24,10 @@
 //! The hash is the lower-case hex SHA-256 of the canonical text's UTF-8 bytes.
 
 use crate::error::{Error, Result};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
@@ -47,7 +49,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The canonical text of a JSON value (see the module documentation).
 pub fn canonical_json(value: &Value) -> Result<String> {
     let mut out = String::with_capacity(256);
-    write_canonical(value, &mut out)?;
+    Canonical(&mut out).deserialize(value).map_err(json_error)?;
     Ok(out)
 }
 
@@ -59,68 +61,162 @@ pub fn listing_hash(listing: &Value) -> Result<String> {
 /// Parse JSON text and return its [`listing_hash`]. Text that is not JSON, is nested deeper
 /// than 128 levels or holds a number outside the double range is an error.
 pub fn listing_hash_of_json_text(text: &str) -> Result<String> {
-    listing_hash(&parse_json(text)?)
+    Ok(sha256_hex(canonical_json_of_text(text)?.as_bytes()))
 }
 
-/// Parse JSON text and return its [`canonical_json`].
+/// Parse JSON text and return its [`canonical_json`]: the same text as parsing it into a
+/// [`Value`] first (a member given twice keeps its last value, as there), written while it is
+/// parsed, without building the tree.
 pub fn canonical_json_of_text(text: &str) -> Result<String> {
-    canonical_json(&parse_json(text)?)
+    let mut out = String::with_capacity(text.len());
+    let mut parser = serde_json::Deserializer::from_str(text);
+    Canonical(&mut out).deserialize(&mut parser).and_then(|_| parser.end()).map_err(json_error)?;
+    Ok(out)
 }
 
-fn parse_json(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| {
-        if e.to_string().starts_with("number out of range") {
-            Error::out_of_range("listing holds a number outside the double range")
-        } else {
-            Error::invalid_text(format!("listing is not canonicalisable JSON: {e}"))
-        }
-    })
-}
-
-fn write_canonical(value: &Value, out: &mut String) -> Result<()> {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => write_number(n.as_f64(), out)?,
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out)?;
-            }
-            out.push(']');
-        }
-        Value::Object(members) => {
-            let mut present: Vec<(&String, &Value)> = members.iter().filter(|(_, v)| !v.is_null()).collect();
-            present.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
-            for (i, (key, value)) in present.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_escaped(key, out);
-                out.push(':');
-                write_canonical(value, out)?;
-            }
-            out.push('}');
-        }
+fn json_error(e: serde_json::Error) -> Error {
+    if e.to_string().starts_with(OUT_OF_RANGE) {
+        Error::out_of_range("listing holds a number outside the double range")
+    } else {
+        Error::invalid_text(format!("listing is not canonicalisable JSON: {e}"))
     }
-    Ok(())
 }
 
-fn write_number(n: Option<f64>, out: &mut String) -> Result<()> {
-    match n {
-        Some(f) if f.is_finite() => {
-            let mut buf = ryu_js::Buffer::new();
-            // ECMAScript writes -0 as "0".
-            out.push_str(buf.format_finite(if f == 0.0 { 0.0 } else { f }));
-            Ok(())
-        }
-        _ => Err(Error::out_of_range("listing holds a number outside the double range")),
+/// serde_json's message for a number outside the double range, which [`Canonical`] also uses.
+const OUT_OF_RANGE: &str = "number out of range";
+
+/// Appends the canonical text of the JSON value it reads (from text or from a [`Value`]) to its
+/// buffer, and yields whether that value was `null` (which an object then drops).
+struct Canonical<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for Canonical<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, from: D) -> std::result::Result<bool, D::Error> {
+        from.deserialize_any(self)
     }
+}
+
+impl<'de> Visitor<'de> for Canonical<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<bool, E> {
+        self.0.push_str("null");
+        Ok(true)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> std::result::Result<bool, E> {
+        self.0.push_str(if b { "true" } else { "false" });
+        Ok(false)
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<bool, E> {
+        self.visit_f64(n as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<bool, E> {
+        self.visit_f64(n as f64)
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<bool, E> {
+        write_number(n, self.0).ok_or_else(|| E::custom(OUT_OF_RANGE))?;
+        Ok(false)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<bool, E> {
+        write_string(s, self.0);
+        Ok(false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> std::result::Result<bool, A::Error> {
+        let out = self.0;
+        out.push('[');
+        let open = out.len();
+        loop {
+            let before = out.len();
+            if before > open {
+                out.push(',');
+            }
+            if items.next_element_seed(Canonical(&mut *out))?.is_none() {
+                out.truncate(before);
+                break;
+            }
+        }
+        out.push(']');
+        Ok(false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> std::result::Result<bool, A::Error> {
+        // Each member's value is written to `values` as it comes; the members are then sorted
+        // by key and copied out.
+        let mut values = String::new();
+        let mut present: Vec<(Cow<'de, str>, std::ops::Range<usize>, bool)> = Vec::new();
+        while let Some(key) = members.next_key_seed(Key)? {
+            let start = values.len();
+            let null = members.next_value_seed(Canonical(&mut values))?;
+            present.push((key, start..values.len(), null));
+        }
+        // Stable: a key given twice keeps its order, and the last one wins below.
+        present.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let out = self.0;
+        out.push('{');
+        let open = out.len();
+        for (i, (key, value, null)) in present.iter().enumerate() {
+            if *null || present.get(i + 1).is_some_and(|next| next.0 == *key) {
+                continue;
+            }
+            if out.len() > open {
+                out.push(',');
+            }
+            write_escaped(key, out);
+            out.push(':');
+            out.push_str(&values[value.clone()]);
+        }
+        out.push('}');
+        Ok(false)
+    }
+}
+
+/// An object's key, borrowed from the text when it holds no escape.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, from: D) -> std::result::Result<Cow<'de, str>, D::Error> {
+        from.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> std::result::Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(s))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+}
+
+/// Writes a finite number; `None` for ±Infinity and NaN.
+fn write_number(n: f64, out: &mut String) -> Option<()> {
+    if !n.is_finite() {
+        return None;
+    }
+    let mut buf = ryu_js::Buffer::new();
+    // ECMAScript writes -0 as "0".
+    out.push_str(buf.format_finite(if n == 0.0 { 0.0 } else { n }));
+    Some(())
 }
 
 fn write_string(s: &str, out: &mut String) {
@@ -135,21 +231,30 @@ fn write_string(s: &str, out: &mut String) {
 fn write_escaped(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Runs of bytes that need no escape are copied whole: every byte that does is ASCII, so a
+    // run always ends on a character boundary.
+    let mut run = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < b' ' => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escape);
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -205,6 +310,17 @@ mod tests {
         assert_eq!(listing_hash(&a).unwrap(), listing_hash(&b).unwrap());
         let c = json!({"zpid": "123", "price": 350001, "bathrooms": 2, "city": "Katy"});
         assert_ne!(listing_hash(&a).unwrap(), listing_hash(&c).unwrap());
+    }
+
+    #[test]
+    fn text_with_a_member_given_twice_keeps_the_last() {
+        assert_eq!(canonical_json_of_text(r#"{"b":1,"a":2,"b":3}"#).unwrap(), r#"{"a":2,"b":3}"#);
+        assert_eq!(canonical_json_of_text(r#"{"b":1,"b":null,"a":[]}"#).unwrap(), r#"{"a":[]}"#);
+        assert_eq!(canonical_json_of_text(r#"{"b":null,"b":{"\u0063":" x "}}"#).unwrap(), r#"{"b":{"c":"x"}}"#);
+        assert_eq!(
+            canonical_json_of_text(r#"{"b":null,"b":{"\u0063":" x "}}"#).unwrap(),
+            canonical_json(&serde_json::from_str(r#"{"b":null,"b":{"\u0063":" x "}}"#).unwrap()).unwrap()
+        );
     }
 
     #[test]

@@ -109,11 +109,13 @@ pub fn normalisation(raw: RawListing) -> Outcome {
     Ok(())
 }
 
-/// The canonical form behind `resi.listing_hash` is a fixed point, and member order does not
-/// change the hash.
+/// The canonical form behind `resi.listing_hash` is a fixed point, the same whether read from a
+/// value or from its JSON text (the server hashes text, the loader values), and member order
+/// does not change the hash.
 pub fn canonical_form(value: Value) -> Outcome {
     let Ok(canonical) = canonical_json(&value) else { return Ok(()) };
     prop_assert_eq!(canonical_json_of_text(&canonical).unwrap(), canonical.clone());
+    prop_assert_eq!(canonical_json_of_text(&value.to_string()).unwrap(), canonical.clone());
     if let Value::Object(members) = &value {
         let reversed: serde_json::Map<String, Value> =
             members.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
