@@ -47,9 +47,10 @@ unsafe fn check_miner_rate_limit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Da
         if submissions < 0 {
             raise(Error::invalid_parameter(format!("submissions must be >= 0, got {submissions}")), CHECK);
         }
+        let reads = Reads::of_call(fcinfo);
         // The miner's trust and ban, as the statement sees them; an unknown miner has the
         // initial trust and no ban.
-        let trust = match by_primary_key(c"miner_trust", &[hotkey], &[c"trust_score", c"banned_until"]) {
+        let trust = match (*reads).trust.row(&[hotkey]) {
             Some(row) => {
                 let banned =
                     row[1].is_some_and(|until| until.value() as i64 > pg_sys::GetCurrentTransactionStartTimestamp());
@@ -61,94 +62,175 @@ unsafe fn check_miner_rate_limit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Da
             }
             None => crate::guc::INITIAL_TRUST.get(),
         };
-        let used = by_primary_key(c"miner_submission_days", &[hotkey, day], &[c"submissions"])
-            .and_then(|row| row[0])
-            .map_or(0, |n| i64::from(n.value() as i32));
+        let used = (*reads).days.row(&[hotkey, day]).and_then(|row| row[0]).map_or(0, |n| i64::from(n.value() as i32));
         let limit = crate::guc::with_rate_limit_tiers(|tiers| tiers.limit_for(trust));
         pg_sys::Datum::from(within_limit(used, submissions, limit))
     }
 }
 
-/// The columns `wanted` of the row of `resi.<table>` whose primary key equals `key` (one datum
-/// per key column, in the key's order), read with the calling statement's snapshot; `None`
-/// when there is no such row. A by-value column is returned as is; the rate limit reads only
-/// such columns.
+/// The two primary-key reads of one call site (`fn_extra`), looked up on its first call: the
+/// catalogue lookups (relation, index, attribute numbers, equality operators) are done once per
+/// query rather than once per row, as the executor does for a plan.
+struct Reads {
+    trust: PrimaryKeyRead<1, 2>,
+    days: PrimaryKeyRead<2, 1>,
+}
+
+impl Reads {
+    /// The call site's reads, created in its `fn_mcxt` on the first call.
+    ///
+    /// SAFETY: `fcinfo` is the live call's, in a transaction.
+    unsafe fn of_call(fcinfo: pg_sys::FunctionCallInfo) -> *mut Reads {
+        unsafe {
+            let flinfo = (*fcinfo).flinfo;
+            let mut reads = (*flinfo).fn_extra as *mut Reads;
+            if reads.is_null() {
+                // Scan keys' comparison functions live as long as the reads.
+                let outer = pg_sys::MemoryContextSwitchTo((*flinfo).fn_mcxt);
+                let value = Reads {
+                    trust: PrimaryKeyRead::new(c"miner_trust", [c"trust_score", c"banned_until"]),
+                    days: PrimaryKeyRead::new(c"miner_submission_days", [c"submissions"]),
+                };
+                pg_sys::MemoryContextSwitchTo(outer);
+                reads = pg_sys::MemoryContextAlloc((*flinfo).fn_mcxt, std::mem::size_of::<Reads>()) as *mut Reads;
+                reads.write(value);
+                (*flinfo).fn_extra = reads as *mut std::ffi::c_void;
+            }
+            reads
+        }
+    }
+}
+
+/// A read of the row of `resi.<table>` whose primary key (`KEYS` columns) equals a key,
+/// returning `WANTED` by-value columns, with the calling statement's snapshot.
 ///
 /// This is what a PL/pgSQL `SELECT … WHERE key = $1` did, without an executor started per
 /// call: the table and its primary key are opened (AccessShareLock, kept to the end of the
 /// transaction as the executor keeps it), SELECT privilege is checked as the executor would
 /// (42501), and a table with row-level security enabled for the caller is an error rather
 /// than read around its policies (0A000; the extension's tables have none).
-///
-/// SAFETY: call from a function in a transaction with an active snapshot; `key` has the
-/// types of the primary key's columns.
-unsafe fn by_primary_key(table: &CStr, key: &[pg_sys::Datum], wanted: &[&CStr]) -> Option<Vec<Option<pg_sys::Datum>>> {
-    unsafe {
-        let schema = pg_sys::get_namespace_oid(c"resi".as_ptr(), false);
-        let relid = pg_sys::get_relname_relid(table.as_ptr(), schema);
-        if relid == pg_sys::InvalidOid {
-            raise_code(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                CHECK,
-                &format!("relation resi.{} does not exist", table.to_string_lossy()),
-            );
+struct PrimaryKeyRead<const KEYS: usize, const WANTED: usize> {
+    table: &'static CStr,
+    /// The user whose privileges were last checked: the check runs on the first read, and
+    /// again when the calling user changed (a SECURITY DEFINER caller).
+    checked_for: pg_sys::Oid,
+    relid: pg_sys::Oid,
+    index: pg_sys::Oid,
+    /// Equality in the index's own operator family and collation, as the planner's index
+    /// condition would be; each call fills in the arguments.
+    keys: [pg_sys::ScanKeyData; KEYS],
+    wanted: [pg_sys::AttrNumber; WANTED],
+}
+
+impl<const KEYS: usize, const WANTED: usize> PrimaryKeyRead<KEYS, WANTED> {
+    /// Look the table up (42P01 when missing). Its scan keys' functions are looked up in the
+    /// current memory context, which must live as long as the read.
+    ///
+    /// SAFETY: in a transaction.
+    unsafe fn new(table: &'static CStr, wanted: [&CStr; WANTED]) -> Self {
+        unsafe {
+            let schema = pg_sys::get_namespace_oid(c"resi".as_ptr(), false);
+            let relid = pg_sys::get_relname_relid(table.as_ptr(), schema);
+            if relid == pg_sys::InvalidOid {
+                raise_code(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                    CHECK,
+                    &format!("relation resi.{} does not exist", table.to_string_lossy()),
+                );
+            }
+            let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+            let heap = pg_sys::table_open(relid, lock);
+            let index = pg_sys::index_open(pg_sys::RelationGetPrimaryKeyIndex(heap), lock);
+            let keys = std::array::from_fn(|i| {
+                let family = *(*index).rd_opfamily.add(i);
+                let input = *(*index).rd_opcintype.add(i);
+                let op = pg_sys::get_opfamily_member(family, input, input, pg_sys::BTEqualStrategyNumber as i16);
+                let mut entry = std::mem::zeroed::<pg_sys::ScanKeyData>();
+                pg_sys::ScanKeyEntryInitialize(
+                    &mut entry,
+                    0,
+                    (i + 1) as pg_sys::AttrNumber,
+                    pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+                    input,
+                    *(*index).rd_indcollation.add(i),
+                    pg_sys::get_opcode(op),
+                    pg_sys::Datum::from(0),
+                );
+                entry
+            });
+            let read = PrimaryKeyRead {
+                table,
+                checked_for: pg_sys::InvalidOid,
+                relid,
+                index: (*index).rd_id,
+                keys,
+                wanted: wanted.map(|column| pg_sys::get_attnum(relid, column.as_ptr())),
+            };
+            pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+            read
         }
-        let acl = pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode);
-        if acl != pg_sys::AclResult::ACLCHECK_OK {
-            pg_sys::aclcheck_error(acl, pg_sys::ObjectType::OBJECT_TABLE, table.as_ptr());
+    }
+
+    /// SELECT privilege for the current user (42501) and no row-level security (0A000), checked
+    /// once per user.
+    ///
+    /// SAFETY: in a transaction.
+    unsafe fn check_access(&mut self) {
+        unsafe {
+            let user = pg_sys::GetUserId();
+            if self.checked_for == user {
+                return;
+            }
+            let acl = pg_sys::pg_class_aclcheck(self.relid, user, pg_sys::ACL_SELECT as pg_sys::AclMode);
+            if acl != pg_sys::AclResult::ACLCHECK_OK {
+                pg_sys::aclcheck_error(acl, pg_sys::ObjectType::OBJECT_TABLE, self.table.as_ptr());
+            }
+            if pg_sys::check_enable_rls(self.relid, pg_sys::InvalidOid, false)
+                == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+            {
+                raise_code(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    CHECK,
+                    &format!("row-level security on resi.{} is not supported", self.table.to_string_lossy()),
+                );
+            }
+            self.checked_for = user;
         }
-        if pg_sys::check_enable_rls(relid, pg_sys::InvalidOid, false)
-            == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
-        {
-            raise_code(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                CHECK,
-                &format!("row-level security on resi.{} is not supported", table.to_string_lossy()),
-            );
-        }
-        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
-        let heap = pg_sys::table_open(relid, lock);
-        let index = pg_sys::index_open(pg_sys::RelationGetPrimaryKeyIndex(heap), lock);
-        let mut keys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(key.len());
-        for (i, &value) in key.iter().enumerate() {
-            // Equality in the index's own operator family and collation, as the planner's
-            // index condition would be.
-            let family = *(*index).rd_opfamily.add(i);
-            let input = *(*index).rd_opcintype.add(i);
-            let op = pg_sys::get_opfamily_member(family, input, input, pg_sys::BTEqualStrategyNumber as i16);
-            let mut entry = std::mem::zeroed::<pg_sys::ScanKeyData>();
-            pg_sys::ScanKeyEntryInitialize(
-                &mut entry,
-                0,
-                (i + 1) as pg_sys::AttrNumber,
-                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-                input,
-                *(*index).rd_indcollation.add(i),
-                pg_sys::get_opcode(op),
-                value,
-            );
-            keys.push(entry);
-        }
-        let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), key.len() as i32, 0);
-        pg_sys::index_rescan(scan, keys.as_mut_ptr(), key.len() as i32, std::ptr::null_mut(), 0);
-        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
-        let row = found.then(|| {
-            wanted
-                .iter()
-                .map(|column| {
-                    let attnum = pg_sys::get_attnum(relid, column.as_ptr());
-                    pg_sys::slot_getsomeattrs_int(slot, attnum as i32);
+    }
+
+    /// The wanted columns of the row whose key is `key` (the primary key's types, in its
+    /// order), `None` for a NULL column; `None` when there is no such row.
+    ///
+    /// SAFETY: in a transaction with an active snapshot.
+    unsafe fn row(&mut self, key: &[pg_sys::Datum; KEYS]) -> Option<[Option<pg_sys::Datum>; WANTED]> {
+        unsafe {
+            self.check_access();
+            let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+            let heap = pg_sys::table_open(self.relid, lock);
+            let index = pg_sys::index_open(self.index, lock);
+            let mut keys = self.keys;
+            for (entry, &value) in keys.iter_mut().zip(key) {
+                entry.sk_argument = value;
+            }
+            let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), KEYS as i32, 0);
+            pg_sys::index_rescan(scan, keys.as_mut_ptr(), KEYS as i32, std::ptr::null_mut(), 0);
+            let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+            let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+            let row = found.then(|| {
+                let last = self.wanted.iter().copied().max().unwrap_or(0);
+                pg_sys::slot_getsomeattrs_int(slot, i32::from(last));
+                self.wanted.map(|attnum| {
                     let at = (attnum - 1) as usize;
                     (!*(*slot).tts_isnull.add(at)).then(|| *(*slot).tts_values.add(at))
                 })
-                .collect()
-        });
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::index_endscan(scan);
-        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-        row
+            });
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
+            pg_sys::index_endscan(scan);
+            pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+            row
+        }
     }
 }
 
