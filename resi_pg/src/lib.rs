@@ -84,8 +84,6 @@ extension_sql_file!(
         "types",
         settings::claim_half_life_seconds,
         trust::claim_recency,
-        consensus::mode::consensus_mode_serialize,
-        consensus::median::consensus_median_serialize,
         consensus::listing::consensus_listing_combine,
         consensus::listing::consensus_listing_serialize,
         consensus::listing::consensus_listing_deserialize,

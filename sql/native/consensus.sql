@@ -11,9 +11,8 @@
 -- distinct values, ~10 claims): without it the planner assumes 8 kB per group and avoids hash
 -- aggregation.
 
--- The transition, combine, deserial and final functions of consensus_mode and consensus_median:
--- plain fmgr entry points in Rust (resi_pg/src/consensus/mod.rs, fmgr_function!), declared here
--- as pgrx declared them before. Their serial functions are #[pg_extern] functions.
+-- The support functions of consensus_mode and consensus_median: plain fmgr entry points in Rust
+-- (resi_pg/src/consensus/mod.rs, fmgr_function!), declared here as pgrx declared them before.
 CREATE FUNCTION resi.consensus_mode_transition("state" internal, "value" text, "weight" double precision)
     RETURNS internal IMMUTABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_transition_wrapper';
@@ -27,6 +26,12 @@ CREATE FUNCTION resi.consensus_mode_combine("first" internal, "second" internal)
 CREATE FUNCTION resi.consensus_median_combine("first" internal, "second" internal)
     RETURNS internal IMMUTABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_combine_wrapper';
+CREATE FUNCTION resi.consensus_mode_serialize("state" internal) RETURNS bytea
+    IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_serialize_wrapper';
+CREATE FUNCTION resi.consensus_median_serialize("state" internal) RETURNS bytea
+    IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_serialize_wrapper';
 CREATE FUNCTION resi.consensus_mode_deserialize("bytes" bytea, "_unused" internal)
     RETURNS internal IMMUTABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_deserialize_wrapper';

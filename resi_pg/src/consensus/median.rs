@@ -7,10 +7,9 @@
 //! median with the lower weighted 25th/75th percentiles; supporters are the voters with
 //! |v − m| ≤ tolerance·|m|. No voting rows → NULL.
 
-use super::{combine_serialized, fmgr_function, null_result, pass_serialized, Args};
+use super::{combine_serialized, fmgr_function, null_result, pass_serialized, serialized, Args};
 use crate::composite::form_result;
 use crate::error::OrRaise;
-use pgrx::datum::Internal;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use resi_core::consensus::MedianState;
@@ -52,14 +51,24 @@ unsafe fn combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe { combine_serialized::<MedianState>(fcinfo, MedianState::merge_serialized, NAME) }
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_median_serialize(mut state: Internal) -> Option<Vec<u8>> {
-    // SAFETY: a MedianState of this aggregate. Sorting it here, in the worker, leaves the same
-    // claims and spares the leader's final step most of its sort (MedianState::sort_claims).
-    unsafe { state.get_mut::<MedianState>() }.map(|claims| {
-        claims.sort_claims();
-        claims.serialize()
-    })
+fmgr_function!(
+    /// `resi.consensus_median_serialize(state internal) → bytea`: a worker's partial state in
+    /// its binary form (sql/native/consensus.sql declares it); NULL for no state.
+    consensus_median_serialize_wrapper,
+    pg_finfo_consensus_median_serialize_wrapper,
+    serialize
+);
+
+/// SAFETY: PostgreSQL calls this with the aggregate's state (NULL or a MedianState of this
+/// aggregate). Sorting it here, in the worker, leaves the same claims and spares the leader's
+/// final step most of its sort (MedianState::sort_claims).
+unsafe fn serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        serialized(fcinfo, |claims: &mut MedianState| {
+            claims.sort_claims();
+            claims.serialize()
+        })
+    }
 }
 
 fmgr_function!(

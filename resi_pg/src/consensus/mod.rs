@@ -77,6 +77,24 @@ pub(crate) unsafe fn combine_serialized<T: Default>(
     }
 }
 
+/// The serial function of `consensus_mode` and `consensus_median`: the state (argument 0) in
+/// its binary form `write` makes, as a bytea in the current memory context. NULL gives NULL.
+///
+/// SAFETY: argument 0 is NULL or a `T` of this aggregate.
+pub(crate) unsafe fn serialized<T>(fcinfo: pg_sys::FunctionCallInfo, write: fn(&mut T) -> Vec<u8>) -> pg_sys::Datum {
+    unsafe {
+        let Some(state) = Args::of(fcinfo).state_if_any::<T>() else {
+            return null_result(fcinfo);
+        };
+        let bytes = write(state);
+        let header = pg_sys::VARHDRSZ;
+        let bytea = pg_sys::palloc(header + bytes.len()) as *mut pg_sys::varlena;
+        pgrx::set_varsize_4b(bytea, (header + bytes.len()) as i32);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (bytea as *mut u8).add(header), bytes.len());
+        pg_sys::Datum::from(bytea)
+    }
+}
+
 /// The deserial function of `consensus_mode` and `consensus_median`: the serialized state
 /// (a bytea) passed on unchanged as the `internal` value, which only their combine function
 /// ([`combine_serialized`]) receives and which reads and validates it. NULL gives NULL.

@@ -5,10 +5,9 @@
 //! to more supporters, then to the smallest value in byte order. No voting rows → NULL.
 //! Weights are summed exactly (fixed point, 2^-52), so serial and parallel plans agree bit for bit.
 
-use super::{combine_serialized, fmgr_function, null_result, pass_serialized, Args};
+use super::{combine_serialized, fmgr_function, null_result, pass_serialized, serialized, Args};
 use crate::composite::form_result;
 use crate::error::OrRaise;
-use pgrx::datum::Internal;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use resi_core::consensus::ModeState;
@@ -49,10 +48,18 @@ unsafe fn combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe { combine_serialized::<ModeState>(fcinfo, ModeState::merge_serialized, NAME) }
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn consensus_mode_serialize(state: Internal) -> Option<Vec<u8>> {
-    // SAFETY: a ModeState of this aggregate.
-    unsafe { state.get::<ModeState>() }.map(ModeState::serialize)
+fmgr_function!(
+    /// `resi.consensus_mode_serialize(state internal) → bytea`: a worker's partial state in its
+    /// binary form (sql/native/consensus.sql declares it); NULL for no state.
+    consensus_mode_serialize_wrapper,
+    pg_finfo_consensus_mode_serialize_wrapper,
+    serialize
+);
+
+/// SAFETY: PostgreSQL calls this with the aggregate's state (NULL or a ModeState of this
+/// aggregate).
+unsafe fn serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { serialized(fcinfo, |tallies: &mut ModeState| tallies.serialize()) }
 }
 
 fmgr_function!(
