@@ -140,13 +140,20 @@ pub(crate) unsafe fn aggregate_state_mut<'a, T: Default>(
     unsafe { state.get_mut::<T>().expect("initialised above") }
 }
 
-/// A `T::default()` in `context`, dropped in place when the context is reset or deleted: one
+/// A `T::default()` in `context` ([`place_in_context`]).
+///
+/// SAFETY: `context` is a live memory context.
+unsafe fn new_in_context<T: Default>(context: pg_sys::MemoryContext) -> *mut T {
+    unsafe { place_in_context(context, T::default()) }
+}
+
+/// `value` moved into `context`, dropped in place when the context is reset or deleted: one
 /// palloc holds the value and the reset callback that drops it. Unlike a `Box` (pgrx's
 /// `leak_and_drop_on_delete`), a group's state costs no malloc and free, and its inline part
 /// counts against the memory PostgreSQL accounts to the aggregate (`work_mem`).
 ///
 /// SAFETY: `context` is a live memory context.
-unsafe fn new_in_context<T: Default>(context: pg_sys::MemoryContext) -> *mut T {
+pub(crate) unsafe fn place_in_context<T>(context: pg_sys::MemoryContext, value: T) -> *mut T {
     #[repr(C)]
     struct Slot<T> {
         callback: pg_sys::MemoryContextCallback,
@@ -169,8 +176,9 @@ unsafe fn new_in_context<T: Default>(context: pg_sys::MemoryContext) -> *mut T {
     unsafe {
         let raw = pg_sys::MemoryContextAlloc(context, std::mem::size_of::<Slot<T>>() + slack) as *mut u8;
         let slot = raw.add(raw.align_offset(align)) as *mut Slot<T>;
-        let value = std::ptr::addr_of_mut!((*slot).value);
-        value.write(T::default());
+        let place = std::ptr::addr_of_mut!((*slot).value);
+        place.write(value);
+        let value = place;
         let callback = std::ptr::addr_of_mut!((*slot).callback);
         (*callback).func = Some(drop_value::<T>);
         (*callback).arg = value as *mut std::ffi::c_void;
