@@ -71,14 +71,17 @@ COMMENT ON FUNCTION resi.claim_recency(interval) IS
 -- resi.trust_fingerprint of the two (the miner written `hotkey/group` when in a group), whose
 -- bit_xor over a listing's claims is the listing's trust_fingerprint. The one definition of a
 -- claim's weight: resi.listing_consensus, resi.stale_listing and resi.refresh_stale_consensus
--- read it (PostgreSQL inlines the view; columns a query does not use are not computed).
+-- read it (PostgreSQL inlines the view; columns a query does not use are not computed). The
+-- weight's expression is written twice rather than computed once in a LATERAL subquery: Citus
+-- cannot push a subquery without FROM that calls a non-immutable function down to the shards
+-- (issue 18), and the planner evaluates the two copies apart either way.
 CREATE VIEW resi.weighted_claims AS
-SELECT c.*, g.group_hotkey, w.trust,
-       resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''), w.trust) AS trust_fingerprint
+SELECT c.*, g.group_hotkey, coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust,
+       resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
+                              coalesce(g.trust, t.trust_score, resi.initial_trust())) AS trust_fingerprint
   FROM resi.miner_claims c
   LEFT JOIN resi.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-  LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey
- CROSS JOIN LATERAL (SELECT coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust) w;
+  LEFT JOIN resi.miner_groups g ON g.miner_hotkey = c.miner_hotkey;
 COMMENT ON VIEW resi.weighted_claims IS
     'Each current claim (resi.miner_claims) with its miner''s group, the weight it votes with and the fingerprint of that weight (resi.trust_fingerprint).';
 

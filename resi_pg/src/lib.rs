@@ -138,6 +138,11 @@ extension_sql_file!(
     requires = ["types", truth::discover_truth_transition, truth::discover_truth_final]
 );
 extension_sql_file!("../../sql/truth.sql", name = "truth", requires = ["native_truth"]);
+extension_sql_file!(
+    "../../sql/distribute.sql",
+    name = "distribute",
+    requires = ["listings", "ingest", "independence", "trust", "admission", "audit", "history", "archive"]
+);
 extension_sql_file!("../../sql/roles.sql", name = "roles", finalize);
 
 #[pg_guard]

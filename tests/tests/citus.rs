@@ -1,20 +1,22 @@
-//! resi_pg 0.5 on Citus 13.2.2 (issue 18), as it is today: a coordinator and two workers on
-//! 127.0.0.1 (scripts/citus-cluster), run only by `make test-citus`; without
-//! `RESI_TEST_CITUS_URL` every test says it is skipped and passes.
+//! resi_pg 0.5 on Citus 13.2.2 (issue 18): a coordinator and two workers on 127.0.0.1
+//! (scripts/citus-cluster), run only by `make test-citus`; without `RESI_TEST_CITUS_URL` every
+//! test says it is skipped and passes.
 //!
-//! The extension's own tables cannot be distributed safely (issue 18: Citus does not keep the
-//! workers' copies of an extension's tables in step, nor update an extension whose tables it
-//! distributed), so the claims are copied into tables of a schema `dist` created `LIKE` the
-//! extension's, distributed by zpid (audits co-located with them, trust and groups as reference
-//! tables). The single node they are compared with is the coordinator itself: the same rows in
-//! the extension's local tables, read through the extension's views, which Citus leaves alone.
+//! `resi.distribute()` (sql/distribute.sql) turns the extension's own tables into Citus tables:
+//! listings, claims, attestations, history and audits distributed by zpid and co-located, the
+//! per-miner tables, the blacklist and the audit verdicts reference tables, the loader's tables
+//! left on the coordinator. The single node each comparison is made with is a plain database
+//! (`TestDatabase`, native edition) of the cluster `RESI_TEST_DATABASE_URL` names (the
+//! coordinator's, under `make test-citus`) holding the same rows. Two tests record what does not
+//! run on the distributed tables yet: the extension's consensus views (the comparisons read an
+//! equivalent `resi.weighted_claims` instead) and the loader's fold.
 
+use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
-use resi_e2e::{connect, scalar, CitusDatabase};
+use resi_e2e::{connect, scalar, CitusDatabase, Edition, TestDatabase};
 
-/// Shards per distributed table (citus.shard_count): two per worker. Each shard's task adds
-/// planning and a connection; issue 18's measurements found many shards per node cost more than
-/// they bring.
+/// Shards per distributed table: two per worker. Each shard's task adds planning and a
+/// connection; issue 18's measurements found many shards per node cost more than they bring.
 const SHARDS: i64 = 4;
 
 /// Listings of the generated world.
@@ -52,75 +54,37 @@ const WORLD: &str = "
       FROM generate_series(0, 2999, 40) z;
     ANALYZE;";
 
-/// The world's tables copied into schema `dist`: claims distributed by zpid in SHARDS shards, audits
-/// co-located with them (a listing's claims and audits are on one shard), trust and groups
-/// as reference tables (a copy on every node, the coordinator's included), and the claims' weights
-/// over them. One statement per transaction: after a statement of a transaction has read the
-/// coordinator's copy of a reference table (local execution), Citus refuses to write the shards
-/// in parallel in it: `cannot execute command because a local execution has accessed a placement
-/// in the transaction`.
-const DISTRIBUTE: &[&str] = &[
-    "CREATE SCHEMA dist",
-    "CREATE TABLE dist.miner_claims (LIKE resi.miner_claims INCLUDING ALL)",
-    // Every unique key of a distributed table includes the distribution column.
-    "CREATE TABLE dist.audits (LIKE resi.audits INCLUDING ALL EXCLUDING INDEXES, PRIMARY KEY (zpid, id))",
-    "CREATE TABLE dist.miner_trust (LIKE resi.miner_trust INCLUDING ALL)",
-    "CREATE TABLE dist.miner_groups (LIKE resi.miner_groups INCLUDING ALL)",
-    "SELECT create_distributed_table('dist.miner_claims', 'zpid')",
-    "SELECT create_distributed_table('dist.audits', 'zpid', colocate_with => 'dist.miner_claims')",
-    "SELECT create_reference_table('dist.miner_trust')",
-    "SELECT create_reference_table('dist.miner_groups')",
-    "INSERT INTO dist.miner_claims SELECT * FROM resi.miner_claims",
-    "INSERT INTO dist.audits SELECT * FROM resi.audits",
-    "INSERT INTO dist.miner_trust SELECT * FROM resi.miner_trust",
-    "INSERT INTO dist.miner_groups SELECT * FROM resi.miner_groups",
-    "ANALYZE dist.miner_claims, dist.audits, dist.miner_trust, dist.miner_groups",
-    // resi.weighted_claims computes the weight in `CROSS JOIN LATERAL (SELECT coalesce(g.trust,
-    // t.trust_score, resi.initial_trust()) AS trust)`, which Citus refuses in every query over
-    // it: `cannot push down this subquery` / `Subqueries without a FROM clause can only contain
-    // immutable functions`. The same columns with the expression written twice:
-    "CREATE VIEW dist.weighted_claims AS
-     SELECT c.*, g.group_hotkey, coalesce(g.trust, t.trust_score, resi.initial_trust()) AS trust,
-            resi.trust_fingerprint(c.miner_hotkey || coalesce('/' || g.group_hotkey, ''),
-                                   coalesce(g.trust, t.trust_score, resi.initial_trust())) AS trust_fingerprint
-       FROM dist.miner_claims c
-       LEFT JOIN dist.miner_trust t ON t.miner_hotkey = c.miner_hotkey
-       LEFT JOIN dist.miner_groups g ON g.miner_hotkey = c.miner_hotkey",
-];
-
-/// The tables resi.listing_consensus reads, and their distributed copies.
-const CONSENSUS_TABLES: [(&str, &str); 2] =
-    [("resi.weighted_claims ", "dist.weighted_claims "), ("resi.audits ", "dist.audits ")];
-
-/// A Citus database with the world in the extension's tables (the single node) and in `dist`
-/// (distributed), and `dist.listing_consensus`: the extension's own view definition with its
-/// tables replaced by the distributed ones. `None` without a Citus cluster.
-fn distributed_world(label: &str) -> Option<(CitusDatabase, Client)> {
-    let db = CitusDatabase::new(label)?;
-    let mut client = db.client();
-    client.batch_execute(&format!("SET client_min_messages = warning; SET citus.shard_count = {SHARDS}")).unwrap();
-    client.batch_execute(WORLD).unwrap();
-    for statement in DISTRIBUTE {
-        client.batch_execute(statement).unwrap_or_else(|e| panic!("{statement}: {e:?}"));
-    }
-    let mut definition: String = scalar(&mut client, "SELECT pg_get_viewdef('resi.listing_consensus')");
-    for (table, copy) in CONSENSUS_TABLES {
-        assert!(definition.contains(table), "resi.listing_consensus no longer reads {table}:\n{definition}");
-        definition = definition.replace(table, copy);
-    }
-    assert!(only_functions(&definition), "resi.listing_consensus reads a table this test does not copy:\n{definition}");
+/// `resi.distribute(SHARDS)` on the coordinator.
+fn distribute(client: &mut impl GenericClient) {
     client
-        .batch_execute(&format!("CREATE VIEW dist.listing_consensus AS {definition}"))
-        .unwrap_or_else(|e| panic!("resi.listing_consensus over the distributed tables: {e:?}\n{definition}"));
-    Some((db, client))
+        .execute("SELECT resi.distribute($1::integer)", &[&(SHARDS as i32)])
+        .unwrap_or_else(|e| panic!("resi.distribute: {e:?}"));
 }
 
-/// Whether every `resi.` name left in a view definition is a function call (`resi.name(`).
-fn only_functions(definition: &str) -> bool {
-    definition.split("resi.").skip(1).all(|rest| {
-        let name_end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
-        rest[name_end..].starts_with('(')
-    })
+/// The same world twice: in a plain database (the single node) and in a Citus database
+/// distributed by `resi.distribute`. `None` without a
+/// Citus cluster. Both databases are dropped with the value: a pattern taking it apart binds
+/// `_citus` and `_single_database` (fields it leaves out would be dropped at once).
+struct Worlds {
+    single: Client,
+    distributed: Client,
+    _citus: CitusDatabase,
+    _single_database: TestDatabase,
+}
+
+impl Worlds {
+    fn new(label: &str) -> Option<Worlds> {
+        let citus = CitusDatabase::new(label)?;
+        let single_database = TestDatabase::with_edition(&format!("{label}_single"), Edition::Native);
+        let (mut single, mut distributed) = (single_database.client(), citus.client());
+        for client in [&mut single, &mut distributed] {
+            client.batch_execute("SET client_min_messages = warning").unwrap();
+            client.batch_execute(WORLD).unwrap();
+        }
+        distribute(&mut distributed);
+        distributed.batch_execute("ANALYZE").unwrap();
+        Some(Worlds { single, distributed, _citus: citus, _single_database: single_database })
+    }
 }
 
 /// Each row of `query` as its text (`row(q.*)::text`), ordered by `order` (outside the query:
@@ -223,36 +187,249 @@ fn resi_pg_installs_beside_citus_and_its_functions_and_aggregates_run_on_every_w
     assert_eq!(results, vec![(true, expected.clone()), (true, expected)]);
 }
 
+/// Rows in every table resi.distribute moves, besides the world's claims, trust, groups and
+/// audits: listings and their history (a refresh), attestations, audit verdicts, the blacklist,
+/// strikes, day counts and a dependence.
+const MORE_ROWS: &str = "
+    SELECT resi.refresh_consensus();
+    INSERT INTO resi.miner_attestations (miner_hotkey, zpid, submission_timestamp, price, home_status)
+    SELECT miner_hotkey, zpid, submission_timestamp, price, home_status FROM resi.miner_claims WHERE zpid::int % 7 = 0;
+    INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
+    SELECT a.id, c.miner_hotkey, c.attestation_id, 14, jsonb_build_object('price', c.price)
+      FROM resi.audits a JOIN resi.miner_claims c ON c.zpid = a.zpid;
+    INSERT INTO resi.blacklist (field, match, value, reason) VALUES ('zpid', 'exact', '17', 'test'), ('zip_code', 'pattern', '^999', 'test');
+    INSERT INTO resi.miner_penalties (miner_hotkey, kind, reason) VALUES ('m0', 'strike', 'test'), ('N1', 'strike', 'test');
+    INSERT INTO resi.miner_submission_days (miner_hotkey, day, submissions) VALUES ('m0', '2025-09-01', 3), ('o2', '2025-09-02', 1);
+    INSERT INTO resi.miner_dependence (miner_hotkey, source_hotkey, shared_claims) VALUES ('N1', 'm0', 12);
+    ANALYZE;";
+
+/// Where resi.distribute puts each table: distributed by zpid (`h`, co-located with the
+/// listings) or a reference table (`n`). The others stay plain tables of the coordinator.
+const PLACEMENT: [(&str, &str); 12] = [
+    ("resi.audit_verdicts", "n"),
+    ("resi.audits", "h"),
+    ("resi.blacklist", "n"),
+    ("resi.listing_history", "h"),
+    ("resi.listings", "h"),
+    ("resi.miner_attestations", "h"),
+    ("resi.miner_claims", "h"),
+    ("resi.miner_dependence", "n"),
+    ("resi.miner_groups", "n"),
+    ("resi.miner_penalties", "n"),
+    ("resi.miner_submission_days", "n"),
+    ("resi.miner_trust", "n"),
+];
+
+/// Each table's row count and an MD5 of its rows as text, in order.
+fn contents(client: &mut Client) -> Vec<(String, i64, String)> {
+    PLACEMENT
+        .iter()
+        .map(|(table, _)| {
+            let sql =
+                format!("SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t");
+            let row = client.query_one(&sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            (table.to_string(), row.get(0), row.get(1))
+        })
+        .collect()
+}
+
+/// Which of `relations` (regclass text) are members of resi_pg in the database of `client`.
+fn members(client: &mut Client, relations: &[&str]) -> Vec<String> {
+    let relations: Vec<String> = relations.iter().map(|r| r.to_string()).collect();
+    client
+        .query(
+            "SELECT c.oid::regclass::text FROM pg_class c
+               JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+               JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'resi_pg'
+              WHERE c.oid::regclass::text = ANY ($1) ORDER BY 1",
+            &[&relations],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 #[test]
-fn the_consensus_of_listings_distributed_by_zpid_runs_on_the_shards_and_equals_a_single_node() {
-    let Some((_db, mut client)) = distributed_world("by_zpid") else { return };
+fn distributing_a_database_keeps_every_row_and_places_each_table_as_designed() {
+    let Some(db) = CitusDatabase::new("keeps") else { return };
+    let mut client = db.client();
+    client.batch_execute("SET client_min_messages = warning").unwrap();
+    client.batch_execute(WORLD).unwrap();
+    client.batch_execute(MORE_ROWS).unwrap();
+    let before = contents(&mut client);
+    assert!(before.iter().all(|(_, rows, _)| *rows > 0), "a table without rows proves nothing: {before:?}");
+    let last_attestation: i64 = scalar(&mut client, "SELECT max(id) FROM resi.miner_attestations");
+    // A call that fails after preparing the workers (here: rolled back) leaves them ready for
+    // the next.
+    let mut transaction = client.transaction().unwrap();
+    distribute(&mut transaction);
+    transaction.rollback().unwrap();
+    distribute(&mut client);
+
+    // Every row kept: counts and contents equal, read through Citus from the shards.
+    assert_eq!(contents(&mut client), before);
+    let placement: Vec<(String, String, bool)> = client
+        .query(
+            "SELECT p.logicalrelid::text, p.partmethod::text,
+                    p.colocationid = (SELECT l.colocationid FROM pg_dist_partition l
+                                       WHERE l.logicalrelid = 'resi.listings'::regclass)
+               FROM pg_dist_partition p ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected: Vec<(String, String, bool)> =
+        PLACEMENT.iter().map(|(t, m)| (t.to_string(), m.to_string(), *m == "h")).collect();
+    assert_eq!(placement, expected);
+    let shards: i64 =
+        scalar(&mut client, "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'resi.listings'::regclass");
+    assert_eq!(shards, SHARDS);
+    // The coordinator keeps no copy of the rows under the shell tables.
+    let hidden: i64 =
+        scalar(&mut client, "SELECT sum(pg_relation_size(p.logicalrelid))::bigint FROM pg_dist_partition p");
+    assert_eq!(hidden, 0);
+
+    // The moved tables and their sequences left the extension on every node; the views and the
+    // loader's tables did not.
+    let moved: Vec<&str> = PLACEMENT.iter().map(|(t, _)| *t).chain(["resi.miner_attestations_id_seq"]).collect();
+    let kept = ["resi.listing_consensus", "resi.weighted_claims", "resi.staging_listings", "resi.ingest_ledger"];
+    for url in std::iter::once(&db.url).chain(&db.workers) {
+        let mut node = connect(url);
+        assert_eq!(members(&mut node, &moved), Vec::<String>::new(), "{url}");
+        assert_eq!(members(&mut node, &kept).len(), kept.len(), "{url}");
+    }
+
+    // Ids stay unique across nodes: the coordinator's sequences go on from the rows kept; a row
+    // a worker inserts (through its shell table) takes an id of the worker's own range.
+    let next: i64 = scalar(
+        &mut client,
+        "INSERT INTO resi.miner_attestations (miner_hotkey, zpid, submission_timestamp) VALUES ('m0', '1', now()) RETURNING id",
+    );
+    assert_eq!(next, last_attestation + 1);
+    for url in &db.workers {
+        let mut worker = connect(url);
+        let group: i32 = scalar(&mut worker, "SELECT groupid FROM pg_dist_local_group");
+        let id: i64 = scalar(
+            &mut worker,
+            "INSERT INTO resi.miner_attestations (miner_hotkey, zpid, submission_timestamp) VALUES ('m0', '2', now()) RETURNING id",
+        );
+        assert_eq!(id, ((group as i64) << 48) + 1, "{url}");
+    }
+    let ids: i64 = scalar(&mut client, "SELECT count(DISTINCT id) FROM resi.miner_attestations WHERE zpid IN ('1', '2') AND miner_hotkey = 'm0' AND job_id IS NULL AND price IS NULL");
+    assert_eq!(ids, 1 + db.workers.len() as i64);
+}
+
+/// A role of the Citus cluster (Citus creates it on every node), dropped with the value.
+struct CitusRole<'a> {
+    name: String,
+    db: &'a CitusDatabase,
+}
+
+impl Drop for CitusRole<'_> {
+    fn drop(&mut self) {
+        let _ = self.db.client().batch_execute(&format!("DROP OWNED BY {0}; DROP ROLE {0}", self.name));
+    }
+}
+
+/// The SQLSTATE and message of the error `sql` ends with.
+fn refusal(client: &mut Client, sql: &str) -> (SqlState, String) {
+    let error = client.batch_execute(sql).expect_err(sql);
+    let db_error = error.as_db_error().unwrap_or_else(|| panic!("{sql}: {error:?}"));
+    (db_error.code().clone(), db_error.message().to_owned())
+}
+
+#[test]
+fn resi_distribute_refuses_a_second_call_a_non_superuser_a_worker_and_a_database_without_citus() {
+    let Some(db) = CitusDatabase::new("refusals") else { return };
+    let mut client = db.client();
+
+    let role = CitusRole { name: format!("{}_operator", db.name), db: &db };
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {0} LOGIN; GRANT USAGE ON SCHEMA resi TO {0}; GRANT EXECUTE ON FUNCTION resi.distribute(integer) TO {0}",
+            role.name
+        ))
+        .unwrap();
+    let mut operator = connect(&db.url.replacen("postgres@", &format!("{}@", role.name), 1));
+    let (code, message) = refusal(&mut operator, "SELECT resi.distribute()");
+    assert_eq!((code, message.contains("only a superuser")), (SqlState::INSUFFICIENT_PRIVILEGE, true), "{message}");
+
+    // Every worker has the function too (its own CREATE EXTENSION resi_pg).
+    let (code, message) = refusal(&mut connect(&db.workers[0]), "SELECT resi.distribute()");
+    assert_eq!(
+        (code, message.contains("Citus worker")),
+        (SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE, true),
+        "{message}"
+    );
+
+    let (code, message) = refusal(&mut client, "SELECT resi.distribute(0)");
+    assert_eq!((code, message.contains("shard_count")), (SqlState::INVALID_PARAMETER_VALUE, true), "{message}");
+
+    distribute(&mut client);
+    let (code, message) = refusal(&mut client, "SELECT resi.distribute()");
+    assert_eq!(
+        (code, message.contains("already distributed")),
+        (SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE, true),
+        "{message}"
+    );
+}
+
+/// Runs in `make test` too (no Citus cluster needed), in the edition under test.
+#[test]
+fn resi_distribute_without_citus_refuses_and_changes_nothing() {
+    let db = TestDatabase::new("no_citus");
+    let mut client = db.client();
+    let members: i64 = scalar(&mut client, MEMBERS);
+    let (code, message) = refusal(&mut client, "SELECT resi.distribute()");
+    assert_eq!(
+        (code, message.contains("Citus is not installed")),
+        (SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE, true),
+        "{message}"
+    );
+    assert_eq!(scalar::<i64>(&mut client, MEMBERS), members);
+}
+
+/// Objects of the extension resi_pg.
+const MEMBERS: &str = "SELECT count(*) FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                        WHERE e.extname = 'resi_pg' AND d.deptype = 'e'";
+
+#[test]
+fn the_consensus_of_the_distributed_tables_runs_on_the_shards_and_equals_a_single_node() {
+    let Some(Worlds { mut single, mut distributed, _citus, _single_database }) = Worlds::new("by_zpid") else { return };
     // The shards are spread over both workers.
     let workers: i64 = scalar(
-        &mut client,
-        "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'dist.miner_claims'::regclass",
+        &mut distributed,
+        "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'resi.miner_claims'::regclass",
     );
     assert_eq!(workers, 2);
 
     // Every claim's weight and fingerprint first (a clearer failure than a listing's).
     assert_same_rows(
         "weighted claims",
-        &rows(&mut client, "SELECT * FROM resi.weighted_claims", "zpid, miner_hotkey"),
-        &rows(&mut client, "SELECT * FROM dist.weighted_claims", "zpid, miner_hotkey"),
+        &rows(&mut single, "SELECT * FROM resi.weighted_claims", "zpid, miner_hotkey"),
+        &rows(&mut distributed, "SELECT * FROM resi.weighted_claims", "zpid, miner_hotkey"),
     );
-    let single = rows(&mut client, "SELECT * FROM resi.listing_consensus", "zpid");
-    assert_eq!(single.len() as i64, LISTINGS);
-    assert_same_rows("listing consensus", &single, &rows(&mut client, "SELECT * FROM dist.listing_consensus", "zpid"));
+    let expected = rows(&mut single, "SELECT * FROM resi.listing_consensus", "zpid");
+    assert_eq!(expected.len() as i64, LISTINGS);
+    assert_same_rows(
+        "listing consensus",
+        &expected,
+        &rows(&mut distributed, "SELECT * FROM resi.listing_consensus", "zpid"),
+    );
 
     // Pushed down whole: each shard's task groups its claims by zpid (consensus_by_source on the
     // worker) and sends one row per listing; the coordinator only concatenates.
-    let plan = DistributedPlan::of(&mut client, "SELECT * FROM dist.listing_consensus");
+    let plan = DistributedPlan::of(&mut distributed, "SELECT * FROM resi.listing_consensus");
     assert!(plan.coordinator.is_empty(), "the coordinator works on the rows:\n{}", plan.plan);
     assert_eq!((plan.tasks, plan.rows_received), (SHARDS, LISTINGS), "{}", plan.plan);
     assert!(plan.aggregates_on_the_shard(), "{}", plan.plan);
 
     // The world has what the comparison is for: fewer sources than miners (groups, copies), one
     // voting source, miners without weight, audits in force and overruled.
-    let r = client
+    let r = single
         .query_one(
             "SELECT count(*) FILTER (WHERE voting_groups < voting_miners), count(*) FILTER (WHERE voting_groups = 1),
                     count(*) FILTER (WHERE voting_miners < unique_miners_count),
@@ -264,6 +441,52 @@ fn the_consensus_of_listings_distributed_by_zpid_runs_on_the_shards_and_equals_a
         .unwrap();
     let world: Vec<i64> = (0..5).map(|i| r.get(i)).collect();
     assert!(world[0] > 500 && world[1] > 0 && world[2] > 500 && world[3] > 0 && world[4] > 0, "{world:?}");
+}
+
+/// The extension's consensus views run on the distributed tables (resi.weighted_claims writes
+/// the weight's expression inline: Citus refuses a LATERAL subquery without FROM calling a
+/// non-immutable function), but the SQL function resi.listing_consensus_of(zpids) is refused:
+/// Citus plans no parameterised SQL function over distributed tables. When this test fails on
+/// it, resi.refresh_consensus can read it on Citus (issue 18).
+#[test]
+fn the_extensions_consensus_views_run_on_citus_but_listing_consensus_of_is_refused() {
+    let Some(Worlds { mut single, distributed: mut client, _citus, _single_database }) = Worlds::new("views") else {
+        return;
+    };
+    for view in ["resi.weighted_claims", "resi.listing_consensus"] {
+        let count = format!("SELECT count(*) FROM {view}");
+        assert_eq!(scalar::<i64>(&mut client, &count), scalar::<i64>(&mut single, &count), "{view}");
+    }
+    let (code, message) = refusal(&mut client, "SELECT count(*) FROM resi.listing_consensus_of(ARRAY['1', '2'])");
+    assert_eq!(code, SqlState::FEATURE_NOT_SUPPORTED, "{message}");
+    assert!(message.contains("parameterized queries for SQL functions referencing distributed tables"), "{message}");
+}
+
+/// Records where the loader's fold (an INSERT into resi.staging_listings on the coordinator)
+/// stops on a distributed database today: resi.refresh_consensus locks the listings with a
+/// multi-shard `SELECT … FOR UPDATE`, which Citus refuses; the statement is rolled back whole.
+/// When this test fails, the fold goes further on Citus: update this record (issue 18).
+#[test]
+fn the_loaders_fold_on_a_distributed_database_stops_where_refresh_consensus_locks_the_listings() {
+    let Some(mut worlds) = Worlds::new("fold") else { return };
+    let client = &mut worlds.distributed;
+    const COUNTS: &str = "SELECT (SELECT count(*) FROM resi.miner_attestations) || ' ' || (SELECT count(*) FROM resi.miner_claims)
+                                 || ' ' || (SELECT count(*) FROM resi.listings) || ' ' || (SELECT count(*) FROM resi.staging_listings)";
+    let before: String = scalar(client, COUNTS);
+    let error = client
+        .batch_execute(
+            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, uri, price, bedrooms, bathrooms, home_status, latitude)
+             VALUES ('m1', '2025-09-17 08:00+00', '5', 'https://www.zillow.com/homedetails/5_zpid/', 300000, 3, 2, 'FOR_SALE', 30.1),
+                    ('N2', '2025-09-17 08:00+00', '5', 'https://www.zillow.com/homedetails/5_zpid/', 300000, 3, 2, 'FOR_SALE', 30.1),
+                    ('m1', '2025-09-17 08:00+00', '9001', NULL, 410000, 4, 2.5, 'SOLD', 30.2)",
+        )
+        .expect_err("the fold ran on Citus: update this record");
+    let db_error = error.as_db_error().unwrap_or_else(|| panic!("{error:?}"));
+    assert_eq!(db_error.code(), &SqlState::FEATURE_NOT_SUPPORTED, "{db_error:?}");
+    assert_eq!(db_error.message(), "could not run distributed query with FOR UPDATE/SHARE commands", "{db_error:?}");
+    let at = db_error.where_().unwrap_or_default();
+    assert!(at.contains("FOR UPDATE") && at.contains("resi.refresh_consensus"), "{at}");
+    assert_eq!(scalar::<String>(client, COUNTS), before);
 }
 
 /// One row per listing of `weighted_claims` (a view of resi.weighted_claims' columns): its
@@ -285,20 +508,22 @@ fn sources_of(weighted_claims: &str) -> String {
 /// update this test.
 #[test]
 fn a_filter_on_zpid_routes_the_sources_to_one_shard_but_the_views_audit_join_asks_every_shard() {
-    let Some((_db, mut client)) = distributed_world("router") else { return };
+    let Some(Worlds { mut single, distributed: mut client, _citus, _single_database }) = Worlds::new("router") else {
+        return;
+    };
     for zpid in ["0", "1234", "2999"] {
         let filter = format!("WHERE zpid = '{zpid}'");
-        let sources = format!("SELECT * FROM ({}) s {filter}", sources_of("dist.weighted_claims"));
+        let sources = format!("SELECT * FROM ({}) s {filter}", sources_of("resi.weighted_claims"));
         let plan = DistributedPlan::of(&mut client, &sources);
         assert_eq!((plan.tasks, plan.rows_received), (1, 1), "{}", plan.plan);
-        let single = format!("SELECT * FROM ({}) s {filter}", sources_of("resi.weighted_claims"));
-        assert_same_rows(&sources, &rows(&mut client, &single, "zpid"), &rows(&mut client, &sources, "zpid"));
+        let expected = format!("SELECT * FROM ({}) s {filter}", sources_of("resi.weighted_claims"));
+        assert_same_rows(&sources, &rows(&mut single, &expected, "zpid"), &rows(&mut client, &sources, "zpid"));
 
-        let view = format!("SELECT * FROM dist.listing_consensus {filter}");
+        let view = format!("SELECT * FROM resi.listing_consensus {filter}");
         let plan = DistributedPlan::of(&mut client, &view);
         assert_eq!((plan.tasks, plan.rows_received), (SHARDS, 1), "{}", plan.plan);
-        let single = format!("SELECT * FROM resi.listing_consensus {filter}");
-        assert_same_rows(&view, &rows(&mut client, &single, "zpid"), &rows(&mut client, &view, "zpid"));
+        let expected = format!("SELECT * FROM resi.listing_consensus {filter}");
+        assert_same_rows(&view, &rows(&mut single, &expected, "zpid"), &rows(&mut client, &view, "zpid"));
     }
 }
 
@@ -309,25 +534,28 @@ fn a_filter_on_zpid_routes_the_sources_to_one_shard_but_the_views_audit_join_ask
 /// received, Citus (or resi_pg's aggregates) now split the work: update this record.
 #[test]
 fn an_aggregate_over_every_listing_equals_a_single_node_but_citus_pulls_every_claim_to_the_coordinator() {
-    let Some((_db, mut client)) = distributed_world("all_zpids") else { return };
-    let claims: i64 = scalar(&mut client, "SELECT count(*) FROM resi.miner_claims");
+    let Some(Worlds { mut single, distributed: mut client, _citus, _single_database }) = Worlds::new("all_zpids")
+    else {
+        return;
+    };
+    let claims: i64 = scalar(&mut single, "SELECT count(*) FROM resi.miner_claims");
     let vote = |table: &str| {
         format!(
             "SELECT resi.consensus_mode(home_status, trust)::text || ' ' || resi.consensus_median(price, trust, 0.01)::text
                FROM {table}"
         )
     };
-    let single: String = scalar(&mut client, &vote("resi.weighted_claims"));
-    let distributed: String = scalar(&mut client, &vote("dist.weighted_claims"));
-    assert_eq!(distributed, single);
-    assert!(single.starts_with('('), "{single}");
+    let expected: String = scalar(&mut single, &vote("resi.weighted_claims"));
+    let distributed: String = scalar(&mut client, &vote("resi.weighted_claims"));
+    assert_eq!(distributed, expected);
+    assert!(expected.starts_with('('), "{expected}");
 
-    let consensus = DistributedPlan::of(&mut client, &vote("dist.weighted_claims"));
+    let consensus = DistributedPlan::of(&mut client, &vote("resi.weighted_claims"));
     assert!(!consensus.aggregates_on_the_shard(), "{}", consensus.plan);
     assert!(consensus.coordinator.iter().any(|l| l.contains("Aggregate")), "{}", consensus.plan);
     assert_eq!((consensus.tasks, consensus.rows_received), (SHARDS, claims), "{}", consensus.plan);
 
-    let sum = DistributedPlan::of(&mut client, "SELECT sum(price * trust) FROM dist.weighted_claims");
+    let sum = DistributedPlan::of(&mut client, "SELECT sum(price * trust) FROM resi.weighted_claims");
     assert!(sum.aggregates_on_the_shard(), "{}", sum.plan);
     assert_eq!(sum.rows_received, SHARDS, "{}", sum.plan);
     eprintln!(
@@ -343,14 +571,18 @@ fn an_aggregate_over_every_listing_equals_a_single_node_but_citus_pulls_every_cl
 /// `citus.propagate_set_commands = 'local'` is sent to every worker the transaction uses.
 #[test]
 fn a_resi_setting_reaches_the_shards_only_as_set_local_with_citus_propagate_set_commands() {
-    let Some((_db, mut client)) = distributed_world("settings") else { return };
+    let Some(Worlds { mut single, distributed: mut client, _citus, _single_database }) = Worlds::new("settings") else {
+        return;
+    };
     const SINGLE: &str = "SELECT * FROM resi.listing_consensus";
-    const DISTRIBUTED: &str = "SELECT * FROM dist.listing_consensus";
-    let defaults = rows(&mut client, SINGLE, "zpid");
+    const DISTRIBUTED: &str = "SELECT * FROM resi.listing_consensus";
+    let defaults = rows(&mut single, SINGLE, "zpid");
     for (setting, value) in [("resi.claim_half_life", "0"), ("resi.initial_trust", "0.9")] {
-        client.batch_execute(&format!("SET {setting} = '{value}'")).unwrap();
-        let single = rows(&mut client, SINGLE, "zpid");
-        assert!(first_difference(&single, &defaults).is_some(), "{setting} = {value} changes no listing");
+        let set = format!("SET {setting} = '{value}'");
+        single.batch_execute(&set).unwrap();
+        client.batch_execute(&set).unwrap();
+        let expected = rows(&mut single, SINGLE, "zpid");
+        assert!(first_difference(&expected, &defaults).is_some(), "{setting} = {value} changes no listing");
         assert_same_rows(
             &format!("SET {setting} (the workers keep their default)"),
             &defaults,
@@ -363,8 +595,10 @@ fn a_resi_setting_reaches_the_shards_only_as_set_local_with_citus_propagate_set_
                 "SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL {setting} = '{value}'"
             ))
             .unwrap();
-        assert_same_rows(&format!("SET LOCAL {setting}"), &single, &rows(&mut transaction, DISTRIBUTED, "zpid"));
+        assert_same_rows(&format!("SET LOCAL {setting}"), &expected, &rows(&mut transaction, DISTRIBUTED, "zpid"));
         transaction.rollback().unwrap();
-        client.batch_execute(&format!("RESET {setting}")).unwrap();
+        let reset = format!("RESET {setting}");
+        single.batch_execute(&reset).unwrap();
+        client.batch_execute(&reset).unwrap();
     }
 }
