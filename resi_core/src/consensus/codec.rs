@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 pub(crate) struct Writer {
     buf: Vec<u8>,

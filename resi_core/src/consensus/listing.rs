@@ -227,28 +227,29 @@ impl ListingState {
     const MAGIC: u8 = b'L';
 
     /// The state's binary form (for `serialfunc`): the fourteen field states in column order.
-    pub fn serialize(&self) -> Vec<u8> {
+    /// An error only when a numeric field's summed weight is out of range.
+    pub fn serialize(&self) -> Result<Vec<u8>> {
         let parts = [
             self.uri.serialize(),
-            self.price.serialize(),
+            self.price.serialize()?,
             self.address.serialize(),
             self.bedrooms.serialize(),
             self.bathrooms.serialize(),
-            self.living_area.serialize(),
+            self.living_area.serialize()?,
             self.home_type.serialize(),
             self.home_status.serialize(),
-            self.days_on_zillow.serialize(),
+            self.days_on_zillow.serialize()?,
             self.zip_code.serialize(),
             self.city.serialize(),
             self.state.serialize(),
-            self.latitude.serialize(),
-            self.longitude.serialize(),
+            self.latitude.serialize()?,
+            self.longitude.serialize()?,
         ];
         let mut w = Writer::new(Self::MAGIC, parts.iter().map(|p| p.len() + 8).sum());
         for part in &parts {
             w.bytes(part);
         }
-        w.finish()
+        Ok(w.finish())
     }
 
     /// Read a state written by [`ListingState::serialize`]. Malformed bytes, or a numeric field
@@ -696,7 +697,7 @@ mod tests {
             }
             let mut merged = ListingState::default();
             for p in partials {
-                merged.merge(ListingState::deserialize(&p.serialize()).unwrap()).unwrap();
+                merged.merge(ListingState::deserialize(&p.serialize().unwrap()).unwrap()).unwrap();
             }
             assert_eq!(merged.result().unwrap(), expected, "{parts} parts");
         }
@@ -706,7 +707,7 @@ mod tests {
     fn corrupt_serialized_states_are_errors() {
         let mut s = ListingState::default();
         s.add(&claim("1", 5, "SOLD"), Some(1.0)).unwrap();
-        let good = s.serialize();
+        let good = s.serialize().unwrap();
         assert!(ListingState::deserialize(&good).is_ok());
         for cut in 0..good.len() {
             assert!(ListingState::deserialize(&good[..cut]).is_err(), "cut at {cut}");
@@ -719,7 +720,7 @@ mod tests {
         other.add(Some(5.0), Some(1.0), Some(0.5)).unwrap();
         let mut w = Writer::new(ListingState::MAGIC, 0);
         w.bytes(&FieldTallies::default().serialize());
-        w.bytes(&other.serialize());
+        w.bytes(&other.serialize().unwrap());
         assert!(ListingState::deserialize(&w.finish()).is_err());
     }
 }

@@ -23,21 +23,37 @@ pub struct NumericConsensus {
     pub high: f64,
 }
 
+/// The claims of one value, summed: all the final step needs of them, since a weighted median,
+/// its quartiles and its support depend only on each distinct value's summed weight and count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Run {
+    value: f64,
+    weight: Weight,
+    count: u64,
+}
+
 /// Claims of one group, kept until the final step (a median needs them all).
 ///
-/// A group of up to `INLINE` claims keeps them inline, without a heap allocation; the room is
-/// paid by every state, so the two users size it apart: [`MedianState`] and [`FieldClaims`].
+/// Rows are kept as they come (`claims`); [`NumericClaims::collapse`] sums them into one run
+/// per distinct value (`runs`, sorted by value), which is how a partial state travels between
+/// parallel workers and how the final step reads them: a group of many claims over few values
+/// (a listing's price, a category of prices) is as small as its distinct values. A group of up
+/// to `INLINE` rows keeps them inline, without a heap allocation; the room is paid by every
+/// state, so the two users size it apart: [`MedianState`] and [`FieldClaims`].
 #[derive(Clone, Debug, Default)]
 pub struct NumericClaims<const INLINE: usize> {
-    /// (value, weight) of every voting row; weights are validated, rounded at the final step.
+    /// (value, weight) of every voting row not yet collapsed; weights are validated, converted
+    /// to exact units when collapsed.
     claims: SmallVec<[(f64, f64); INLINE]>,
+    /// The collapsed claims: one run per distinct value, by increasing value.
+    runs: Vec<Run>,
     /// The group's tolerance, fixed by the first row.
     tolerance: Option<f64>,
 }
 
-/// The state of `resi.consensus_median`: up to 12 claims inline (a listing's field over its
+/// The state of `resi.consensus_median`: up to 11 claims inline (a listing's field over its
 /// claims).
-pub type MedianState = NumericClaims<12>;
+pub type MedianState = NumericClaims<11>;
 
 /// One numeric field of [`crate::consensus::ListingState`], which holds 6 of them: 4 claims
 /// inline.
@@ -52,6 +68,121 @@ pub fn check_tolerance(tolerance: Option<f64>) -> Result<f64> {
             Err(Error::invalid_parameter(format!("consensus_median tolerance must be a finite number >= 0, got {t}")))
         }
     }
+}
+
+/// The units of a weight kept in a state (validated as voting on input).
+fn units(weight: f64) -> Weight {
+    Weight::of_vote(Some(weight)).ok().flatten().expect("only voting weights are kept")
+}
+
+/// `a` and `b` (each sorted by value, one run per value) as one such list: runs of the same
+/// value are summed.
+fn merge_runs(a: &[Run], b: &[Run]) -> Result<Vec<Run>> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        crate::interrupt::check_every(i + j);
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.value == y.value => {
+                i += 1;
+                j += 1;
+                Run { value: x.value, weight: x.weight.checked_add(y.weight)?, count: x.count + y.count }
+            }
+            (Some(x), Some(y)) if x.value < y.value => {
+                i += 1;
+                *x
+            }
+            (Some(x), None) => {
+                i += 1;
+                *x
+            }
+            (_, Some(y)) => {
+                j += 1;
+                *y
+            }
+            (None, None) => unreachable!("the loop runs while one list has runs left"),
+        };
+        merged.push(next);
+    }
+    Ok(merged)
+}
+
+/// The runs of claims sorted by value: each distinct value with its summed weight and count.
+struct RunsOf<'a> {
+    claims: &'a [(f64, f64)],
+}
+
+impl Iterator for RunsOf<'_> {
+    type Item = Result<Run>;
+
+    fn next(&mut self) -> Option<Result<Run>> {
+        let (&(value, weight), rest) = self.claims.split_first()?;
+        let mut run = Run { value, weight: units(weight), count: 1 };
+        let same = rest.iter().take_while(|c| c.0 == value).count();
+        for (i, &(_, w)) in rest[..same].iter().enumerate() {
+            crate::interrupt::check_every(i);
+            run.weight = match run.weight.checked_add(units(w)) {
+                Ok(sum) => sum,
+                Err(e) => return Some(Err(e)),
+            };
+        }
+        run.count += same as u64;
+        self.claims = &rest[same..];
+        Some(Ok(run))
+    }
+}
+
+/// The weighted median and its support from `runs` (by increasing value, one per distinct
+/// value), or `None` when there is none.
+fn consensus_of(runs: &[Run], tolerance: Option<f64>) -> Result<Option<NumericConsensus>> {
+    if runs.is_empty() {
+        return Ok(None);
+    }
+    let mut total = Weight::ZERO;
+    let mut voters = 0u64;
+    for (i, run) in runs.iter().enumerate() {
+        crate::interrupt::check_every(i);
+        total = total.checked_add(run.weight)?;
+        voters += run.count;
+    }
+    let t = total.units();
+    // Lower weighted quantile q: the first value whose cumulative weight reaches q * total.
+    // Thresholds are exact integers: ceil(t/4), ceil(t/2), ceil(3t/4) = t - floor(t/4).
+    let thresholds = [t.div_ceil(4), t.div_ceil(2), t - t / 4];
+    let mut found = [None; 3];
+    let mut cumulative = 0u128;
+    for (i, run) in runs.iter().enumerate() {
+        crate::interrupt::check_every(i);
+        cumulative += run.weight.units();
+        for (slot, &threshold) in found.iter_mut().zip(&thresholds) {
+            if slot.is_none() && cumulative >= threshold {
+                *slot = Some(run.value);
+            }
+        }
+        if found[2].is_some() {
+            break;
+        }
+    }
+    let [low, median, high] = found.map(|v| v.expect("cumulative weight reaches the total"));
+    let tolerance = tolerance.unwrap_or(0.0);
+    let mut support = Weight::ZERO;
+    let mut supporters = 0u64;
+    for (i, run) in runs.iter().enumerate() {
+        crate::interrupt::check_every(i);
+        if (run.value - median).abs() <= tolerance * median.abs() {
+            support = support.checked_add(run.weight)?;
+            supporters += run.count;
+        }
+    }
+    Ok(Some(NumericConsensus {
+        value: median,
+        confidence: share(support, total),
+        agreement: supporters as f64 / voters as f64,
+        supporters: count_to_i32(supporters, "supporter")?,
+        voters: count_to_i32(voters, "voter")?,
+        low,
+        high,
+    }))
 }
 
 impl<const INLINE: usize> NumericClaims<INLINE> {
@@ -70,7 +201,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
 
     /// An empty state whose group tolerance is fixed (a field of the listing aggregate).
     pub(crate) fn with_tolerance(tolerance: f64) -> Self {
-        NumericClaims { claims: SmallVec::new(), tolerance: Some(tolerance) }
+        NumericClaims { claims: SmallVec::new(), runs: Vec::new(), tolerance: Some(tolerance) }
     }
 
     /// The group's tolerance, once a row or the constructor has fixed it.
@@ -112,105 +243,99 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
                 self.claims.extend_from_slice(chunk);
             }
         }
+        if self.runs.is_empty() {
+            self.runs = other.runs;
+        } else if !other.runs.is_empty() {
+            self.runs = merge_runs(&self.runs, &other.runs)?;
+        }
         Ok(())
     }
 
+    /// Number of voting rows.
     pub fn len(&self) -> usize {
-        self.claims.len()
+        self.claims.len() + self.runs.iter().map(|r| r.count as usize).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.claims.is_empty()
+        self.claims.is_empty() && self.runs.is_empty()
     }
 
-    /// Sort the claims by (value, weight), as the final step needs them. A parallel worker
-    /// sorts its partial state before serializing it: the final step then gets a few sorted
-    /// runs, which the stable sort (it finds runs) merges in linear time, instead of sorting
-    /// every claim of a large group in the leader alone.
-    pub fn sort_claims(&mut self) {
-        self.claims.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    /// Sum the rows kept as they came into the runs (one per distinct value, sorted): the same
+    /// claims, as the final step and the binary form read them. A parallel worker collapses its
+    /// partial state before serializing it, so what it sends is as small as its distinct values
+    /// and the leader's final step only merges sorted runs.
+    pub fn collapse(&mut self) -> Result<()> {
+        if self.claims.is_empty() {
+            return Ok(());
+        }
+        crate::interrupt::check();
+        self.claims.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut collapsed = Vec::new();
+        for (i, run) in (RunsOf { claims: &self.claims }).enumerate() {
+            crate::interrupt::check_every(i);
+            collapsed.push(run?);
+        }
+        self.claims.clear();
+        self.runs = if self.runs.is_empty() { collapsed } else { merge_runs(&self.runs, &collapsed)? };
+        Ok(())
     }
 
     /// The weighted median and its support, or `None` when no row voted.
     ///
-    /// Sorting by (value, weight) and summing exact weights makes the answer independent of
-    /// the order of rows and of how a parallel plan split them.
+    /// Summing exact weights per distinct value makes the answer independent of the order of
+    /// rows and of how a parallel plan split them. A state holding only rows as they came (a
+    /// serial group) is sorted in place and its runs gathered on the stack (no allocation for
+    /// a group of up to 16 distinct values).
     pub fn result(&mut self) -> Result<Option<NumericConsensus>> {
+        if !self.runs.is_empty() {
+            self.collapse()?;
+            return consensus_of(&self.runs, self.tolerance);
+        }
         if self.claims.is_empty() {
             return Ok(None);
         }
         crate::interrupt::check();
-        self.sort_claims();
-        // Every kept weight votes (checked on input), so it converts without error.
-        let units = |w: f64| Weight::of_vote(Some(w)).ok().flatten().expect("only voting weights are kept");
-        let mut total = Weight::ZERO;
-        for (i, &(_, w)) in self.claims.iter().enumerate() {
+        self.claims.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut runs: SmallVec<[Run; 16]> = SmallVec::new();
+        for (i, run) in (RunsOf { claims: &self.claims }).enumerate() {
             crate::interrupt::check_every(i);
-            total = total.checked_add(units(w))?;
+            runs.push(run?);
         }
-        let t = total.units();
-        // Lower weighted quantile q: the first value whose cumulative weight reaches q * total.
-        // Thresholds are exact integers: ceil(t/4), ceil(t/2), ceil(3t/4) = t - floor(t/4).
-        let thresholds = [t.div_ceil(4), t.div_ceil(2), t - t / 4];
-        let mut found = [None; 3];
-        let mut cumulative = 0u128;
-        for (i, &(value, w)) in self.claims.iter().enumerate() {
-            crate::interrupt::check_every(i);
-            cumulative += units(w).units();
-            for (slot, &threshold) in found.iter_mut().zip(&thresholds) {
-                if slot.is_none() && cumulative >= threshold {
-                    *slot = Some(value);
-                }
-            }
-            if found[2].is_some() {
-                break;
-            }
-        }
-        let [low, median, high] = found.map(|v| v.expect("cumulative weight reaches the total"));
-        let tolerance = self.tolerance.unwrap_or(0.0);
-        let mut support = Weight::ZERO;
-        let mut supporters = 0u64;
-        for (i, &(value, w)) in self.claims.iter().enumerate() {
-            crate::interrupt::check_every(i);
-            if (value - median).abs() <= tolerance * median.abs() {
-                support = support.checked_add(units(w))?;
-                supporters += 1;
-            }
-        }
-        let voters = self.claims.len() as u64;
-        Ok(Some(NumericConsensus {
-            value: median,
-            confidence: share(support, total),
-            agreement: supporters as f64 / voters as f64,
-            supporters: count_to_i32(supporters, "supporter")?,
-            voters: count_to_i32(voters, "voter")?,
-            low,
-            high,
-        }))
+        consensus_of(&runs, self.tolerance)
     }
 
     const MAGIC: u8 = b'D';
 
-    /// The state's binary form (for `serialfunc`).
-    pub fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::new(Self::MAGIC, 17 + self.claims.len() * 16);
-        match self.tolerance {
+    /// The state's binary form (for `serialfunc`): its runs, the rows not yet collapsed summed
+    /// in (a copy is sorted; [`NumericClaims::collapse`] first avoids it).
+    pub fn serialize(&self) -> Result<Vec<u8>> {
+        let mut copy;
+        let state = if self.claims.is_empty() {
+            self
+        } else {
+            copy = self.clone();
+            copy.collapse()?;
+            &copy
+        };
+        let mut w = Writer::new(Self::MAGIC, 17 + state.runs.len() * 32);
+        match state.tolerance {
             Some(t) => {
                 w.u8(1);
                 w.f64(t);
             }
             None => w.u8(0),
         }
-        w.u64(self.claims.len() as u64);
-        for (i, &(value, weight)) in self.claims.iter().enumerate() {
+        w.u64(state.runs.len() as u64);
+        for (i, run) in state.runs.iter().enumerate() {
             crate::interrupt::check_every(i);
-            w.f64(value);
-            w.f64(weight);
+            w.f64(run.value);
+            w.u128(run.weight.units());
+            w.u64(run.count);
         }
-        w.finish()
+        Ok(w.finish())
     }
 
-    /// Read a state written by [`MedianState::serialize`]; every claim is re-validated, so
+    /// Read a state written by [`MedianState::serialize`]; every run is re-validated, so
     /// malformed bytes are an error, never a panic or a wrong answer.
     pub fn deserialize(bytes: &[u8]) -> Result<Self> {
         let mut state = Self::default();
@@ -220,8 +345,9 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
 
     /// [`MedianState::merge`] of a state written by [`MedianState::serialize`], read straight
     /// from its bytes (the combine step of a parallel plan, without building the partial
-    /// state), validated as [`MedianState::deserialize`] does. On an error `self` may hold part
-    /// of them, which does not matter because the error ends the query.
+    /// state), validated as [`MedianState::deserialize`] does: finite values in increasing
+    /// order, each with a weight and a count. On an error `self` may hold part of them, which
+    /// does not matter because the error ends the query.
     pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<()> {
         let mut r = Reader::new(bytes, Self::MAGIC, "consensus_median")?;
         match r.u8()? {
@@ -232,19 +358,25 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             }
             _ => return Err(r.corrupt("invalid tolerance flag")),
         }
-        let n = r.count(16)?;
-        self.claims.reserve(n);
+        let n = r.count(32)?;
+        let mut runs = Vec::with_capacity(n);
         for i in 0..n {
             crate::interrupt::check_every(i);
             let value = r.f64()?;
-            let weight = r.f64()?;
-            let votes = matches!(Weight::of_vote(Some(weight)), Ok(Some(_)));
-            if !value.is_finite() || !votes {
-                return Err(r.corrupt("a claim has an invalid value or weight"));
+            let weight = Weight::from_units(r.u128()?);
+            let count = r.u64()?;
+            let increasing = runs.last().is_none_or(|last: &Run| last.value < value);
+            if !value.is_finite() || value == 0.0 && value.is_sign_negative() || !increasing {
+                return Err(r.corrupt("a value is not finite or out of order"));
             }
-            self.claims.push((value + 0.0, weight));
+            if weight == Weight::ZERO || count == 0 {
+                return Err(r.corrupt("a value has no weight or no claims"));
+            }
+            runs.push(Run { value, weight, count });
         }
-        r.finish()
+        r.finish()?;
+        self.runs = if self.runs.is_empty() { runs } else { merge_runs(&self.runs, &runs)? };
+        Ok(())
     }
 }
 
@@ -348,8 +480,8 @@ mod tests {
             let mut merged = MedianState::default();
             let mut merged_from_bytes = MedianState::default();
             for p in partials {
-                merged.merge(MedianState::deserialize(&p.serialize()).unwrap()).unwrap();
-                merged_from_bytes.merge_serialized(&p.serialize()).unwrap();
+                merged.merge(MedianState::deserialize(&p.serialize().unwrap()).unwrap()).unwrap();
+                merged_from_bytes.merge_serialized(&p.serialize().unwrap()).unwrap();
             }
             assert_eq!(merged.result().unwrap(), expected);
             assert_eq!(merged_from_bytes.result().unwrap(), expected);
@@ -360,19 +492,58 @@ mod tests {
     fn corrupt_serialized_states_are_errors() {
         let mut s = MedianState::default();
         s.add(Some(2.5), Some(1.0), Some(0.1)).unwrap();
-        let good = s.serialize();
+        s.add(Some(3.5), Some(1.0), Some(0.1)).unwrap();
+        let good = s.serialize().unwrap();
         assert!(MedianState::deserialize(&good).is_ok());
         for cut in 0..good.len() {
             assert!(MedianState::deserialize(&good[..cut]).is_err());
         }
+        // magic, version, flag, tolerance (8), count (8), then runs of value (8), units (16), count (8).
+        let first = 19;
         let mut nan_value = good.clone();
-        nan_value[19..27].copy_from_slice(&f64::NAN.to_le_bytes());
+        nan_value[first..first + 8].copy_from_slice(&f64::NAN.to_le_bytes());
         assert!(MedianState::deserialize(&nan_value).is_err());
-        let mut negative_weight = good.clone();
-        negative_weight[27..35].copy_from_slice(&(-1.0f64).to_le_bytes());
-        assert!(MedianState::deserialize(&negative_weight).is_err());
+        let mut out_of_order = good.clone();
+        out_of_order[first..first + 8].copy_from_slice(&4.0f64.to_le_bytes());
+        assert!(MedianState::deserialize(&out_of_order).is_err());
+        let mut no_weight = good.clone();
+        no_weight[first + 8..first + 24].copy_from_slice(&0u128.to_le_bytes());
+        assert!(MedianState::deserialize(&no_weight).is_err());
+        let mut no_claims = good.clone();
+        no_claims[first + 24..first + 32].copy_from_slice(&0u64.to_le_bytes());
+        assert!(MedianState::deserialize(&no_claims).is_err());
         let mut bad_flag = good;
         bad_flag[2] = 7;
         assert!(MedianState::deserialize(&bad_flag).is_err());
+    }
+
+    /// Collapsing the rows into runs, at any point and in any split, gives the answer of the
+    /// rows kept as they came: many rows over few values, equal values from different parts.
+    #[test]
+    fn collapsed_runs_give_the_answer_of_the_rows() {
+        let rows: Vec<(f64, f64)> =
+            (0..400).map(|i| (((i * 7) % 13) as f64 * 250.0, [0.1, 0.25, 1.0 / 3.0][i % 3])).collect();
+        let mut rows_only = MedianState::default();
+        for &(v, w) in &rows {
+            rows_only.add(Some(v), Some(w), Some(0.05)).unwrap();
+        }
+        let mut once = rows_only.clone();
+        let expected = rows_only.result().unwrap().unwrap();
+        assert_eq!(expected.voters, 400);
+        // Collapsed halfway, then more rows, then merged with a collapsed partial.
+        once.claims.truncate(150);
+        once.runs.clear();
+        once.collapse().unwrap();
+        for &(v, w) in &rows[150..300] {
+            once.add(Some(v), Some(w), Some(0.05)).unwrap();
+        }
+        let mut rest = MedianState::default();
+        for &(v, w) in &rows[300..] {
+            rest.add(Some(v), Some(w), Some(0.05)).unwrap();
+        }
+        rest.collapse().unwrap();
+        once.merge(rest).unwrap();
+        assert_eq!(once.result().unwrap().unwrap(), expected);
+        assert_eq!(once.runs.len(), 13);
     }
 }

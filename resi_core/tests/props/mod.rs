@@ -157,9 +157,12 @@ pub fn state_round_trips(rows: Votes) -> Outcome {
         listing.add(&claim, Some(*weight)).unwrap();
     }
     prop_assert_eq!(ModeState::deserialize(&mode.serialize()).unwrap().result().unwrap(), mode.result().unwrap());
-    prop_assert_eq!(MedianState::deserialize(&median.serialize()).unwrap().result().unwrap(), median.result().unwrap());
     prop_assert_eq!(
-        ListingState::deserialize(&listing.serialize()).unwrap().result().unwrap(),
+        MedianState::deserialize(&median.serialize().unwrap()).unwrap().result().unwrap(),
+        median.result().unwrap()
+    );
+    prop_assert_eq!(
+        ListingState::deserialize(&listing.serialize().unwrap()).unwrap().result().unwrap(),
         listing.result().unwrap()
     );
     Ok(())

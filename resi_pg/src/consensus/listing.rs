@@ -84,7 +84,7 @@ fn consensus_listing_combine(mut first: Internal, mut second: Internal, fcinfo: 
 #[pg_extern(immutable, parallel_safe)]
 fn consensus_listing_serialize(state: Internal) -> Option<Vec<u8>> {
     // SAFETY: a ListingState of this aggregate.
-    unsafe { state.get::<ListingState>() }.map(ListingState::serialize)
+    unsafe { state.get::<ListingState>() }.map(|listing| listing.serialize().or_raise(NAME))
 }
 
 #[pg_extern(immutable, parallel_safe)]

@@ -60,13 +60,14 @@ fmgr_function!(
 );
 
 /// SAFETY: PostgreSQL calls this with the aggregate's state (NULL or a MedianState of this
-/// aggregate). Sorting it here, in the worker, leaves the same claims and spares the leader's
-/// final step most of its sort (MedianState::sort_claims).
+/// aggregate). Collapsing it here, in the worker, into one run per distinct value leaves the
+/// same claims, makes the bytes sent as small as the distinct values, and leaves the leader's
+/// final step only sorted runs to merge (MedianState::collapse).
 unsafe fn serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         serialized(fcinfo, |claims: &mut MedianState| {
-            claims.sort_claims();
-            claims.serialize()
+            claims.collapse().or_raise(NAME);
+            claims.serialize().or_raise(NAME)
         })
     }
 }
@@ -89,9 +90,9 @@ fmgr_function!(
 );
 
 /// SAFETY: PostgreSQL calls this with the aggregate's state (NULL or a MedianState of this
-/// aggregate), from a call expression returning resi.numeric_consensus. result() sorts the
-/// claims in place, which leaves the same multiset: a later transition or final call (a window
-/// aggregate) sees an equivalent state.
+/// aggregate), from a call expression returning resi.numeric_consensus. result() collapses the
+/// claims in place into runs (the same claims, summed per value): a later transition or final
+/// call (a window aggregate) sees an equivalent state.
 unsafe fn final_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let claims = Args::of(fcinfo).state_if_any::<MedianState>();
