@@ -98,7 +98,10 @@ END;
 -- Delete exactly the rows of a verified batch (the keys read back from its file) and mark it
 -- deleted, in one transaction; returns the rows deleted. When a row is no longer archivable (a
 -- listing reported again meanwhile) or missing, deletes nothing, puts the batch back to
--- `writing` (its file is to be written anew) and returns NULL.
+-- `writing` (its file is to be written anew) and returns NULL. The listings are locked first, as
+-- resi.refresh_consensus locks them (so a fold cannot rewrite a listing while it is deleted):
+-- their rows in zpid order on a single node; on a distributed database (Citus runs no
+-- multi-shard SELECT … FOR UPDATE) the one advisory lock every refresh takes there.
 CREATE FUNCTION resi.archive_batch_delete(batch bigint, zpids text[], attestation_ids bigint[]) RETURNS bigint
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
@@ -108,6 +111,7 @@ DECLARE
     b       resi.archive_batches;
     wanted  bigint;
     deleted bigint;
+    distributed boolean := false;
 BEGIN
     SELECT * INTO b FROM resi.archive_batches WHERE id = batch FOR UPDATE;
     IF NOT FOUND OR b.status <> 'verified' THEN
@@ -115,7 +119,15 @@ BEGIN
     END IF;
     IF b.kind = 'listings' THEN
         wanted := coalesce(cardinality(zpids), 0);
-        PERFORM 1 FROM resi.listings l WHERE l.zpid = ANY (zpids) ORDER BY l.zpid FOR UPDATE;
+        -- Whether resi.listings is a Citus table (as resi.refresh_consensus tells).
+        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+            distributed := EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
+        END IF;
+        IF distributed THEN
+            PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
+        ELSE
+            PERFORM 1 FROM resi.listings l WHERE l.zpid = ANY (zpids) ORDER BY l.zpid FOR UPDATE;
+        END IF;
         SELECT count(*) INTO deleted FROM resi.archivable_listings(b.cutoff) a WHERE a.zpid = ANY (zpids);
         IF deleted <> wanted OR wanted <> b.rows THEN
             UPDATE resi.archive_batches SET status = 'writing', rows = NULL, sha256 = NULL WHERE id = batch;

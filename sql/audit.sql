@@ -11,7 +11,9 @@
 -- ---------------------------------------------------------------------------------------------
 -- Set the trust of these miners to what their evidence earns (resi.earned_trust of their
 -- resi.miner_trust rows), in hotkey order (the lock order of the fold). Returns the trust of
--- the last of them (of the one miner, when called with one); NULL when none is known.
+-- the last of them (of the one miner, when called with one); NULL when none is known. A trust
+-- that changes gets the time of the call as trust_changed_at (taken once: Citus refuses a
+-- volatile function inside CASE in a statement on its tables).
 CREATE FUNCTION resi.earn_trust(hotkeys text[]) RETURNS double precision
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
@@ -19,11 +21,12 @@ CREATE FUNCTION resi.earn_trust(hotkeys text[]) RETURNS double precision
 AS $$
 DECLARE
     trust double precision;
+    at    timestamptz := clock_timestamp();
 BEGIN
     WITH earned AS (
         UPDATE resi.miner_trust t SET
             trust_score      = n.trust,
-            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END
+            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN at ELSE t.trust_changed_at END
           FROM (SELECT t2.miner_hotkey, resi.earned_trust(t2) AS trust
                   FROM resi.miner_trust t2 WHERE t2.miner_hotkey = ANY (hotkeys)
                  ORDER BY t2.miner_hotkey FOR UPDATE) n

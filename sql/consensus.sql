@@ -153,15 +153,21 @@ COMMENT ON VIEW resi.listing_consensus IS
     'Trust-weighted consensus of every listing, computed from resi.miner_claims (what resi.refresh_consensus writes into resi.listings).';
 
 -- The rows of resi.listing_consensus for `zpids` (every listing with claims when NULL): the
--- consensus resi.refresh_consensus writes. Here the view itself, filtered: an SQL function the
--- planner inlines into its caller, so the filter reaches the claims' index and the native
--- aggregates do the per-claim work. The portable edition replaces this body with a set-based
--- one (sql/portable/listing_consensus.sql: many listings per query, no PL/pgSQL call per
--- claim) giving the same rows. STABLE, PARALLEL SAFE; rows in no particular order.
+-- consensus resi.refresh_consensus writes. Here the view itself, filtered, in PL/pgSQL: its
+-- query is planned when it runs, with `zpids` known (a custom plan: the filter reaches the
+-- claims' zpid index for a list, the native aggregates do the per-claim work). Not an SQL
+-- function: Citus plans an SQL function over distributed tables before PostgreSQL could inline
+-- it and refuses it (`parameterized queries for SQL functions referencing distributed tables
+-- are not supported`); a query inside PL/pgSQL it pushes down to the shards. The portable
+-- edition replaces this body with a set-based one (sql/portable/listing_consensus.sql: many
+-- listings per query, no PL/pgSQL call per claim) giving the same rows. STABLE, PARALLEL SAFE;
+-- rows in no particular order.
 CREATE FUNCTION resi.listing_consensus_of(zpids text[]) RETURNS SETOF resi.listing_consensus
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
-    SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids)
+BEGIN
+    RETURN QUERY SELECT * FROM resi.listing_consensus c WHERE zpids IS NULL OR c.zpid = ANY (zpids);
+END
 $$;
 COMMENT ON FUNCTION resi.listing_consensus_of(text[]) IS
     'The rows of resi.listing_consensus for the given listings (all when NULL): what resi.refresh_consensus writes.';
@@ -192,16 +198,25 @@ ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double p
 COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings, text[]) IS
     'Like resi.consensus_agreement, counted only on the fields named in corroborated (those whose consensus value two or more independent sources support): the agreement a miner''s trust counts.';
 
--- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings, and
--- each change of a listing's consensus price or status (its first consensus included) into
--- resi.listing_history. The listings that exist are locked in zpid order first, so concurrent
--- folds of overlapping listings queue instead of overwriting each other with a consensus that
--- misses the other's claims; a new listing is written once, with its values (no placeholder to
--- update). A new listing another transaction inserted and committed after this one's snapshot
--- is computed again once it is locked (the INSERT waited for it, so this is rare). JIT is off:
--- the statements are mostly calls into Rust, which JIT cannot compile, and compiling the rest
--- cost ~0.3 s per refresh of 5,000 listings (10 s of a 60-second, 200,000-row load). (The same
--- holds for the fold, resi.refresh_stale_consensus and resi.find_dependent_miners.)
+-- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings, and each
+-- change of a listing's consensus price or status (its first consensus included) into
+-- resi.listing_history. Concurrent refreshes of overlapping listings queue instead of overwriting
+-- each other with a consensus that misses the other's claims: on a single node the listings that
+-- exist are locked in zpid order first; on a distributed database (resi.listings distributed by
+-- resi.distribute: Citus runs no multi-shard SELECT … FOR UPDATE) every refresh takes one
+-- transaction-level advisory lock on the coordinator instead, so refreshes run one at a time there
+-- (a lock per listing would not do: a fold refreshes up to ~50,000 listings, and advisory locks
+-- live in the shared lock table). resi.archive_batch_delete takes the same locks. A new listing is
+-- written once, with its values (no placeholder to update); one another transaction inserted and
+-- committed after this one's snapshot is computed again once it is locked (the INSERT waited for
+-- it, so this is rare). The same statements run on both: Citus pushes them down to the shards, and
+-- runs the query of resi.listing_consensus_of nested over one connection per worker (so a
+-- transaction that wrote several shards before must have written them the same way:
+-- resi.fold_staged_listings sets citus.multi_shard_modify_mode). JIT is off: the statements are
+-- mostly calls into Rust, which JIT cannot compile, and compiling the rest cost ~0.3 s per refresh
+-- of 5,000 listings (10 s of a 60-second, 200,000-row load). (The same holds for the fold,
+-- resi.refresh_stale_consensus and resi.find_dependent_miners.) Errors: 25000 outside READ
+-- COMMITTED.
 CREATE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
@@ -211,8 +226,9 @@ CREATE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS intege
     SET enable_hashagg = off
 AS $$
 DECLARE
-    refreshed integer;
-    raced     text[]; -- new listings another transaction inserted first
+    refreshed   integer;
+    raced       text[]; -- new listings another transaction inserted first
+    distributed boolean := false;
     -- now(), taken once: the statement below uses it as a constant (Citus refuses a volatile
     -- or stable function inside CASE or LEAST in a statement on a distributed table).
     at        timestamptz := now();
@@ -222,7 +238,14 @@ BEGIN
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
-    IF zpids IS NULL THEN
+    -- Whether resi.listings is a Citus table. A database without Citus has no pg_dist_partition:
+    -- the query naming it is planned only when it runs, here only where it exists.
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        distributed := EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
+    END IF;
+    IF distributed THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
+    ELSIF zpids IS NULL THEN
         PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
     ELSE
         PERFORM 1 FROM resi.listings WHERE zpid = ANY (zpids) ORDER BY zpid FOR UPDATE;
@@ -237,9 +260,9 @@ BEGIN
     -- `fresh` is computed in zpid order, grouping claims read in that order (enable_hashagg is
     -- off: a hash of every listing's claims spilled to disk at 200,000 listings), and new
     -- listings are inserted in the order `fresh` holds them (a CTE scan returns its rows as
-    -- stored), so concurrent folds take the new
-    -- rows' index entries in the same order and cannot deadlock, without sorting the wide
-    -- consensus rows again (that sort spilled 585 MB at 200,000 listings).
+    -- stored), so concurrent folds take the new rows' index entries in the same order and
+    -- cannot deadlock, without sorting the wide consensus rows again (that sort spilled 585 MB
+    -- at 200,000 listings).
     WITH fresh AS MATERIALIZED (
         SELECT * FROM resi.listing_consensus_of(zpids) ORDER BY zpid
     ), written AS (
@@ -306,14 +329,13 @@ BEGIN
          WHERE (h.price, h.home_status) IS DISTINCT FROM (h.previous_price, h.previous_home_status)
          ORDER BY h.zpid
     )
-    -- Raced: new at the snapshot, yet not inserted. The listings written are ruled out first
-    -- (two hashed lookups), so only unchanged ones need the index probe.
-    SELECT count(*),
-           array_agg(f.zpid ORDER BY f.zpid) FILTER (WHERE f.zpid NOT IN (SELECT i.zpid FROM inserted i)
-                                                       AND f.zpid NOT IN (SELECT w.zpid FROM written w)
-                                                       AND NOT EXISTS (SELECT FROM resi.listings e WHERE e.zpid = f.zpid))
+    -- Raced: not in the snapshot's listings (of `zpids`, read once), yet not inserted. Joins,
+    -- not a correlated NOT EXISTS beside the CTEs, which Citus refuses.
+    SELECT count(*), array_agg(f.zpid ORDER BY f.zpid) FILTER (WHERE i.zpid IS NULL AND e.zpid IS NULL)
       INTO refreshed, raced
-      FROM fresh f;
+      FROM fresh f
+      LEFT JOIN inserted i ON i.zpid = f.zpid
+      LEFT JOIN (SELECT e.zpid FROM resi.listings e WHERE zpids IS NULL OR e.zpid = ANY (zpids)) e ON e.zpid = f.zpid;
     IF raced IS NOT NULL THEN
         PERFORM resi.refresh_consensus(raced);
     END IF;

@@ -33,7 +33,21 @@ DECLARE
     refreshed timestamptz;
     verdicts  resi.submission_verdict[];
     left_out  bigint[];
+    folded    text[]; -- the listings folded, in zpid order
 BEGIN
+    -- On a distributed database (resi.listings a Citus table), this transaction's writes to
+    -- several shards go over one connection per worker: resi.refresh_consensus runs the query
+    -- of resi.listing_consensus_of (PL/pgSQL) inside its statement, a nested query Citus runs
+    -- over one connection per worker, and refuses (25001) when placements it joins were written
+    -- over several (a strike's trust row and the claims). A database without Citus has no
+    -- pg_dist_partition: the query naming it is planned only when it runs, here only where it
+    -- exists.
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass) THEN
+            PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+        END IF;
+    END IF;
+
     -- The statement's rows, copied from the transition table once into a temporary table that
     -- every statement below reads. Citus cannot run a statement on a distributed table that
     -- reads a transition table ("could not find named tuplestore"); a temporary table on the
@@ -108,8 +122,9 @@ BEGIN
                                     >= (c.submission_timestamp, c.attestation_id) AS newer) x);
     attested := clock_timestamp();
 
-    PERFORM resi.refresh_consensus(ARRAY(SELECT DISTINCT zpid FROM pg_temp.resi_reported
-                                          WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out) ORDER BY 1));
+    folded := ARRAY(SELECT DISTINCT zpid FROM pg_temp.resi_reported
+                     WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out) ORDER BY 1);
+    PERFORM resi.refresh_consensus(folded);
     refreshed := clock_timestamp();
 
     -- Each submission's verdict, against the consensus it helped form: its quality report
@@ -129,11 +144,12 @@ BEGIN
           -- A row is judged on the fields whose consensus value two or more independent sources
           -- back (resi.corroborated_agreement: agreeing with a consensus one formed alone, or
           -- disagreeing with a lone other source, proves nothing); it is corroborated when some
-          -- field could be judged, which needs two sources on the listing. One primary-key
-          -- lookup per staged row, whatever the statistics say (OFFSET 0 keeps the planner from
-          -- turning it into a join it may misestimate while the table grows).
-          LEFT JOIN LATERAL (SELECT l, resi.corroborated_fields(l.field_consensus) AS fields FROM resi.listings l
-                              WHERE l.zpid = s.zpid AND l.voting_groups >= 2 OFFSET 0) corroborated ON true
+          -- field could be judged, which needs two sources on the listing. The folded listings
+          -- two sources vote on are read once (their fields computed once per listing, not per
+          -- staged row), then joined: a distributed database reads them from their shards (Citus
+          -- runs no LATERAL join from a table of the coordinator to a distributed one).
+          LEFT JOIN (SELECT l.zpid, l, resi.corroborated_fields(l.field_consensus) AS fields FROM resi.listings l
+                      WHERE l.zpid = ANY (folded) AND l.voting_groups >= 2) corroborated ON corroborated.zpid = s.zpid
          CROSS JOIN LATERAL resi.corroborated_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
                  s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l,

@@ -105,6 +105,9 @@ CREATE FUNCTION resi.find_dependent_miners(
 AS $$
 DECLARE
     changed integer;
+    -- now(), taken once: Citus refuses a stable function in ON CONFLICT DO UPDATE on its
+    -- (reference) tables.
+    at      timestamptz := now();
 BEGIN
     IF min_shared < 1 OR min_shared_false < 1 OR min_near_copies < 1 THEN
         RAISE EXCEPTION 'resi.find_dependent_miners: thresholds must be >= 1, got %, % and %',
@@ -152,7 +155,7 @@ BEGIN
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_claims = excluded.shared_claims,
         miner_claims  = excluded.miner_claims,
-        updated_at    = now()
+        updated_at    = at
      WHERE excluded.shared_claims > d.shared_claims;
 
     -- Near copies: each claim's fields that deviate from its listing's consensus, then per
@@ -205,7 +208,7 @@ BEGIN
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_deviations = excluded.shared_deviations,
         near_copies       = excluded.near_copies,
-        updated_at        = now()
+        updated_at        = at
      WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
     -- Shared false values: per audit, each pair of judged miners and the fields either got wrong.
@@ -236,7 +239,7 @@ BEGIN
         shared_false      = excluded.shared_false,
         audit_differences = excluded.audit_differences,
         score             = excluded.score,
-        updated_at        = now()
+        updated_at        = at
      WHERE (d.shared_false, d.audit_differences) IS DISTINCT FROM (excluded.shared_false, excluded.audit_differences);
 
     -- Groups: every miner reaches the members of its component; the name is the member with the
@@ -265,7 +268,7 @@ BEGIN
     ), moved AS (
         INSERT INTO resi.miner_groups AS g (miner_hotkey, group_hotkey)
         SELECT f.miner_hotkey, f.group_hotkey FROM found f ORDER BY 1
-        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = now()
+        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = at
          WHERE g.group_hotkey <> excluded.group_hotkey
         RETURNING 1
     )

@@ -100,6 +100,55 @@ COMMENT ON FUNCTION resi.archive_batch_verified(bigint, bigint, text) IS
 COMMENT ON FUNCTION resi.archive_batch_discard(bigint) IS
     'Drop an archive batch still being written that found no rows (nothing was written for it); false when no such batch in status writing exists.';
 
+-- 0.5.0: resi.archive_batch_delete locks the listings as resi.refresh_consensus does (on a
+-- distributed database, the one advisory lock every refresh takes there).
+CREATE OR REPLACE FUNCTION resi.archive_batch_delete(batch bigint, zpids text[], attestation_ids bigint[]) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b       resi.archive_batches;
+    wanted  bigint;
+    deleted bigint;
+    distributed boolean := false;
+BEGIN
+    SELECT * INTO b FROM resi.archive_batches WHERE id = batch FOR UPDATE;
+    IF NOT FOUND OR b.status <> 'verified' THEN
+        RAISE EXCEPTION 'resi.archive_batch_delete: batch % is not verified (%)', batch, coalesce(b.status, 'missing');
+    END IF;
+    IF b.kind = 'listings' THEN
+        wanted := coalesce(cardinality(zpids), 0);
+        -- Whether resi.listings is a Citus table (as resi.refresh_consensus tells).
+        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+            distributed := EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
+        END IF;
+        IF distributed THEN
+            PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
+        ELSE
+            PERFORM 1 FROM resi.listings l WHERE l.zpid = ANY (zpids) ORDER BY l.zpid FOR UPDATE;
+        END IF;
+        SELECT count(*) INTO deleted FROM resi.archivable_listings(b.cutoff) a WHERE a.zpid = ANY (zpids);
+        IF deleted <> wanted OR wanted <> b.rows THEN
+            UPDATE resi.archive_batches SET status = 'writing', rows = NULL, sha256 = NULL WHERE id = batch;
+            RETURN NULL;
+        END IF;
+        DELETE FROM resi.miner_claims c WHERE c.zpid = ANY (zpids);
+        DELETE FROM resi.listings l WHERE l.zpid = ANY (zpids);
+    ELSE
+        wanted := coalesce(cardinality(attestation_ids), 0);
+        SELECT count(*) INTO deleted FROM resi.archivable_attestations(b.cutoff) a WHERE a.id = ANY (attestation_ids);
+        IF deleted <> wanted OR wanted <> b.rows THEN
+            UPDATE resi.archive_batches SET status = 'writing', rows = NULL, sha256 = NULL WHERE id = batch;
+            RETURN NULL;
+        END IF;
+        DELETE FROM resi.miner_attestations a WHERE a.id = ANY (attestation_ids);
+    END IF;
+    UPDATE resi.archive_batches SET status = 'deleted', finished_at = clock_timestamp() WHERE id = batch;
+    RETURN deleted;
+END
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- One vote per independent source, and audits (issue 14)
 -- ---------------------------------------------------------------------------------------------
@@ -285,6 +334,9 @@ CREATE FUNCTION resi.find_dependent_miners(
 AS $$
 DECLARE
     changed integer;
+    -- now(), taken once: Citus refuses a stable function in ON CONFLICT DO UPDATE on its
+    -- (reference) tables.
+    at      timestamptz := now();
 BEGIN
     IF min_shared < 1 OR min_shared_false < 1 OR min_near_copies < 1 THEN
         RAISE EXCEPTION 'resi.find_dependent_miners: thresholds must be >= 1, got %, % and %',
@@ -332,7 +384,7 @@ BEGIN
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_claims = excluded.shared_claims,
         miner_claims  = excluded.miner_claims,
-        updated_at    = now()
+        updated_at    = at
      WHERE excluded.shared_claims > d.shared_claims;
 
     -- Near copies: each claim's fields that deviate from its listing's consensus, then per
@@ -385,7 +437,7 @@ BEGIN
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_deviations = excluded.shared_deviations,
         near_copies       = excluded.near_copies,
-        updated_at        = now()
+        updated_at        = at
      WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
     -- Shared false values: per audit, each pair of judged miners and the fields either got wrong.
@@ -416,7 +468,7 @@ BEGIN
         shared_false      = excluded.shared_false,
         audit_differences = excluded.audit_differences,
         score             = excluded.score,
-        updated_at        = now()
+        updated_at        = at
      WHERE (d.shared_false, d.audit_differences) IS DISTINCT FROM (excluded.shared_false, excluded.audit_differences);
 
     -- Groups: every miner reaches the members of its component; the name is the member with the
@@ -445,7 +497,7 @@ BEGIN
     ), moved AS (
         INSERT INTO resi.miner_groups AS g (miner_hotkey, group_hotkey)
         SELECT f.miner_hotkey, f.group_hotkey FROM found f ORDER BY 1
-        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = now()
+        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = at
          WHERE g.group_hotkey <> excluded.group_hotkey
         RETURNING 1
     )
@@ -743,9 +795,11 @@ SELECT zpid,
 
 -- 0.5.0: the consensus of many listings, what resi.refresh_consensus writes (sql/consensus.sql).
 CREATE FUNCTION resi.listing_consensus_of(zpids text[]) RETURNS SETOF resi.listing_consensus
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
-    SELECT * FROM resi.listing_consensus WHERE zpids IS NULL OR zpid = ANY (zpids)
+BEGIN
+    RETURN QUERY SELECT * FROM resi.listing_consensus c WHERE zpids IS NULL OR c.zpid = ANY (zpids);
+END
 $$;
 COMMENT ON FUNCTION resi.listing_consensus_of(text[]) IS
     'The rows of resi.listing_consensus for the given listings (all when NULL): what resi.refresh_consensus writes.';
@@ -765,8 +819,9 @@ CREATE OR REPLACE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RET
     SET enable_hashagg = off
 AS $$
 DECLARE
-    refreshed integer;
-    raced     text[]; -- new listings another transaction inserted first
+    refreshed   integer;
+    raced       text[]; -- new listings another transaction inserted first
+    distributed boolean := false;
     -- now(), taken once: the statement below uses it as a constant (Citus refuses a volatile
     -- or stable function inside CASE or LEAST in a statement on a distributed table).
     at        timestamptz := now();
@@ -776,7 +831,14 @@ BEGIN
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
-    IF zpids IS NULL THEN
+    -- Whether resi.listings is a Citus table. A database without Citus has no pg_dist_partition:
+    -- the query naming it is planned only when it runs, here only where it exists.
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        distributed := EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
+    END IF;
+    IF distributed THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
+    ELSIF zpids IS NULL THEN
         PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
     ELSE
         PERFORM 1 FROM resi.listings WHERE zpid = ANY (zpids) ORDER BY zpid FOR UPDATE;
@@ -791,9 +853,9 @@ BEGIN
     -- `fresh` is computed in zpid order, grouping claims read in that order (enable_hashagg is
     -- off: a hash of every listing's claims spilled to disk at 200,000 listings), and new
     -- listings are inserted in the order `fresh` holds them (a CTE scan returns its rows as
-    -- stored), so concurrent folds take the new
-    -- rows' index entries in the same order and cannot deadlock, without sorting the wide
-    -- consensus rows again (that sort spilled 585 MB at 200,000 listings).
+    -- stored), so concurrent folds take the new rows' index entries in the same order and
+    -- cannot deadlock, without sorting the wide consensus rows again (that sort spilled 585 MB
+    -- at 200,000 listings).
     WITH fresh AS MATERIALIZED (
         SELECT * FROM resi.listing_consensus_of(zpids) ORDER BY zpid
     ), written AS (
@@ -860,14 +922,13 @@ BEGIN
          WHERE (h.price, h.home_status) IS DISTINCT FROM (h.previous_price, h.previous_home_status)
          ORDER BY h.zpid
     )
-    -- Raced: new at the snapshot, yet not inserted. The listings written are ruled out first
-    -- (two hashed lookups), so only unchanged ones need the index probe.
-    SELECT count(*),
-           array_agg(f.zpid ORDER BY f.zpid) FILTER (WHERE f.zpid NOT IN (SELECT i.zpid FROM inserted i)
-                                                       AND f.zpid NOT IN (SELECT w.zpid FROM written w)
-                                                       AND NOT EXISTS (SELECT FROM resi.listings e WHERE e.zpid = f.zpid))
+    -- Raced: not in the snapshot's listings (of `zpids`, read once), yet not inserted. Joins,
+    -- not a correlated NOT EXISTS beside the CTEs, which Citus refuses.
+    SELECT count(*), array_agg(f.zpid ORDER BY f.zpid) FILTER (WHERE i.zpid IS NULL AND e.zpid IS NULL)
       INTO refreshed, raced
-      FROM fresh f;
+      FROM fresh f
+      LEFT JOIN inserted i ON i.zpid = f.zpid
+      LEFT JOIN (SELECT e.zpid FROM resi.listings e WHERE zpids IS NULL OR e.zpid = ANY (zpids)) e ON e.zpid = f.zpid;
     IF raced IS NOT NULL THEN
         PERFORM resi.refresh_consensus(raced);
     END IF;
@@ -918,7 +979,21 @@ DECLARE
     refreshed timestamptz;
     verdicts  resi.submission_verdict[];
     left_out  bigint[];
+    folded    text[]; -- the listings folded, in zpid order
 BEGIN
+    -- On a distributed database (resi.listings a Citus table), this transaction's writes to
+    -- several shards go over one connection per worker: resi.refresh_consensus runs the query
+    -- of resi.listing_consensus_of (PL/pgSQL) inside its statement, a nested query Citus runs
+    -- over one connection per worker, and refuses (25001) when placements it joins were written
+    -- over several (a strike's trust row and the claims). A database without Citus has no
+    -- pg_dist_partition: the query naming it is planned only when it runs, here only where it
+    -- exists.
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass) THEN
+            PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+        END IF;
+    END IF;
+
     -- The statement's rows, copied from the transition table once into a temporary table that
     -- every statement below reads. Citus cannot run a statement on a distributed table that
     -- reads a transition table ("could not find named tuplestore"); a temporary table on the
@@ -993,8 +1068,9 @@ BEGIN
                                     >= (c.submission_timestamp, c.attestation_id) AS newer) x);
     attested := clock_timestamp();
 
-    PERFORM resi.refresh_consensus(ARRAY(SELECT DISTINCT zpid FROM pg_temp.resi_reported
-                                          WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out) ORDER BY 1));
+    folded := ARRAY(SELECT DISTINCT zpid FROM pg_temp.resi_reported
+                     WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out) ORDER BY 1);
+    PERFORM resi.refresh_consensus(folded);
     refreshed := clock_timestamp();
 
     -- Each submission's verdict, against the consensus it helped form: its quality report
@@ -1014,11 +1090,12 @@ BEGIN
           -- A row is judged on the fields whose consensus value two or more independent sources
           -- back (resi.corroborated_agreement: agreeing with a consensus one formed alone, or
           -- disagreeing with a lone other source, proves nothing); it is corroborated when some
-          -- field could be judged, which needs two sources on the listing. One primary-key
-          -- lookup per staged row, whatever the statistics say (OFFSET 0 keeps the planner from
-          -- turning it into a join it may misestimate while the table grows).
-          LEFT JOIN LATERAL (SELECT l, resi.corroborated_fields(l.field_consensus) AS fields FROM resi.listings l
-                              WHERE l.zpid = s.zpid AND l.voting_groups >= 2 OFFSET 0) corroborated ON true
+          -- field could be judged, which needs two sources on the listing. The folded listings
+          -- two sources vote on are read once (their fields computed once per listing, not per
+          -- staged row), then joined: a distributed database reads them from their shards (Citus
+          -- runs no LATERAL join from a table of the coordinator to a distributed one).
+          LEFT JOIN (SELECT l.zpid, l, resi.corroborated_fields(l.field_consensus) AS fields FROM resi.listings l
+                      WHERE l.zpid = ANY (folded) AND l.voting_groups >= 2) corroborated ON corroborated.zpid = s.zpid
          CROSS JOIN LATERAL resi.corroborated_agreement(
                  s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
                  s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l,
@@ -1300,11 +1377,12 @@ CREATE FUNCTION resi.earn_trust(hotkeys text[]) RETURNS double precision
 AS $$
 DECLARE
     trust double precision;
+    at    timestamptz := clock_timestamp();
 BEGIN
     WITH earned AS (
         UPDATE resi.miner_trust t SET
             trust_score      = n.trust,
-            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN clock_timestamp() ELSE t.trust_changed_at END
+            trust_changed_at = CASE WHEN n.trust <> t.trust_score THEN at ELSE t.trust_changed_at END
           FROM (SELECT t2.miner_hotkey, resi.earned_trust(t2) AS trust
                   FROM resi.miner_trust t2 WHERE t2.miner_hotkey = ANY (hotkeys)
                  ORDER BY t2.miner_hotkey FOR UPDATE) n

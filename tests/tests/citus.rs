@@ -7,9 +7,7 @@
 //! per-miner tables, the blacklist and the audit verdicts reference tables, the loader's tables
 //! left on the coordinator. The single node each comparison is made with is a plain database
 //! (`TestDatabase`, native edition) of the cluster `RESI_TEST_DATABASE_URL` names (the
-//! coordinator's, under `make test-citus`) holding the same rows. Two tests record what does not
-//! run on the distributed tables yet: the extension's consensus views (the comparisons read an
-//! equivalent `resi.weighted_claims` instead) and the loader's fold.
+//! coordinator's, under `make test-citus`) holding the same rows, or given the same uploads.
 
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
@@ -445,11 +443,12 @@ fn the_consensus_of_the_distributed_tables_runs_on_the_shards_and_equals_a_singl
 
 /// The extension's consensus views run on the distributed tables (resi.weighted_claims writes
 /// the weight's expression inline: Citus refuses a LATERAL subquery without FROM calling a
-/// non-immutable function), but the SQL function resi.listing_consensus_of(zpids) is refused:
-/// Citus plans no parameterised SQL function over distributed tables. When this test fails on
-/// it, resi.refresh_consensus can read it on Citus (issue 18).
+/// non-immutable function), and so does resi.listing_consensus_of(zpids), what
+/// resi.refresh_consensus writes: PL/pgSQL, whose query Citus plans with `zpids` known (it
+/// refuses an SQL function over distributed tables: `parameterized queries for SQL functions
+/// referencing distributed tables are not supported`).
 #[test]
-fn the_extensions_consensus_views_run_on_citus_but_listing_consensus_of_is_refused() {
+fn the_extensions_consensus_views_and_listing_consensus_of_run_on_citus_as_on_a_single_node() {
     let Some(Worlds { mut single, distributed: mut client, _citus, _single_database }) = Worlds::new("views") else {
         return;
     };
@@ -457,36 +456,100 @@ fn the_extensions_consensus_views_run_on_citus_but_listing_consensus_of_is_refus
         let count = format!("SELECT count(*) FROM {view}");
         assert_eq!(scalar::<i64>(&mut client, &count), scalar::<i64>(&mut single, &count), "{view}");
     }
-    let (code, message) = refusal(&mut client, "SELECT count(*) FROM resi.listing_consensus_of(ARRAY['1', '2'])");
-    assert_eq!(code, SqlState::FEATURE_NOT_SUPPORTED, "{message}");
-    assert!(message.contains("parameterized queries for SQL functions referencing distributed tables"), "{message}");
+    for zpids in ["ARRAY['1', '2', '1234', '2999', 'none']", "NULL"] {
+        let query = format!("SELECT * FROM resi.listing_consensus_of({zpids})");
+        let expected = rows(&mut single, &query, "zpid");
+        assert!(expected.len() >= 4, "{query}: {}", expected.len());
+        assert_same_rows(&query, &expected, &rows(&mut client, &query, "zpid"));
+    }
 }
 
-/// Records where the loader's fold (an INSERT into resi.staging_listings on the coordinator)
-/// stops on a distributed database today: resi.refresh_consensus locks the listings with a
-/// multi-shard `SELECT … FOR UPDATE`, which Citus refuses; the statement is rolled back whole.
-/// When this test fails, the fold goes further on Citus: update this record (issue 18).
+/// Three folds as the loader stages them (a ledger row per submission, one INSERT per fold),
+/// for `fold` 1 to 3: six submissions each, by miners of the world (with trust, in groups or
+/// not) and new ones, on listings of the world and new ones (zpids 2,900 on), overlapping
+/// within a fold and from fold to fold; every third miner reports other prices, one submission
+/// a fold repeats a zpid, and one reports nothing but copies of its first row (a low-quality
+/// submission: a strike).
+fn uploads(fold: i64) -> String {
+    format!(
+        "INSERT INTO resi.ingest_ledger (id, object_key, etag, status, miner_hotkey)
+         SELECT 100 * {fold} + m, 'fold{fold}/' || m, 'e', 'loaded', (ARRAY['m', 'N', 'o'])[1 + m * 7 % 3] || (m * 7 + {fold})
+           FROM generate_series(0, 5) m;
+         INSERT INTO resi.staging_listings (ledger_id, miner_hotkey, submission_timestamp, s3_file_path, zpid, uri, price,
+                                            bedrooms, bathrooms, home_status, zip_code, latitude, longitude, scraped_at)
+         SELECT 100 * {fold} + m, (ARRAY['m', 'N', 'o'])[1 + m * 7 % 3] || (m * 7 + {fold}),
+                timestamptz '2025-09-17 08:00+00' + {fold} * interval '1 hour' + m * interval '1 minute', 'fold{fold}/' || m,
+                z::text, 'https://www.zillow.com/homedetails/' || z || '_zpid/',
+                250000 + z + (m % 3 = 2)::int * 5000 * {fold}, 3 + (z % 2), 2, (ARRAY['FOR_SALE', 'PENDING', 'SOLD'])[1 + (z + {fold}) % 3],
+                '787' || lpad((z % 100)::text, 2, '0'), 30.25 + z * 1e-5, -97.75, timestamptz '2025-09-17 07:00+00' + z * interval '1 second'
+           FROM generate_series(0, 5) m,
+                LATERAL (SELECT CASE WHEN m = 5 THEN 2900 + {fold} ELSE z END AS z
+                           FROM generate_series(2900 + 40 * {fold} + 9 * m, 3000 + 40 * {fold} + 9 * m) z
+                         UNION ALL
+                         SELECT 2950 + {fold} WHERE m = 1) r;"
+    )
+}
+
+/// What a fold writes, compared without ids and the times a transaction takes from the clock:
+/// each query's rows as JSON.
+const FOLDED: [(&str, &str, &str); 7] = [
+    ("listings", "SELECT zpid, to_jsonb(l) - 'last_updated_at' AS r FROM resi.listings l", "zpid"),
+    (
+        "listing history",
+        "SELECT zpid, to_jsonb(h) - 'id' - 'changed_at' AS r FROM resi.listing_history h",
+        "zpid, r::text",
+    ),
+    (
+        "attestations",
+        "SELECT zpid, to_jsonb(a) - 'id' AS r FROM resi.miner_attestations a",
+        "zpid, r::text",
+    ),
+    ("claims", "SELECT zpid, miner_hotkey, to_jsonb(c) - 'attestation_id' AS r FROM resi.miner_claims c", "zpid, miner_hotkey"),
+    (
+        "miner trust",
+        "SELECT miner_hotkey, to_jsonb(t) - 'first_seen_at' - 'updated_at' - 'trust_changed_at' AS r FROM resi.miner_trust t",
+        "miner_hotkey",
+    ),
+    ("day counts", "SELECT * FROM resi.miner_submission_days", "miner_hotkey, day"),
+    (
+        "ledger verdicts",
+        "SELECT id, to_jsonb(g) - 'started_at' - 'finished_at' AS r FROM resi.ingest_ledger g",
+        "id",
+    ),
+];
+
+/// The loader's fold (INSERTs into resi.staging_listings on the coordinator, as the loader's
+/// COPY) gives a distributed database the single node's listings, history, attestations,
+/// claims, trust, day counts and ledger verdicts: the same statements as on a single node, but
+/// resi.refresh_consensus takes one advisory lock instead of locking the listings' rows, and the
+/// fold writes over one connection per worker (a strike's trust row, then the claims, read
+/// together by the refresh's nested query).
 #[test]
-fn the_loaders_fold_on_a_distributed_database_stops_where_refresh_consensus_locks_the_listings() {
-    let Some(mut worlds) = Worlds::new("fold") else { return };
-    let client = &mut worlds.distributed;
-    const COUNTS: &str = "SELECT (SELECT count(*) FROM resi.miner_attestations) || ' ' || (SELECT count(*) FROM resi.miner_claims)
-                                 || ' ' || (SELECT count(*) FROM resi.listings) || ' ' || (SELECT count(*) FROM resi.staging_listings)";
-    let before: String = scalar(client, COUNTS);
-    let error = client
-        .batch_execute(
-            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, uri, price, bedrooms, bathrooms, home_status, latitude)
-             VALUES ('m1', '2025-09-17 08:00+00', '5', 'https://www.zillow.com/homedetails/5_zpid/', 300000, 3, 2, 'FOR_SALE', 30.1),
-                    ('N2', '2025-09-17 08:00+00', '5', 'https://www.zillow.com/homedetails/5_zpid/', 300000, 3, 2, 'FOR_SALE', 30.1),
-                    ('m1', '2025-09-17 08:00+00', '9001', NULL, 410000, 4, 2.5, 'SOLD', 30.2)",
+fn the_loaders_fold_on_a_distributed_database_writes_what_it_writes_on_a_single_node() {
+    let Some(Worlds { mut single, mut distributed, _citus, _single_database }) = Worlds::new("fold") else { return };
+    // Every listing of the world from its claims (a refresh of all: zpids NULL), then three folds.
+    for client in [&mut single, &mut distributed] {
+        client.batch_execute("SELECT resi.refresh_consensus()").unwrap();
+        for fold in 1..=3 {
+            client.batch_execute(&uploads(fold)).unwrap_or_else(|e| panic!("fold {fold}: {e:?}"));
+        }
+    }
+    for (what, query, order) in FOLDED {
+        assert_same_rows(what, &rows(&mut single, query, order), &rows(&mut distributed, query, order));
+    }
+    // The folds did what the comparison is for: new listings and changed ones (history after
+    // the first consensus), verdicts on corroborated rows, a strike.
+    let r = single
+        .query_one(
+            "SELECT (SELECT count(*) FROM resi.listings WHERE zpid::int >= 3000),
+                    (SELECT count(*) FROM resi.listing_history WHERE previous_price IS NOT NULL),
+                    (SELECT count(*) FROM resi.ingest_ledger WHERE row_agreement IS NOT NULL),
+                    (SELECT count(*) FROM resi.miner_penalties WHERE kind = 'strike')",
+            &[],
         )
-        .expect_err("the fold ran on Citus: update this record");
-    let db_error = error.as_db_error().unwrap_or_else(|| panic!("{error:?}"));
-    assert_eq!(db_error.code(), &SqlState::FEATURE_NOT_SUPPORTED, "{db_error:?}");
-    assert_eq!(db_error.message(), "could not run distributed query with FOR UPDATE/SHARE commands", "{db_error:?}");
-    let at = db_error.where_().unwrap_or_default();
-    assert!(at.contains("FOR UPDATE") && at.contains("resi.refresh_consensus"), "{at}");
-    assert_eq!(scalar::<String>(client, COUNTS), before);
+        .unwrap();
+    let shape: Vec<i64> = (0..4).map(|i| r.get(i)).collect();
+    assert!(shape.iter().all(|&n| n > 0), "{shape:?}");
 }
 
 /// One row per listing of `weighted_claims` (a view of resi.weighted_claims' columns): its
