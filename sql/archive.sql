@@ -111,7 +111,6 @@ DECLARE
     b       resi.archive_batches;
     wanted  bigint;
     deleted bigint;
-    distributed boolean := false;
 BEGIN
     SELECT * INTO b FROM resi.archive_batches WHERE id = batch FOR UPDATE;
     IF NOT FOUND OR b.status <> 'verified' THEN
@@ -119,15 +118,7 @@ BEGIN
     END IF;
     IF b.kind = 'listings' THEN
         wanted := coalesce(cardinality(zpids), 0);
-        -- Whether resi.listings is a Citus table (as resi.refresh_consensus tells).
-        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-            distributed := EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
-        END IF;
-        IF distributed THEN
-            PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
-        ELSE
-            PERFORM 1 FROM resi.listings l WHERE l.zpid = ANY (zpids) ORDER BY l.zpid FOR UPDATE;
-        END IF;
+        PERFORM resi.lock_listings(coalesce(zpids, '{}'));
         SELECT count(*) INTO deleted FROM resi.archivable_listings(b.cutoff) a WHERE a.zpid = ANY (zpids);
         IF deleted <> wanted OR wanted <> b.rows THEN
             UPDATE resi.archive_batches SET status = 'writing', rows = NULL, sha256 = NULL WHERE id = batch;

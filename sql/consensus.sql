@@ -226,9 +226,8 @@ CREATE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RETURNS intege
     SET enable_hashagg = off
 AS $$
 DECLARE
-    refreshed   integer;
-    raced       text[]; -- new listings another transaction inserted first
-    distributed boolean := false;
+    refreshed integer;
+    raced     text[]; -- new listings another transaction inserted first
     -- now(), taken once: the statement below uses it as a constant (Citus refuses a volatile
     -- or stable function inside CASE or LEAST in a statement on a distributed table).
     at        timestamptz := now();
@@ -238,18 +237,7 @@ BEGIN
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
-    -- Whether resi.listings is a Citus table. A database without Citus has no pg_dist_partition:
-    -- the query naming it is planned only when it runs, here only where it exists.
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-        distributed := EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
-    END IF;
-    IF distributed THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
-    ELSIF zpids IS NULL THEN
-        PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
-    ELSE
-        PERFORM 1 FROM resi.listings WHERE zpid = ANY (zpids) ORDER BY zpid FOR UPDATE;
-    END IF;
+    PERFORM resi.lock_listings(zpids);
 
     -- A new statement: its snapshot includes every claim committed before the locks were granted.
     -- Only rows whose consensus changed are written, and last_updated_at moves only when a value

@@ -52,6 +52,47 @@
 -- No table moved here has a trigger (the fold's is on resi.staging_listings, which stays on the
 -- coordinator), so citus.enable_unsafe_triggers is not needed.
 
+-- Whether resi.listings is a Citus table (resi.distribute ran). A database without Citus has no
+-- pg_dist_partition: PL/pgSQL plans the query naming it only when it runs, here only where the
+-- catalog exists. STABLE, PARALLEL SAFE, never NULL.
+CREATE FUNCTION resi.listings_distributed() RETURNS boolean
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
+END
+$$;
+COMMENT ON FUNCTION resi.listings_distributed() IS
+    'Whether resi.listings is a Citus table (resi.distribute ran in this database).';
+
+-- Lock the listings `zpids` (every listing when NULL) until the transaction ends, for a writer of
+-- their consensus: the rows in zpid order on a single node; on a distributed database (Citus
+-- runs no multi-shard SELECT … FOR UPDATE) one transaction-level advisory lock for all listings,
+-- so such writers run one at a time there (a lock per listing would not do: a fold locks up to
+-- ~50,000 listings, and advisory locks live in the shared lock table). VOLATILE; not executable
+-- by PUBLIC (resi.refresh_consensus and resi.archive_batch_delete call it as their owner).
+CREATE FUNCTION resi.lock_listings(zpids text[]) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF resi.listings_distributed() THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
+    ELSIF zpids IS NULL THEN
+        PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
+    ELSE
+        PERFORM 1 FROM resi.listings WHERE zpid = ANY (zpids) ORDER BY zpid FOR UPDATE;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION resi.lock_listings(text[]) IS
+    'Lock these listings (all when NULL) for a writer of their consensus until the transaction ends: their rows in zpid order, or on a distributed database one advisory lock for all.';
+REVOKE EXECUTE ON FUNCTION resi.lock_listings(text[]) FROM PUBLIC;
+
 -- VOLATILE, PARALLEL UNSAFE, returns nothing. Runs in the caller's transaction, except the
 -- workers' preparation (run_command_on_workers: their own connections, committed at once):
 -- every step of it is idempotent, so a call that fails or is rolled back after it leaves the

@@ -39,13 +39,9 @@ BEGIN
     -- several shards go over one connection per worker: resi.refresh_consensus runs the query
     -- of resi.listing_consensus_of (PL/pgSQL) inside its statement, a nested query Citus runs
     -- over one connection per worker, and refuses (25001) when placements it joins were written
-    -- over several (a strike's trust row and the claims). A database without Citus has no
-    -- pg_dist_partition: the query naming it is planned only when it runs, here only where it
-    -- exists.
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-        IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass) THEN
-            PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
-        END IF;
+    -- over several (a strike's trust row and the claims).
+    IF resi.listings_distributed() THEN
+        PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
 
     -- The statement's rows, copied from the transition table once into a temporary table that

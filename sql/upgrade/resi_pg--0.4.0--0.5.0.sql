@@ -111,7 +111,6 @@ DECLARE
     b       resi.archive_batches;
     wanted  bigint;
     deleted bigint;
-    distributed boolean := false;
 BEGIN
     SELECT * INTO b FROM resi.archive_batches WHERE id = batch FOR UPDATE;
     IF NOT FOUND OR b.status <> 'verified' THEN
@@ -119,15 +118,7 @@ BEGIN
     END IF;
     IF b.kind = 'listings' THEN
         wanted := coalesce(cardinality(zpids), 0);
-        -- Whether resi.listings is a Citus table (as resi.refresh_consensus tells).
-        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-            distributed := EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
-        END IF;
-        IF distributed THEN
-            PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
-        ELSE
-            PERFORM 1 FROM resi.listings l WHERE l.zpid = ANY (zpids) ORDER BY l.zpid FOR UPDATE;
-        END IF;
+        PERFORM resi.lock_listings(coalesce(zpids, '{}'));
         SELECT count(*) INTO deleted FROM resi.archivable_listings(b.cutoff) a WHERE a.zpid = ANY (zpids);
         IF deleted <> wanted OR wanted <> b.rows THEN
             UPDATE resi.archive_batches SET status = 'writing', rows = NULL, sha256 = NULL WHERE id = batch;
@@ -819,9 +810,8 @@ CREATE OR REPLACE FUNCTION resi.refresh_consensus(zpids text[] DEFAULT NULL) RET
     SET enable_hashagg = off
 AS $$
 DECLARE
-    refreshed   integer;
-    raced       text[]; -- new listings another transaction inserted first
-    distributed boolean := false;
+    refreshed integer;
+    raced     text[]; -- new listings another transaction inserted first
     -- now(), taken once: the statement below uses it as a constant (Citus refuses a volatile
     -- or stable function inside CASE or LEAST in a statement on a distributed table).
     at        timestamptz := now();
@@ -831,18 +821,7 @@ BEGIN
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
-    -- Whether resi.listings is a Citus table. A database without Citus has no pg_dist_partition:
-    -- the query naming it is planned only when it runs, here only where it exists.
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-        distributed := EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
-    END IF;
-    IF distributed THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
-    ELSIF zpids IS NULL THEN
-        PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
-    ELSE
-        PERFORM 1 FROM resi.listings WHERE zpid = ANY (zpids) ORDER BY zpid FOR UPDATE;
-    END IF;
+    PERFORM resi.lock_listings(zpids);
 
     -- A new statement: its snapshot includes every claim committed before the locks were granted.
     -- Only rows whose consensus changed are written, and last_updated_at moves only when a value
@@ -985,13 +964,9 @@ BEGIN
     -- several shards go over one connection per worker: resi.refresh_consensus runs the query
     -- of resi.listing_consensus_of (PL/pgSQL) inside its statement, a nested query Citus runs
     -- over one connection per worker, and refuses (25001) when placements it joins were written
-    -- over several (a strike's trust row and the claims). A database without Citus has no
-    -- pg_dist_partition: the query naming it is planned only when it runs, here only where it
-    -- exists.
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-        IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass) THEN
-            PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
-        END IF;
+    -- over several (a strike's trust row and the claims).
+    IF resi.listings_distributed() THEN
+        PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
 
     -- The statement's rows, copied from the transition table once into a temporary table that
@@ -1965,6 +1940,47 @@ $$;
 -- Scale-out on Citus (issue 18): resi.distribute (sql/distribute.sql; its design is explained
 -- at the top of that file).
 -- ---------------------------------------------------------------------------------------------
+-- Whether resi.listings is a Citus table (resi.distribute ran). A database without Citus has no
+-- pg_dist_partition: PL/pgSQL plans the query naming it only when it runs, here only where the
+-- catalog exists. STABLE, PARALLEL SAFE, never NULL.
+CREATE FUNCTION resi.listings_distributed() RETURNS boolean
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'resi.listings'::regclass);
+END
+$$;
+COMMENT ON FUNCTION resi.listings_distributed() IS
+    'Whether resi.listings is a Citus table (resi.distribute ran in this database).';
+
+-- Lock the listings `zpids` (every listing when NULL) until the transaction ends, for a writer of
+-- their consensus: the rows in zpid order on a single node; on a distributed database (Citus
+-- runs no multi-shard SELECT … FOR UPDATE) one transaction-level advisory lock for all listings,
+-- so such writers run one at a time there (a lock per listing would not do: a fold locks up to
+-- ~50,000 listings, and advisory locks live in the shared lock table). VOLATILE; not executable
+-- by PUBLIC (resi.refresh_consensus and resi.archive_batch_delete call it as their owner).
+CREATE FUNCTION resi.lock_listings(zpids text[]) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF resi.listings_distributed() THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('resi.listings', 0));
+    ELSIF zpids IS NULL THEN
+        PERFORM 1 FROM resi.listings ORDER BY zpid FOR UPDATE;
+    ELSE
+        PERFORM 1 FROM resi.listings WHERE zpid = ANY (zpids) ORDER BY zpid FOR UPDATE;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION resi.lock_listings(text[]) IS
+    'Lock these listings (all when NULL) for a writer of their consensus until the transaction ends: their rows in zpid order, or on a distributed database one advisory lock for all.';
+REVOKE EXECUTE ON FUNCTION resi.lock_listings(text[]) FROM PUBLIC;
+
 -- VOLATILE, PARALLEL UNSAFE, returns nothing. Runs in the caller's transaction, except the
 -- workers' preparation (run_command_on_workers: their own connections, committed at once):
 -- every step of it is idempotent, so a call that fails or is rolled back after it leaves the
