@@ -82,9 +82,11 @@ BEGIN
     ON CONFLICT (miner_hotkey, day) DO UPDATE SET submissions = d.submissions + excluded.submissions
     RETURNING d.submissions INTO day_total;
 
+    -- The time goes through the inserted row: on Citus, ON CONFLICT DO UPDATE may call only
+    -- immutable functions.
     INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, total_submissions, last_submission,
-                                       submissions_today, last_submission_date)
-    VALUES (hotkey, resi.initial_trust(), submissions, at, day_total, utc_day)
+                                       submissions_today, last_submission_date, updated_at)
+    VALUES (hotkey, resi.initial_trust(), submissions, at, day_total, utc_day, now())
     ON CONFLICT (miner_hotkey) DO UPDATE SET
         total_submissions    = t.total_submissions + excluded.total_submissions,
         last_submission      = greatest(t.last_submission, excluded.last_submission),
@@ -92,7 +94,7 @@ BEGIN
         submissions_today    = CASE WHEN t.last_submission_date IS NULL OR excluded.last_submission_date >= t.last_submission_date
                                     THEN excluded.submissions_today ELSE t.submissions_today END,
         last_submission_date = greatest(t.last_submission_date, excluded.last_submission_date),
-        updated_at           = now();
+        updated_at           = excluded.updated_at;
     RETURN day_total;
 END
 $$;

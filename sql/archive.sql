@@ -30,17 +30,21 @@ SELECT pg_catalog.pg_extension_config_dump('resi.archive_batches', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.archive_batches_id_seq', '');
 
 -- Listings out of the window: no miner reported them since `cutoff`. Their month is that of
--- their last report.
+-- their last report. PL/pgSQL, as the two functions below: Citus plans no SQL-language
+-- function whose query over distributed tables takes parameters.
 CREATE FUNCTION resi.archivable_listings(cutoff timestamptz)
     RETURNS TABLE (zpid text, month date)
-    LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN QUERY
     SELECT l.zpid, date_trunc('month', coalesce(r.last_reported_at, l.last_updated_at) AT TIME ZONE 'UTC')::date
       FROM resi.listings l
       LEFT JOIN LATERAL (SELECT max(c.submission_timestamp) AS last_reported_at
                            FROM resi.miner_claims c WHERE c.zpid = l.zpid) r ON true
      WHERE r.last_reported_at IS NULL OR r.last_reported_at < archivable_listings.cutoff;
-END;
+END
+$$;
 COMMENT ON FUNCTION resi.archivable_listings(timestamptz) IS
     'Listings no miner has reported since cutoff, with the month (UTC) of their last report: what resi-loader archive moves out.';
 
@@ -48,13 +52,17 @@ COMMENT ON FUNCTION resi.archivable_listings(timestamptz) IS
 -- claim (a claim keeps its attestation until its listing is archived).
 CREATE FUNCTION resi.archivable_attestations(cutoff timestamptz)
     RETURNS TABLE (id bigint, month date)
-    LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN QUERY
     SELECT a.id, date_trunc('month', a.submission_timestamp AT TIME ZONE 'UTC')::date
       FROM resi.miner_attestations a
      WHERE a.submission_timestamp < archivable_attestations.cutoff
-       AND NOT EXISTS (SELECT FROM resi.miner_claims c WHERE c.attestation_id = a.id);
-END;
+       -- A claim and its attestation are of one listing (on Citus: of one shard).
+       AND NOT EXISTS (SELECT FROM resi.miner_claims c WHERE c.zpid = a.zpid AND c.attestation_id = a.id);
+END
+$$;
 COMMENT ON FUNCTION resi.archivable_attestations(timestamptz) IS
     'Attestations submitted before cutoff that back no current claim, with their month (UTC): what resi-loader archive moves out.';
 

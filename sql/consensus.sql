@@ -372,6 +372,19 @@ CREATE FUNCTION resi.stale_listing(zpid text, trust_fingerprint bigint) RETURNS 
 COMMENT ON FUNCTION resi.stale_listing(text, bigint) IS
     'Whether a listing''s consensus, computed with these weights (resi.listings.trust_fingerprint), is out of date with its miners'' trust and groups now.';
 
+-- resi.stale_listing for every listing at once: one grouped pass over the claims instead of one
+-- lookup per listing (and a join of co-located tables on Citus, where the lookup, a correlated
+-- subquery, cannot be planned).
+CREATE VIEW resi.stale_consensus AS
+SELECT l.zpid, l.last_updated_at
+  FROM resi.listings l
+  LEFT JOIN (SELECT c.zpid, bit_xor(c.trust_fingerprint) AS trust_fingerprint
+               FROM resi.weighted_claims c
+              GROUP BY c.zpid) now ON now.zpid = l.zpid
+ WHERE l.trust_fingerprint IS DISTINCT FROM now.trust_fingerprint;
+COMMENT ON VIEW resi.stale_consensus IS
+    'The listings whose consensus was computed with other weights than their miners have now (resi.stale_listing of every listing), with when each was last computed.';
+
 CREATE FUNCTION resi.refresh_stale_consensus(max_listings integer DEFAULT 10000) RETURNS integer
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SECURITY DEFINER
@@ -384,17 +397,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM resi.refresh_group_trust();
-    -- resi.stale_listing for every listing at once: one grouped pass over the claims instead of
-    -- one lookup per listing.
     RETURN resi.refresh_consensus(ARRAY(
-        SELECT l.zpid
-          FROM resi.listings l
-          LEFT JOIN (SELECT c.zpid, bit_xor(c.trust_fingerprint) AS trust_fingerprint
-                       FROM resi.weighted_claims c
-                      GROUP BY c.zpid) now ON now.zpid = l.zpid
-         WHERE l.trust_fingerprint IS DISTINCT FROM now.trust_fingerprint
-         ORDER BY l.last_updated_at, l.zpid
-         LIMIT max_listings));
+        SELECT s.zpid FROM resi.stale_consensus s ORDER BY s.last_updated_at, s.zpid LIMIT max_listings));
 END
 $$;
 COMMENT ON FUNCTION resi.refresh_stale_consensus(integer) IS
@@ -403,7 +407,7 @@ COMMENT ON FUNCTION resi.refresh_stale_consensus(integer) IS
 CREATE FUNCTION resi.stale_listings() RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT count(*) FROM resi.listings l WHERE resi.stale_listing(l.zpid, l.trust_fingerprint);
+    SELECT count(*) FROM resi.stale_consensus;
 END;
 COMMENT ON FUNCTION resi.stale_listings() IS
     'How many listings resi.refresh_stale_consensus still has to recompute.';

@@ -104,9 +104,14 @@ CREATE FUNCTION resi.find_dependent_miners(
     SET work_mem = '64MB'
 AS $$
 DECLARE
-    changed integer;
-    -- now(), taken once: Citus refuses a stable function in ON CONFLICT DO UPDATE on its
-    -- (reference) tables.
+    changed      integer;
+    hotkeys      text[];
+    first_claims timestamptz[];
+    miners       text[];
+    groups       text[];
+    -- now(), taken once and written through the inserted rows (excluded.*): on Citus an
+    -- ON CONFLICT DO UPDATE of a reference table may call no stable function nor use a
+    -- variable (the workers would get parameters of no type).
     at      timestamptz := now();
 BEGIN
     IF min_shared < 1 OR min_shared_false < 1 OR min_near_copies < 1 THEN
@@ -142,8 +147,8 @@ BEGIN
          WHERE c.miner_hotkey IN (SELECT p.miner_hotkey FROM pairs p UNION SELECT p.source_hotkey FROM pairs p)
          GROUP BY 1
     )
-    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_claims, miner_claims)
-    SELECT p.miner_hotkey, p.source_hotkey, p.shared_claims, m.claims
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_claims, miner_claims, updated_at)
+    SELECT p.miner_hotkey, p.source_hotkey, p.shared_claims, m.claims, at
       FROM pairs p
       JOIN claims m ON m.miner_hotkey = p.miner_hotkey
       JOIN claims s ON s.miner_hotkey = p.source_hotkey
@@ -155,7 +160,7 @@ BEGIN
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_claims = excluded.shared_claims,
         miner_claims  = excluded.miner_claims,
-        updated_at    = at
+        updated_at    = excluded.updated_at
      WHERE excluded.shared_claims > d.shared_claims;
 
     -- Near copies: each claim's fields that deviate from its listing's consensus, then per
@@ -165,12 +170,13 @@ BEGIN
     -- deviating claims are computed once (one resi.claim_errors per claim); two claims are compared
     -- (resi.claim_differences) only when they deviate on a common field.
     WITH judged AS MATERIALIZED (
-        SELECT c.zpid, c.miner_hotkey, c.attestation_id, x.deviations, c AS claim
+        SELECT c.zpid, c.miner_hotkey, c.attestation_id, x.deviations, ROW(c.*)::resi.miner_claims AS claim
           FROM resi.miner_claims c
           JOIN resi.listings l ON l.zpid = c.zpid
          CROSS JOIN LATERAL (SELECT resi.claim_errors(
                  c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type, c.home_status,
-                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, l) AS deviations OFFSET 0) x
+                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, ROW(l.*)::resi.listings) AS deviations
+                 OFFSET 0) x
          WHERE l.voting_groups >= 3
            -- A listing whose every weighted claim agrees has consensus_score 1: nothing to
            -- judge there (claims without weight, which do not sway the consensus, are skipped).
@@ -199,16 +205,16 @@ BEGIN
         HAVING count(*) FILTER (WHERE s.near) >= min_near_copies
            AND count(*) FILTER (WHERE s.near) >= 0.8 * count(*)
     )
-    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_deviations, near_copies)
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_deviations, near_copies, updated_at)
     SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END,
            CASE WHEN p.first1 <= p.first2 THEN p.m1 ELSE p.m2 END,
-           p.shared, p.near
+           p.shared, p.near, at
       FROM pairs p
      ORDER BY 1, 2
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_deviations = excluded.shared_deviations,
         near_copies       = excluded.near_copies,
-        updated_at        = at
+        updated_at        = excluded.updated_at
      WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
     -- Shared false values: per audit, each pair of judged miners and the fields either got wrong.
@@ -230,8 +236,8 @@ BEGIN
           FROM judged_pairs p
          WHERE p.shared_false >= min_shared_false
     )
-    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_false, audit_differences, score)
-    SELECT s.miner_hotkey, s.source_hotkey, s.shared_false, s.differences, s.score
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_false, audit_differences, score, updated_at)
+    SELECT s.miner_hotkey, s.source_hotkey, s.shared_false, s.differences, s.score, at
       FROM scored s
      WHERE s.score >= ln(1e6)
      ORDER BY 1, 2
@@ -239,11 +245,20 @@ BEGIN
         shared_false      = excluded.shared_false,
         audit_differences = excluded.audit_differences,
         score             = excluded.score,
-        updated_at        = at
+        updated_at        = excluded.updated_at
      WHERE (d.shared_false, d.audit_differences) IS DISTINCT FROM (excluded.shared_false, excluded.audit_differences);
 
     -- Groups: every miner reaches the members of its component; the name is the member with the
-    -- earliest claim. (CTEs, no temporary table: a caller's temporary objects cannot take part.)
+    -- earliest claim. Three statements, with arrays between them (on Citus a recursive query
+    -- may read only reference tables, and not in a statement that writes): the first claims,
+    -- the groups found, the changes.
+    SELECT coalesce(array_agg(f.miner_hotkey), '{}'), coalesce(array_agg(f.first_claim), '{}')
+      INTO hotkeys, first_claims
+      FROM (SELECT c.miner_hotkey, min(c.first_seen_at) AS first_claim
+              FROM resi.miner_claims c
+             WHERE c.miner_hotkey IN (SELECT d.miner_hotkey FROM resi.miner_dependence d
+                                      UNION SELECT d.source_hotkey FROM resi.miner_dependence d)
+             GROUP BY 1) f;
     WITH RECURSIVE edges AS (
         SELECT d.miner_hotkey AS a, d.source_hotkey AS b FROM resi.miner_dependence d
         UNION
@@ -252,23 +267,25 @@ BEGIN
         SELECT e.a, e.a FROM edges e
         UNION
         SELECT r.miner_hotkey, e.b FROM reach r JOIN edges e ON e.a = r.member
-    ), members AS (
-        SELECT c.miner_hotkey AS member, min(c.first_seen_at) AS first_claim
-          FROM resi.miner_claims c
-         WHERE c.miner_hotkey IN (SELECT r.member FROM reach r)
-         GROUP BY 1
     ), found AS (
         SELECT DISTINCT ON (r.miner_hotkey) r.miner_hotkey, r.member AS group_hotkey
-          FROM reach r LEFT JOIN members m ON m.member = r.member
+          FROM reach r LEFT JOIN unnest(hotkeys, first_claims) AS m(member, first_claim) ON m.member = r.member
          ORDER BY r.miner_hotkey, m.first_claim NULLS LAST, r.member
+    )
+    SELECT coalesce(array_agg(f.miner_hotkey ORDER BY f.miner_hotkey), '{}'), coalesce(array_agg(f.group_hotkey ORDER BY f.miner_hotkey), '{}')
+      INTO miners, groups
+      FROM found f;
+    -- (CTEs and arrays, no temporary table: a caller's temporary objects cannot take part.)
+    WITH found AS (
+        SELECT * FROM unnest(miners, groups) AS f(miner_hotkey, group_hotkey)
     ), gone AS (
         DELETE FROM resi.miner_groups g
          WHERE NOT EXISTS (SELECT FROM found f WHERE f.miner_hotkey = g.miner_hotkey)
         RETURNING 1
     ), moved AS (
-        INSERT INTO resi.miner_groups AS g (miner_hotkey, group_hotkey)
-        SELECT f.miner_hotkey, f.group_hotkey FROM found f ORDER BY 1
-        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = at
+        INSERT INTO resi.miner_groups AS g (miner_hotkey, group_hotkey, since)
+        SELECT f.miner_hotkey, f.group_hotkey, at FROM found f ORDER BY 1
+        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = excluded.since
          WHERE g.group_hotkey <> excluded.group_hotkey
         RETURNING 1
     )

@@ -199,10 +199,13 @@ BEGIN
         RAISE EXCEPTION 'resi.ban_miner: the duration must be positive, got %', duration
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, bans, banned_until, ban_reason)
-    VALUES (hotkey, resi.initial_trust(), 1, until, reason)
+    -- The time goes through the inserted row: on Citus, ON CONFLICT DO UPDATE may call only
+    -- immutable functions.
+    INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, bans, banned_until, ban_reason, updated_at)
+    VALUES (hotkey, resi.initial_trust(), 1, until, reason, now())
     ON CONFLICT (miner_hotkey) DO UPDATE SET
-        bans = t.bans + 1, banned_until = excluded.banned_until, ban_reason = excluded.ban_reason, updated_at = now();
+        bans = t.bans + 1, banned_until = excluded.banned_until, ban_reason = excluded.ban_reason,
+        updated_at = excluded.updated_at;
     INSERT INTO resi.miner_penalties (miner_hotkey, kind, reason, banned_until)
     VALUES (hotkey, 'ban', format('by %s: %s', session_user, reason), until); -- the caller, not the definer
     RETURN until;

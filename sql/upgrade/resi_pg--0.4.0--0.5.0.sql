@@ -324,9 +324,14 @@ CREATE FUNCTION resi.find_dependent_miners(
     SET work_mem = '64MB'
 AS $$
 DECLARE
-    changed integer;
-    -- now(), taken once: Citus refuses a stable function in ON CONFLICT DO UPDATE on its
-    -- (reference) tables.
+    changed      integer;
+    hotkeys      text[];
+    first_claims timestamptz[];
+    miners       text[];
+    groups       text[];
+    -- now(), taken once and written through the inserted rows (excluded.*): on Citus an
+    -- ON CONFLICT DO UPDATE of a reference table may call no stable function nor use a
+    -- variable (the workers would get parameters of no type).
     at      timestamptz := now();
 BEGIN
     IF min_shared < 1 OR min_shared_false < 1 OR min_near_copies < 1 THEN
@@ -362,8 +367,8 @@ BEGIN
          WHERE c.miner_hotkey IN (SELECT p.miner_hotkey FROM pairs p UNION SELECT p.source_hotkey FROM pairs p)
          GROUP BY 1
     )
-    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_claims, miner_claims)
-    SELECT p.miner_hotkey, p.source_hotkey, p.shared_claims, m.claims
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_claims, miner_claims, updated_at)
+    SELECT p.miner_hotkey, p.source_hotkey, p.shared_claims, m.claims, at
       FROM pairs p
       JOIN claims m ON m.miner_hotkey = p.miner_hotkey
       JOIN claims s ON s.miner_hotkey = p.source_hotkey
@@ -375,7 +380,7 @@ BEGIN
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_claims = excluded.shared_claims,
         miner_claims  = excluded.miner_claims,
-        updated_at    = at
+        updated_at    = excluded.updated_at
      WHERE excluded.shared_claims > d.shared_claims;
 
     -- Near copies: each claim's fields that deviate from its listing's consensus, then per
@@ -385,12 +390,13 @@ BEGIN
     -- deviating claims are computed once (one resi.claim_errors per claim); two claims are compared
     -- (resi.claim_differences) only when they deviate on a common field.
     WITH judged AS MATERIALIZED (
-        SELECT c.zpid, c.miner_hotkey, c.attestation_id, x.deviations, c AS claim
+        SELECT c.zpid, c.miner_hotkey, c.attestation_id, x.deviations, ROW(c.*)::resi.miner_claims AS claim
           FROM resi.miner_claims c
           JOIN resi.listings l ON l.zpid = c.zpid
          CROSS JOIN LATERAL (SELECT resi.claim_errors(
                  c.uri, c.price, c.address, c.bedrooms, c.bathrooms, c.living_area, c.home_type, c.home_status,
-                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, l) AS deviations OFFSET 0) x
+                 c.days_on_zillow, c.zip_code, c.city, c.state, c.latitude, c.longitude, ROW(l.*)::resi.listings) AS deviations
+                 OFFSET 0) x
          WHERE l.voting_groups >= 3
            -- A listing whose every weighted claim agrees has consensus_score 1: nothing to
            -- judge there (claims without weight, which do not sway the consensus, are skipped).
@@ -419,16 +425,16 @@ BEGIN
         HAVING count(*) FILTER (WHERE s.near) >= min_near_copies
            AND count(*) FILTER (WHERE s.near) >= 0.8 * count(*)
     )
-    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_deviations, near_copies)
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_deviations, near_copies, updated_at)
     SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END,
            CASE WHEN p.first1 <= p.first2 THEN p.m1 ELSE p.m2 END,
-           p.shared, p.near
+           p.shared, p.near, at
       FROM pairs p
      ORDER BY 1, 2
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_deviations = excluded.shared_deviations,
         near_copies       = excluded.near_copies,
-        updated_at        = at
+        updated_at        = excluded.updated_at
      WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
     -- Shared false values: per audit, each pair of judged miners and the fields either got wrong.
@@ -450,8 +456,8 @@ BEGIN
           FROM judged_pairs p
          WHERE p.shared_false >= min_shared_false
     )
-    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_false, audit_differences, score)
-    SELECT s.miner_hotkey, s.source_hotkey, s.shared_false, s.differences, s.score
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_false, audit_differences, score, updated_at)
+    SELECT s.miner_hotkey, s.source_hotkey, s.shared_false, s.differences, s.score, at
       FROM scored s
      WHERE s.score >= ln(1e6)
      ORDER BY 1, 2
@@ -459,11 +465,20 @@ BEGIN
         shared_false      = excluded.shared_false,
         audit_differences = excluded.audit_differences,
         score             = excluded.score,
-        updated_at        = at
+        updated_at        = excluded.updated_at
      WHERE (d.shared_false, d.audit_differences) IS DISTINCT FROM (excluded.shared_false, excluded.audit_differences);
 
     -- Groups: every miner reaches the members of its component; the name is the member with the
-    -- earliest claim. (CTEs, no temporary table: a caller's temporary objects cannot take part.)
+    -- earliest claim. Three statements, with arrays between them (on Citus a recursive query
+    -- may read only reference tables, and not in a statement that writes): the first claims,
+    -- the groups found, the changes.
+    SELECT coalesce(array_agg(f.miner_hotkey), '{}'), coalesce(array_agg(f.first_claim), '{}')
+      INTO hotkeys, first_claims
+      FROM (SELECT c.miner_hotkey, min(c.first_seen_at) AS first_claim
+              FROM resi.miner_claims c
+             WHERE c.miner_hotkey IN (SELECT d.miner_hotkey FROM resi.miner_dependence d
+                                      UNION SELECT d.source_hotkey FROM resi.miner_dependence d)
+             GROUP BY 1) f;
     WITH RECURSIVE edges AS (
         SELECT d.miner_hotkey AS a, d.source_hotkey AS b FROM resi.miner_dependence d
         UNION
@@ -472,23 +487,25 @@ BEGIN
         SELECT e.a, e.a FROM edges e
         UNION
         SELECT r.miner_hotkey, e.b FROM reach r JOIN edges e ON e.a = r.member
-    ), members AS (
-        SELECT c.miner_hotkey AS member, min(c.first_seen_at) AS first_claim
-          FROM resi.miner_claims c
-         WHERE c.miner_hotkey IN (SELECT r.member FROM reach r)
-         GROUP BY 1
     ), found AS (
         SELECT DISTINCT ON (r.miner_hotkey) r.miner_hotkey, r.member AS group_hotkey
-          FROM reach r LEFT JOIN members m ON m.member = r.member
+          FROM reach r LEFT JOIN unnest(hotkeys, first_claims) AS m(member, first_claim) ON m.member = r.member
          ORDER BY r.miner_hotkey, m.first_claim NULLS LAST, r.member
+    )
+    SELECT coalesce(array_agg(f.miner_hotkey ORDER BY f.miner_hotkey), '{}'), coalesce(array_agg(f.group_hotkey ORDER BY f.miner_hotkey), '{}')
+      INTO miners, groups
+      FROM found f;
+    -- (CTEs and arrays, no temporary table: a caller's temporary objects cannot take part.)
+    WITH found AS (
+        SELECT * FROM unnest(miners, groups) AS f(miner_hotkey, group_hotkey)
     ), gone AS (
         DELETE FROM resi.miner_groups g
          WHERE NOT EXISTS (SELECT FROM found f WHERE f.miner_hotkey = g.miner_hotkey)
         RETURNING 1
     ), moved AS (
-        INSERT INTO resi.miner_groups AS g (miner_hotkey, group_hotkey)
-        SELECT f.miner_hotkey, f.group_hotkey FROM found f ORDER BY 1
-        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = at
+        INSERT INTO resi.miner_groups AS g (miner_hotkey, group_hotkey, since)
+        SELECT f.miner_hotkey, f.group_hotkey, at FROM found f ORDER BY 1
+        ON CONFLICT (miner_hotkey) DO UPDATE SET group_hotkey = excluded.group_hotkey, since = excluded.since
          WHERE g.group_hotkey <> excluded.group_hotkey
         RETURNING 1
     )
@@ -1500,17 +1517,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM resi.refresh_group_trust();
-    -- resi.stale_listing for every listing at once: one grouped pass over the claims instead of
-    -- one lookup per listing.
     RETURN resi.refresh_consensus(ARRAY(
-        SELECT l.zpid
-          FROM resi.listings l
-          LEFT JOIN (SELECT c.zpid, bit_xor(c.trust_fingerprint) AS trust_fingerprint
-                       FROM resi.weighted_claims c
-                      GROUP BY c.zpid) now ON now.zpid = l.zpid
-         WHERE l.trust_fingerprint IS DISTINCT FROM now.trust_fingerprint
-         ORDER BY l.last_updated_at, l.zpid
-         LIMIT max_listings));
+        SELECT s.zpid FROM resi.stale_consensus s ORDER BY s.last_updated_at, s.zpid LIMIT max_listings));
 END
 $$;
 
@@ -1554,16 +1562,17 @@ SELECT g.group_hotkey,
 
 COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
 
-CREATE OR REPLACE FUNCTION api.listing(zpid text)
+CREATE OR REPLACE FUNCTION resi.listing_detail(listing text)
     RETURNS TABLE (zpid text, uri text, address text, city text, state text, zip_code text, price bigint,
                    bedrooms integer, bathrooms numeric(3,1), living_area integer, home_type text, home_status text,
                    days_on_zillow integer, latitude double precision, longitude double precision,
                    confidence real, miners integer, attestations integer, first_seen_at timestamptz,
                    last_updated_at timestamptz, field_consensus jsonb, reports jsonb)
-    LANGUAGE sql STABLE STRICT PARALLEL SAFE
-    SECURITY DEFINER -- reads the claims and attestations, which resi_reader cannot
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+AS $$
+BEGIN
+    RETURN QUERY
     SELECT l.zpid, l.uri, l.address, l.city, l.state, l.zip_code, l.price, l.bedrooms, l.bathrooms, l.living_area,
            l.home_type, l.home_status, l.days_on_zillow, l.latitude, l.longitude, l.consensus_score,
            l.unique_miners_count, l.total_attestations, l.first_seen_at, l.last_updated_at, l.field_consensus,
@@ -1579,7 +1588,23 @@ BEGIN ATOMIC
                        ORDER BY c.miner_hotkey), '[]'::jsonb)
               FROM resi.miner_claims c WHERE c.zpid = l.zpid)
       FROM resi.listings l
-     WHERE l.zpid = listing.zpid AND l.consensus_score IS NOT NULL;
+     WHERE l.zpid = listing AND l.consensus_score IS NOT NULL;
+END
+$$;
+COMMENT ON FUNCTION resi.listing_detail(text) IS
+    'What api.listing returns (its query, run as the caller: api.listing runs it as the owner).';
+
+CREATE OR REPLACE FUNCTION api.listing(zpid text)
+    RETURNS TABLE (zpid text, uri text, address text, city text, state text, zip_code text, price bigint,
+                   bedrooms integer, bathrooms numeric(3,1), living_area integer, home_type text, home_status text,
+                   days_on_zillow integer, latitude double precision, longitude double precision,
+                   confidence real, miners integer, attestations integer, first_seen_at timestamptz,
+                   last_updated_at timestamptz, field_consensus jsonb, reports jsonb)
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SECURITY DEFINER -- reads the claims and attestations, which resi_reader cannot
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT * FROM resi.listing_detail(listing.zpid);
 END;
 
 COMMENT ON FUNCTION api.listing(text) IS
@@ -2163,3 +2188,195 @@ COMMENT ON FUNCTION resi.distribute(integer) IS
     'Run once by a superuser on the Citus coordinator (citus and resi_pg on every node, coordinator and workers registered): distributes resi.listings, miner_claims, miner_attestations, listing_history and audits by zpid in shard_count co-located shards, makes the per-miner tables, the blacklist and audit_verdicts reference tables, keeps staging, ingest and archive bookkeeping on the coordinator; rows are kept. Every unique key then includes zpid (PRIMARY KEY (zpid, id); UNIQUE (uri) becomes an index) and the tables and their sequences leave the extension on every node. Errors: 42501 not a superuser; 22023 shard_count below 1 or NULL; 55000 no Citus, not the coordinator, coordinator or workers not registered, resi_pg missing on a worker, a worker''s copy holding rows, or already distributed.';
 -- A superuser's act (it checks): nobody else may even try.
 REVOKE EXECUTE ON FUNCTION resi.distribute(integer) FROM PUBLIC;
+
+-- Citus (issue 18): the functions it could not plan or run over distributed tables. The API
+-- and archive queries are PL/pgSQL's, the stale listings a join, and ON CONFLICT DO UPDATE
+-- takes the time from the inserted row.
+CREATE OR REPLACE VIEW resi.stale_consensus AS
+SELECT l.zpid, l.last_updated_at
+  FROM resi.listings l
+  LEFT JOIN (SELECT c.zpid, bit_xor(c.trust_fingerprint) AS trust_fingerprint
+               FROM resi.weighted_claims c
+              GROUP BY c.zpid) now ON now.zpid = l.zpid
+ WHERE l.trust_fingerprint IS DISTINCT FROM now.trust_fingerprint;
+COMMENT ON VIEW resi.stale_consensus IS
+    'The listings whose consensus was computed with other weights than their miners have now (resi.stale_listing of every listing), with when each was last computed.';
+
+CREATE OR REPLACE FUNCTION resi.stale_listings() RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT count(*) FROM resi.stale_consensus;
+END;
+COMMENT ON FUNCTION resi.stale_listings() IS
+    'How many listings resi.refresh_stale_consensus still has to recompute.';
+
+CREATE OR REPLACE FUNCTION resi.ban_miner(hotkey text, reason text, duration interval DEFAULT NULL) RETURNS timestamptz
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    until timestamptz := coalesce(now() + duration, 'infinity');
+BEGIN
+    IF hotkey IS NULL OR reason IS NULL THEN
+        RAISE EXCEPTION 'resi.ban_miner: hotkey and reason are required' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF duration <= interval '0' THEN
+        RAISE EXCEPTION 'resi.ban_miner: the duration must be positive, got %', duration
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The time goes through the inserted row: on Citus, ON CONFLICT DO UPDATE may call only
+    -- immutable functions.
+    INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, bans, banned_until, ban_reason, updated_at)
+    VALUES (hotkey, resi.initial_trust(), 1, until, reason, now())
+    ON CONFLICT (miner_hotkey) DO UPDATE SET
+        bans = t.bans + 1, banned_until = excluded.banned_until, ban_reason = excluded.ban_reason,
+        updated_at = excluded.updated_at;
+    INSERT INTO resi.miner_penalties (miner_hotkey, kind, reason, banned_until)
+    VALUES (hotkey, 'ban', format('by %s: %s', session_user, reason), until); -- the caller, not the definer
+    RETURN until;
+END
+$$;
+COMMENT ON FUNCTION resi.ban_miner(text, text, interval) IS
+    'Ban a miner for a duration (NULL: for good); its objects are deferred until the ban ends. Returns banned_until.';
+
+CREATE OR REPLACE FUNCTION resi.record_miner_submission(
+    hotkey      text,
+    submissions integer     DEFAULT 1,
+    at          timestamptz DEFAULT now()
+) RETURNS integer
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    utc_day   date := (at AT TIME ZONE 'UTC')::date;
+    day_total integer;
+BEGIN
+    IF submissions < 0 THEN
+        RAISE EXCEPTION 'resi.record_miner_submission: submissions must be >= 0, got %', submissions
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO resi.miner_submission_days AS d (miner_hotkey, day, submissions)
+    VALUES (hotkey, utc_day, submissions)
+    ON CONFLICT (miner_hotkey, day) DO UPDATE SET submissions = d.submissions + excluded.submissions
+    RETURNING d.submissions INTO day_total;
+
+    -- The time goes through the inserted row: on Citus, ON CONFLICT DO UPDATE may call only
+    -- immutable functions.
+    INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, total_submissions, last_submission,
+                                       submissions_today, last_submission_date, updated_at)
+    VALUES (hotkey, resi.initial_trust(), submissions, at, day_total, utc_day, now())
+    ON CONFLICT (miner_hotkey) DO UPDATE SET
+        total_submissions    = t.total_submissions + excluded.total_submissions,
+        last_submission      = greatest(t.last_submission, excluded.last_submission),
+        -- A backfill of an earlier day does not move "today".
+        submissions_today    = CASE WHEN t.last_submission_date IS NULL OR excluded.last_submission_date >= t.last_submission_date
+                                    THEN excluded.submissions_today ELSE t.submissions_today END,
+        last_submission_date = greatest(t.last_submission_date, excluded.last_submission_date),
+        updated_at           = excluded.updated_at;
+    RETURN day_total;
+END
+$$;
+COMMENT ON FUNCTION resi.record_miner_submission(text, integer, timestamptz) IS
+    'Count `submissions` uploads of a miner at a time (UTC day): the per-day count that rate limits check, and the miner''s totals. Returns the day''s new count.';
+
+CREATE OR REPLACE FUNCTION resi.archivable_listings(cutoff timestamptz)
+    RETURNS TABLE (zpid text, month date)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT l.zpid, date_trunc('month', coalesce(r.last_reported_at, l.last_updated_at) AT TIME ZONE 'UTC')::date
+      FROM resi.listings l
+      LEFT JOIN LATERAL (SELECT max(c.submission_timestamp) AS last_reported_at
+                           FROM resi.miner_claims c WHERE c.zpid = l.zpid) r ON true
+     WHERE r.last_reported_at IS NULL OR r.last_reported_at < archivable_listings.cutoff;
+END
+$$;
+COMMENT ON FUNCTION resi.archivable_listings(timestamptz) IS
+    'Listings no miner has reported since cutoff, with the month (UTC) of their last report: what resi-loader archive moves out.';
+
+CREATE OR REPLACE FUNCTION resi.archivable_attestations(cutoff timestamptz)
+    RETURNS TABLE (id bigint, month date)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT a.id, date_trunc('month', a.submission_timestamp AT TIME ZONE 'UTC')::date
+      FROM resi.miner_attestations a
+     WHERE a.submission_timestamp < archivable_attestations.cutoff
+       -- A claim and its attestation are of one listing (on Citus: of one shard).
+       AND NOT EXISTS (SELECT FROM resi.miner_claims c WHERE c.zpid = a.zpid AND c.attestation_id = a.id);
+END
+$$;
+COMMENT ON FUNCTION resi.archivable_attestations(timestamptz) IS
+    'Attestations submitted before cutoff that back no current claim, with their month (UTC): what resi-loader archive moves out.';
+
+CREATE OR REPLACE FUNCTION api.search_listings(
+    zip_code       text             DEFAULT NULL,
+    min_price      bigint           DEFAULT NULL,
+    max_price      bigint           DEFAULT NULL,
+    home_status    text             DEFAULT NULL,
+    min_confidence real             DEFAULT NULL,
+    bbox           double precision[] DEFAULT NULL,
+    updated_since  timestamptz      DEFAULT NULL,
+    "limit"        integer          DEFAULT 100,
+    after          text             DEFAULT NULL)
+    RETURNS SETOF api.listings
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET plan_cache_mode = force_custom_plan
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT l.*
+      FROM api.listings l
+     WHERE (search_listings.zip_code IS NULL OR l.zip_code = search_listings.zip_code)
+       AND (search_listings.min_price IS NULL OR l.price >= search_listings.min_price)
+       AND (search_listings.max_price IS NULL OR l.price <= search_listings.max_price)
+       AND (search_listings.home_status IS NULL OR l.home_status = search_listings.home_status)
+       AND (search_listings.min_confidence IS NULL OR l.confidence >= search_listings.min_confidence)
+       AND (search_listings.bbox IS NULL
+            OR (l.latitude BETWEEN search_listings.bbox[2] AND search_listings.bbox[4]
+                AND l.longitude BETWEEN search_listings.bbox[1] AND search_listings.bbox[3]))
+       AND (search_listings.updated_since IS NULL OR l.last_updated_at >= search_listings.updated_since)
+       AND (search_listings.after IS NULL OR l.zpid > search_listings.after)
+     ORDER BY l.zpid
+     LIMIT least(greatest(coalesce(search_listings."limit", 100), 1), 1000);
+END
+$$;
+COMMENT ON FUNCTION api.search_listings(text, bigint, bigint, text, real, double precision[], timestamptz, integer, text) IS
+    'Listings matching the given filters (NULL: any), in zpid order, `limit` (1..1000) after the zpid `after` (keyset pagination).';
+
+CREATE OR REPLACE FUNCTION resi.zip_code_stats(code text)
+    RETURNS TABLE (zip_code text, listings bigint, median_price double precision, min_price bigint,
+                   max_price bigint, mean_confidence double precision, high_confidence bigint,
+                   medium_confidence bigint, low_confidence bigint, last_updated_at timestamptz)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT l.zip_code, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY l.price), min(l.price), max(l.price),
+           avg(l.confidence), count(*) FILTER (WHERE l.confidence >= 0.8),
+           count(*) FILTER (WHERE l.confidence >= 0.5 AND l.confidence < 0.8),
+           count(*) FILTER (WHERE l.confidence < 0.5), max(l.last_updated_at)
+      FROM api.listings l
+     WHERE l.zip_code = code
+     GROUP BY l.zip_code;
+END
+$$;
+COMMENT ON FUNCTION resi.zip_code_stats(text) IS
+    'What api.zip_stats returns (its query).';
+
+CREATE OR REPLACE FUNCTION api.zip_stats(zip_code text)
+    RETURNS TABLE (zip_code text, listings bigint, median_price double precision, min_price bigint,
+                   max_price bigint, mean_confidence double precision, high_confidence bigint,
+                   medium_confidence bigint, low_confidence bigint, last_updated_at timestamptz)
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT * FROM resi.zip_code_stats(zip_stats.zip_code);
+END;
+COMMENT ON FUNCTION api.zip_stats(text) IS
+    'One zip code: listings with consensus, median/min/max price, mean confidence and listings per confidence band (high >= 0.8, medium >= 0.5, low).';
+
