@@ -765,15 +765,6 @@ fn dump_and_restore_keep_the_database_and_the_loader_resumes() {
     assert_eq!(database_state(&restored.url), database_state(&source.url));
 }
 
-/// The parts of a database state that do not depend on the order submissions are judged in
-/// (trust, and so consensus and verdicts, do).
-fn order_independent(state: &str) -> Vec<&str> {
-    let parts: Vec<&str> = state.split("\n--\n").collect();
-    let mut out = vec![parts[1], parts[2]];
-    out.extend(["attestations per object", "submission days", "claims"].map(|name| state_section(state, name)));
-    out
-}
-
 #[test]
 fn four_loaders_at_once_do_the_work_of_one() {
     let (expected, _) = undisturbed(24);

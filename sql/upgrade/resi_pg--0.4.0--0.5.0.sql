@@ -1682,6 +1682,8 @@ DECLARE
     low      resi.submission_verdict;
     banned   resi.submission_verdict[] := '{}'; -- the submission that banned each miner
     left_out bigint[];
+    hotkeys  text[];
+    reasons  text[];
 BEGIN
     FOR low IN
         SELECT v.* FROM unnest(judged) v
@@ -1705,11 +1707,15 @@ BEGIN
          WHERE v.ledger_id IS NOT NULL
            AND (v.submission_timestamp, v.ledger_id, coalesce(v.s3_file_path, ''))
                > (b.submission_timestamp, coalesce(b.ledger_id, 0), coalesce(b.s3_file_path, '')));
-    UPDATE resi.ingest_ledger g SET
-        status = 'deferred',
-        reason = format('banned: until %s (%s)', t.banned_until, t.ban_reason)
+    -- The bans' reasons are read first: on Citus an UPDATE may not call a stable function
+    -- (format of a timestamptz) on the columns of the reference table it joins.
+    SELECT array_agg(t.miner_hotkey), array_agg(format('banned: until %s (%s)', t.banned_until, t.ban_reason))
+      INTO hotkeys, reasons
       FROM resi.miner_trust t
-     WHERE g.id = ANY (left_out) AND t.miner_hotkey = g.miner_hotkey;
+     WHERE t.miner_hotkey = ANY (ARRAY(SELECT b.miner_hotkey FROM unnest(banned) b));
+    UPDATE resi.ingest_ledger g SET status = 'deferred', reason = r.reason
+      FROM unnest(hotkeys, reasons) AS r(miner_hotkey, reason)
+     WHERE g.id = ANY (left_out) AND r.miner_hotkey = g.miner_hotkey;
     RETURN left_out;
 END
 $$;

@@ -545,6 +545,12 @@ impl CitusDatabase {
     /// `None`, saying so on stderr, when `RESI_TEST_CITUS_URL` is unset: only `make test-citus`
     /// starts a Citus cluster.
     pub fn new(label: &str) -> Option<CitusDatabase> {
+        CitusDatabase::with_resi_version(label, None)
+    }
+
+    /// As [`CitusDatabase::new`], with `CREATE EXTENSION resi_pg VERSION 'version'` on every node
+    /// (an earlier release's script, from `make install-dev`) when `version` is given.
+    pub fn with_resi_version(label: &str, version: Option<&str>) -> Option<CitusDatabase> {
         let Ok(coordinator) = std::env::var("RESI_TEST_CITUS_URL") else {
             eprintln!(
                 "skipped: no Citus cluster (RESI_TEST_CITUS_URL is unset); run \
@@ -580,7 +586,10 @@ impl CitusDatabase {
         for admin in database.admins.iter().rev() {
             connect(admin).batch_execute(&format!("CREATE DATABASE {}", database.name)).unwrap();
             connect(&url_for(admin, &database.name))
-                .batch_execute("CREATE EXTENSION citus; CREATE EXTENSION resi_pg")
+                .batch_execute(&format!(
+                    "CREATE EXTENSION citus; CREATE EXTENSION resi_pg{}",
+                    version.map(|v| format!(" VERSION '{v}'")).unwrap_or_default()
+                ))
                 .unwrap_or_else(|e| panic!("CREATE EXTENSION on {admin}: {e}"));
         }
         let (host, port) = host_port(&coordinator);
