@@ -63,8 +63,10 @@ FROM PUBLIC;
 --                   record_miner_submission, find_dependent_miners); the archive (`resi-loader archive`: the
 --                   resi.archive_batch_* functions); the api schema; SET and ALTER SYSTEM of
 --                   every resi.* setting (portable edition: writing resi.settings).
--- Needs a role that may create roles and grant on the extension's objects (the superuser who
--- created the extension). Returns each role and whether this call created it.
+-- On a distributed database (Citus) the roles may also log in to the workers: the coordinator
+-- connects to them as the current role. Needs a role that may create roles and grant on the
+-- extension's objects (the superuser who created the extension). Returns each role and whether
+-- this call created it. Errors: 55000 when a worker refuses the roles' LOGIN.
 CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
@@ -150,6 +152,19 @@ BEGIN
         TO resi_admin;
     ELSE
         GRANT INSERT, UPDATE, DELETE ON resi.settings TO resi_admin;
+    END IF;
+    -- On Citus (resi.distribute ran), the coordinator reads and writes the shards over
+    -- connections to the workers made as the current role: the four roles may log in to the
+    -- workers (not to the coordinator; each worker's pg_hba.conf should admit them from the
+    -- coordinator only).
+    IF resi.listings_distributed() THEN
+        IF EXISTS (SELECT FROM pg_catalog.run_command_on_workers(
+                       'ALTER ROLE resi_loader LOGIN; ALTER ROLE resi_reader LOGIN; '
+                       'ALTER ROLE resi_validator LOGIN; ALTER ROLE resi_admin LOGIN') w
+                    WHERE NOT w.success) THEN
+            RAISE EXCEPTION 'resi.setup_roles: the roles could not be allowed to log in to every worker'
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
     END IF;
 END
 $$;

@@ -19,17 +19,22 @@ const LOADER: &str = env!("CARGO_BIN_EXE_resi-loader");
 /// The sample uploads (September 2025) loaded, then three listings reported again now by a new
 /// miner: those stay in the active window, the rest leave it.
 fn loaded(label: &str) -> TestDatabase {
+    let db = TestDatabase::new(label);
+    load_into(&db.url, label);
+    db
+}
+
+/// What [`loaded`] loads, into the database at `url`.
+fn load_into(url: &str, label: &str) {
     let uploads = TempDir::new(label);
     copy_uploads_with_upload_times(&fixture("samples/basic"), &uploads.0);
-    let db = TestDatabase::new(label);
-    RT.block_on(load(&db.url, local(&uploads.0)));
-    connect(&db.url)
+    RT.block_on(load(url, local(&uploads.0)));
+    connect(url)
         .batch_execute(
             "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price)
              SELECT '5Fresh', now(), zpid, price FROM resi.listings ORDER BY zpid LIMIT 3",
         )
         .unwrap();
-    db
 }
 
 fn ids(url: &str, sql: &str) -> BTreeSet<String> {
@@ -148,6 +153,32 @@ fn archive_moves_what_left_the_window_into_monthly_files_once() {
     // Nothing more to do.
     let again = RT.block_on(run_archive(&mut loader_client(&db.url), &store, &options())).unwrap();
     assert_eq!(again, ArchiveSummary::default());
+}
+
+/// Through the coordinator of a Citus cluster (`make test-citus`; skipped without
+/// `RESI_TEST_CITUS_URL`), the tables distributed: the archive moves the same listings and as
+/// many attestations as on a single node, each into exactly one file, and leaves the same rows.
+#[test]
+fn archive_on_a_citus_coordinator_moves_what_it_moves_on_a_single_node() {
+    let Some(citus) = resi_e2e::CitusDatabase::new("archive") else { return };
+    citus.client().execute("SELECT resi.distribute(4)", &[]).unwrap();
+    load_into(&citus.url, "archive_citus");
+    let single = loaded("archive_citus_single");
+    let moved: Vec<_> = [&single.url, &citus.url]
+        .into_iter()
+        .map(|url| {
+            let (zpids_before, ids_before) = (zpids(url), attestation_ids(url));
+            let out = TempDir::new("archive-citus-out");
+            let store = Source::open(out.0.to_str().unwrap()).await_in(&RT);
+            let summary = RT.block_on(run_archive(&mut loader_client(url), &store, &options())).unwrap();
+            check_moved(url, &out.0, &zpids_before, &ids_before);
+            let mut listings = archived_keys(&out.0.join("archive/listings"));
+            listings.sort();
+            (summary.listings, summary.attestations, listings, zpids(url))
+        })
+        .collect();
+    assert!(moved[0].0 > 0 && moved[0].1 > 0, "{:?}", &moved[0].0);
+    assert_eq!(moved[1], moved[0]);
 }
 
 /// The same to S3, run by an operator (`resi_admin`).

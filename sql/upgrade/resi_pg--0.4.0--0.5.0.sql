@@ -1195,6 +1195,19 @@ BEGIN
     ELSE
         GRANT INSERT, UPDATE, DELETE ON resi.settings TO resi_admin;
     END IF;
+    -- On Citus (resi.distribute ran), the coordinator reads and writes the shards over
+    -- connections to the workers made as the current role: the four roles may log in to the
+    -- workers (not to the coordinator; each worker's pg_hba.conf should admit them from the
+    -- coordinator only).
+    IF resi.listings_distributed() THEN
+        IF EXISTS (SELECT FROM pg_catalog.run_command_on_workers(
+                       'ALTER ROLE resi_loader LOGIN; ALTER ROLE resi_reader LOGIN; '
+                       'ALTER ROLE resi_validator LOGIN; ALTER ROLE resi_admin LOGIN') w
+                    WHERE NOT w.success) THEN
+            RAISE EXCEPTION 'resi.setup_roles: the roles could not be allowed to log in to every worker'
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+    END IF;
 END
 $$;
 

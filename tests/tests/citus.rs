@@ -632,6 +632,39 @@ fn the_operators_validators_and_readers_functions_answer_on_citus_as_on_a_single
         assert!(!expected.is_empty(), "{what}: no rows");
         assert_same_rows(what, &expected, &rows(&mut distributed, query, order));
     }
+    readers_read_the_api_and_not_the_claims(&mut single, &mut distributed);
+}
+
+/// What a reader gets from the API and the tiles, as PostgREST asks (a login switching to
+/// `resi_reader`), after `resi.setup_roles()`: the single node's answers; the claims are refused
+/// on both. On Citus the coordinator reads the shards as `resi_reader`, which may log in to the
+/// workers only because resi.setup_roles allowed it there.
+fn readers_read_the_api_and_not_the_claims(single: &mut Client, distributed: &mut Client) {
+    const READS: [(&str, &str); 4] = [
+        ("SELECT zpid, price, confidence FROM api.search_listings(zip_code := '78790')", "zpid"),
+        ("SELECT zpid, jsonb_array_length(reports) AS reports FROM api.listing('3000')", "zpid"),
+        ("SELECT listings, median_price FROM api.zip_stats('78790')", "1"),
+        ("SELECT md5(resi.listing_tile(10, 233, 421)) AS tile", "1"),
+    ];
+    let as_reader = |client: &mut Client, query: &str, order: &str| {
+        let mut reader = client.transaction().unwrap();
+        reader.batch_execute("SET LOCAL ROLE resi_reader").unwrap();
+        let sql = format!("SELECT row(q.*)::text FROM ({query}) q ORDER BY {order}");
+        reader.query(&sql, &[]).map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<String>>())
+    };
+    for client in [&mut *single, &mut *distributed] {
+        client.batch_execute("SELECT resi.setup_roles()").unwrap();
+    }
+    for (query, order) in READS {
+        let expected = as_reader(single, query, order).unwrap_or_else(|e| panic!("{query}: {e}"));
+        assert!(!expected.is_empty() && !expected[0].contains("(,"), "{query}: {expected:?}");
+        let got = as_reader(distributed, query, order).unwrap_or_else(|e| panic!("{query} on Citus: {e}"));
+        assert_same_rows(&format!("{query} as resi_reader"), &expected, &got);
+    }
+    for client in [single, distributed] {
+        let refused = as_reader(client, "SELECT count(*) FROM resi.miner_claims", "1").unwrap_err();
+        assert_eq!(refused.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{refused}");
+    }
 }
 
 /// One row per listing of `weighted_claims` (a view of resi.weighted_claims' columns): its
