@@ -2399,3 +2399,19 @@ END;
 COMMENT ON FUNCTION api.zip_stats(text) IS
     'One zip code: listings with consensus, median/min/max price, mean confidence and listings per confidence band (high >= 0.8, medium >= 0.5, low).';
 
+-- COSTs of the consensus aggregates' support functions (sql/native/consensus.sql,
+-- resi_pg/src/consensus/listing.rs): the planner weighs a partial state against a row, and
+-- aggregates many small groups serially (issue 16).
+ALTER FUNCTION resi.consensus_mode_transition(internal, text, double precision) COST 6;
+ALTER FUNCTION resi.consensus_mode_combine(internal, internal) COST 45;
+ALTER FUNCTION resi.consensus_mode_serialize(internal) COST 125;
+ALTER FUNCTION resi.consensus_mode_final(internal) COST 130;
+ALTER FUNCTION resi.consensus_median_transition(internal, double precision, double precision, double precision) COST 6;
+ALTER FUNCTION resi.consensus_median_combine(internal, internal) COST 85;
+ALTER FUNCTION resi.consensus_median_serialize(internal) COST 150;
+ALTER FUNCTION resi.consensus_median_final(internal) COST 120;
+ALTER FUNCTION resi.consensus_listing_transition(internal, text, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, double precision) COST 135;
+ALTER FUNCTION resi.consensus_listing_combine(internal, internal) COST 250;
+ALTER FUNCTION resi.consensus_listing_serialize(internal) COST 1800;
+ALTER FUNCTION resi.consensus_listing_deserialize(bytea, internal) COST 250;
+ALTER FUNCTION resi.consensus_listing_final(internal) COST 7400;

@@ -70,7 +70,7 @@ unsafe fn listing_transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum 
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, cost = 250)]
 fn consensus_listing_combine(mut first: Internal, mut second: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     // SAFETY: both are ListingStates of this aggregate.
     unsafe {
@@ -81,13 +81,13 @@ fn consensus_listing_combine(mut first: Internal, mut second: Internal, fcinfo: 
     first
 }
 
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, cost = 1800)]
 fn consensus_listing_serialize(state: Internal) -> Option<Vec<u8>> {
     // SAFETY: a ListingState of this aggregate.
     unsafe { state.get::<ListingState>() }.map(|listing| listing.serialize().or_raise(NAME))
 }
 
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, cost = 250)]
 fn consensus_listing_deserialize(bytes: Option<&[u8]>, _unused: Internal) -> Internal {
     match bytes {
         Some(bytes) => Internal::new(ListingState::deserialize(bytes).or_raise(NAME)),
@@ -95,7 +95,7 @@ fn consensus_listing_deserialize(bytes: Option<&[u8]>, _unused: Internal) -> Int
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, cost = 7400)]
 fn consensus_listing_final(
     mut state: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
