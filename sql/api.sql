@@ -99,11 +99,13 @@ BEGIN
                        'attestations', c.attestations,
                        'group', (SELECT g.group_hotkey FROM resi.miner_groups g WHERE g.miner_hotkey = c.miner_hotkey),
                        'validated', EXISTS (SELECT FROM resi.miner_attestations a
-                                             WHERE a.zpid = c.zpid AND a.miner_hotkey = c.miner_hotkey
+                                             WHERE a.zpid = listing AND a.miner_hotkey = c.miner_hotkey
                                                AND a.is_validated))
                        ORDER BY c.miner_hotkey), '[]'::jsonb)
-              FROM resi.miner_claims c WHERE c.zpid = l.zpid)
+              FROM resi.miner_claims c WHERE c.zpid = listing)
       FROM resi.listings l
+     -- Every distributed table filtered by the zpid itself: Citus routes the query to one shard
+     -- (correlated on l.zpid, it asked every shard).
      WHERE l.zpid = listing AND l.consensus_score IS NOT NULL;
 END
 $$;
