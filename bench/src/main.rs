@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! resi-bench --database-url URL --loader target/release/resi-loader --out bench/results.md
-//!            [--runs 3] [--only ingest,s3,aggregates,refresh,helpers,memory,independence]
+//!            [--runs 3] [--only ingest,s3,aggregates,refresh,helpers,memory,independence,citus]
 //!            [--editions native,portable]                       (BENCH_SCALE=1.0, BENCH_EDITIONS)
+//!            [--citus-url COORDINATOR_URL]                      (RESI_BENCH_CITUS_URL)
 //! ```
 //!
 //! `URL` is a superuser connection to a throwaway cluster with resi_pg installed (`make bench`
@@ -16,10 +17,16 @@
 //! measure it against the native edition (and the aggregates against the floor), at their own,
 //! smaller sizes. `--editions native` (or `BENCH_EDITIONS=native`) skips them; `--editions
 //! portable` measures only them.
+//!
+//! Group `citus` (issue 18) measures a distributed database of the Citus cluster whose
+//! coordinator `--citus-url` names (a superuser URL of its `postgres` database, Citus and resi_pg
+//! installed on every node; `make bench` starts one when Citus is installed) against a single
+//! node of the bench cluster; without it, its one row says it was skipped.
 
 #![forbid(unsafe_code)]
 
 mod aggregates;
+mod citus;
 mod db;
 mod generate;
 mod helpers;
@@ -65,6 +72,10 @@ struct Cli {
     /// groups ingest, aggregates and refresh.
     #[arg(long, value_enum, value_delimiter = ',', env = "BENCH_EDITIONS")]
     editions: Vec<Edition>,
+    /// Superuser URL of a Citus cluster's coordinator (its `postgres` database, workers
+    /// registered), for group `citus`; without it that group is skipped.
+    #[arg(long, env = "RESI_BENCH_CITUS_URL")]
+    citus_url: Option<String>,
     /// Scratch folder for generated uploads (default: a new folder under $TMPDIR, removed afterwards).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -86,10 +97,20 @@ enum Group {
     Memory,
     /// 9. find_dependent_miners at a tenth of the network vs one grouped scan of the claims
     Independence,
+    /// 10. Citus: the fold, the consensus and api.listing per shard count vs a single node
+    Citus,
 }
 
-const GROUPS: [Group; 7] =
-    [Group::Ingest, Group::S3, Group::Aggregates, Group::Refresh, Group::Helpers, Group::Memory, Group::Independence];
+const GROUPS: [Group; 8] = [
+    Group::Ingest,
+    Group::S3,
+    Group::Aggregates,
+    Group::Refresh,
+    Group::Helpers,
+    Group::Memory,
+    Group::Independence,
+    Group::Citus,
+];
 
 /// Which edition of resi_pg a measurement's rows are about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -118,7 +139,10 @@ fn measurements(group: Group, edition: Edition) -> Vec<Measurement> {
         (Group::Helpers, Edition::Native) => vec![helpers::run],
         (Group::Memory, Edition::Native) => vec![memory::run],
         (Group::Independence, Edition::Native) => vec![independence::run],
-        (Group::S3 | Group::Helpers | Group::Memory | Group::Independence, Edition::Portable) => vec![],
+        (Group::Citus, Edition::Native) => vec![citus::run],
+        (Group::S3 | Group::Helpers | Group::Memory | Group::Independence | Group::Citus, Edition::Portable) => {
+            vec![]
+        }
     }
 }
 
@@ -129,6 +153,8 @@ pub struct Bench {
     pub runs: usize,
     pub loader: PathBuf,
     pub work: PathBuf,
+    /// The Citus coordinator of `--citus-url`, for group `citus`.
+    pub citus_url: Option<String>,
     started: Instant,
 }
 
@@ -162,8 +188,15 @@ fn run(cli: Cli) -> Result<()> {
         None => (std::env::temp_dir().join(format!("resi-bench-{}", std::process::id())), true),
     };
     std::fs::create_dir_all(&work)?;
-    let bench =
-        Bench { seed: cli.seed, scale: cli.scale, runs: cli.runs.into(), loader, work, started: Instant::now() };
+    let bench = Bench {
+        seed: cli.seed,
+        scale: cli.scale,
+        runs: cli.runs.into(),
+        loader,
+        work,
+        citus_url: cli.citus_url.clone(),
+        started: Instant::now(),
+    };
     let groups: Vec<Group> = if cli.only.is_empty() { GROUPS.to_vec() } else { cli.only.clone() };
     let editions: Vec<Edition> =
         EDITIONS.into_iter().filter(|e| cli.editions.is_empty() || cli.editions.contains(e)).collect();
@@ -172,7 +205,15 @@ fn run(cli: Cli) -> Result<()> {
     let version = cluster.server_version()?;
     let library = cluster.installed_library()?;
     let machine = machine::Machine::describe();
-    let contention = machine::Contention::start(vec![cluster.postmaster_pid()?]);
+    let mut ours = vec![cluster.postmaster_pid()?];
+    if let (Some(url), true) = (&bench.citus_url, groups.contains(&Group::Citus)) {
+        // The Citus nodes' CPU is the bench's own; a cluster that cannot be reached fails its group.
+        match citus::CitusCluster::open(url).and_then(|c| c.postmaster_pids()) {
+            Ok(pids) => ours.extend(pids),
+            Err(e) => bench.log(format!("the Citus cluster's processes are counted as others': {e:#}")),
+        }
+    }
+    let contention = machine::Contention::start(ours);
     let date = machine::now_utc();
     bench.log(format!(
         "{} runs per measurement, BENCH_SCALE={}, groups {groups:?}, editions {editions:?}",
@@ -307,11 +348,13 @@ fn markdown(cli: &Cli, bench: &Bench, run: &RunInfo, rows: &[report::Row], failu
          listing_hash and rate limit 1M (1); loader memory 1M and 5M-row files (2.5 gives 2.5M and 5M; the \
          ratio between the two files stays 2). The portable edition's rows (issue 17, which sets them no size) \
          have their own, smaller sizes at BENCH_SCALE=1: ingest {} rows, aggregates {} rows in groups of 10, \
-         refresh {} listings ({} attestations); `--editions native` (BENCH_EDITIONS=native) skips them.",
+         refresh {} listings ({} attestations); `--editions native` (BENCH_EDITIONS=native) skips them. The \
+         Citus rows (issue 18, no size set) load {} rows at BENCH_SCALE=1 into each database.",
         report::thousands(ingest::PORTABLE_ROWS),
         report::thousands(aggregates::PORTABLE_ROWS),
         report::thousands(refresh::PORTABLE_LISTINGS),
-        report::thousands(refresh::PORTABLE_LISTINGS * refresh::MINERS)
+        report::thousands(refresh::PORTABLE_LISTINGS * refresh::MINERS),
+        report::thousands(citus::ROWS)
     );
     out
 }

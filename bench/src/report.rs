@@ -67,6 +67,9 @@ impl Side {
     }
 
     fn cell(&self) -> String {
+        if self.stats.median.is_nan() {
+            return "—".into();
+        }
         format!(
             "{} ({} – {})",
             self.unit.format(self.stats.median),
@@ -85,6 +88,8 @@ pub enum Target {
     Reference,
     /// No target in the issue: the figure is reported (the portable edition's costs, issue 17).
     Reported,
+    /// Not measured: what it needs is missing (the row's subject says what).
+    Skipped,
 }
 
 impl Target {
@@ -92,7 +97,7 @@ impl Target {
         match self {
             Target::AtLeast(t) => ratio >= t,
             Target::AtMost(t) => ratio <= t,
-            Target::Reference | Target::Reported => true,
+            Target::Reference | Target::Reported | Target::Skipped => true,
         }
     }
 
@@ -102,6 +107,7 @@ impl Target {
             Target::AtMost(t) => format!("≤ {t}×"),
             Target::Reference => "reference".into(),
             Target::Reported => "reported".into(),
+            Target::Skipped => "skipped".into(),
         }
     }
 }
@@ -124,6 +130,21 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row saying `measurement` was not measured, and why (`reason`).
+    pub fn skipped(measurement: impl Into<String>, reason: impl Into<String>) -> Row {
+        let nothing = Stats { median: f64::NAN, min: f64::NAN, max: f64::NAN };
+        Row {
+            measurement: measurement.into(),
+            size: "—".into(),
+            subject: Side::new(reason, nothing, Unit::Seconds),
+            baseline: None,
+            ratio: f64::NAN,
+            ratio_meaning: "",
+            target: Target::Skipped,
+            notes: vec![],
+        }
+    }
+
     /// Subject rate / baseline rate (both in the same unit).
     pub fn rate_ratio(subject: &Side, baseline: &Side) -> f64 {
         subject.stats.median / baseline.stats.median
@@ -140,7 +161,7 @@ impl Row {
     }
 
     fn verdict(&self) -> &'static str {
-        if matches!(self.target, Target::Reference | Target::Reported) {
+        if matches!(self.target, Target::Reference | Target::Reported | Target::Skipped) {
             ""
         } else if self.target.met(self.ratio) {
             "met"
