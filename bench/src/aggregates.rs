@@ -29,10 +29,11 @@ const DATABASE: &str = "resi_bench_aggregates";
 
 const SERIAL: &str = "SET max_parallel_workers_per_gather = 0; RESET cpu_tuple_cost";
 /// Two workers aggregating partially (the leader combines), whatever the aggregates' COSTs: no
-/// setup cost, and rows so dear to scan (cpu_tuple_cost) that splitting the scan wins, while
-/// gathering every row instead of the partial states still costs parallel_tuple_cost per row.
+/// setup cost, rows so dear to scan (cpu_tuple_cost 4) that splitting the scan wins, and so dear
+/// to gather (parallel_tuple_cost 2) that sending the partial states wins over sending every row
+/// (with 1 and 0.1 the planner gathered the rows of 10-row groups).
 const PARALLEL: &str = "SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; \
-    SET parallel_tuple_cost = 0.1; SET cpu_tuple_cost = 1; SET min_parallel_table_scan_size = 0; \
+    SET parallel_tuple_cost = 2; SET cpu_tuple_cost = 4; SET min_parallel_table_scan_size = 0; \
     SET parallel_leader_participation = on";
 /// Parallel query allowed (2 workers), the plan left to the planner's own costs.
 const PLANNER: &str = "SET max_parallel_workers_per_gather = 2; RESET parallel_setup_cost; \
@@ -401,7 +402,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
          every query of both sides (the plain-SQL sorts stay in memory); JIT off for both sides (the aggregates' COSTs would \
          otherwise put their plans alone past jit_optimize_above_cost); serial means \
          `max_parallel_workers_per_gather = 0`, parallel forces 2 workers with partial aggregation \
-         (parallel_setup_cost = 0, parallel_tuple_cost = 0.1, cpu_tuple_cost = 1, \
+         (parallel_setup_cost = 0, parallel_tuple_cost = 2, cpu_tuple_cost = 4, \
          min_parallel_table_scan_size = 0); the rows marked \"the planner's costs\" \
          allow 2 workers and leave those costs at their defaults, so the planner picks the plan (what a user \
          gets). The floor (issue 16) is \
