@@ -160,8 +160,7 @@ fn archive_moves_what_left_the_window_into_monthly_files_once() {
 /// many attestations as on a single node, each into exactly one file, and leaves the same rows.
 #[test]
 fn archive_on_a_citus_coordinator_moves_what_it_moves_on_a_single_node() {
-    let Some(citus) = resi_e2e::CitusDatabase::new("archive") else { return };
-    citus.client().execute("SELECT resi.distribute(4)", &[]).unwrap();
+    let Some(citus) = resi_e2e::CitusDatabase::distributed("archive", 4) else { return };
     load_into(&citus.url, "archive_citus");
     let single = loaded("archive_citus_single");
     let moved: Vec<_> = [&single.url, &citus.url]

@@ -14,23 +14,13 @@ use resi_loader::pass::PassOptions;
 /// Shards per distributed table, as in tests/tests/citus.rs.
 const SHARDS: i32 = 4;
 
-/// A database of the Citus cluster with `resi.distribute(SHARDS)` done, or `None` without one.
-fn distributed(label: &str) -> Option<CitusDatabase> {
-    let citus = CitusDatabase::new(label)?;
-    citus
-        .client()
-        .execute("SELECT resi.distribute($1)", &[&SHARDS])
-        .unwrap_or_else(|e| panic!("resi.distribute: {e:?}"));
-    Some(citus)
-}
-
 /// The basic samples, then the hostile ones, loaded into a distributed database leave what they
 /// leave in a single node: the same listings, attestations, ledger (statuses and reasons:
 /// rejections, a ban's deferrals), trust, day counts, verdicts, claims and penalties; a second
 /// pass loads nothing on either.
 #[test]
 fn resi_loader_run_on_a_coordinator_leaves_what_it_leaves_on_a_single_node() {
-    let Some(citus) = distributed("loader_run") else { return };
+    let Some(citus) = CitusDatabase::distributed("loader_run", SHARDS) else { return };
     let single = TestDatabase::new("loader_run_single");
     for url in [&single.url, &citus.url] {
         for samples in ["samples/basic", "samples/hostile"] {
@@ -79,7 +69,7 @@ fn a_database_of_the_previous_release_updated_then_distributed_loads_on_as_a_sin
 /// are what their claims and the final trust give.
 #[test]
 fn two_loaders_at_once_on_a_coordinator_do_the_work_of_one() {
-    let Some(citus) = distributed("loader_two") else { return };
+    let Some(citus) = CitusDatabase::distributed("loader_two", SHARDS) else { return };
     let single = TestDatabase::new("loader_two_single");
     // Upload times from the keys: a miner's claim on a listing is its newest upload's, and two
     // uploads of one time would be told apart by the order they were folded in.

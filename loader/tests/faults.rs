@@ -318,8 +318,7 @@ fn killed_loaders_rerun_to_the_same_database() {
 /// undisturbed database.
 #[test]
 fn killed_loaders_on_a_citus_coordinator_rerun_to_the_single_nodes_database() {
-    let Some(citus) = resi_e2e::CitusDatabase::new("faults_kill") else { return };
-    citus.client().execute("SELECT resi.distribute(4)", &[]).unwrap();
+    let Some(citus) = resi_e2e::CitusDatabase::distributed("faults_kill", 4) else { return };
     kill_and_rerun("killed_loaders_on_a_citus_coordinator_rerun_to_the_single_nodes_database", &citus.url);
 }
 

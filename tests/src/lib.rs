@@ -29,6 +29,27 @@ pub fn connect(url: &str) -> Client {
     Client::connect(url, NoTls).unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
 }
 
+/// The messages of the notices PostgreSQL sends while `query` runs, on a new connection to
+/// `url` where `setup` ran first (its own notices are left out). Panics, naming the statement,
+/// when either fails. Tests read what the server reports of its work this way: auto_explain's
+/// plans, Citus's remote commands.
+pub fn notices_while(url: &str, setup: &str, query: &str) -> Vec<String> {
+    use std::str::FromStr;
+    use std::sync::{Arc, Mutex};
+    let notices = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&notices);
+    let mut client = postgres::Config::from_str(url)
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_string()))
+        .connect(NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    client.batch_execute(setup).unwrap_or_else(|e| panic!("{setup}: {e}"));
+    notices.lock().unwrap().clear();
+    client.batch_execute(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+    let messages = notices.lock().unwrap();
+    messages.clone()
+}
+
 /// A new, empty database with `CREATE EXTENSION resi_pg` done, dropped when the value is
 /// dropped. Each test gets its own, so tests run in parallel without seeing each other.
 pub struct TestDatabase {
@@ -598,6 +619,17 @@ impl CitusDatabase {
         for (host, port) in &nodes {
             client.execute("SELECT citus_add_node($1, $2)", &[host, port]).unwrap();
         }
+        Some(database)
+    }
+
+    /// As [`CitusDatabase::new`], with `resi.distribute(shards)` done: the extension's
+    /// tables distributed (or made reference tables) while still empty.
+    pub fn distributed(label: &str, shards: i32) -> Option<CitusDatabase> {
+        let database = CitusDatabase::new(label)?;
+        database
+            .client()
+            .execute("SELECT resi.distribute($1)", &[&shards])
+            .unwrap_or_else(|e| panic!("resi.distribute({shards}): {e:?}"));
         Some(database)
     }
 

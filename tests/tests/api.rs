@@ -3,11 +3,8 @@
 //! checked against what was folded (tiles decoded with an independent MVT decoder), as
 //! `resi_reader` where the API is concerned, and every API query's plan at 2M listings.
 
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-
-use postgres::{Client, NoTls};
-use resi_e2e::{connect, scalar, TestDatabase};
+use postgres::Client;
+use resi_e2e::{connect, notices_while, scalar, TestDatabase};
 
 /// Three miners over 30 listings in two zip codes; listing 7 later changes price and status.
 fn folded(label: &str) -> TestDatabase {
@@ -184,23 +181,10 @@ fn monitoring_views_and_database_budget() {
 /// The plan of every statement `query` ran, those inside the functions it called included
 /// (auto_explain, its JSON plans sent to the client as notices).
 fn plans_run_by(url: &str, query: &str) -> Vec<serde_json::Value> {
-    let notices = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&notices);
-    let mut client = postgres::Config::from_str(url)
-        .unwrap()
-        .notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_string()))
-        .connect(NoTls)
-        .unwrap();
-    client
-        .batch_execute(
-            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
-             SET auto_explain.log_format = 'json'; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'",
-        )
-        .unwrap();
-    client.batch_execute(query).unwrap_or_else(|e| panic!("{query}: {e}"));
-    let messages = notices.lock().unwrap();
+    let setup = "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+                 SET auto_explain.log_format = 'json'; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'";
     // Each message: "duration: … ms  plan:\n{…}".
-    messages
+    notices_while(url, setup, query)
         .iter()
         .filter_map(|m| m.split_once("plan:\n"))
         .map(|(_, plan)| serde_json::from_str(plan).unwrap_or_else(|e| panic!("{e}: {plan}")))

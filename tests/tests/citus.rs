@@ -11,7 +11,7 @@
 
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
-use resi_e2e::{connect, scalar, CitusDatabase, Edition, TestDatabase};
+use resi_e2e::{connect, notices_while, scalar, CitusDatabase, Edition, TestDatabase};
 
 /// Shards per distributed table: two per worker. Each shard's task adds planning and a
 /// connection; issue 18's measurements found many shards per node cost more than they bring.
@@ -714,19 +714,10 @@ fn a_filter_on_zpid_routes_the_sources_to_one_shard_but_the_views_audit_join_ask
 /// The statements the coordinator sent to the workers while `query` ran, from the notices of
 /// `citus.log_remote_commands` ("issuing …"), without the "issuing " prefix.
 fn remote_commands(url: &str, query: &str) -> Vec<String> {
-    use std::str::FromStr;
-    use std::sync::{Arc, Mutex};
-    let notices = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&notices);
-    let mut client = postgres::Config::from_str(url)
-        .unwrap()
-        .notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_string()))
-        .connect(postgres::NoTls)
-        .unwrap();
-    client.batch_execute("SET citus.log_remote_commands = on").unwrap();
-    client.batch_execute(query).unwrap_or_else(|e| panic!("{query}: {e}"));
-    let messages = notices.lock().unwrap();
-    messages.iter().filter_map(|m| m.strip_prefix("issuing ").map(str::to_string)).collect()
+    notices_while(url, "SET citus.log_remote_commands = on", query)
+        .iter()
+        .filter_map(|m| m.strip_prefix("issuing ").map(str::to_string))
+        .collect()
 }
 
 /// Records what Citus does with an aggregate over claims of many listings (analytics): the
