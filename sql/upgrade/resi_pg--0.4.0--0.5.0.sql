@@ -24,7 +24,8 @@
 --   group and its evidence; a listing with one independent source has consensus_score <= 0.5.
 -- * COMMENT ON for the functions that had none.
 -- * resi.check_miner_rate_limit is a C (Rust) function: same signature, contract and errors.
--- * resi.distribute(shard_count): distributes the tables on a Citus coordinator (issue 18).
+-- * resi.distribute(shard_count): distributes the tables on a Citus coordinator (issue 18);
+--   resi.prepare_workers() prepares a worker added later.
 \echo Use "ALTER EXTENSION resi_pg UPDATE TO '0.5.0'" to load this file. \quit
 
 CREATE OR REPLACE FUNCTION resi."consensus_agreement"(
@@ -2027,44 +2028,51 @@ COMMENT ON FUNCTION resi.lock_listings(text[]) IS
     'Lock these listings (all when NULL) for a writer of their consensus until the transaction ends: their rows in zpid order, or on a distributed database one advisory lock for all.';
 REVOKE EXECUTE ON FUNCTION resi.lock_listings(text[]) FROM PUBLIC;
 
--- VOLATILE, PARALLEL UNSAFE, returns nothing. Runs in the caller's transaction, except the
--- workers' preparation (run_command_on_workers: their own connections, committed at once):
--- every step of it is idempotent, so a call that fails or is rolled back after it leaves the
--- workers ready for the next call. Takes a transaction-level advisory lock: one call at a time.
--- Errors: 42501 when the current user is not a superuser; 22023 for a NULL shard_count or one
--- below 1; 55000 without Citus, on a worker, without the coordinator or a worker registered,
--- when a worker lacks the coordinator's resi_pg version or its copy of a table holds rows, and
--- when the database is already distributed.
-CREATE FUNCTION resi.distribute(shard_count integer DEFAULT 4) RETURNS void
+-- The extension's tables resi.distribute makes Citus tables: those distributed by zpid,
+-- co-located with the first (`distributed`), or the reference tables (NOT `distributed`), in the
+-- order it creates them. IMMUTABLE, PARALLEL SAFE; NULL for NULL.
+CREATE FUNCTION resi.citus_tables(distributed boolean) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN distributed
+                THEN ARRAY['resi.listings', 'resi.miner_claims', 'resi.miner_attestations', 'resi.listing_history',
+                           'resi.audits']
+                WHEN NOT distributed
+                THEN ARRAY['resi.miner_trust', 'resi.miner_groups', 'resi.miner_dependence',
+                           'resi.miner_submission_days', 'resi.miner_penalties', 'resi.blacklist',
+                           'resi.audit_verdicts'] END;
+COMMENT ON FUNCTION resi.citus_tables(boolean) IS
+    'The tables resi.distribute distributes by zpid (true) or makes reference tables (false).';
+
+-- Prepares this node's copies of resi.citus_tables for Citus, as the top of this file says:
+-- every node gets the key changes; a worker (group id <> 0) also refuses a copy holding rows,
+-- gets Citus's TRUNCATE trigger on each copy and moves the copies' sequences to its own range;
+-- with `detach` the tables and their sequences leave the extension. Every step is idempotent and
+-- skips what is done. On a worker that joined after resi.distribute, Citus already treats the
+-- copies as its tables (the shells of the distributed ones): their rows are the shards', so
+-- there is nothing to check, and the changes are kept local (citus.enable_ddl_propagation off
+-- for the transaction). Run on each node by resi.distribute and resi.prepare_workers (the
+-- formats name catalogue objects only: regclass, %I). VOLATILE; not executable by PUBLIC.
+-- Errors: 55000 when a worker's copy not yet a Citus table holds rows.
+CREATE FUNCTION resi.prepare_node(detach boolean) RETURNS void
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
     SET client_min_messages = warning
 AS $$
 DECLARE
-    -- Distributed by zpid, co-located with the first.
-    distributed constant text[] := ARRAY['resi.listings', 'resi.miner_claims', 'resi.miner_attestations',
-                                         'resi.listing_history', 'resi.audits'];
-    reference   constant text[] := ARRAY['resi.miner_trust', 'resi.miner_groups', 'resi.miner_dependence',
-                                         'resi.miner_submission_days', 'resi.miner_penalties', 'resi.blacklist',
-                                         'resi.audit_verdicts'];
-    -- A DO block, formatted with %1$L: the tables, %2$L: whether they leave the extension. Run
-    -- once on each worker before anything is distributed (leaving the extension), and on the
-    -- coordinator before distributing (staying members) and after (leaving). Every step is
-    -- idempotent. Every node: the key changes. A worker (group id <> 0) also refuses a copy
-    -- holding rows, adds Citus's TRUNCATE trigger and moves the sequences to its own range.
-    prepare constant text := $prepare$
-DO $do$
-DECLARE
-    tables   regclass[] := %1$L::text[]::regclass[];
-    detach   boolean := %2$L;
+    tables   regclass[] := (resi.citus_tables(true) || resi.citus_tables(false))::regclass[];
     group_id integer := (SELECT groupid FROM pg_catalog.pg_dist_local_group);
     resi_pg  oid := (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'resi_pg');
     t        regclass;
-    holds    boolean;
+    holds    boolean := false;
     member   record;
     seq      record;
     first_id bigint := ((group_id::bigint) << 48) + 1;
 BEGIN
+    IF group_id <> 0 THEN
+        -- A worker's changes stay on the worker (on one that joined after resi.distribute, the
+        -- copies are Citus's tables already), until this function returns.
+        PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    END IF;
     -- Every unique key includes zpid (the foreign key on audits' first: it depends on their key).
     ALTER TABLE resi.audit_verdicts DROP CONSTRAINT IF EXISTS audit_verdicts_audit_id_fkey;
     FOR member IN
@@ -2073,7 +2081,7 @@ BEGIN
          WHERE c.conrelid IN ('resi.miner_attestations'::regclass, 'resi.listing_history'::regclass, 'resi.audits'::regclass)
            AND c.contype = 'p' AND pg_catalog.pg_get_constraintdef(c.oid) = 'PRIMARY KEY (id)'
     LOOP
-        EXECUTE pg_catalog.format('ALTER TABLE %%s DROP CONSTRAINT %%I, ADD CONSTRAINT %%I PRIMARY KEY (zpid, id)',
+        EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I PRIMARY KEY (zpid, id)',
                                   member.name, member.conname, member.conname);
     END LOOP;
     ALTER TABLE resi.listings DROP CONSTRAINT IF EXISTS listings_uri_key;
@@ -2081,9 +2089,11 @@ BEGIN
 
     IF group_id <> 0 THEN
         FOREACH t IN ARRAY tables LOOP
-            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %%s)', t) INTO holds;
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = t) THEN
+                EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s)', t) INTO holds;
+            END IF;
             IF holds THEN
-                RAISE EXCEPTION 'resi.distribute: %% holds rows on this worker (group %%): the distributed table would hide them', t, group_id
+                RAISE EXCEPTION 'resi.prepare_node: % holds rows on this worker (group %): the distributed table would hide them', t, group_id
                     USING ERRCODE = 'object_not_in_prerequisite_state';
             END IF;
             IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
@@ -2098,7 +2108,7 @@ BEGIN
                AND d.refobjid = ANY (tables) AND d.deptype = 'a'
                AND s.seqtypid = 'pg_catalog.int8'::regtype AND s.seqmin <> first_id
         LOOP
-            EXECUTE pg_catalog.format('ALTER SEQUENCE %%s MINVALUE %%s MAXVALUE %%s START %%s RESTART',
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s MINVALUE %s MAXVALUE %s START %s RESTART',
                                       seq.name, first_id, first_id + (1::bigint << 48), first_id);
         END LOOP;
     END IF;
@@ -2117,16 +2127,95 @@ BEGIN
                                 AND d.refobjid = ANY (tables) AND d.deptype = 'a')
              ORDER BY c.relkind DESC, c.oid
         LOOP
-            EXECUTE pg_catalog.format('ALTER EXTENSION resi_pg DROP %%s %%s', member.kind, member.name);
+            EXECUTE pg_catalog.format('ALTER EXTENSION resi_pg DROP %s %s', member.kind, member.name);
         END LOOP;
     END IF;
 END
-$do$
-$prepare$;
-    tables     constant text[] := distributed || reference;
-    version    text;
-    failure    record;
-    t          text;
+$$;
+COMMENT ON FUNCTION resi.prepare_node(boolean) IS
+    'Prepares this node''s copies of the tables resi.distribute moves (keys with zpid; on a worker also the TRUNCATE trigger and its own id range; with detach, out of the extension); idempotent. Called by resi.distribute and resi.prepare_workers.';
+REVOKE EXECUTE ON FUNCTION resi.prepare_node(boolean) FROM PUBLIC;
+
+-- Prepares every registered worker's copies of the tables (resi.prepare_node(true) on each, over
+-- its own connection, committed at once): resi.distribute's first step, and for an operator the
+-- step after adding a worker to a distributed database (citus_add_node, then this, then
+-- rebalance_table_shards), so the new worker's copies get the keys, TRUNCATE trigger, id range
+-- and extension membership the first workers' got. Idempotent. Returns the number of workers.
+-- VOLATILE, PARALLEL UNSAFE. Errors: 42501 when the current user is not a superuser; 55000
+-- without Citus, on a worker, without a worker registered, when a worker lacks the coordinator's
+-- resi_pg version, or its preparation fails (a copy holding rows).
+CREATE FUNCTION resi.prepare_workers() RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    SET client_min_messages = warning
+AS $$
+DECLARE
+    version text := (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'resi_pg');
+    failure record;
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'resi.prepare_workers: only a superuser can prepare the workers (current user: %)', current_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'resi.prepare_workers: Citus is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'CREATE EXTENSION citus on every node, register the coordinator (citus_set_coordinator_host) and the workers (citus_add_node), then call resi.distribute() on the coordinator.';
+    END IF;
+    IF (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l) <> 0 THEN
+        RAISE EXCEPTION 'resi.prepare_workers: this node is a Citus worker; call it on the coordinator'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_node n
+                    WHERE n.groupid <> 0 AND n.isactive AND n.noderole = 'primary') THEN
+        RAISE EXCEPTION 'resi.prepare_workers: no worker is registered in this database''s Citus metadata'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'SELECT citus_add_node(host, port) for every worker (each with CREATE EXTENSION citus and resi_pg in this database).';
+    END IF;
+    FOR failure IN
+        SELECT w.nodename, w.nodeport, w.result
+          FROM pg_catalog.run_command_on_workers(
+                   pg_catalog.format('SELECT extversion FROM pg_catalog.pg_extension WHERE extname = %L', 'resi_pg')) w
+         WHERE NOT w.success OR w.result IS DISTINCT FROM version
+    LOOP
+        RAISE EXCEPTION 'resi.prepare_workers: worker %:% does not have resi_pg % in this database (%)',
+            failure.nodename, failure.nodeport, version, failure.result
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'CREATE EXTENSION resi_pg (the coordinator''s version) on every worker.';
+    END LOOP;
+    FOR failure IN
+        SELECT w.nodename, w.nodeport, w.result
+          FROM pg_catalog.run_command_on_workers('SELECT resi.prepare_node(true)') w
+         WHERE NOT w.success
+    LOOP
+        RAISE EXCEPTION 'resi.prepare_workers: preparing worker %:% failed: %', failure.nodename, failure.nodeport, failure.result
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END LOOP;
+    RETURN (SELECT count(*) FROM pg_catalog.pg_dist_node n WHERE n.groupid <> 0 AND n.isactive AND n.noderole = 'primary');
+END
+$$;
+COMMENT ON FUNCTION resi.prepare_workers() IS
+    'Run by a superuser on the Citus coordinator: prepares every worker''s copies of the tables as resi.distribute did (its first step), so a worker added later (citus_add_node) matches the others before rebalancing; idempotent; returns the number of workers. Errors: 42501 not a superuser; 55000 no Citus, not the coordinator, no worker registered, resi_pg missing on a worker, or a worker''s copy holding rows.';
+REVOKE EXECUTE ON FUNCTION resi.prepare_workers() FROM PUBLIC;
+
+-- VOLATILE, PARALLEL UNSAFE, returns nothing. Runs in the caller's transaction, except the
+-- workers' preparation (resi.prepare_workers: their own connections, committed at once):
+-- every step of it is idempotent, so a call that fails or is rolled back after it leaves the
+-- workers ready for the next call. Takes a transaction-level advisory lock: one call at a time.
+-- Errors: 42501 when the current user is not a superuser; 22023 for a NULL shard_count or one
+-- below 1; 55000 without Citus, on a worker, without the coordinator or a worker registered,
+-- when a worker lacks the coordinator's resi_pg version or its copy of a table holds rows, and
+-- when the database is already distributed (a worker added since: resi.prepare_workers).
+CREATE FUNCTION resi.distribute(shard_count integer DEFAULT 4) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    SET client_min_messages = warning
+AS $$
+DECLARE
+    distributed constant text[] := resi.citus_tables(true);
+    reference   constant text[] := resi.citus_tables(false);
+    tables      constant text[] := distributed || reference;
+    t           text;
 BEGIN
     IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
         RAISE EXCEPTION 'resi.distribute: only a superuser can distribute the tables (current user: %)', current_user
@@ -2152,41 +2241,17 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'SELECT citus_set_coordinator_host(host, port): the reference tables need a copy on the coordinator, where the loader''s tables stay.';
     END IF;
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_node n
-                    WHERE n.groupid <> 0 AND n.isactive AND n.noderole = 'primary') THEN
-        RAISE EXCEPTION 'resi.distribute: no worker is registered in this database''s Citus metadata'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'SELECT citus_add_node(host, port) for every worker (each with CREATE EXTENSION citus and resi_pg in this database).';
-    END IF;
     IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::text = ANY (tables)) THEN
         RAISE EXCEPTION 'resi.distribute: the database is already distributed'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'Citus tables: ' || (SELECT pg_catalog.string_agg(p.logicalrelid::text, ', ' ORDER BY p.logicalrelid::text)
-                                                  FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::text = ANY (tables));
+                                                  FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::text = ANY (tables)),
+                  HINT = 'After adding a worker (citus_add_node), SELECT resi.prepare_workers(), then rebalance_table_shards().';
     END IF;
-    SELECT e.extversion INTO version FROM pg_catalog.pg_extension e WHERE e.extname = 'resi_pg';
-    FOR failure IN
-        SELECT w.nodename, w.nodeport, w.result
-          FROM pg_catalog.run_command_on_workers(
-                   pg_catalog.format('SELECT extversion FROM pg_catalog.pg_extension WHERE extname = %L', 'resi_pg')) w
-         WHERE NOT w.success OR w.result IS DISTINCT FROM version
-    LOOP
-        RAISE EXCEPTION 'resi.distribute: worker %:% does not have resi_pg % in this database (%)',
-            failure.nodename, failure.nodeport, version, failure.result
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'CREATE EXTENSION resi_pg (the coordinator''s version) on every worker.';
-    END LOOP;
 
     -- The workers' copies first: their own connections, committed whatever happens here.
-    FOR failure IN
-        SELECT w.nodename, w.nodeport, w.result
-          FROM pg_catalog.run_command_on_workers(pg_catalog.format(prepare, tables, true)) w
-         WHERE NOT w.success
-    LOOP
-        RAISE EXCEPTION 'resi.distribute: preparing worker %:% failed: %', failure.nodename, failure.nodeport, failure.result
-            USING ERRCODE = 'object_not_in_prerequisite_state';
-    END LOOP;
-    EXECUTE pg_catalog.format(prepare, tables, false);
+    PERFORM resi.prepare_workers();
+    PERFORM resi.prepare_node(false);
 
     -- Distributed while still extension members (see the top of sql/distribute.sql), which
     -- copies their rows to the shards; then the coordinator's copies of the rows, now hidden,
@@ -2202,7 +2267,7 @@ BEGIN
     FOREACH t IN ARRAY tables LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
     END LOOP;
-    EXECUTE pg_catalog.format(prepare, tables, true);
+    PERFORM resi.prepare_node(true);
 END
 $$;
 COMMENT ON FUNCTION resi.distribute(integer) IS

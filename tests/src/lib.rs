@@ -572,6 +572,23 @@ impl CitusDatabase {
     /// As [`CitusDatabase::new`], with `CREATE EXTENSION resi_pg VERSION 'version'` on every node
     /// (an earlier release's script, from `make install-dev`) when `version` is given.
     pub fn with_resi_version(label: &str, version: Option<&str>) -> Option<CitusDatabase> {
+        CitusDatabase::create(label, version, usize::MAX)
+    }
+
+    /// As [`CitusDatabase::new`], with only the first `registered` workers registered in the
+    /// database; the others have it, with citus and resi_pg, and join with
+    /// [`CitusDatabase::register_every_worker`]. `None` also when the cluster has no worker left
+    /// to register later.
+    pub fn with_registered_workers(label: &str, registered: usize) -> Option<CitusDatabase> {
+        let database = CitusDatabase::create(label, None, registered)?;
+        if database.workers.len() <= registered {
+            eprintln!("skipped: the Citus cluster has {} workers, no more than {registered}", database.workers.len());
+            return None;
+        }
+        Some(database)
+    }
+
+    fn create(label: &str, version: Option<&str>, registered: usize) -> Option<CitusDatabase> {
         let Ok(coordinator) = std::env::var("RESI_TEST_CITUS_URL") else {
             eprintln!(
                 "skipped: no Citus cluster (RESI_TEST_CITUS_URL is unset); run \
@@ -616,10 +633,28 @@ impl CitusDatabase {
         let (host, port) = host_port(&coordinator);
         let mut client = database.client();
         client.execute("SELECT citus_set_coordinator_host($1, $2)", &[&host, &port]).unwrap();
-        for (host, port) in &nodes {
+        for (host, port) in nodes.iter().take(registered) {
             client.execute("SELECT citus_add_node($1, $2)", &[host, port]).unwrap();
         }
         Some(database)
+    }
+
+    /// Registers in this database every worker of the cluster not registered yet
+    /// (`citus_add_node` on the coordinator; Citus copies the reference tables and its metadata
+    /// to each), in the cluster's order.
+    pub fn register_every_worker(&self) {
+        let _turn = CITUS_SETUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut client = self.client();
+        for admin in &self.admins[1..] {
+            let (host, port) = host_port(admin);
+            client
+                .execute(
+                    "SELECT citus_add_node($1, $2) WHERE NOT EXISTS
+                            (SELECT FROM pg_dist_node WHERE nodename = $1 AND nodeport = $2)",
+                    &[&host, &port],
+                )
+                .unwrap_or_else(|e| panic!("citus_add_node({host}, {port}): {e:?}"));
+        }
     }
 
     /// As [`CitusDatabase::new`], with `resi.distribute(shards)` done: the extension's

@@ -320,6 +320,73 @@ fn distributing_a_database_keeps_every_row_and_places_each_table_as_designed() {
     assert_eq!(ids, 1 + db.workers.len() as i64);
 }
 
+/// How a node holds its copies of the tables resi.distribute moves: the primary keys of the
+/// tables with ids, the copies without Citus's TRUNCATE trigger, the moved relations still in the
+/// extension, and whether the attestations' sequence starts at the node's own range.
+fn copies(url: &str) -> String {
+    let mut node = connect(url);
+    let moved: Vec<&str> = PLACEMENT.iter().map(|(t, _)| *t).chain(["resi.miner_attestations_id_seq"]).collect();
+    let description: String = scalar(
+        &mut node,
+        "SELECT (SELECT string_agg(c.conrelid::regclass || ' ' || pg_get_constraintdef(c.oid), ', ' ORDER BY 1)
+                   FROM pg_constraint c
+                  WHERE c.contype = 'p' AND c.conrelid IN ('resi.miner_attestations'::regclass,
+                                                           'resi.listing_history'::regclass, 'resi.audits'::regclass))
+                || '; without trigger: '
+                || (SELECT count(*) FROM unnest(resi.citus_tables(true) || resi.citus_tables(false)) t
+                     WHERE NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = t::regclass
+                                          AND g.tgfoid = 'citus_truncate_trigger'::regproc))
+                || '; own ids: '
+                || (SELECT s.seqmin = ((l.groupid::bigint) << 48) + 1
+                      FROM pg_sequence s, pg_dist_local_group l
+                     WHERE s.seqrelid = 'resi.miner_attestations_id_seq'::regclass)",
+    );
+    format!("{description}; members: {:?}", members(&mut node, &moved))
+}
+
+/// A worker added to a distributed database (citus_add_node) has its own CREATE EXTENSION's
+/// copies of the tables; resi.prepare_workers prepares them as resi.distribute prepared the first
+/// worker's (and changes nothing on a second call). After rebalance_table_shards the new worker
+/// holds shards and the database answers as before.
+#[test]
+fn a_worker_added_after_distributing_is_prepared_like_the_first_and_takes_shards() {
+    let Some(db) = CitusDatabase::with_registered_workers("added", 1) else { return };
+    let mut client = db.client();
+    client.batch_execute("SET client_min_messages = warning").unwrap();
+    client.batch_execute(WORLD).unwrap();
+    distribute(&mut client);
+    const CONSENSUS: &str = "SELECT * FROM resi.listing_consensus";
+    let before = rows(&mut client, CONSENSUS, "zpid");
+    assert_eq!(before.len() as i64, LISTINGS);
+    let prepared = copies(&db.workers[0]);
+    assert!(prepared.ends_with("without trigger: 0; own ids: true; members: []"), "{prepared}");
+
+    db.register_every_worker();
+    let added = &db.workers[1..];
+    for url in added {
+        assert_ne!(copies(url), prepared, "{url}, before resi.prepare_workers");
+    }
+    for _ in 0..2 {
+        let workers: i32 = scalar(&mut client, "SELECT resi.prepare_workers()");
+        assert_eq!(workers as usize, db.workers.len());
+        for url in &db.workers {
+            assert_eq!(copies(url), prepared, "{url}");
+        }
+    }
+
+    client.batch_execute("SELECT rebalance_table_shards(shard_transfer_mode := 'block_writes')").unwrap();
+    for url in added {
+        let shards: i64 = scalar(
+            &mut connect(url),
+            "SELECT count(*) FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid)
+              WHERE s.logicalrelid = 'resi.listings'::regclass
+                AND p.groupid = (SELECT groupid FROM pg_dist_local_group)",
+        );
+        assert!(shards > 0, "{url} holds no shard of resi.listings after rebalancing");
+    }
+    assert_same_rows(CONSENSUS, &before, &rows(&mut client, CONSENSUS, "zpid"));
+}
+
 /// A role of the Citus cluster (Citus creates it on every node), dropped with the value.
 struct CitusRole<'a> {
     name: String,

@@ -280,8 +280,9 @@ fn a_role_without_a_resi_role_cannot_use_the_schema() {
 
 /// Every SECURITY DEFINER function pins its search_path and is not executable by PUBLIC, and no
 /// function body runs dynamic SQL except setup_roles' CREATE ROLE with format('%I') and
-/// resi.distribute, a superuser's act (it runs as its caller and PUBLIC cannot execute it) that
-/// formats only catalogue names (regclass, %I) and its own literals (%L).
+/// resi.prepare_node, resi.distribute's step on each node, a superuser's act (it runs as its
+/// caller and PUBLIC cannot execute it, nor resi.distribute or resi.prepare_workers) that formats
+/// only catalogue names (regclass, %I).
 #[test]
 fn security_definer_functions_pin_search_path_and_run_no_dynamic_sql() {
     let db = TestDatabase::new("roles_catalogue");
@@ -316,18 +317,18 @@ fn security_definer_functions_pin_search_path_and_run_no_dynamic_sql() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(dynamic, ["distribute", "setup_roles"]);
-    let (definer, public): (bool, bool) = {
+    assert_eq!(dynamic, ["prepare_node", "setup_roles"]);
+    for function in ["resi.distribute(integer)", "resi.prepare_workers()", "resi.prepare_node(boolean)"] {
         let r = client
             .query_one(
                 "SELECT p.prosecdef, has_function_privilege('public', p.oid, 'EXECUTE')
-                   FROM pg_proc p WHERE p.oid = 'resi.distribute(integer)'::regprocedure",
-                &[],
+                   FROM pg_proc p WHERE p.oid = $1::text::regprocedure",
+                &[&function],
             )
             .unwrap();
-        (r.get(0), r.get(1))
-    };
-    assert_eq!((definer, public), (false, false));
+        let (definer, public): (bool, bool) = (r.get(0), r.get(1));
+        assert_eq!((definer, public), (false, false), "{function}");
+    }
     let setup: String = scalar(&mut client, "SELECT prosrc FROM pg_proc WHERE proname = 'setup_roles'");
     assert!(setup.contains("EXECUTE format('CREATE ROLE %I NOLOGIN', wanted)"), "{setup}");
 }
