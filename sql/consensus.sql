@@ -334,7 +334,8 @@ COMMENT ON FUNCTION resi.refresh_consensus(text[]) IS
     'Recompute the consensus of the given listings (all when NULL) from resi.miner_claims into resi.listings, e.g. after trust changes, recording each change of price or status in resi.listing_history; rows whose consensus did not change are not rewritten. Returns the number of listings recomputed.';
 
 -- Rebuild resi.miner_claims from resi.miner_attestations (the claims are derived data; use
--- after editing attestations by hand), then refresh every listing.
+-- after editing attestations by hand), then refresh every listing. Each claim is the miner's
+-- newest report on the listing, as the fold picks it.
 CREATE FUNCTION resi.rebuild_claims() RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
@@ -351,7 +352,8 @@ BEGIN
            a.days_on_zillow, a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature
       FROM resi.miner_attestations a
     WINDOW w AS (PARTITION BY a.zpid, a.miner_hotkey)
-     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.id DESC;
+     -- The newest upload as the fold picks it (sql/fold.sql).
+     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.signature DESC NULLS LAST, a.id DESC;
     RETURN resi.refresh_consensus(NULL);
 END
 $$;

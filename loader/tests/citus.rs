@@ -71,8 +71,7 @@ fn a_database_of_the_previous_release_updated_then_distributed_loads_on_as_a_sin
 fn two_loaders_at_once_on_a_coordinator_do_the_work_of_one() {
     let Some(citus) = CitusDatabase::distributed("loader_two", SHARDS) else { return };
     let single = TestDatabase::new("loader_two_single");
-    // Upload times from the keys: a miner's claim on a listing is its newest upload's, and two
-    // uploads of one time would be told apart by the order they were folded in.
+    // Upload times from the keys, as S3's would be (a checkout gives every file one time).
     let dir = TempDir::new("loader_two");
     copy_uploads_with_upload_times(&fixture("samples/basic"), &dir.0);
     let samples = dir.0.clone();

@@ -951,7 +951,8 @@ BEGIN
            a.days_on_zillow, a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature
       FROM resi.miner_attestations a
     WINDOW w AS (PARTITION BY a.zpid, a.miner_hotkey)
-     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.id DESC;
+     -- The newest upload as the fold picks it (sql/fold.sql).
+     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.signature DESC NULLS LAST, a.id DESC;
     RETURN resi.refresh_consensus(NULL);
 END
 $$;
@@ -1009,7 +1010,10 @@ BEGIN
 
     -- History: every reported row is an attestation. Then each miner's newest report per
     -- listing becomes (or stays) its claim; an older upload loaded late does not override a
-    -- newer claim, but still counts as an attestation.
+    -- newer claim, but still counts as an attestation. Newest: the latest upload time, then
+    -- (uploads of the same second) the greater signature, a hash of the content, so the claim
+    -- does not depend on the order the uploads are folded in; then the attestation's id (rows
+    -- without a signature, and byte copies). resi.rebuild_claims orders them the same way.
     WITH attested AS (
         INSERT INTO resi.miner_attestations
             (miner_hotkey, zpid, submission_timestamp, job_id, s3_file_path, record_count, data_hash,
@@ -1034,7 +1038,7 @@ BEGIN
            a.days_on_zillow, a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature
       FROM attested a
     WINDOW w AS (PARTITION BY a.zpid, a.miner_hotkey)
-     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.id DESC
+     ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.signature DESC NULLS LAST, a.id DESC
     ON CONFLICT (zpid, miner_hotkey) DO UPDATE SET
         attestations  = c.attestations + excluded.attestations,
         first_seen_at = least(c.first_seen_at, excluded.first_seen_at),
@@ -1057,8 +1061,11 @@ BEGIN
                 CASE WHEN newer THEN x.latitude ELSE c.latitude END,
                 CASE WHEN newer THEN x.longitude ELSE c.longitude END,
                 CASE WHEN newer THEN x.signature ELSE c.signature END
-           FROM (SELECT excluded.*, (excluded.submission_timestamp, excluded.attestation_id)
-                                    >= (c.submission_timestamp, c.attestation_id) AS newer) x);
+           FROM (SELECT excluded.*,
+                        (excluded.submission_timestamp, coalesce(excluded.signature, '-9223372036854775808'::bigint),
+                         excluded.attestation_id)
+                        >= (c.submission_timestamp, coalesce(c.signature, '-9223372036854775808'::bigint),
+                            c.attestation_id) AS newer) x);
     attested := clock_timestamp();
 
     folded := ARRAY(SELECT DISTINCT zpid FROM pg_temp.resi_reported

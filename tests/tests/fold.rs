@@ -145,6 +145,47 @@ fn refresh_and_rebuild_reproduce_the_incremental_fold() {
     assert_eq!(missing, 0);
 }
 
+/// Two uploads of one miner in the same second (two jobs), each reporting listing 1 (and one
+/// also twice, with scrape times apart), as two folds: the claim is the one with the greater
+/// content signature, whichever upload is folded first, and resi.rebuild_claims picks the same.
+/// Uploads are told apart by their time first, so the second's later upload wins either way.
+#[test]
+fn uploads_of_the_same_second_give_the_same_claim_whichever_is_folded_first() {
+    const UPLOADS: [&str; 2] = [
+        "('m', '2025-09-17 08:00+00', 'job-a', '1', 'https://z/1_zpid/', 350000, 'FOR_SALE', '2025-09-17 07:00+00'),
+         ('m', '2025-09-17 08:00+00', 'job-a', '2', 'https://z/2_zpid/', 200000, 'SOLD', '2025-09-17 07:00+00')",
+        "('m', '2025-09-17 08:00+00', 'job-b', '1', 'https://z/1_zpid/', 349000, 'PENDING', '2025-09-17 07:30+00'),
+         ('m', '2025-09-17 08:00+00', 'job-b', '1', 'https://z/1_zpid/', 348000, 'PENDING', '2025-09-17 07:40+00'),
+         ('m', '2025-09-17 09:00+00', 'job-b', '2', 'https://z/2_zpid/', 210000, 'SOLD', '2025-09-17 07:30+00')",
+    ];
+    let claims = |order: [usize; 2]| {
+        let db = TestDatabase::new("fold_same_second");
+        let mut client = db.client();
+        for upload in order.map(|i| UPLOADS[i]) {
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, job_id, zpid, uri, price,
+                                                        home_status, scraped_at)
+                     VALUES {upload}"
+                ))
+                .unwrap();
+        }
+        const CLAIMS: &str = "SELECT string_agg(format('%s %s %s %s %s', zpid, price, home_status, attestations,
+                                                       signature IS NOT NULL), '; ' ORDER BY zpid)
+                                FROM resi.miner_claims";
+        let folded: String = scalar(&mut client, CLAIMS);
+        client.execute("SELECT resi.rebuild_claims()", &[]).unwrap();
+        assert_eq!(scalar::<String>(&mut client, CLAIMS), folded, "rebuilt after folding {order:?}");
+        folded
+    };
+    let first_a = claims([0, 1]);
+    assert_eq!(claims([1, 0]), first_a);
+    assert!(first_a.ends_with("; 2 210000 SOLD 2 t"), "{first_a}");
+    // Which of the three same-second reports of listing 1 wins is the signatures' choice; each
+    // of them counts as an attestation.
+    assert!(first_a.starts_with("1 3") && first_a.contains(" 3 t;"), "{first_a}");
+}
+
 #[test]
 fn concurrent_folds_of_the_same_listings_see_each_other() {
     let db = TestDatabase::new("fold_concurrent");
