@@ -198,6 +198,97 @@ ALTER FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double p
 COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision, resi.listings, text[]) IS
     'Like resi.consensus_agreement, counted only on the fields named in corroborated (those whose consensus value two or more independent sources support): the agreement a miner''s trust counts.';
 
+-- A distributed database's consensus on its way into resi.listings (resi.refresh_consensus_on_shards):
+-- the rows of resi.listing_consensus for the listings being refreshed, with the refresh's time.
+-- Distributed by zpid with the listings (resi.citus_tables), so computing, comparing and writing
+-- them runs on each shard; empty outside a refresh's transaction (its rows are deleted before
+-- it commits) and unused on a single node. UNLOGGED: nothing in it outlives a transaction.
+CREATE UNLOGGED TABLE resi.listing_refresh (LIKE resi.listing_consensus);
+ALTER TABLE resi.listing_refresh ADD COLUMN refreshed_at timestamptz NOT NULL;
+COMMENT ON TABLE resi.listing_refresh IS
+    'On a distributed database, the consensus a refresh is writing (rows live only inside resi.refresh_consensus''s transaction).';
+
+-- resi.refresh_consensus on a distributed database, once its lock is held (the advisory lock of
+-- resi.lock_listings: one refresh at a time, so no new listing races it): the consensus of
+-- `zpids` (all when NULL) is written to resi.listing_refresh, the changes of price or status to
+-- resi.listing_history (changed_at `at`), and then into resi.listings the rows whose consensus
+-- changed (last_updated_at `at` when a value did); the scratch rows are deleted. Each statement
+-- joins tables co-located by zpid, so Citus runs it on every shard at once and no consensus row
+-- passes through the coordinator (issue 18, the refresh of design B2). Same rows as the single
+-- node's statement. Returns the number of listings refreshed. VOLATILE; not executable by PUBLIC.
+CREATE FUNCTION resi.refresh_consensus_on_shards(zpids text[], at timestamptz) RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    refreshed integer;
+BEGIN
+    INSERT INTO resi.listing_refresh
+    SELECT c.*, at FROM resi.listing_consensus c WHERE zpids IS NULL OR c.zpid = ANY (zpids);
+    GET DIAGNOSTICS refreshed = ROW_COUNT;
+
+    INSERT INTO resi.listing_history (zpid, changed_at, price, home_status, consensus_score, previous_price,
+                                      previous_home_status)
+    SELECT f.zpid, f.refreshed_at, f.price, f.home_status, f.consensus_score, l.price, l.home_status
+      FROM resi.listing_refresh f
+      LEFT JOIN resi.listings l ON l.zpid = f.zpid
+     WHERE (f.price, f.home_status) IS DISTINCT FROM (l.price, l.home_status);
+
+    INSERT INTO resi.listings AS l
+        (zpid, uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+         zip_code, city, state, latitude, longitude, first_seen_at, last_updated_at, consensus_score,
+         total_attestations, unique_miners_count, field_consensus, voting_miners, trust_fingerprint,
+         voting_groups, audited_at)
+    SELECT f.zpid, f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type,
+           f.home_status, f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude,
+           least(f.first_seen_at, f.refreshed_at), f.refreshed_at, f.consensus_score, f.total_attestations,
+           f.unique_miners_count, coalesce(f.field_consensus, '{}'), f.voting_miners, f.trust_fingerprint,
+           f.voting_groups, f.audited_at
+      FROM resi.listing_refresh f
+    ON CONFLICT (zpid) DO UPDATE SET
+        (uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+         zip_code, city, state, latitude, longitude) =
+        (excluded.uri, excluded.price, excluded.address, excluded.bedrooms, excluded.bathrooms,
+         excluded.living_area, excluded.home_type, excluded.home_status, excluded.days_on_zillow,
+         excluded.zip_code, excluded.city, excluded.state, excluded.latitude, excluded.longitude),
+        last_updated_at     = CASE WHEN (l.uri, l.price, l.address, l.bedrooms, l.bathrooms, l.living_area,
+                                         l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
+                                         l.state, l.latitude, l.longitude)
+                                    IS DISTINCT FROM
+                                        (excluded.uri, excluded.price, excluded.address, excluded.bedrooms,
+                                         excluded.bathrooms, excluded.living_area, excluded.home_type,
+                                         excluded.home_status, excluded.days_on_zillow, excluded.zip_code,
+                                         excluded.city, excluded.state, excluded.latitude, excluded.longitude)
+                                   THEN excluded.last_updated_at ELSE l.last_updated_at END,
+        first_seen_at       = least(l.first_seen_at, excluded.first_seen_at),
+        consensus_score     = excluded.consensus_score,
+        total_attestations  = excluded.total_attestations,
+        unique_miners_count = excluded.unique_miners_count,
+        voting_miners       = excluded.voting_miners,
+        trust_fingerprint   = excluded.trust_fingerprint,
+        field_consensus     = excluded.field_consensus,
+        voting_groups       = excluded.voting_groups,
+        audited_at          = excluded.audited_at
+    WHERE (l.total_attestations, l.unique_miners_count, l.voting_miners, l.trust_fingerprint,
+           l.consensus_score, least(l.first_seen_at, excluded.first_seen_at), l.uri, l.price, l.address,
+           l.bedrooms, l.bathrooms, l.living_area, l.home_type, l.home_status, l.days_on_zillow, l.zip_code,
+           l.city, l.state, l.latitude, l.longitude, l.field_consensus, l.voting_groups, l.audited_at)
+          IS DISTINCT FROM
+          (excluded.total_attestations, excluded.unique_miners_count, excluded.voting_miners,
+           excluded.trust_fingerprint, excluded.consensus_score, l.first_seen_at, excluded.uri, excluded.price,
+           excluded.address, excluded.bedrooms, excluded.bathrooms, excluded.living_area, excluded.home_type,
+           excluded.home_status, excluded.days_on_zillow, excluded.zip_code, excluded.city, excluded.state,
+           excluded.latitude, excluded.longitude, excluded.field_consensus, excluded.voting_groups,
+           excluded.audited_at);
+
+    DELETE FROM resi.listing_refresh;
+    RETURN refreshed;
+END
+$$;
+COMMENT ON FUNCTION resi.refresh_consensus_on_shards(text[], timestamptz) IS
+    'resi.refresh_consensus on a distributed database, under its lock: the consensus computed, compared and written on every shard at once. Returns the number of listings refreshed.';
+REVOKE EXECUTE ON FUNCTION resi.refresh_consensus_on_shards(text[], timestamptz) FROM PUBLIC;
+
 -- Write the consensus of `zpids` (all listings with claims when NULL) into resi.listings, and each
 -- change of a listing's consensus price or status (its first consensus included) into
 -- resi.listing_history. Concurrent refreshes of overlapping listings queue instead of overwriting
@@ -209,10 +300,9 @@ COMMENT ON FUNCTION resi.corroborated_agreement(text, bigint, text, integer, dou
 -- live in the shared lock table). resi.archive_batch_delete takes the same locks. A new listing is
 -- written once, with its values (no placeholder to update); one another transaction inserted and
 -- committed after this one's snapshot is computed again once it is locked (the INSERT waited for
--- it, so this is rare). The same statements run on both: Citus pushes them down to the shards, and
--- runs the query of resi.listing_consensus_of nested over one connection per worker (so a
--- transaction that wrote several shards before must have written them the same way:
--- resi.fold_staged_listings sets citus.multi_shard_modify_mode). JIT is off: the statements are
+-- it, so this is rare). On a distributed database the work then goes to
+-- resi.refresh_consensus_on_shards (the same rows, computed and written on every shard at once;
+-- no race under its lock). JIT is off: the statements are
 -- mostly calls into Rust, which JIT cannot compile, and compiling the rest cost ~0.3 s per refresh
 -- of 5,000 listings (10 s of a 60-second, 200,000-row load). (The same holds for the fold,
 -- resi.refresh_stale_consensus and resi.find_dependent_miners.) Errors: 25000 outside READ
@@ -238,6 +328,9 @@ BEGIN
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
     PERFORM resi.lock_listings(zpids);
+    IF resi.listings_distributed() THEN
+        RETURN resi.refresh_consensus_on_shards(zpids, at);
+    END IF;
 
     -- A new statement: its snapshot includes every claim committed before the locks were granted.
     -- Only rows whose consensus changed are written, and last_updated_at moves only when a value

@@ -10,7 +10,9 @@
 -- What goes where:
 --   * distributed by zpid, co-located (a listing's claims, attestations, history and audits are
 --     on its shard, so the consensus of listings runs whole on the shards): resi.listings,
---     resi.miner_claims, resi.miner_attestations, resi.listing_history, resi.audits;
+--     resi.miner_claims, resi.miner_attestations, resi.listing_history, resi.audits, and
+--     resi.listing_refresh (a refresh's consensus on its way into the listings, written and read
+--     on the shards: resi.refresh_consensus_on_shards);
 --   * reference tables (a copy on every node, the coordinator's included, so the shards join
 --     them locally): the per-miner tables the consensus and the verdicts read or write
 --     (resi.miner_trust, resi.miner_groups, resi.miner_dependence, resi.miner_submission_days,
@@ -100,7 +102,7 @@ CREATE FUNCTION resi.citus_tables(distributed boolean) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN distributed
                 THEN ARRAY['resi.listings', 'resi.miner_claims', 'resi.miner_attestations', 'resi.listing_history',
-                           'resi.audits']
+                           'resi.audits', 'resi.listing_refresh']
                 WHEN NOT distributed
                 THEN ARRAY['resi.miner_trust', 'resi.miner_groups', 'resi.miner_dependence',
                            'resi.miner_submission_days', 'resi.miner_penalties', 'resi.blacklist',

@@ -813,6 +813,98 @@ $$;
 COMMENT ON FUNCTION resi.listing_consensus_of(text[]) IS
     'The rows of resi.listing_consensus for the given listings (all when NULL): what resi.refresh_consensus writes.';
 
+-- A distributed database's consensus on its way into resi.listings (resi.refresh_consensus_on_shards):
+-- the rows of resi.listing_consensus for the listings being refreshed, with the refresh's time.
+-- Distributed by zpid with the listings (resi.citus_tables), so computing, comparing and writing
+-- them runs on each shard; empty outside a refresh's transaction (its rows are deleted before
+-- it commits) and unused on a single node. UNLOGGED: nothing in it outlives a transaction.
+CREATE UNLOGGED TABLE resi.listing_refresh (LIKE resi.listing_consensus);
+ALTER TABLE resi.listing_refresh ADD COLUMN refreshed_at timestamptz NOT NULL;
+COMMENT ON TABLE resi.listing_refresh IS
+    'On a distributed database, the consensus a refresh is writing (rows live only inside resi.refresh_consensus''s transaction).';
+
+-- resi.refresh_consensus on a distributed database, once its lock is held (the advisory lock of
+-- resi.lock_listings: one refresh at a time, so no new listing races it): the consensus of
+-- `zpids` (all when NULL) is written to resi.listing_refresh, the changes of price or status to
+-- resi.listing_history (changed_at `at`), and then into resi.listings the rows whose consensus
+-- changed (last_updated_at `at` when a value did); the scratch rows are deleted. Each statement
+-- joins tables co-located by zpid, so Citus runs it on every shard at once and no consensus row
+-- passes through the coordinator (issue 18, the refresh of design B2). Same rows as the single
+-- node's statement. Returns the number of listings refreshed. VOLATILE; not executable by PUBLIC.
+CREATE FUNCTION resi.refresh_consensus_on_shards(zpids text[], at timestamptz) RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    refreshed integer;
+BEGIN
+    INSERT INTO resi.listing_refresh
+    SELECT c.*, at FROM resi.listing_consensus c WHERE zpids IS NULL OR c.zpid = ANY (zpids);
+    GET DIAGNOSTICS refreshed = ROW_COUNT;
+
+    INSERT INTO resi.listing_history (zpid, changed_at, price, home_status, consensus_score, previous_price,
+                                      previous_home_status)
+    SELECT f.zpid, f.refreshed_at, f.price, f.home_status, f.consensus_score, l.price, l.home_status
+      FROM resi.listing_refresh f
+      LEFT JOIN resi.listings l ON l.zpid = f.zpid
+     WHERE (f.price, f.home_status) IS DISTINCT FROM (l.price, l.home_status);
+
+    INSERT INTO resi.listings AS l
+        (zpid, uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+         zip_code, city, state, latitude, longitude, first_seen_at, last_updated_at, consensus_score,
+         total_attestations, unique_miners_count, field_consensus, voting_miners, trust_fingerprint,
+         voting_groups, audited_at)
+    SELECT f.zpid, f.uri, f.price, f.address, f.bedrooms, f.bathrooms, f.living_area, f.home_type,
+           f.home_status, f.days_on_zillow, f.zip_code, f.city, f.state, f.latitude, f.longitude,
+           least(f.first_seen_at, f.refreshed_at), f.refreshed_at, f.consensus_score, f.total_attestations,
+           f.unique_miners_count, coalesce(f.field_consensus, '{}'), f.voting_miners, f.trust_fingerprint,
+           f.voting_groups, f.audited_at
+      FROM resi.listing_refresh f
+    ON CONFLICT (zpid) DO UPDATE SET
+        (uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,
+         zip_code, city, state, latitude, longitude) =
+        (excluded.uri, excluded.price, excluded.address, excluded.bedrooms, excluded.bathrooms,
+         excluded.living_area, excluded.home_type, excluded.home_status, excluded.days_on_zillow,
+         excluded.zip_code, excluded.city, excluded.state, excluded.latitude, excluded.longitude),
+        last_updated_at     = CASE WHEN (l.uri, l.price, l.address, l.bedrooms, l.bathrooms, l.living_area,
+                                         l.home_type, l.home_status, l.days_on_zillow, l.zip_code, l.city,
+                                         l.state, l.latitude, l.longitude)
+                                    IS DISTINCT FROM
+                                        (excluded.uri, excluded.price, excluded.address, excluded.bedrooms,
+                                         excluded.bathrooms, excluded.living_area, excluded.home_type,
+                                         excluded.home_status, excluded.days_on_zillow, excluded.zip_code,
+                                         excluded.city, excluded.state, excluded.latitude, excluded.longitude)
+                                   THEN excluded.last_updated_at ELSE l.last_updated_at END,
+        first_seen_at       = least(l.first_seen_at, excluded.first_seen_at),
+        consensus_score     = excluded.consensus_score,
+        total_attestations  = excluded.total_attestations,
+        unique_miners_count = excluded.unique_miners_count,
+        voting_miners       = excluded.voting_miners,
+        trust_fingerprint   = excluded.trust_fingerprint,
+        field_consensus     = excluded.field_consensus,
+        voting_groups       = excluded.voting_groups,
+        audited_at          = excluded.audited_at
+    WHERE (l.total_attestations, l.unique_miners_count, l.voting_miners, l.trust_fingerprint,
+           l.consensus_score, least(l.first_seen_at, excluded.first_seen_at), l.uri, l.price, l.address,
+           l.bedrooms, l.bathrooms, l.living_area, l.home_type, l.home_status, l.days_on_zillow, l.zip_code,
+           l.city, l.state, l.latitude, l.longitude, l.field_consensus, l.voting_groups, l.audited_at)
+          IS DISTINCT FROM
+          (excluded.total_attestations, excluded.unique_miners_count, excluded.voting_miners,
+           excluded.trust_fingerprint, excluded.consensus_score, l.first_seen_at, excluded.uri, excluded.price,
+           excluded.address, excluded.bedrooms, excluded.bathrooms, excluded.living_area, excluded.home_type,
+           excluded.home_status, excluded.days_on_zillow, excluded.zip_code, excluded.city, excluded.state,
+           excluded.latitude, excluded.longitude, excluded.field_consensus, excluded.voting_groups,
+           excluded.audited_at);
+
+    DELETE FROM resi.listing_refresh;
+    RETURN refreshed;
+END
+$$;
+COMMENT ON FUNCTION resi.refresh_consensus_on_shards(text[], timestamptz) IS
+    'resi.refresh_consensus on a distributed database, under its lock: the consensus computed, compared and written on every shard at once. Returns the number of listings refreshed.';
+REVOKE EXECUTE ON FUNCTION resi.refresh_consensus_on_shards(text[], timestamptz) FROM PUBLIC;
+
+
 -- 0.5.0: resi.refresh_consensus writes each change of price or status into
 -- resi.listing_history in the statement that writes the listings (set-based), instead of a row
 -- trigger firing once per changed listing.
@@ -840,6 +932,9 @@ BEGIN
                   HINT = 'Each statement must see the claims other loaders committed while it waited for the listing locks.';
     END IF;
     PERFORM resi.lock_listings(zpids);
+    IF resi.listings_distributed() THEN
+        RETURN resi.refresh_consensus_on_shards(zpids, at);
+    END IF;
 
     -- A new statement: its snapshot includes every claim committed before the locks were granted.
     -- Only rows whose consensus changed are written, and last_updated_at moves only when a value
@@ -2042,7 +2137,7 @@ CREATE FUNCTION resi.citus_tables(distributed boolean) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN distributed
                 THEN ARRAY['resi.listings', 'resi.miner_claims', 'resi.miner_attestations', 'resi.listing_history',
-                           'resi.audits']
+                           'resi.audits', 'resi.listing_refresh']
                 WHEN NOT distributed
                 THEN ARRAY['resi.miner_trust', 'resi.miner_groups', 'resi.miner_dependence',
                            'resi.miner_submission_days', 'resi.miner_penalties', 'resi.blacklist',
