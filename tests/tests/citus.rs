@@ -783,6 +783,28 @@ fn a_filter_on_zpid_routes_the_sources_to_one_shard_but_the_views_audit_join_ask
     }
 }
 
+/// The refresh of the consensus runs on the shards: Citus sends each shard the statements that
+/// compute the consensus into resi.listing_refresh and write the listings from it, and no query
+/// that brings consensus rows (the per-listing aggregate's results) back to the coordinator. The
+/// listings are the single node's.
+#[test]
+fn a_refresh_on_citus_computes_and_writes_the_consensus_on_the_shards() {
+    let Some(Worlds { mut single, distributed: mut client, _citus: citus, _single_database }) = Worlds::new("refresh")
+    else {
+        return;
+    };
+    let commands = remote_commands(&citus.url, "SELECT resi.refresh_consensus()");
+    let sent = |prefix: &str| commands.iter().filter(|c| c.starts_with(prefix)).count() as i64;
+    assert_eq!(sent("INSERT INTO resi.listing_refresh_"), SHARDS, "{commands:#?}");
+    assert_eq!(sent("INSERT INTO resi.listings_"), SHARDS, "{commands:#?}");
+    let pulled: Vec<&String> =
+        commands.iter().filter(|c| c.starts_with("SELECT") && c.contains("consensus_by_source")).collect();
+    assert!(pulled.is_empty(), "consensus rows read back to the coordinator: {pulled:#?}");
+    single.execute("SELECT resi.refresh_consensus()", &[]).unwrap();
+    let listings = "SELECT zpid, price, home_status, consensus_score, field_consensus FROM resi.listings";
+    assert_same_rows(listings, &rows(&mut single, listings, "zpid"), &rows(&mut client, listings, "zpid"));
+}
+
 /// The statements the coordinator sent to the workers while `query` ran, from the notices of
 /// `citus.log_remote_commands` ("issuing …"), without the "issuing " prefix.
 fn remote_commands(url: &str, query: &str) -> Vec<String> {
