@@ -36,10 +36,10 @@ DECLARE
     folded    text[]; -- the listings folded, in zpid order
 BEGIN
     -- On a distributed database (resi.listings a Citus table), this transaction's writes to
-    -- several shards go over one connection per worker: resi.refresh_consensus runs the query
-    -- of resi.listing_consensus_of (PL/pgSQL) inside its statement, a nested query Citus runs
-    -- over one connection per worker, and refuses (25001) when placements it joins were written
-    -- over several (a strike's trust row and the claims).
+    -- several shards go over one connection per worker: the refresh's statements join the
+    -- placements the fold wrote (claims, trust rows), and Citus refuses (25001: "cannot perform
+    -- query with placements that were modified over multiple connections") a join of placements
+    -- written over several.
     IF resi.listings_distributed() THEN
         PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
