@@ -40,15 +40,20 @@ struct Run {
 /// (a listing's price, a category of prices) is as small as its distinct values. A group of up
 /// to `INLINE` rows keeps them inline, without a heap allocation; the room is paid by every
 /// state, so the two users size it apart: [`MedianState`] and [`FieldClaims`].
+///
+/// The layout is pinned (`repr(C)`): the tolerance, the runs and the first claims share the
+/// state's first cache line, which the final step reads first (a group's state is cold in
+/// memory by then); the claims' length follows their inline room (`SmallVec` keeps it there).
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct NumericClaims<const INLINE: usize> {
+    /// The group's tolerance, fixed by the first row.
+    tolerance: Option<f64>,
+    /// The collapsed claims: one run per distinct value, by increasing value.
+    runs: Vec<Run>,
     /// (value, weight) of every voting row not yet collapsed; weights are validated, converted
     /// to exact units when collapsed.
     claims: SmallVec<[(f64, f64); INLINE]>,
-    /// The collapsed claims: one run per distinct value, by increasing value.
-    runs: Vec<Run>,
-    /// The group's tolerance, fixed by the first row.
-    tolerance: Option<f64>,
 }
 
 /// The state of `resi.consensus_median`: up to 11 claims inline (a listing's field over its
@@ -70,9 +75,32 @@ pub fn check_tolerance(tolerance: Option<f64>) -> Result<f64> {
     }
 }
 
-/// The units of a weight kept in a state (validated as voting on input).
+/// The units of a weight kept in a state (validated as voting on input, so in range and at
+/// least one unit).
+#[inline(always)]
 fn units(weight: f64) -> Weight {
-    Weight::of_vote(Some(weight)).ok().flatten().expect("only voting weights are kept")
+    debug_assert!(matches!(Weight::of_vote(Some(weight)), Ok(Some(_))), "only voting weights are kept");
+    Weight::from_units(super::units_of(weight))
+}
+
+/// Rows of a group whose final step reads them as runs of one row each (see
+/// [`NumericClaims::result`]).
+const SMALL_GROUP: usize = 16;
+
+/// Sort claims by value. Every kept value is finite (and -0 is kept as 0), so `<` is a total
+/// order on them, cheaper to evaluate than `total_cmp`; equal values end up adjacent in some
+/// order, which the exact sums over them do not see.
+#[inline]
+fn sort_by_value(claims: &mut [(f64, f64)]) {
+    claims.sort_unstable_by(|a, b| {
+        if a.0 < b.0 {
+            std::cmp::Ordering::Less
+        } else if a.0 > b.0 {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
 }
 
 /// `a` and `b` (each sorted by value, one run per value) as one such list: runs of the same
@@ -132,18 +160,27 @@ impl Iterator for RunsOf<'_> {
     }
 }
 
-/// The weighted median and its support from `runs` (by increasing value, one per distinct
-/// value), or `None` when there is none.
-fn consensus_of(runs: &[Run], tolerance: Option<f64>) -> Result<Option<NumericConsensus>> {
-    if runs.is_empty() {
-        return Ok(None);
-    }
+/// The weighted median and its support from `runs` (by increasing value), or `None` when
+/// there is none. Runs of the same value may follow each other (a serial group's claims, one
+/// run each): the first run at which the cumulative weight reaches a quantile's threshold has
+/// the value of the first summed run that does, and the sums are exact, so the answer is the
+/// one of the runs summed per value.
+///
+/// `runs` gives them anew for each of the three passes, so a small group's claims are read in
+/// place rather than copied into runs first.
+fn consensus_of<I: Iterator<Item = Run>>(
+    runs: impl Fn() -> I,
+    tolerance: Option<f64>,
+) -> Result<Option<NumericConsensus>> {
     let mut total = Weight::ZERO;
     let mut voters = 0u64;
-    for (i, run) in runs.iter().enumerate() {
+    for (i, run) in runs().enumerate() {
         crate::interrupt::check_every(i);
         total = total.checked_add(run.weight)?;
         voters += run.count;
+    }
+    if voters == 0 {
+        return Ok(None);
     }
     let t = total.units();
     // Lower weighted quantile q: the first value whose cumulative weight reaches q * total.
@@ -151,7 +188,7 @@ fn consensus_of(runs: &[Run], tolerance: Option<f64>) -> Result<Option<NumericCo
     let thresholds = [t.div_ceil(4), t.div_ceil(2), t - t / 4];
     let mut found = [None; 3];
     let mut cumulative = 0u128;
-    for (i, run) in runs.iter().enumerate() {
+    for (i, run) in runs().enumerate() {
         crate::interrupt::check_every(i);
         cumulative += run.weight.units();
         for (slot, &threshold) in found.iter_mut().zip(&thresholds) {
@@ -167,7 +204,7 @@ fn consensus_of(runs: &[Run], tolerance: Option<f64>) -> Result<Option<NumericCo
     let tolerance = tolerance.unwrap_or(0.0);
     let mut support = Weight::ZERO;
     let mut supporters = 0u64;
-    for (i, run) in runs.iter().enumerate() {
+    for (i, run) in runs().enumerate() {
         crate::interrupt::check_every(i);
         if (run.value - median).abs() <= tolerance * median.abs() {
             support = support.checked_add(run.weight)?;
@@ -201,7 +238,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
 
     /// An empty state whose group tolerance is fixed (a field of the listing aggregate).
     pub(crate) fn with_tolerance(tolerance: f64) -> Self {
-        NumericClaims { claims: SmallVec::new(), runs: Vec::new(), tolerance: Some(tolerance) }
+        NumericClaims { tolerance: Some(tolerance), runs: Vec::new(), claims: SmallVec::new() }
     }
 
     /// The group's tolerance, once a row or the constructor has fixed it.
@@ -260,6 +297,13 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
         self.claims.is_empty() && self.runs.is_empty()
     }
 
+    /// Whether the state holds memory on the heap (more claims than its inline room, or
+    /// collapsed runs): a state that does not can be freed without being dropped.
+    #[inline]
+    pub fn owns_heap(&self) -> bool {
+        self.claims.spilled() || self.runs.capacity() > 0
+    }
+
     /// Sum the rows kept as they came into the runs (one per distinct value, sorted): the same
     /// claims, as the final step and the binary form read them. A parallel worker collapses its
     /// partial state before serializing it, so what it sends is as small as its distinct values
@@ -269,7 +313,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             return Ok(());
         }
         crate::interrupt::check();
-        self.claims.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        sort_by_value(&mut self.claims);
         let mut collapsed = Vec::new();
         for (i, run) in (RunsOf { claims: &self.claims }).enumerate() {
             crate::interrupt::check_every(i);
@@ -284,24 +328,31 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
     ///
     /// Summing exact weights per distinct value makes the answer independent of the order of
     /// rows and of how a parallel plan split them. A state holding only rows as they came (a
-    /// serial group) is sorted in place and its runs gathered on the stack (no allocation for
-    /// a group of up to 16 distinct values).
+    /// serial group) is sorted in place and read as one run per row, in place, when it has up
+    /// to [`SMALL_GROUP`] rows, else as one run per distinct value.
     pub fn result(&mut self) -> Result<Option<NumericConsensus>> {
         if !self.runs.is_empty() {
             self.collapse()?;
-            return consensus_of(&self.runs, self.tolerance);
+            return consensus_of(|| self.runs.iter().copied(), self.tolerance);
         }
         if self.claims.is_empty() {
             return Ok(None);
         }
         crate::interrupt::check();
-        self.claims.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        let mut runs: SmallVec<[Run; 16]> = SmallVec::new();
+        sort_by_value(&mut self.claims);
+        if self.claims.len() <= SMALL_GROUP {
+            let claims = &self.claims;
+            return consensus_of(
+                || claims.iter().map(|&(value, weight)| Run { value, weight: units(weight), count: 1 }),
+                self.tolerance,
+            );
+        }
+        let mut runs: SmallVec<[Run; SMALL_GROUP]> = SmallVec::new();
         for (i, run) in (RunsOf { claims: &self.claims }).enumerate() {
             crate::interrupt::check_every(i);
             runs.push(run?);
         }
-        consensus_of(&runs, self.tolerance)
+        consensus_of(|| runs.iter().copied(), self.tolerance)
     }
 
     const MAGIC: u8 = b'D';
@@ -515,6 +566,31 @@ mod tests {
         let mut bad_flag = good;
         bad_flag[2] = 7;
         assert!(MedianState::deserialize(&bad_flag).is_err());
+    }
+
+    /// A small group read as one run per row answers as its runs summed per value, with many
+    /// equal values and weights that put quantile thresholds exactly on a run's end.
+    #[test]
+    fn small_groups_read_row_by_row_give_the_answer_of_their_runs() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..3000 {
+            let rows = 1 + next(SMALL_GROUP as u64) as usize;
+            let mut state = MedianState::default();
+            for _ in 0..rows {
+                let value = [0.0, -0.0, 1.0, 2.0, 2.5, 100.0][next(6) as usize];
+                let weight = [0.25, 0.5, 1.0, 0.125, 1.0 / 3.0][next(5) as usize];
+                state.add(Some(value), Some(weight), Some(0.3)).unwrap();
+            }
+            let mut collapsed = state.clone();
+            collapsed.collapse().unwrap();
+            assert_eq!(state.result().unwrap(), collapsed.result().unwrap());
+        }
     }
 
     /// Collapsing the rows into runs, at any point and in any split, gives the answer of the

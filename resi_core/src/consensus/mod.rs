@@ -72,10 +72,17 @@ impl Weight {
         Weight { high: (units >> 64) as u64, low: units as u64 }
     }
 
-    /// The weight as a float (correctly rounded from the exact sum).
+    /// The weight as a float (correctly rounded from the exact sum). A sum below 2^64 units
+    /// (4096) converts from 64 bits, to the same float as from 128 bits (both round the same
+    /// integer once) without the software 128-bit conversion.
     #[inline]
     pub fn to_f64(self) -> f64 {
-        self.units() as f64 / (1u128 << WEIGHT_FRACTION_BITS) as f64
+        let scale = (1u128 << WEIGHT_FRACTION_BITS) as f64;
+        if self.high == 0 {
+            self.low as f64 / scale
+        } else {
+            self.units() as f64 / scale
+        }
     }
 
     #[inline]
@@ -93,7 +100,7 @@ impl Weight {
 /// `(w * 2^52).round() as u128` (both are exact; a test compares them), without libm's `round`
 /// and a float-to-u128 conversion on every row. Below 2^102, well inside u128.
 #[inline(always)]
-fn units_of(w: f64) -> u128 {
+pub(crate) fn units_of(w: f64) -> u128 {
     let bits = w.to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
     let fraction = bits & ((1u64 << 52) - 1);
@@ -200,13 +207,27 @@ mod tests {
     }
 
     /// The extension allocates a state with a 24-byte callback in front (resi_pg's
-    /// `new_in_context`); a small group's state then fits PostgreSQL's 256-byte chunk, not the
-    /// next size up (twice the memory per group of a hash aggregate).
+    /// `place_in_context`, for the listing aggregate's state; mode and median states without
+    /// it); a small group's state then fits PostgreSQL's 256-byte chunk, not the next size up
+    /// (twice the memory per group of a hash aggregate).
     #[test]
     fn small_group_states_fit_a_256_byte_chunk() {
         assert!(std::mem::size_of::<ModeState>() + 24 <= 256, "{}", std::mem::size_of::<ModeState>());
         assert!(std::mem::size_of::<MedianState>() + 24 <= 256, "{}", std::mem::size_of::<MedianState>());
         assert!(std::mem::align_of::<ModeState>() <= 8 && std::mem::align_of::<ListingState>() <= 8);
+    }
+
+    #[test]
+    fn to_f64_from_64_bits_is_the_128_bit_conversion() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let units = (seed >> (seed % 64)) as u128;
+            let scale = (1u128 << WEIGHT_FRACTION_BITS) as f64;
+            assert_eq!(Weight::from_units(units).to_f64().to_bits(), (units as f64 / scale).to_bits(), "{units}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Tally {
 
 /// One distinct value. Values are appended to their [`Tallies`]' buffer in the order of their
 /// entries, so entry `i`'s bytes run from its `start` to the next entry's (see [`value_at`]):
-/// 32 bytes an entry, which keeps a whole [`ModeState`] in a 256-byte allocation.
+/// 32 bytes an entry.
 #[derive(Copy, Clone, Debug)]
 struct Entry {
     tally: Tally,
@@ -67,9 +67,9 @@ const SMALL: usize = 8;
 /// Tallies of one group: distinct value → summed weight and supporter count.
 ///
 /// The values' bytes live in one buffer, and a group of up to `ENTRIES` distinct values of
-/// `BYTES` bytes in all lives inline, without a heap allocation: the aggregate creates one state
-/// per group, and the allocations were a fifth of its time. The inline room is paid by every
-/// state, so the two users size it apart: [`ModeState`] and [`FieldTallies`].
+/// `BYTES` bytes in all lives inline, without a heap allocation. The inline room is paid by
+/// every state: [`FieldTallies`] sizes it for a listing's field; [`ModeState`] keeps a small
+/// group in a compact form of its own and only a larger one here.
 #[derive(Clone, Debug, Default)]
 pub struct Tallies<const ENTRIES: usize, const BYTES: usize> {
     entries: SmallVec<[Entry; ENTRIES]>,
@@ -78,13 +78,12 @@ pub struct Tallies<const ENTRIES: usize, const BYTES: usize> {
     index: Option<Box<(HashTable<usize>, DefaultHashBuilder)>>,
 }
 
-/// The state of `resi.consensus_mode`: a group of up to 4 distinct values of 48 bytes in all
-/// (a category field over a listing's claims) lives inline.
-pub type ModeState = Tallies<4, 48>;
-
 /// One categorical field of [`crate::consensus::ListingState`], which holds 9 of them: smaller
 /// inline room (2 values, 24 bytes; most fields of a listing have one or two values).
 pub type FieldTallies = Tallies<2, 24>;
+
+/// The tallies of a [`ModeState`] that outgrew its compact form: all on the heap.
+type Spilled = Tallies<0, 0>;
 
 impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
     /// Count one row. NULL values and non-voting weights (see [`Weight::of_vote`]) are ignored.
@@ -93,14 +92,14 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
         self.add_bytes(value.map(str::as_bytes), weight)
     }
 
-    /// [`ModeState::add`] for a value as bytes (a text datum in the database's encoding):
+    /// [`Tallies::add`] for a value as bytes (a text datum in the database's encoding):
     /// values are compared and ordered as bytes.
     #[inline]
     pub fn add_bytes(&mut self, value: Option<&[u8]>, weight: Option<f64>) -> Result<()> {
-        let (Some(value), Some(weight)) = (value, Weight::of_vote(weight)?) else {
-            return Ok(());
-        };
-        self.add_tally(value, Tally { weight, supporters: 1 })
+        match vote(value, weight)? {
+            Some((value, tally)) => self.add_tally(value, tally),
+            None => Ok(()),
+        }
     }
 
     /// Count one vote whose weight is already validated (the listing aggregate checks a
@@ -112,6 +111,11 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
 
     fn value(&self, i: usize) -> &[u8] {
         value_at(&self.entries, &self.bytes, i)
+    }
+
+    /// Each distinct value with its tally, in the order the values first came.
+    fn entries(&self) -> impl Iterator<Item = (&[u8], Tally)> {
+        self.entries.iter().enumerate().map(|(i, entry)| (self.value(i), entry.tally))
     }
 
     #[inline]
@@ -149,11 +153,7 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
 
     /// Fold another partial state into this one (the combine step of a parallel plan).
     pub fn merge(&mut self, other: Self) -> Result<()> {
-        for (i, entry) in other.entries.iter().enumerate() {
-            crate::interrupt::check_every(i);
-            self.add_tally(other.value(i), entry.tally)?;
-        }
-        Ok(())
+        merge_entries(other.entries(), |value, tally| self.add_tally(value, tally))
     }
 
     /// Number of distinct values seen.
@@ -167,67 +167,194 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
     /// smallest value in byte order (C collation). All three are exact, so the result does not
     /// depend on the order in which rows or partial states arrived.
     pub fn winner(&self) -> Result<Option<Winner<'_>>> {
-        let mut total = Weight::ZERO;
-        let mut voters = 0u64;
-        let mut best: Option<usize> = None;
-        for (i, entry) in self.entries.iter().enumerate() {
-            crate::interrupt::check_every(i);
-            total = total.checked_add(entry.tally.weight)?;
-            voters += entry.tally.supporters;
-            let wins = match best {
-                None => true,
-                Some(b) => {
-                    let b_tally = self.entries[b].tally;
-                    (entry.tally.weight, entry.tally.supporters)
-                        .cmp(&(b_tally.weight, b_tally.supporters))
-                        .then_with(|| self.value(b).cmp(self.value(i)))
-                        .is_gt()
-                }
-            };
-            if wins {
-                best = Some(i);
-            }
+        winner_of(self.entries())
+    }
+
+    /// [`Tallies::winner`] with its value as a string (values added as `&str` come back
+    /// unchanged; bytes that are not UTF-8 are replaced by U+FFFD).
+    pub fn result(&self) -> Result<Option<Consensus>> {
+        Ok(self.winner()?.map(Winner::into_consensus))
+    }
+
+    /// The state's binary form (for `serialfunc`).
+    pub fn serialize(&self) -> Vec<u8> {
+        serialize_entries(self.distinct_values(), self.entries())
+    }
+
+    /// Read a state written by [`Tallies::serialize`] (for `deserialfunc`). Malformed bytes are
+    /// an error, never a panic.
+    pub fn deserialize(bytes: &[u8]) -> Result<Self> {
+        let mut state = Self::default();
+        state.merge_serialized(bytes)?;
+        Ok(state)
+    }
+
+    /// [`Tallies::merge`] of a state written by [`Tallies::serialize`], read straight from its
+    /// bytes (the combine step of a parallel plan, without building the partial state).
+    /// Malformed bytes are an error, never a panic; `self` may then hold part of them, which
+    /// does not matter because the error ends the query.
+    pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<()> {
+        read_serialized(bytes, |value, tally| self.add_tally(value, tally))
+    }
+}
+
+/// Distinct values a [`ModeState`] holds in its compact form.
+const COMPACT_VALUES: usize = 6;
+
+/// Bytes of those values, in all, in the compact form: what fills the state to 128 bytes.
+const COMPACT_BYTES: usize = 53;
+
+/// The state of `resi.consensus_mode`.
+///
+/// The aggregate creates one per group, and a row of a many-group query finds its group's
+/// state cold in memory: what a row costs is mostly the cache lines it touches. So a group of
+/// up to 6 distinct values of 53 bytes in all (a category over a listing's claims), each
+/// summed weight below 2^64 units (4096) and supported by fewer than 65,536 rows, is kept in
+/// 128 bytes with no pointer to follow (two or three cache lines). A group that outgrows it moves, once and for good, to [`Tallies`] on
+/// the heap ([`ModeState::owns_heap`]); the answer and the binary form do not depend on which
+/// form holds the values.
+#[derive(Clone, Debug)]
+#[repr(C)]
+pub struct ModeState {
+    /// The tallies, once the group outgrew the compact form below (which is then unused).
+    spilled: Option<Box<Spilled>>,
+    /// Number of values in the compact form.
+    len: u8,
+    /// Where each value ends in `bytes` (value `i` starts where value `i - 1` ends).
+    ends: [u8; COMPACT_VALUES],
+    /// The values, in the order they first came.
+    bytes: [u8; COMPACT_BYTES],
+    /// Each value's supporters.
+    supporters: [u16; COMPACT_VALUES],
+    /// Each value's summed weight in units of 2^-52 ([`Weight::units`]).
+    weights: [u64; COMPACT_VALUES],
+}
+
+impl Default for ModeState {
+    fn default() -> Self {
+        ModeState {
+            spilled: None,
+            len: 0,
+            ends: [0; COMPACT_VALUES],
+            bytes: [0; COMPACT_BYTES],
+            supporters: [0; COMPACT_VALUES],
+            weights: [0; COMPACT_VALUES],
         }
-        let Some(b) = best else { return Ok(None) };
-        let best = &self.entries[b];
-        Ok(Some(Winner {
-            value: self.value(b),
-            confidence: share(best.tally.weight, total),
-            agreement: best.tally.supporters as f64 / voters as f64,
-            supporters: count_to_i32(best.tally.supporters, "supporter")?,
-            voters: count_to_i32(voters, "voter")?,
-            support_weight: best.tally.weight.to_f64(),
-            total_weight: total.to_f64(),
-        }))
+    }
+}
+
+impl ModeState {
+    /// Count one row. NULL values and non-voting weights (see [`Weight::of_vote`]) are ignored.
+    #[inline]
+    pub fn add(&mut self, value: Option<&str>, weight: Option<f64>) -> Result<()> {
+        self.add_bytes(value.map(str::as_bytes), weight)
+    }
+
+    /// [`ModeState::add`] for a value as bytes (a text datum in the database's encoding):
+    /// values are compared and ordered as bytes.
+    #[inline]
+    pub fn add_bytes(&mut self, value: Option<&[u8]>, weight: Option<f64>) -> Result<()> {
+        match vote(value, weight)? {
+            Some((value, tally)) => self.add_tally(value, tally),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the state holds memory on the heap (it outgrew its compact form): a state that
+    /// does not can be freed without being dropped.
+    #[inline]
+    pub fn owns_heap(&self) -> bool {
+        self.spilled.is_some()
+    }
+
+    #[inline]
+    fn add_tally(&mut self, value: &[u8], tally: Tally) -> Result<()> {
+        if let Some(spilled) = self.spilled.as_deref_mut() {
+            return spilled.add_tally(value, tally);
+        }
+        let units = u64::try_from(tally.weight.units()).ok();
+        let supporters = u16::try_from(tally.supporters).ok();
+        let mut start = 0;
+        for i in 0..self.len as usize {
+            let end = self.ends[i] as usize;
+            if same_bytes(&self.bytes[start..end], value) {
+                let weight = units.and_then(|w| self.weights[i].checked_add(w));
+                let count = supporters.and_then(|s| self.supporters[i].checked_add(s));
+                if let (Some(weight), Some(count)) = (weight, count) {
+                    self.weights[i] = weight;
+                    self.supporters[i] = count;
+                    return Ok(());
+                }
+                return self.spill()?.add_tally(value, tally);
+            }
+            start = end;
+        }
+        let (i, end) = (self.len as usize, start + value.len());
+        if let (true, Some(weight), Some(count)) = (i < COMPACT_VALUES && end <= COMPACT_BYTES, units, supporters) {
+            self.bytes[start..end].copy_from_slice(value);
+            self.ends[i] = end as u8;
+            self.weights[i] = weight;
+            self.supporters[i] = count;
+            self.len += 1;
+            return Ok(());
+        }
+        self.spill()?.add_tally(value, tally)
+    }
+
+    /// Move the compact form's values to the heap, in their order.
+    #[cold]
+    fn spill(&mut self) -> Result<&mut Spilled> {
+        let mut spilled = Spilled::default();
+        for (value, tally) in self.compact_entries() {
+            spilled.add_tally(value, tally)?;
+        }
+        Ok(self.spilled.insert(Box::new(spilled)))
+    }
+
+    /// The compact form's values with their tallies, in the order they first came.
+    fn compact_entries(&self) -> impl Iterator<Item = (&[u8], Tally)> {
+        (0..self.len as usize).map(|i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+            let tally =
+                Tally { weight: Weight::from_units(self.weights[i].into()), supporters: self.supporters[i].into() };
+            (&self.bytes[start..self.ends[i] as usize], tally)
+        })
+    }
+
+    /// Fold another partial state into this one (the combine step of a parallel plan).
+    pub fn merge(&mut self, other: Self) -> Result<()> {
+        match other.spilled.as_deref() {
+            Some(spilled) => merge_entries(spilled.entries(), |value, tally| self.add_tally(value, tally)),
+            None => merge_entries(other.compact_entries(), |value, tally| self.add_tally(value, tally)),
+        }
+    }
+
+    /// Number of distinct values seen.
+    pub fn distinct_values(&self) -> usize {
+        self.spilled.as_deref().map_or(self.len as usize, Spilled::distinct_values)
+    }
+
+    /// The vote's outcome, or `None` when no row voted: as [`Tallies::winner`].
+    pub fn winner(&self) -> Result<Option<Winner<'_>>> {
+        match self.spilled.as_deref() {
+            Some(spilled) => spilled.winner(),
+            None => winner_of(self.compact_entries()),
+        }
     }
 
     /// [`ModeState::winner`] with its value as a string (values added as `&str` come back
     /// unchanged; bytes that are not UTF-8 are replaced by U+FFFD).
     pub fn result(&self) -> Result<Option<Consensus>> {
-        Ok(self.winner()?.map(|w| Vote {
-            value: String::from_utf8_lossy(w.value).into_owned(),
-            confidence: w.confidence,
-            agreement: w.agreement,
-            supporters: w.supporters,
-            voters: w.voters,
-            support_weight: w.support_weight,
-            total_weight: w.total_weight,
-        }))
+        Ok(self.winner()?.map(Winner::into_consensus))
     }
 
-    const MAGIC: u8 = b'M';
-
-    /// The state's binary form (for `serialfunc`).
+    /// The state's binary form (for `serialfunc`): the same as [`Tallies::serialize`] of the
+    /// same values.
     pub fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::new(Self::MAGIC, 8 + self.distinct_values() * 48);
-        w.u64(self.distinct_values() as u64);
-        for (i, entry) in self.entries.iter().enumerate() {
-            crate::interrupt::check_every(i);
-            w.bytes(self.value(i));
-            w.u128(entry.tally.weight.units());
-            w.u64(entry.tally.supporters);
+        match self.spilled.as_deref() {
+            Some(spilled) => spilled.serialize(),
+            None => serialize_entries(self.len as usize, self.compact_entries()),
         }
-        w.finish()
     }
 
     /// Read a state written by [`ModeState::serialize`] (for `deserialfunc`). Malformed bytes are
@@ -239,24 +366,131 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
     }
 
     /// [`ModeState::merge`] of a state written by [`ModeState::serialize`], read straight from
-    /// its bytes (the combine step of a parallel plan, without building the partial state).
-    /// Malformed bytes are an error, never a panic; `self` may then hold part of them, which
-    /// does not matter because the error ends the query.
+    /// its bytes, validated as [`Tallies::merge_serialized`] does.
     pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<()> {
-        let mut r = Reader::new(bytes, Self::MAGIC, "consensus_mode")?;
-        let n = r.count(8 + 16 + 8)?;
-        for i in 0..n {
-            crate::interrupt::check_every(i);
-            let value = r.bytes()?;
-            let weight = Weight::from_units(r.u128()?);
-            let supporters = r.u64()?;
-            if weight == Weight::ZERO || supporters == 0 {
-                return Err(r.corrupt("a value has no weight or no supporters"));
-            }
-            self.add_tally(value, Tally { weight, supporters })?;
-        }
-        r.finish()
+        read_serialized(bytes, |value, tally| self.add_tally(value, tally))
     }
+}
+
+/// `a == b`, inline for the short values of a compact state (a call to `memcmp` per value
+/// compared was a tenth of a row's cost): up to 16 bytes are compared as two overlapping words.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        0 => true,
+        1..4 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// A row's vote: its value and a tally of one supporter, or `None` when the row does not vote.
+#[inline(always)]
+fn vote(value: Option<&[u8]>, weight: Option<f64>) -> Result<Option<(&[u8], Tally)>> {
+    let (Some(value), Some(weight)) = (value, Weight::of_vote(weight)?) else {
+        return Ok(None);
+    };
+    Ok(Some((value, Tally { weight, supporters: 1 })))
+}
+
+/// Add every entry of a partial state with `add`.
+fn merge_entries<'a>(
+    entries: impl Iterator<Item = (&'a [u8], Tally)>,
+    mut add: impl FnMut(&[u8], Tally) -> Result<()>,
+) -> Result<()> {
+    for (i, (value, tally)) in entries.enumerate() {
+        crate::interrupt::check_every(i);
+        add(value, tally)?;
+    }
+    Ok(())
+}
+
+/// The winner of distinct values with their tallies (see [`Tallies::winner`]).
+fn winner_of<'a>(entries: impl Iterator<Item = (&'a [u8], Tally)>) -> Result<Option<Winner<'a>>> {
+    let mut total = Weight::ZERO;
+    let mut voters = 0u64;
+    let mut best: Option<(&[u8], Tally)> = None;
+    for (i, (value, tally)) in entries.enumerate() {
+        crate::interrupt::check_every(i);
+        total = total.checked_add(tally.weight)?;
+        voters += tally.supporters;
+        let wins = match best {
+            None => true,
+            Some((best_value, best_tally)) => (tally.weight, tally.supporters)
+                .cmp(&(best_tally.weight, best_tally.supporters))
+                .then_with(|| best_value.cmp(value))
+                .is_gt(),
+        };
+        if wins {
+            best = Some((value, tally));
+        }
+    }
+    let Some((value, best)) = best else { return Ok(None) };
+    Ok(Some(Winner {
+        value,
+        confidence: share(best.weight, total),
+        agreement: best.supporters as f64 / voters as f64,
+        supporters: count_to_i32(best.supporters, "supporter")?,
+        voters: count_to_i32(voters, "voter")?,
+        support_weight: best.weight.to_f64(),
+        total_weight: total.to_f64(),
+    }))
+}
+
+impl Winner<'_> {
+    /// The result with its value as a string (bytes that are not UTF-8 are replaced by U+FFFD).
+    fn into_consensus(self) -> Consensus {
+        Vote {
+            value: String::from_utf8_lossy(self.value).into_owned(),
+            confidence: self.confidence,
+            agreement: self.agreement,
+            supporters: self.supporters,
+            voters: self.voters,
+            support_weight: self.support_weight,
+            total_weight: self.total_weight,
+        }
+    }
+}
+
+/// The magic byte of a serialized categorical vote.
+const MAGIC: u8 = b'M';
+
+/// The binary form of `count` distinct values with their tallies.
+fn serialize_entries<'a>(count: usize, entries: impl Iterator<Item = (&'a [u8], Tally)>) -> Vec<u8> {
+    let mut w = Writer::new(MAGIC, 8 + count * 48);
+    w.u64(count as u64);
+    for (i, (value, tally)) in entries.enumerate() {
+        crate::interrupt::check_every(i);
+        w.bytes(value);
+        w.u128(tally.weight.units());
+        w.u64(tally.supporters);
+    }
+    w.finish()
+}
+
+/// Read a binary form written by [`serialize_entries`], passing each value with its tally to
+/// `add`. Malformed bytes are an error, never a panic.
+fn read_serialized(bytes: &[u8], mut add: impl FnMut(&[u8], Tally) -> Result<()>) -> Result<()> {
+    let mut r = Reader::new(bytes, MAGIC, "consensus_mode")?;
+    let n = r.count(8 + 16 + 8)?;
+    for i in 0..n {
+        crate::interrupt::check_every(i);
+        let value = r.bytes()?;
+        let weight = Weight::from_units(r.u128()?);
+        let supporters = r.u64()?;
+        if weight == Weight::ZERO || supporters == 0 {
+            return Err(r.corrupt("a value has no weight or no supporters"));
+        }
+        add(value, Tally { weight, supporters })?;
+    }
+    r.finish()
 }
 
 #[cfg(test)]
@@ -355,6 +589,75 @@ mod tests {
             assert_eq!(merged.result().unwrap(), expected, "{parts} parts");
             assert_eq!(merged_from_bytes.result().unwrap(), expected, "{parts} parts, from bytes");
         }
+    }
+
+    /// The compact form answers and serializes as the heap form does, on both sides of each of
+    /// its limits (distinct values, bytes, summed weight, supporters), row by row and merged.
+    #[test]
+    fn the_compact_form_agrees_with_the_heap_form() {
+        let long = "y".repeat(50);
+        let cases: Vec<Vec<(&str, f64)>> = vec![
+            vec![("a", 0.5), ("bb", 0.25), ("a", 0.125)],
+            (0..7).map(|i| (["a", "b", "c", "d", "e", "f", "g"][i], 1.0 + i as f64)).collect(),
+            vec![("x", 1.0), (long.as_str(), 2.0), ("x", 2.5), ("zz", 0.5)],
+            vec![("p", 4095.0), ("q", 1.0), ("p", 0.75), ("p", 0.5)],
+            vec![("big", 1e15), ("small", 0.1)],
+            std::iter::repeat_n(("many", 1e-9), 70_000).chain([("few", 1.0)]).collect(),
+        ];
+        for rows in &cases {
+            let mut compact = ModeState::default();
+            let mut heap = Spilled::default();
+            for &(v, w) in rows {
+                compact.add(Some(v), Some(w)).unwrap();
+                heap.add(Some(v), Some(w)).unwrap();
+            }
+            assert_eq!(compact.result().unwrap(), heap.result().unwrap());
+            assert_eq!(compact.serialize(), heap.serialize());
+            assert_eq!(compact.distinct_values(), heap.distinct_values());
+            let (first, second) = rows.split_at(rows.len() / 2);
+            let mut halves = [ModeState::default(), ModeState::default()];
+            for (half, rows) in halves.iter_mut().zip([first, second]) {
+                for &(v, w) in rows {
+                    half.add(Some(v), Some(w)).unwrap();
+                }
+            }
+            let [mut merged, other] = halves;
+            merged.merge_serialized(&other.serialize()).unwrap();
+            assert_eq!(merged.serialize(), heap.serialize());
+        }
+        let mut small = ModeState::default();
+        small.add(Some("FOR_SALE"), Some(0.5)).unwrap();
+        assert!(!small.owns_heap());
+        let mut past_the_limit = small.clone();
+        past_the_limit.add(Some(long.as_str()), Some(0.5)).unwrap();
+        assert!(past_the_limit.owns_heap());
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let values: Vec<Vec<u8>> = (0..=20usize)
+            .flat_map(|n| {
+                let base: Vec<u8> = (0..n as u8).map(|b| b.wrapping_mul(37)).collect();
+                let mut variants = vec![base.clone()];
+                for at in 0..n {
+                    let mut v = base.clone();
+                    v[at] ^= 1;
+                    variants.push(v);
+                }
+                variants
+            })
+            .collect();
+        for a in &values {
+            for b in &values {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_compact_form_fills_128_bytes() {
+        assert_eq!(std::mem::size_of::<ModeState>(), 128);
+        assert_eq!(std::mem::align_of::<ModeState>(), 8);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! median with the lower weighted 25th/75th percentiles; supporters are the voters with
 //! |v − m| ≤ tolerance·|m|. No voting rows → NULL.
 
-use super::{combine_serialized, fmgr_function, null_result, pass_serialized, serialized, Args};
-use crate::composite::form_result;
+use super::{changed, combine_serialized, fmgr_function, null_result, pass_serialized, serialized, Args};
+use crate::composite::{form_result, Field};
 use crate::error::OrRaise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -31,9 +31,8 @@ fmgr_function!(
 unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let args = Args::of(fcinfo);
-        let claims = args.state::<MedianState>();
-        (*claims).add(args.f64(1), args.f64(2), args.f64(3)).or_raise(NAME);
-        pg_sys::Datum::from(claims)
+        let (value, weight, tolerance) = (args.f64(1), args.f64(2), args.f64(3));
+        args.change_group_state(NAME, |claims: &mut MedianState| claims.add(value, weight, tolerance))
     }
 }
 
@@ -95,22 +94,24 @@ fmgr_function!(
 /// call (a window aggregate) sees an equivalent state.
 unsafe fn final_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let claims = Args::of(fcinfo).state_if_any::<MedianState>();
-        let Some(c) = claims.and_then(|c| c.result().or_raise(NAME)) else {
+        let Some(claims) = Args::of(fcinfo).datum(0) else {
+            return null_result(fcinfo);
+        };
+        let result = changed(fcinfo, claims.cast_mut_ptr::<MedianState>(), MedianState::result);
+        let Some(c) = result.or_raise(NAME) else {
             return null_result(fcinfo);
         };
         form_result(
             fcinfo,
-            &mut [
-                pg_sys::Datum::from(c.value.to_bits()),
-                pg_sys::Datum::from(c.confidence.to_bits()),
-                pg_sys::Datum::from(c.agreement.to_bits()),
-                pg_sys::Datum::from(c.supporters),
-                pg_sys::Datum::from(c.voters),
-                pg_sys::Datum::from(c.low.to_bits()),
-                pg_sys::Datum::from(c.high.to_bits()),
+            &[
+                Field::Float8(c.value),
+                Field::Float8(c.confidence),
+                Field::Float8(c.agreement),
+                Field::Int4(c.supporters),
+                Field::Int4(c.voters),
+                Field::Float8(c.low),
+                Field::Float8(c.high),
             ],
-            &mut [false; 7],
         )
     }
 }

@@ -6,7 +6,7 @@
 //! Weights are summed exactly (fixed point, 2^-52), so serial and parallel plans agree bit for bit.
 
 use super::{combine_serialized, fmgr_function, null_result, pass_serialized, serialized, Args};
-use crate::composite::form_result;
+use crate::composite::{form_result, Field};
 use crate::error::OrRaise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -28,9 +28,8 @@ fmgr_function!(
 unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let args = Args::of(fcinfo);
-        let tallies = args.state::<ModeState>();
-        (*tallies).add_bytes(args.bytes(1), args.f64(2)).or_raise(NAME);
-        pg_sys::Datum::from(tallies)
+        let (value, weight) = (args.bytes(1), args.f64(2));
+        args.change_group_state(NAME, |tallies: &mut ModeState| tallies.add_bytes(value, weight))
     }
 }
 
@@ -87,19 +86,17 @@ unsafe fn final_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let Some(w) = tallies.and_then(|t| t.winner().or_raise(NAME)) else {
             return null_result(fcinfo);
         };
-        let value = pg_sys::cstring_to_text_with_len(w.value.as_ptr() as *const std::ffi::c_char, w.value.len() as i32);
         form_result(
             fcinfo,
-            &mut [
-                pg_sys::Datum::from(value),
-                pg_sys::Datum::from(w.confidence.to_bits()),
-                pg_sys::Datum::from(w.agreement.to_bits()),
-                pg_sys::Datum::from(w.supporters),
-                pg_sys::Datum::from(w.voters),
-                pg_sys::Datum::from(w.support_weight.to_bits()),
-                pg_sys::Datum::from(w.total_weight.to_bits()),
+            &[
+                Field::Text(w.value),
+                Field::Float8(w.confidence),
+                Field::Float8(w.agreement),
+                Field::Int4(w.supporters),
+                Field::Int4(w.voters),
+                Field::Float8(w.support_weight),
+                Field::Float8(w.total_weight),
             ],
-            &mut [false; 7],
         )
     }
 }
