@@ -18,6 +18,18 @@ COMMENT ON AGGREGATE resi.consensus_median(double precision, double precision, d
     'Trust-weighted lower median with weighted 25th/75th percentiles; supporters are voters within tolerance (relative) of the median. NULL/NaN/infinite values and NULL/NaN/non-positive weights are ignored.';
 
 
+-- 0.5.0: the same two aggregates with a state of a concrete type (native edition:
+-- resi.consensus_mode_tally, resi.consensus_median_tally; resi_pg/src/consensus/tally.rs), the
+-- same answers bit for bit. Citus splits an aggregate over its workers only when its state is
+-- such a type: over a distributed table grouped by anything but zpid (a city's prices), these
+-- are aggregated on the workers, while resi.consensus_mode pulls every row to the coordinator
+-- (docs/scaling-out.md). On one node they cost more per group than the internal-state ones.
+COMMENT ON AGGREGATE resi.distributed_consensus_mode(text, double precision) IS
+    'resi.consensus_mode with a state Citus can ship between nodes: the same result, aggregated on the workers of a distributed table.';
+
+COMMENT ON AGGREGATE resi.distributed_consensus_median(double precision, double precision, double precision) IS
+    'resi.consensus_median with a state Citus can ship between nodes: the same result, aggregated on the workers of a distributed table.';
+
 -- Every field of one listing at once (resi_pg/src/consensus/listing.rs): per field exactly what
 -- resi.consensus_mode / resi.consensus_median give (tolerances: price 0.01, living_area 0.02,
 -- days_on_zillow 0.1, latitude/longitude 1e-6), in one call per claim; what resi.listing_consensus

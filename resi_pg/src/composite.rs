@@ -68,8 +68,8 @@ pub(crate) enum Field<'a> {
 /// varlena on the stack, which it copies as it is, instead of a text datum allocated first
 /// (the first such text of a row; any other is allocated).
 ///
-/// SAFETY: `fcinfo` is the live call's, made from a call expression whose result is a composite
-/// type with one attribute per field, each of the field's type.
+/// SAFETY: `fcinfo` is the live call's, of a function (or a call expression) whose result is a
+/// composite type with one attribute per field, each of the field's type.
 pub(crate) unsafe fn form_result(fcinfo: pg_sys::FunctionCallInfo, fields: &[Field<'_>]) -> pg_sys::Datum {
     const MAX_FIELDS: usize = 8;
     const SHORT: usize = pg_sys::VARATT_SHORT_MAX as usize;
@@ -80,8 +80,14 @@ pub(crate) unsafe fn form_result(fcinfo: pg_sys::FunctionCallInfo, fields: &[Fie
     unsafe {
         let flinfo = (*fcinfo).flinfo;
         if (*flinfo).fn_extra.is_null() {
+            // Without a call expression (Citus calls a final function through fmgr_info
+            // alone) the function's declared result type.
+            let mut row_type = pg_sys::get_fn_expr_rettype(flinfo);
+            if row_type == pg_sys::InvalidOid {
+                row_type = pg_sys::get_func_rettype((*flinfo).fn_oid);
+            }
             let desc = PgMemoryContexts::For((*flinfo).fn_mcxt)
-                .switch_to(|_| pg_sys::lookup_rowtype_tupdesc_copy(pg_sys::get_fn_expr_rettype(flinfo), -1));
+                .switch_to(|_| pg_sys::lookup_rowtype_tupdesc_copy(row_type, -1));
             (*flinfo).fn_extra = desc as *mut std::ffi::c_void;
         }
         let desc = (*flinfo).fn_extra as pg_sys::TupleDesc;

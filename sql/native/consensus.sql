@@ -88,6 +88,81 @@ CREATE AGGREGATE resi.consensus_median(value double precision, weight double pre
     PARALLEL     = SAFE
 );
 
+-- The same two aggregates with a state of a concrete type, which Citus can split over its
+-- workers (resi_pg/src/consensus/tally.rs): resi.distributed_consensus_mode and
+-- resi.distributed_consensus_median. The state is an expanded object while a group is
+-- aggregated; its flat and text forms are the binary form the serial functions above write
+-- (text: `\x` and hex). The support functions are callable from SQL (their types are real), so
+-- the transition and combine functions check that an aggregate calls them (0A000) and every
+-- flat input is validated.
+CREATE TYPE resi.consensus_mode_tally;
+CREATE FUNCTION resi.consensus_mode_tally_in("text" cstring) RETURNS resi.consensus_mode_tally
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_in_wrapper';
+CREATE FUNCTION resi.consensus_mode_tally_out("tally" resi.consensus_mode_tally) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_out_wrapper';
+CREATE TYPE resi.consensus_mode_tally (
+    INPUT          = resi.consensus_mode_tally_in,
+    OUTPUT         = resi.consensus_mode_tally_out,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE        = extended
+);
+COMMENT ON TYPE resi.consensus_mode_tally IS
+    'The state of resi.distributed_consensus_mode: each distinct value with its summed weight and supporters.';
+
+CREATE TYPE resi.consensus_median_tally;
+CREATE FUNCTION resi.consensus_median_tally_in("text" cstring) RETURNS resi.consensus_median_tally
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_in_wrapper';
+CREATE FUNCTION resi.consensus_median_tally_out("tally" resi.consensus_median_tally) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_out_wrapper';
+CREATE TYPE resi.consensus_median_tally (
+    INPUT          = resi.consensus_median_tally_in,
+    OUTPUT         = resi.consensus_median_tally_out,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE        = extended
+);
+COMMENT ON TYPE resi.consensus_median_tally IS
+    'The state of resi.distributed_consensus_median: the tolerance and each distinct value with its summed weight and count.';
+
+CREATE FUNCTION resi.consensus_mode_tally_transition("state" resi.consensus_mode_tally, "value" text, "weight" double precision)
+    RETURNS resi.consensus_mode_tally IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_transition_wrapper';
+CREATE FUNCTION resi.consensus_median_tally_transition("state" resi.consensus_median_tally, "value" double precision,
+                                                "weight" double precision, "tolerance" double precision)
+    RETURNS resi.consensus_median_tally IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_transition_wrapper';
+CREATE FUNCTION resi.consensus_mode_tally_combine("first" resi.consensus_mode_tally, "second" resi.consensus_mode_tally)
+    RETURNS resi.consensus_mode_tally IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_combine_wrapper';
+CREATE FUNCTION resi.consensus_median_tally_combine("first" resi.consensus_median_tally, "second" resi.consensus_median_tally)
+    RETURNS resi.consensus_median_tally IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_combine_wrapper';
+CREATE FUNCTION resi.consensus_mode_tally_final("state" resi.consensus_mode_tally) RETURNS resi.consensus
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_final_wrapper';
+CREATE FUNCTION resi.consensus_median_tally_final("state" resi.consensus_median_tally) RETURNS resi.numeric_consensus
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_final_wrapper';
+
+CREATE AGGREGATE resi.distributed_consensus_mode(value text, weight double precision) (
+    STYPE       = resi.consensus_mode_tally,
+    SFUNC       = resi.consensus_mode_tally_transition,
+    COMBINEFUNC = resi.consensus_mode_tally_combine,
+    FINALFUNC   = resi.consensus_mode_tally_final,
+    PARALLEL    = SAFE
+);
+
+CREATE AGGREGATE resi.distributed_consensus_median(value double precision, weight double precision, tolerance double precision) (
+    STYPE       = resi.consensus_median_tally,
+    SFUNC       = resi.consensus_median_tally_transition,
+    COMBINEFUNC = resi.consensus_median_tally_combine,
+    FINALFUNC   = resi.consensus_median_tally_final,
+    PARALLEL    = SAFE
+);
+
 -- The transition functions of the listing aggregates: plain fmgr entry points too (they read
 -- their 16 or 20 arguments in place), declared as pgrx declared them before. consensus_listing's
 -- support functions have COSTs measured as above (resi_pg/src/consensus/listing.rs declares the

@@ -492,6 +492,27 @@ CREATE AGGREGATE resi.consensus_median(value double precision, weight double pre
     PARALLEL    = SAFE
 );
 
+-- resi.distributed_consensus_mode and resi.distributed_consensus_median: in the native edition
+-- the variants with a state of a concrete type, which Citus can split over its workers. This
+-- edition's states are concrete types already: the same aggregates under the second names.
+CREATE AGGREGATE resi.distributed_consensus_mode(value text, weight double precision) (
+    STYPE       = resi.consensus_mode_state,
+    SSPACE      = 128,
+    SFUNC       = resi.consensus_mode_transition,
+    COMBINEFUNC = resi.consensus_mode_combine,
+    FINALFUNC   = resi.consensus_mode_final,
+    PARALLEL    = SAFE
+);
+
+CREATE AGGREGATE resi.distributed_consensus_median(value double precision, weight double precision, tolerance double precision) (
+    STYPE       = resi.consensus_median_state,
+    SSPACE      = 256,
+    SFUNC       = resi.consensus_median_transition,
+    COMBINEFUNC = resi.consensus_median_combine,
+    FINALFUNC   = resi.consensus_median_final,
+    PARALLEL    = SAFE
+);
+
 -- ---------------------------------------------------------------------------------------------
 -- A listing's consensus from its claims
 -- ---------------------------------------------------------------------------------------------

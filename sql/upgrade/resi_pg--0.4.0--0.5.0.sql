@@ -26,6 +26,9 @@
 -- * resi.check_miner_rate_limit is a C (Rust) function: same signature, contract and errors.
 -- * resi.distribute(shard_count): distributes the tables on a Citus coordinator (issue 18);
 --   resi.prepare_workers() prepares a worker added later.
+-- * resi.distributed_consensus_mode and resi.distributed_consensus_median: the consensus
+--   aggregates with a state of a concrete type (resi.consensus_mode_tally,
+--   resi.consensus_median_tally), which Citus splits over its workers.
 \echo Use "ALTER EXTENSION resi_pg UPDATE TO '0.5.0'" to load this file. \quit
 
 CREATE OR REPLACE FUNCTION resi."consensus_agreement"(
@@ -2584,3 +2587,93 @@ ALTER FUNCTION resi.consensus_listing_combine(internal, internal) COST 250;
 ALTER FUNCTION resi.consensus_listing_serialize(internal) COST 1800;
 ALTER FUNCTION resi.consensus_listing_deserialize(bytea, internal) COST 250;
 ALTER FUNCTION resi.consensus_listing_final(internal) COST 7400;
+
+-- ---------------------------------------------------------------------------------------------
+-- Aggregates Citus can split (issue 18): sql/native/consensus.sql and sql/consensus.sql, whole.
+-- ---------------------------------------------------------------------------------------------
+-- The same two aggregates with a state of a concrete type, which Citus can split over its
+-- workers (resi_pg/src/consensus/tally.rs): resi.distributed_consensus_mode and
+-- resi.distributed_consensus_median. The state is an expanded object while a group is
+-- aggregated; its flat and text forms are the binary form the serial functions above write
+-- (text: `\x` and hex). The support functions are callable from SQL (their types are real), so
+-- the transition and combine functions check that an aggregate calls them (0A000) and every
+-- flat input is validated.
+CREATE TYPE resi.consensus_mode_tally;
+CREATE FUNCTION resi.consensus_mode_tally_in("text" cstring) RETURNS resi.consensus_mode_tally
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_in_wrapper';
+CREATE FUNCTION resi.consensus_mode_tally_out("tally" resi.consensus_mode_tally) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_out_wrapper';
+CREATE TYPE resi.consensus_mode_tally (
+    INPUT          = resi.consensus_mode_tally_in,
+    OUTPUT         = resi.consensus_mode_tally_out,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE        = extended
+);
+COMMENT ON TYPE resi.consensus_mode_tally IS
+    'The state of resi.distributed_consensus_mode: each distinct value with its summed weight and supporters.';
+
+CREATE TYPE resi.consensus_median_tally;
+CREATE FUNCTION resi.consensus_median_tally_in("text" cstring) RETURNS resi.consensus_median_tally
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_in_wrapper';
+CREATE FUNCTION resi.consensus_median_tally_out("tally" resi.consensus_median_tally) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_out_wrapper';
+CREATE TYPE resi.consensus_median_tally (
+    INPUT          = resi.consensus_median_tally_in,
+    OUTPUT         = resi.consensus_median_tally_out,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE        = extended
+);
+COMMENT ON TYPE resi.consensus_median_tally IS
+    'The state of resi.distributed_consensus_median: the tolerance and each distinct value with its summed weight and count.';
+
+CREATE FUNCTION resi.consensus_mode_tally_transition("state" resi.consensus_mode_tally, "value" text, "weight" double precision)
+    RETURNS resi.consensus_mode_tally IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_transition_wrapper';
+CREATE FUNCTION resi.consensus_median_tally_transition("state" resi.consensus_median_tally, "value" double precision,
+                                                "weight" double precision, "tolerance" double precision)
+    RETURNS resi.consensus_median_tally IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_transition_wrapper';
+CREATE FUNCTION resi.consensus_mode_tally_combine("first" resi.consensus_mode_tally, "second" resi.consensus_mode_tally)
+    RETURNS resi.consensus_mode_tally IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_combine_wrapper';
+CREATE FUNCTION resi.consensus_median_tally_combine("first" resi.consensus_median_tally, "second" resi.consensus_median_tally)
+    RETURNS resi.consensus_median_tally IMMUTABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_combine_wrapper';
+CREATE FUNCTION resi.consensus_mode_tally_final("state" resi.consensus_mode_tally) RETURNS resi.consensus
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_mode_tally_final_wrapper';
+CREATE FUNCTION resi.consensus_median_tally_final("state" resi.consensus_median_tally) RETURNS resi.numeric_consensus
+    IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'consensus_median_tally_final_wrapper';
+
+CREATE AGGREGATE resi.distributed_consensus_mode(value text, weight double precision) (
+    STYPE       = resi.consensus_mode_tally,
+    SFUNC       = resi.consensus_mode_tally_transition,
+    COMBINEFUNC = resi.consensus_mode_tally_combine,
+    FINALFUNC   = resi.consensus_mode_tally_final,
+    PARALLEL    = SAFE
+);
+
+CREATE AGGREGATE resi.distributed_consensus_median(value double precision, weight double precision, tolerance double precision) (
+    STYPE       = resi.consensus_median_tally,
+    SFUNC       = resi.consensus_median_tally_transition,
+    COMBINEFUNC = resi.consensus_median_tally_combine,
+    FINALFUNC   = resi.consensus_median_tally_final,
+    PARALLEL    = SAFE
+);
+
+-- 0.5.0: the same two aggregates with a state of a concrete type (native edition:
+-- resi.consensus_mode_tally, resi.consensus_median_tally; resi_pg/src/consensus/tally.rs), the
+-- same answers bit for bit. Citus splits an aggregate over its workers only when its state is
+-- such a type: over a distributed table grouped by anything but zpid (a city's prices), these
+-- are aggregated on the workers, while resi.consensus_mode pulls every row to the coordinator
+-- (docs/scaling-out.md). On one node they cost more per group than the internal-state ones.
+COMMENT ON AGGREGATE resi.distributed_consensus_mode(text, double precision) IS
+    'resi.consensus_mode with a state Citus can ship between nodes: the same result, aggregated on the workers of a distributed table.';
+
+COMMENT ON AGGREGATE resi.distributed_consensus_median(double precision, double precision, double precision) IS
+    'resi.consensus_median with a state Citus can ship between nodes: the same result, aggregated on the workers of a distributed table.';

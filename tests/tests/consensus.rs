@@ -83,6 +83,85 @@ fn parallel_plan_gives_the_serial_answer() {
     );
 }
 
+/// The aggregates with a state of a concrete type (`resi.distributed_consensus_mode`,
+/// `resi.distributed_consensus_median`) give the internal-state aggregates' answers: serially, in
+/// a parallel plan (their states reach the leader flat, through the workers' tuple queue) and as
+/// Citus splits them, each part's state written as text, read back and combined. Native edition
+/// only: the portable edition's are its internal-state aggregates under a second name (compared
+/// in tests/tests/portable_consensus.rs).
+#[test]
+fn the_distributed_aggregates_give_the_same_answers_serially_in_parallel_and_from_text() {
+    let db = TestDatabase::with_edition("distributed_aggregates", Edition::Native);
+    let mut client = db.client();
+    client.batch_execute(ATTESTATIONS).unwrap();
+    let distributed = |query: &str| query.replace("resi.consensus_m", "resi.distributed_consensus_m");
+
+    client.batch_execute(FORCE_SERIAL).unwrap();
+    let serial = (answer(&mut client, UNGROUPED), answer(&mut client, GROUPED));
+    assert!(serial.1.ends_with(" 2000"), "{}", serial.1);
+    let query = (distributed(UNGROUPED), distributed(GROUPED));
+    assert_eq!((answer(&mut client, &query.0), answer(&mut client, &query.1)), serial);
+    // A hash aggregation past work_mem, which spills and resets its memory between batches (the
+    // tallies' shared context with it).
+    client.batch_execute("SET work_mem = '64kB'; SET enable_sort = off").unwrap();
+    let spilled = plan(&mut client, &query.1);
+    assert!(spilled.contains("HashAggregate") && !spilled.contains("Batches: 1 "), "{spilled}");
+    assert_eq!(answer(&mut client, &query.1), serial.1);
+    client.batch_execute("RESET work_mem; RESET enable_sort").unwrap();
+
+    client.batch_execute(FORCE_PARALLEL).unwrap();
+    for query in [&query.0, &query.1] {
+        let explain = plan(&mut client, query);
+        assert!(explain.contains("Partial Aggregate") || explain.contains("Partial HashAggregate"), "{explain}");
+        assert!(explain.contains("Workers Launched: 2"), "workers did not run:\n{explain}");
+    }
+    assert_eq!((answer(&mut client, &query.0), answer(&mut client, &query.1)), serial);
+
+    // What Citus does: a state per part (worker) as text, then the parts' states combined.
+    client
+        .batch_execute(
+            "SET max_parallel_workers_per_gather = 0;
+             CREATE AGGREGATE mode_tally(text, float8) (
+                 STYPE = resi.consensus_mode_tally, SFUNC = resi.consensus_mode_tally_transition);
+             CREATE AGGREGATE median_tally(float8, float8, float8) (
+                 STYPE = resi.consensus_median_tally, SFUNC = resi.consensus_median_tally_transition);
+             CREATE AGGREGATE merged(resi.consensus_mode_tally) (STYPE = resi.consensus_mode_tally,
+                 SFUNC = resi.consensus_mode_tally_combine, FINALFUNC = resi.consensus_mode_tally_final);
+             CREATE AGGREGATE merged(resi.consensus_median_tally) (STYPE = resi.consensus_median_tally,
+                 SFUNC = resi.consensus_median_tally_combine, FINALFUNC = resi.consensus_median_tally_final);
+             CREATE TABLE parts AS
+             SELECT zpid, part, mode_tally(status, trust)::text AS m, median_tally(price, trust, 0.02)::text AS n
+               FROM (SELECT *, abs(hashtext(concat(status, price, trust))) % 3 AS part FROM attestations) a
+              GROUP BY zpid, part",
+        )
+        .unwrap();
+    let parts: i64 = scalar(&mut client, "SELECT count(*) FROM parts");
+    assert!(parts > 4000, "{parts} parts: most listings must be split");
+    let merged = answer(
+        &mut client,
+        "SELECT md5(string_agg(zpid || (m)::text || (n)::text, ',' ORDER BY zpid)), count(*)::text FROM (
+           SELECT zpid, merged(m::resi.consensus_mode_tally) m, merged(n::resi.consensus_median_tally) n
+             FROM parts GROUP BY zpid) s",
+    );
+    assert_eq!(merged, serial.1);
+
+    // Text that is not a state, and a support function called outside an aggregate.
+    for (sql, code) in [
+        ("SELECT 'FOR_SALE'::resi.consensus_mode_tally", "22P02"),
+        ("SELECT '\\x4d01'::resi.consensus_mode_tally", "22P02"),
+        ("SELECT '\\x4'::resi.consensus_median_tally", "22P02"),
+        ("SELECT (SELECT m FROM parts LIMIT 1)::resi.consensus_median_tally", "22P02"),
+        ("SELECT resi.consensus_mode_tally_transition(NULL, 'a', 1)", "0A000"),
+        (
+            "SELECT resi.consensus_mode_tally_combine(NULL, (SELECT m FROM parts LIMIT 1)::resi.consensus_mode_tally)",
+            "0A000",
+        ),
+    ] {
+        let error = client.batch_execute(sql).unwrap_err();
+        assert_eq!(error.code().map(|c| c.code()), Some(code), "{sql}: {error}");
+    }
+}
+
 /// PostgreSQL 15's own settings for parallel query, whatever the cluster's: up to 2 workers per
 /// Gather, the leader taking part, its setup and per-row costs, parallel scans from 8 MB.
 const DEFAULT_PARALLEL: &str = "SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = on;

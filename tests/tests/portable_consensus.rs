@@ -261,6 +261,9 @@ fn consensus_mode_gives_the_native_answer_over_random_groups() {
     let mut editions = Editions::new("pc_mode", &setup);
     let grouped = editions.same_rows("SELECT g, resi.consensus_mode(v, w) FROM votes GROUP BY g ORDER BY g");
     assert!(grouped.iter().any(|row| row.ends_with("|∅")), "some group without a vote");
+    // The variant with a state of a concrete type (native: resi.consensus_mode_tally) too.
+    let distributed = "SELECT g, resi.distributed_consensus_mode(v, w) FROM votes GROUP BY g ORDER BY g";
+    assert_eq!(editions.same_rows(distributed), grouped);
     editions.same_rows("SELECT resi.consensus_mode(v, w) FROM votes");
     // The values compare as bytes whatever the collation of the input, a case-insensitive one too.
     editions.native.batch_execute(CASE_INSENSITIVE).unwrap();
@@ -268,7 +271,9 @@ fn consensus_mode_gives_the_native_answer_over_random_groups() {
     editions.same_rows("SELECT g, resi.consensus_mode(v COLLATE case_insensitive, w) FROM votes GROUP BY g ORDER BY g");
     editions.same_rows("SELECT g, resi.consensus_mode(v COLLATE \"en-x-icu\", w) FROM votes GROUP BY g ORDER BY g");
     // As a window aggregate: the final function runs on a growing frame.
-    editions.same_rows("SELECT g, i, resi.consensus_mode(v, w) OVER (PARTITION BY g ORDER BY i) FROM votes WHERE g < 300 ORDER BY g, i");
+    let window = "SELECT g, i, resi.consensus_mode(v, w) OVER (PARTITION BY g ORDER BY i) FROM votes WHERE g < 300 ORDER BY g, i";
+    let running = editions.same_rows(window);
+    assert_eq!(editions.same_rows(&window.replace("resi.consensus_mode", "resi.distributed_consensus_mode")), running);
 }
 
 const CASE_INSENSITIVE: &str =
@@ -309,8 +314,16 @@ fn consensus_median_gives_the_native_answer_over_random_groups() {
     let mut editions = Editions::new("pc_median", &setup);
     let grouped = editions.same_rows("SELECT g, resi.consensus_median(v, w, t) FROM numbers GROUP BY g ORDER BY g");
     assert!(grouped.iter().any(|row| row.ends_with("|∅")), "some group without a vote");
+    // The variant with a state of a concrete type (native: resi.consensus_median_tally) too.
+    let distributed = "SELECT g, resi.distributed_consensus_median(v, w, t) FROM numbers GROUP BY g ORDER BY g";
+    assert_eq!(editions.same_rows(distributed), grouped);
     editions.same_rows("SELECT resi.consensus_median(v, w, 0.02) FROM numbers");
-    editions.same_rows("SELECT g, i, resi.consensus_median(v, w, t) OVER (PARTITION BY g ORDER BY i) FROM numbers WHERE g < 300 ORDER BY g, i");
+    let window = "SELECT g, i, resi.consensus_median(v, w, t) OVER (PARTITION BY g ORDER BY i) FROM numbers WHERE g < 300 ORDER BY g, i";
+    let running = editions.same_rows(window);
+    assert_eq!(
+        editions.same_rows(&window.replace("resi.consensus_median", "resi.distributed_consensus_median")),
+        running
+    );
 }
 
 /// Claims of listing `g`: uris that name it, another zpid or none, prices up to the bigint

@@ -21,7 +21,9 @@ mod agreement;
 mod listing;
 mod median;
 mod mode;
+mod tally;
 
+use crate::composite::{form_result, Field};
 use crate::error::OrRaise;
 pub(crate) use crate::fmgr::{fmgr_function, null_result, Args};
 use pgrx::datum::Internal;
@@ -238,6 +240,61 @@ pub(crate) unsafe fn pass_serialized(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys
             Some(bytes) => bytes,
             None => null_result(fcinfo),
         }
+    }
+}
+
+/// The result of a vote over `tallies` as the calling final function's row type
+/// (`resi.consensus`), or NULL when no row voted; an error is raised as `name`'s.
+///
+/// SAFETY: `fcinfo` is the live call's, of a function returning `resi.consensus`.
+pub(crate) unsafe fn form_vote(
+    fcinfo: pg_sys::FunctionCallInfo,
+    tallies: &resi_core::consensus::ModeState,
+    name: &'static str,
+) -> pg_sys::Datum {
+    unsafe {
+        let Some(w) = tallies.winner().or_raise(name) else {
+            return null_result(fcinfo);
+        };
+        form_result(
+            fcinfo,
+            &[
+                Field::Text(w.value),
+                Field::Float8(w.confidence),
+                Field::Float8(w.agreement),
+                Field::Int4(w.supporters),
+                Field::Int4(w.voters),
+                Field::Float8(w.support_weight),
+                Field::Float8(w.total_weight),
+            ],
+        )
+    }
+}
+
+/// A median's result as the calling final function's row type (`resi.numeric_consensus`), or
+/// NULL for `None` (no row voted).
+///
+/// SAFETY: `fcinfo` is the live call's, of a function returning `resi.numeric_consensus`.
+pub(crate) unsafe fn form_numeric_consensus(
+    fcinfo: pg_sys::FunctionCallInfo,
+    result: Option<resi_core::consensus::NumericConsensus>,
+) -> pg_sys::Datum {
+    unsafe {
+        let Some(c) = result else {
+            return null_result(fcinfo);
+        };
+        form_result(
+            fcinfo,
+            &[
+                Field::Float8(c.value),
+                Field::Float8(c.confidence),
+                Field::Float8(c.agreement),
+                Field::Int4(c.supporters),
+                Field::Int4(c.voters),
+                Field::Float8(c.low),
+                Field::Float8(c.high),
+            ],
+        )
     }
 }
 

@@ -5,9 +5,7 @@
 //! to more supporters, then to the smallest value in byte order. No voting rows → NULL.
 //! Weights are summed exactly (fixed point, 2^-52), so serial and parallel plans agree bit for bit.
 
-use super::{combine_serialized, fmgr_function, null_result, pass_serialized, serialized, Args};
-use crate::composite::{form_result, Field};
-use crate::error::OrRaise;
+use super::{combine_serialized, fmgr_function, form_vote, null_result, pass_serialized, serialized, Args};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use resi_core::consensus::ModeState;
@@ -82,21 +80,9 @@ fmgr_function!(
 /// aggregate), from a call expression returning resi.consensus.
 unsafe fn final_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let tallies = Args::of(fcinfo).state_if_any::<ModeState>();
-        let Some(w) = tallies.and_then(|t| t.winner().or_raise(NAME)) else {
-            return null_result(fcinfo);
-        };
-        form_result(
-            fcinfo,
-            &[
-                Field::Text(w.value),
-                Field::Float8(w.confidence),
-                Field::Float8(w.agreement),
-                Field::Int4(w.supporters),
-                Field::Int4(w.voters),
-                Field::Float8(w.support_weight),
-                Field::Float8(w.total_weight),
-            ],
-        )
+        match Args::of(fcinfo).state_if_any::<ModeState>() {
+            Some(tallies) => form_vote(fcinfo, tallies, NAME),
+            None => null_result(fcinfo),
+        }
     }
 }
