@@ -39,7 +39,8 @@ struct Run {
 /// parallel workers and how the final step reads them: a group of many claims over few values
 /// (a listing's price, a category of prices) is as small as its distinct values. A group of up
 /// to `INLINE` rows keeps them inline, without a heap allocation; the room is paid by every
-/// state, so the two users size it apart: [`MedianState`] and [`FieldClaims`].
+/// state: [`FieldClaims`] sizes it for a listing's field; [`MedianState`] keeps a small group
+/// in a compact form of its own and only a larger one here.
 ///
 /// The layout is pinned (`repr(C)`): the tolerance, the runs and the first claims share the
 /// state's first cache line, which the final step reads first (a group's state is cold in
@@ -55,10 +56,6 @@ pub struct NumericClaims<const INLINE: usize> {
     /// to exact units when collapsed.
     claims: SmallVec<[(f64, f64); INLINE]>,
 }
-
-/// The state of `resi.consensus_median`: up to 11 claims inline (a listing's field over its
-/// claims).
-pub type MedianState = NumericClaims<11>;
 
 /// One numeric field of [`crate::consensus::ListingState`], which holds 6 of them: 4 claims
 /// inline.
@@ -91,7 +88,7 @@ const SMALL_GROUP: usize = 16;
 /// order on them, cheaper to evaluate than `total_cmp`; equal values end up adjacent in some
 /// order, which the exact sums over them do not see.
 #[inline]
-fn sort_by_value(claims: &mut [(f64, f64)]) {
+fn sort_by_value<W>(claims: &mut [(f64, W)]) {
     claims.sort_unstable_by(|a, b| {
         if a.0 < b.0 {
             std::cmp::Ordering::Less
@@ -167,15 +164,17 @@ impl Iterator for RunsOf<'_> {
 /// one of the runs summed per value.
 ///
 /// `runs` gives them anew for each of the three passes, so a small group's claims are read in
-/// place rather than copied into runs first.
+/// place rather than copied into runs first. `check` is called with each pass's index
+/// ([`crate::interrupt::check_every`], or nothing for the few claims of a compact state).
 fn consensus_of<I: Iterator<Item = Run>>(
     runs: impl Fn() -> I,
     tolerance: Option<f64>,
+    check: impl Fn(usize),
 ) -> Result<Option<NumericConsensus>> {
     let mut total = Weight::ZERO;
     let mut voters = 0u64;
     for (i, run) in runs().enumerate() {
-        crate::interrupt::check_every(i);
+        check(i);
         total = total.checked_add(run.weight)?;
         voters += run.count;
     }
@@ -189,7 +188,7 @@ fn consensus_of<I: Iterator<Item = Run>>(
     let mut found = [None; 3];
     let mut cumulative = 0u128;
     for (i, run) in runs().enumerate() {
-        crate::interrupt::check_every(i);
+        check(i);
         cumulative += run.weight.units();
         for (slot, &threshold) in found.iter_mut().zip(&thresholds) {
             if slot.is_none() && cumulative >= threshold {
@@ -205,7 +204,7 @@ fn consensus_of<I: Iterator<Item = Run>>(
     let mut support = Weight::ZERO;
     let mut supporters = 0u64;
     for (i, run) in runs().enumerate() {
-        crate::interrupt::check_every(i);
+        check(i);
         if (run.value - median).abs() <= tolerance * median.abs() {
             support = support.checked_add(run.weight)?;
             supporters += run.count;
@@ -259,10 +258,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
                 self.tolerance = Some(tolerance);
                 Ok(())
             }
-            Some(t) if t == tolerance => Ok(()),
-            Some(t) => Err(Error::invalid_parameter(format!(
-                "consensus_median tolerance must be the same for every row of a group, got {t} and {tolerance}"
-            ))),
+            Some(fixed) => same_tolerance(fixed, tolerance),
         }
     }
 
@@ -333,7 +329,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
     pub fn result(&mut self) -> Result<Option<NumericConsensus>> {
         if !self.runs.is_empty() {
             self.collapse()?;
-            return consensus_of(|| self.runs.iter().copied(), self.tolerance);
+            return consensus_of(|| self.runs.iter().copied(), self.tolerance, crate::interrupt::check_every);
         }
         if self.claims.is_empty() {
             return Ok(None);
@@ -345,6 +341,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             return consensus_of(
                 || claims.iter().map(|&(value, weight)| Run { value, weight: units(weight), count: 1 }),
                 self.tolerance,
+                crate::interrupt::check_every,
             );
         }
         let mut runs: SmallVec<[Run; SMALL_GROUP]> = SmallVec::new();
@@ -352,10 +349,8 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             crate::interrupt::check_every(i);
             runs.push(run?);
         }
-        consensus_of(|| runs.iter().copied(), self.tolerance)
+        consensus_of(|| runs.iter().copied(), self.tolerance, crate::interrupt::check_every)
     }
-
-    const MAGIC: u8 = b'D';
 
     /// The state's binary form (for `serialfunc`): its runs, the rows not yet collapsed summed
     /// in (a copy is sorted; [`NumericClaims::collapse`] first avoids it).
@@ -368,26 +363,366 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             copy.collapse()?;
             &copy
         };
-        let mut w = Writer::new(Self::MAGIC, 17 + state.runs.len() * 32);
-        match state.tolerance {
-            Some(t) => {
-                w.u8(1);
-                w.f64(t);
-            }
-            None => w.u8(0),
-        }
-        w.u64(state.runs.len() as u64);
-        for (i, run) in state.runs.iter().enumerate() {
-            crate::interrupt::check_every(i);
-            w.f64(run.value);
-            w.u128(run.weight.units());
-            w.u64(run.count);
-        }
-        Ok(w.finish())
+        Ok(write_runs(state.tolerance, &state.runs))
     }
 
-    /// Read a state written by [`MedianState::serialize`]; every run is re-validated, so
+    /// Read a state written by [`NumericClaims::serialize`]; every run is re-validated, so
     /// malformed bytes are an error, never a panic or a wrong answer.
+    pub fn deserialize(bytes: &[u8]) -> Result<Self> {
+        let mut state = Self::default();
+        state.merge_serialized(bytes)?;
+        Ok(state)
+    }
+
+    /// [`NumericClaims::merge`] of a state written by [`NumericClaims::serialize`], read straight
+    /// from its bytes (the combine step of a parallel plan, without building the partial
+    /// state), validated as [`read_runs`] says. On an error `self` may hold part of them,
+    /// which does not matter because the error ends the query.
+    pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<()> {
+        let runs = read_runs(bytes, |tolerance| self.set_tolerance(tolerance))?;
+        self.merge_sorted_runs(runs)
+    }
+
+    /// Fold runs sorted by value, one per value, into the collapsed claims.
+    fn merge_sorted_runs(&mut self, runs: Vec<Run>) -> Result<()> {
+        self.runs = if self.runs.is_empty() { runs } else { merge_runs(&self.runs, &runs)? };
+        Ok(())
+    }
+}
+
+/// An error unless a group's fixed tolerance and a row's (both checked) are the same.
+fn same_tolerance(fixed: f64, tolerance: f64) -> Result<()> {
+    if fixed == tolerance {
+        Ok(())
+    } else {
+        Err(Error::invalid_parameter(format!(
+            "consensus_median tolerance must be the same for every row of a group, got {fixed} and {tolerance}"
+        )))
+    }
+}
+
+/// The magic byte of a serialized numeric vote.
+const MAGIC: u8 = b'D';
+
+/// The binary form of a state: its tolerance, then its runs (sorted by value, one per value).
+fn write_runs(tolerance: Option<f64>, runs: &[Run]) -> Vec<u8> {
+    let mut w = Writer::new(MAGIC, 17 + runs.len() * 32);
+    match tolerance {
+        Some(t) => {
+            w.u8(1);
+            w.f64(t);
+        }
+        None => w.u8(0),
+    }
+    w.u64(runs.len() as u64);
+    for (i, run) in runs.iter().enumerate() {
+        crate::interrupt::check_every(i);
+        w.f64(run.value);
+        w.u128(run.weight.units());
+        w.u64(run.count);
+    }
+    w.finish()
+}
+
+/// The runs of a binary form written by [`write_runs`], its tolerance (if any) passed to
+/// `set_tolerance` first. Every run is re-validated: finite values in increasing order, each
+/// with a weight and a count; malformed bytes are an error, never a panic or a wrong answer.
+fn read_runs(bytes: &[u8], mut set_tolerance: impl FnMut(f64) -> Result<()>) -> Result<Vec<Run>> {
+    let mut r = Reader::new(bytes, MAGIC, "consensus_median")?;
+    match r.u8()? {
+        0 => {}
+        1 => {
+            let tolerance = check_tolerance(Some(r.f64()?)).map_err(|_| r.corrupt("invalid tolerance"))?;
+            set_tolerance(tolerance)?;
+        }
+        _ => return Err(r.corrupt("invalid tolerance flag")),
+    }
+    let n = r.count(32)?;
+    let mut runs = Vec::with_capacity(n);
+    for i in 0..n {
+        crate::interrupt::check_every(i);
+        let value = r.f64()?;
+        let weight = Weight::from_units(r.u128()?);
+        let count = r.u64()?;
+        let increasing = runs.last().is_none_or(|last: &Run| last.value < value);
+        if !value.is_finite() || value == 0.0 && value.is_sign_negative() || !increasing {
+            return Err(r.corrupt("a value is not finite or out of order"));
+        }
+        if weight == Weight::ZERO || count == 0 {
+            return Err(r.corrupt("a value has no weight or no claims"));
+        }
+        runs.push(Run { value, weight, count });
+    }
+    r.finish()?;
+    Ok(runs)
+}
+
+/// Claims a [`MedianState`] holds in its compact form.
+const COMPACT_CLAIMS: usize = 11;
+
+/// The state of `resi.consensus_median`.
+///
+/// The aggregate creates one per group, and a row of a many-group query finds its group's
+/// state cold in memory: what a row costs is mostly the cache lines it touches and, at the
+/// final step, the work per claim. So a group of up to 11 voting rows (a listing's field over
+/// its claims), each weighing less than 2^64 units (4096), is kept in 192 bytes (three cache
+/// lines) with no pointer to follow: each row's value with its weight already in exact units,
+/// which the final step sums without converting a weight again. A group that outgrows it
+/// moves, once and for good, to [`NumericClaims`] on the heap ([`MedianState::owns_heap`]);
+/// the answer and the binary form do not depend on which form holds the claims.
+#[derive(Clone, Debug, Default)]
+pub struct MedianState {
+    form: Form,
+}
+
+/// The two forms of a [`MedianState`]: the compact form's flag byte leaves room for the tag,
+/// so the state is no larger than the compact form.
+#[derive(Clone, Debug)]
+enum Form {
+    Compact(Compact),
+    Spilled(Box<Spilled>),
+}
+
+/// The claims of a [`MedianState`] that outgrew its compact form: all on the heap.
+type Spilled = NumericClaims<0>;
+
+/// A small group's claims, as they came.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+struct Compact {
+    /// The group's tolerance, once `tolerance_fixed`.
+    tolerance: f64,
+    /// (value, weight in units of 2^-52) of the first `len` voting rows; values are finite, -0
+    /// kept as 0.
+    claims: [(f64, u64); COMPACT_CLAIMS],
+    len: u8,
+    /// Whether a row fixed the group's tolerance.
+    tolerance_fixed: bool,
+}
+
+impl Default for Form {
+    fn default() -> Self {
+        Form::Compact(Compact { tolerance: 0.0, claims: [(0.0, 0); COMPACT_CLAIMS], len: 0, tolerance_fixed: false })
+    }
+}
+
+impl Compact {
+    /// The claims held.
+    #[inline(always)]
+    fn claims(&self) -> &[(f64, u64)] {
+        &self.claims[..self.len as usize]
+    }
+
+    /// The group's tolerance, once fixed.
+    #[inline(always)]
+    fn tolerance(&self) -> Option<f64> {
+        self.tolerance_fixed.then_some(self.tolerance)
+    }
+
+    /// Check a row's tolerance argument and fix the group's with it, as
+    /// [`NumericClaims::add`] does. A row repeating the fixed tolerance's bits (every row of a
+    /// group but the first, in practice) is accepted without checking it again: the fixed one
+    /// was checked.
+    #[inline(always)]
+    fn set_tolerance(&mut self, tolerance: Option<f64>) -> Result<()> {
+        if self.tolerance_fixed && tolerance.is_some_and(|t| t.to_bits() == self.tolerance.to_bits()) {
+            return Ok(());
+        }
+        self.fix_tolerance(check_tolerance(tolerance)?)
+    }
+
+    /// Fix the group's tolerance to a checked one, or check it is the one fixed.
+    fn fix_tolerance(&mut self, tolerance: f64) -> Result<()> {
+        if self.tolerance_fixed {
+            return same_tolerance(self.tolerance, tolerance);
+        }
+        self.tolerance = tolerance;
+        self.tolerance_fixed = true;
+        Ok(())
+    }
+
+    /// Keep a voting row, if there is room and its weight fits the compact form: `false` when
+    /// it does not (nothing is kept then).
+    #[inline(always)]
+    fn push(&mut self, value: f64, weight: Weight) -> bool {
+        let len = self.len as usize;
+        match u64::try_from(weight.units()) {
+            Ok(units) if len < COMPACT_CLAIMS => {
+                // -0.0 and 0.0 are the same claim.
+                self.claims[len] = (value + 0.0, units);
+                self.len += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The weighted median of the claims (see [`NumericClaims::result`]): sorted in place,
+    /// each read as a run of its own. A handful of claims needs no check for interrupts.
+    fn result(&mut self) -> Result<Option<NumericConsensus>> {
+        let tolerance = self.tolerance();
+        let claims = &mut self.claims[..self.len as usize];
+        if claims.is_empty() {
+            return Ok(None);
+        }
+        sort_by_value(claims);
+        let claims = &*claims;
+        consensus_of(
+            || claims.iter().map(|&(value, units)| Run { value, weight: Weight::from_units(units.into()), count: 1 }),
+            tolerance,
+            |_| {},
+        )
+    }
+
+    /// The claims summed per distinct value, sorted: the runs the binary form holds.
+    fn runs(&self) -> SmallVec<[Run; COMPACT_CLAIMS]> {
+        let mut claims = self.claims;
+        let claims = &mut claims[..self.len as usize];
+        sort_by_value(claims);
+        let mut runs: SmallVec<[Run; COMPACT_CLAIMS]> = SmallVec::new();
+        for &(value, units) in &*claims {
+            match runs.last_mut() {
+                // At most 11 sums below 2^64 units each: no overflow.
+                Some(run) if run.value == value => {
+                    run.weight = Weight::from_units(run.weight.units() + u128::from(units));
+                    run.count += 1;
+                }
+                _ => runs.push(Run { value, weight: Weight::from_units(units.into()), count: 1 }),
+            }
+        }
+        runs
+    }
+}
+
+/// A weight of `units` (as a compact state keeps it) for [`NumericClaims`], whose claims keep
+/// weights as floats: `units × 2^-52`, exact, so that its units are `units` again. A kept
+/// weight below 1 has fewer than 52 units' bits and one of 1 or more is a float times 2^52,
+/// so `units` has at most 53 significant bits and converts to a float exactly.
+fn weight_of_units(units: u64) -> f64 {
+    units as f64 / (1u64 << super::WEIGHT_FRACTION_BITS) as f64
+}
+
+impl MedianState {
+    /// Count one row. NULL, NaN and infinite values and non-voting weights are ignored; the
+    /// tolerance is checked on every row and must be the same for the whole group.
+    #[inline]
+    pub fn add(&mut self, value: Option<f64>, weight: Option<f64>, tolerance: Option<f64>) -> Result<()> {
+        let compact = match &mut self.form {
+            Form::Compact(compact) => compact,
+            Form::Spilled(spilled) => return spilled.add(value, weight, tolerance),
+        };
+        compact.set_tolerance(tolerance)?;
+        let Some(value) = value.filter(|v| v.is_finite()) else { return Ok(()) };
+        let Some(units) = Weight::of_vote(weight)? else { return Ok(()) };
+        if !compact.push(value, units) {
+            self.spill().add_voting(value, weight.expect("a voting weight is present"));
+        }
+        Ok(())
+    }
+
+    /// Move the compact form's claims to the heap.
+    #[cold]
+    fn spill(&mut self) -> &mut Spilled {
+        if let Form::Compact(compact) = &self.form {
+            let mut spilled = match compact.tolerance() {
+                Some(tolerance) => Spilled::with_tolerance(tolerance),
+                None => Spilled::default(),
+            };
+            spilled.claims.reserve(COMPACT_CLAIMS + 1);
+            for &(value, units) in compact.claims() {
+                spilled.add_voting(value, weight_of_units(units));
+            }
+            self.form = Form::Spilled(Box::new(spilled));
+        }
+        match &mut self.form {
+            Form::Spilled(spilled) => spilled,
+            Form::Compact(_) => unreachable!("the claims were just moved to the heap"),
+        }
+    }
+
+    /// The group's tolerance, once a row has fixed it.
+    pub fn tolerance(&self) -> Option<f64> {
+        match &self.form {
+            Form::Compact(compact) => compact.tolerance(),
+            Form::Spilled(spilled) => spilled.tolerance(),
+        }
+    }
+
+    /// Fold another partial state into this one (the combine step of a parallel plan).
+    pub fn merge(&mut self, other: Self) -> Result<()> {
+        let other = match other.form {
+            Form::Compact(other) => other,
+            Form::Spilled(other) => return self.spill().merge(*other),
+        };
+        if let Some(tolerance) = other.tolerance() {
+            match &mut self.form {
+                Form::Compact(compact) => compact.fix_tolerance(tolerance)?,
+                Form::Spilled(spilled) => spilled.set_tolerance(tolerance)?,
+            }
+        }
+        for &(value, units) in other.claims() {
+            let kept = match &mut self.form {
+                Form::Compact(compact) => compact.push(value, Weight::from_units(units.into())),
+                Form::Spilled(_) => false,
+            };
+            if !kept {
+                self.spill().add_voting(value, weight_of_units(units));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of voting rows.
+    pub fn len(&self) -> usize {
+        match &self.form {
+            Form::Compact(compact) => compact.len as usize,
+            Form::Spilled(spilled) => spilled.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the state holds memory on the heap (it outgrew its compact form): a state that
+    /// does not can be freed without being dropped.
+    #[inline]
+    pub fn owns_heap(&self) -> bool {
+        matches!(self.form, Form::Spilled(_))
+    }
+
+    /// [`NumericClaims::collapse`]: sum the rows kept as they came into one run per distinct
+    /// value, so that a parallel worker sends as few runs as there are distinct values. A
+    /// compact state is left as it is: its few claims are summed on the stack when it is
+    /// serialized, and a heap form only for that would cost more than it saves.
+    pub fn collapse(&mut self) -> Result<()> {
+        match &mut self.form {
+            Form::Compact(_) => Ok(()),
+            Form::Spilled(spilled) => spilled.collapse(),
+        }
+    }
+
+    /// The weighted median and its support, or `None` when no row voted (see
+    /// [`NumericClaims::result`]). The claims may be reordered or collapsed: a later row or
+    /// call sees the same claims.
+    pub fn result(&mut self) -> Result<Option<NumericConsensus>> {
+        match &mut self.form {
+            Form::Compact(compact) => compact.result(),
+            Form::Spilled(spilled) => spilled.result(),
+        }
+    }
+
+    /// The state's binary form (for `serialfunc`): the same bytes as [`NumericClaims::serialize`]
+    /// of the same claims, whichever form holds them.
+    pub fn serialize(&self) -> Result<Vec<u8>> {
+        match &self.form {
+            Form::Compact(compact) => Ok(write_runs(compact.tolerance(), &compact.runs())),
+            Form::Spilled(spilled) => spilled.serialize(),
+        }
+    }
+
+    /// Read a state written by [`MedianState::serialize`], validated as
+    /// [`MedianState::merge_serialized`] does.
     pub fn deserialize(bytes: &[u8]) -> Result<Self> {
         let mut state = Self::default();
         state.merge_serialized(bytes)?;
@@ -396,38 +731,19 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
 
     /// [`MedianState::merge`] of a state written by [`MedianState::serialize`], read straight
     /// from its bytes (the combine step of a parallel plan, without building the partial
-    /// state), validated as [`MedianState::deserialize`] does: finite values in increasing
-    /// order, each with a weight and a count. On an error `self` may hold part of them, which
-    /// does not matter because the error ends the query.
+    /// state), validated as [`read_runs`] says. Runs move the state to the heap (a run sums
+    /// claims, which the compact form does not hold); bytes with only a tolerance do not. On an
+    /// error `self` may hold part of them, which does not matter because the error ends the
+    /// query.
     pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<()> {
-        let mut r = Reader::new(bytes, Self::MAGIC, "consensus_median")?;
-        match r.u8()? {
-            0 => {}
-            1 => {
-                let tolerance = check_tolerance(Some(r.f64()?)).map_err(|_| r.corrupt("invalid tolerance"))?;
-                self.set_tolerance(tolerance)?;
-            }
-            _ => return Err(r.corrupt("invalid tolerance flag")),
+        let runs = match &mut self.form {
+            Form::Compact(compact) => read_runs(bytes, |tolerance| compact.fix_tolerance(tolerance))?,
+            Form::Spilled(spilled) => return spilled.merge_serialized(bytes),
+        };
+        if runs.is_empty() {
+            return Ok(());
         }
-        let n = r.count(32)?;
-        let mut runs = Vec::with_capacity(n);
-        for i in 0..n {
-            crate::interrupt::check_every(i);
-            let value = r.f64()?;
-            let weight = Weight::from_units(r.u128()?);
-            let count = r.u64()?;
-            let increasing = runs.last().is_none_or(|last: &Run| last.value < value);
-            if !value.is_finite() || value == 0.0 && value.is_sign_negative() || !increasing {
-                return Err(r.corrupt("a value is not finite or out of order"));
-            }
-            if weight == Weight::ZERO || count == 0 {
-                return Err(r.corrupt("a value has no weight or no claims"));
-            }
-            runs.push(Run { value, weight, count });
-        }
-        r.finish()?;
-        self.runs = if self.runs.is_empty() { runs } else { merge_runs(&self.runs, &runs)? };
-        Ok(())
+        self.spill().merge_sorted_runs(runs)
     }
 }
 
@@ -581,7 +897,7 @@ mod tests {
         };
         for _ in 0..3000 {
             let rows = 1 + next(SMALL_GROUP as u64) as usize;
-            let mut state = MedianState::default();
+            let mut state = NumericClaims::<11>::default();
             for _ in 0..rows {
                 let value = [0.0, -0.0, 1.0, 2.0, 2.5, 100.0][next(6) as usize];
                 let weight = [0.25, 0.5, 1.0, 0.125, 1.0 / 3.0][next(5) as usize];
@@ -599,7 +915,7 @@ mod tests {
     fn collapsed_runs_give_the_answer_of_the_rows() {
         let rows: Vec<(f64, f64)> =
             (0..400).map(|i| (((i * 7) % 13) as f64 * 250.0, [0.1, 0.25, 1.0 / 3.0][i % 3])).collect();
-        let mut rows_only = MedianState::default();
+        let mut rows_only = NumericClaims::<11>::default();
         for &(v, w) in &rows {
             rows_only.add(Some(v), Some(w), Some(0.05)).unwrap();
         }
@@ -613,7 +929,7 @@ mod tests {
         for &(v, w) in &rows[150..300] {
             once.add(Some(v), Some(w), Some(0.05)).unwrap();
         }
-        let mut rest = MedianState::default();
+        let mut rest = NumericClaims::<11>::default();
         for &(v, w) in &rows[300..] {
             rest.add(Some(v), Some(w), Some(0.05)).unwrap();
         }
@@ -621,5 +937,134 @@ mod tests {
         once.merge(rest).unwrap();
         assert_eq!(once.result().unwrap().unwrap(), expected);
         assert_eq!(once.runs.len(), 13);
+    }
+
+    /// The rows of each case through the compact form and through the heap form
+    /// ([`NumericClaims`], which every state was before the compact form).
+    fn both_forms(rows: &[(Option<f64>, Option<f64>)], tolerance: Option<f64>) -> (MedianState, NumericClaims<11>) {
+        let (mut compact, mut heap) = (MedianState::default(), NumericClaims::<11>::default());
+        for &(v, w) in rows {
+            compact.add(v, w, tolerance).unwrap();
+            heap.add(v, w, tolerance).unwrap();
+        }
+        (compact, heap)
+    }
+
+    /// The compact form answers and serializes as the heap form does, on both sides of each of
+    /// its limits (claims, a weight's units), row by row, merged from bytes and from states.
+    #[test]
+    fn the_compact_form_agrees_with_the_heap_form() {
+        let weights = [0.1, 0.25, 1.0 / 3.0, 1.0, 2.5, 4095.999, 4096.0, 1e15, 2f64.powi(-53), 1e-17];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut cases: Vec<Vec<(Option<f64>, Option<f64>)>> = vec![
+            vec![],
+            vec![(None, Some(1.0)), (Some(f64::NAN), Some(1.0)), (Some(2.0), Some(0.0))],
+            vec![(Some(-0.0), Some(0.5)), (Some(0.0), Some(0.25)), (Some(1.0), Some(1.0))],
+            (0..COMPACT_CLAIMS).map(|i| (Some(i as f64 * 1.5), Some(0.5))).collect(),
+            (0..=COMPACT_CLAIMS).map(|i| (Some(i as f64 * 1.5), Some(0.5))).collect(),
+            (0..40).map(|i| (Some((i % 3) as f64), Some(1.0 / 3.0))).collect(),
+            vec![(Some(1.0), Some(0.5)), (Some(2.0), Some(4096.0)), (Some(3.0), Some(0.5))],
+            vec![(Some(1.0), Some(4095.999)), (Some(2.0), Some(4095.999)), (Some(1.0), Some(1e15))],
+        ];
+        for _ in 0..2000 {
+            let rows = next(2 * COMPACT_CLAIMS as u64 + 2) as usize;
+            cases.push(
+                (0..rows)
+                    .map(|_| {
+                        let value = [0.0, -0.0, 1.0, 2.0, 2.5, 100.0, -7.0][next(7) as usize];
+                        (Some(value), Some(weights[next(weights.len() as u64) as usize]))
+                    })
+                    .collect(),
+            );
+        }
+        for rows in &cases {
+            for tolerance in [Some(0.3), None] {
+                let (compact, heap) = both_forms(rows, tolerance);
+                let spills = rows
+                    .iter()
+                    .filter(|(v, w)| v.is_some_and(f64::is_finite) && Weight::of_vote(*w).unwrap().is_some());
+                let heavy = spills.clone().any(|(_, w)| w.unwrap() >= 4096.0);
+                assert_eq!(compact.owns_heap(), heavy || spills.count() > COMPACT_CLAIMS, "{rows:?}");
+                assert_eq!(compact.serialize().unwrap(), heap.serialize().unwrap(), "{rows:?}");
+                assert_eq!((compact.len(), compact.tolerance()), (heap.len(), heap.tolerance()));
+                assert_eq!(compact.clone().result().unwrap(), heap.clone().result().unwrap(), "{rows:?}");
+                // Split in two partial states, merged as states and from their bytes, into an
+                // empty state and into a state holding the first part.
+                let (first, second) = rows.split_at(rows.len() / 3);
+                let (a, _) = both_forms(first, tolerance);
+                let (b, _) = both_forms(second, tolerance);
+                let mut merged = a.clone();
+                merged.merge(b.clone()).unwrap();
+                let mut from_bytes = MedianState::deserialize(&a.serialize().unwrap()).unwrap();
+                from_bytes.merge_serialized(&b.serialize().unwrap()).unwrap();
+                let mut into_compact = a.clone();
+                into_compact.merge_serialized(&b.serialize().unwrap()).unwrap();
+                for mut state in [merged, from_bytes, into_compact] {
+                    assert_eq!(state.serialize().unwrap(), heap.serialize().unwrap(), "{rows:?}");
+                    assert_eq!(state.result().unwrap(), heap.clone().result().unwrap(), "{rows:?}");
+                }
+            }
+        }
+    }
+
+    /// A state that spilled keeps its tolerance and its claims, and the limits are where the
+    /// compact form says: 11 claims, weights below 4096.
+    #[test]
+    fn the_compact_form_spills_at_its_limits() {
+        let mut state = MedianState::default();
+        for i in 0..COMPACT_CLAIMS {
+            state.add(Some(i as f64), Some(1.0), Some(0.25)).unwrap();
+        }
+        assert!(!state.owns_heap(), "{COMPACT_CLAIMS} claims fit");
+        let mut full = state.clone();
+        full.add(Some(-1.0), Some(1.0), Some(0.25)).unwrap();
+        assert!(full.owns_heap());
+        assert_eq!((full.len(), full.tolerance()), (COMPACT_CLAIMS + 1, Some(0.25)));
+        assert!(full.add(Some(1.0), Some(1.0), Some(0.5)).is_err(), "the spilled state kept the tolerance");
+        let mut heavy = MedianState::default();
+        heavy.add(Some(1.0), Some(4096.0 - 2f64.powi(-40)), None).unwrap();
+        assert!(!heavy.owns_heap());
+        heavy.add(Some(1.0), Some(4096.0), None).unwrap();
+        assert!(heavy.owns_heap());
+        // Only a tolerance, from bytes, keeps a compact state compact.
+        let mut tolerance_only = MedianState::default();
+        tolerance_only.add(None, None, Some(0.5)).unwrap();
+        let mut merged = MedianState::default();
+        merged.merge_serialized(&tolerance_only.serialize().unwrap()).unwrap();
+        assert!(!merged.owns_heap());
+        assert_eq!(merged.tolerance(), Some(0.5));
+        assert!(merged.merge_serialized(&full.serialize().unwrap()).is_err(), "tolerances differ");
+    }
+
+    /// A weight kept in units converts back to a float of the same units, for every weight
+    /// the compact form keeps (below 4096): the heap form then sums the same weights.
+    #[test]
+    fn kept_units_convert_back_exactly() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let w = f64::from_bits(seed >> 1);
+            let Ok(Some(weight)) = Weight::of_vote(Some(w)) else { continue };
+            let Ok(units) = u64::try_from(weight.units()) else { continue };
+            assert_eq!(super::super::units_of(weight_of_units(units)), u128::from(units), "{w:e}");
+        }
+        for w in [2f64.powi(-53), 0.1, 1.0, 1.0 + f64::EPSILON, 4095.999999999999] {
+            let units = u64::try_from(Weight::of_vote(Some(w)).unwrap().unwrap().units()).unwrap();
+            assert_eq!(super::super::units_of(weight_of_units(units)), u128::from(units), "{w:e}");
+        }
+    }
+
+    #[test]
+    fn the_compact_form_fills_192_bytes() {
+        assert_eq!(std::mem::size_of::<MedianState>(), 192);
+        assert_eq!(std::mem::align_of::<MedianState>(), 8);
     }
 }
