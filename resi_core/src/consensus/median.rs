@@ -1,7 +1,7 @@
 //! `resi.consensus_median`: the trust-weighted median of numeric claims.
 
 use super::codec::{Reader, Writer};
-use super::{count_to_i32, share, Weight};
+use super::{count_to_i32, share, Weight, MAX_WEIGHT};
 use crate::error::{Error, Result};
 use smallvec::SmallVec;
 
@@ -164,17 +164,15 @@ impl Iterator for RunsOf<'_> {
 /// one of the runs summed per value.
 ///
 /// `runs` gives them anew for each of the three passes, so a small group's claims are read in
-/// place rather than copied into runs first. `check` is called with each pass's index
-/// ([`crate::interrupt::check_every`], or nothing for the few claims of a compact state).
+/// place rather than copied into runs first.
 fn consensus_of<I: Iterator<Item = Run>>(
     runs: impl Fn() -> I,
     tolerance: Option<f64>,
-    check: impl Fn(usize),
 ) -> Result<Option<NumericConsensus>> {
     let mut total = Weight::ZERO;
     let mut voters = 0u64;
     for (i, run) in runs().enumerate() {
-        check(i);
+        crate::interrupt::check_every(i);
         total = total.checked_add(run.weight)?;
         voters += run.count;
     }
@@ -188,7 +186,7 @@ fn consensus_of<I: Iterator<Item = Run>>(
     let mut found = [None; 3];
     let mut cumulative = 0u128;
     for (i, run) in runs().enumerate() {
-        check(i);
+        crate::interrupt::check_every(i);
         cumulative += run.weight.units();
         for (slot, &threshold) in found.iter_mut().zip(&thresholds) {
             if slot.is_none() && cumulative >= threshold {
@@ -204,7 +202,7 @@ fn consensus_of<I: Iterator<Item = Run>>(
     let mut support = Weight::ZERO;
     let mut supporters = 0u64;
     for (i, run) in runs().enumerate() {
-        check(i);
+        crate::interrupt::check_every(i);
         if (run.value - median).abs() <= tolerance * median.abs() {
             support = support.checked_add(run.weight)?;
             supporters += run.count;
@@ -329,7 +327,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
     pub fn result(&mut self) -> Result<Option<NumericConsensus>> {
         if !self.runs.is_empty() {
             self.collapse()?;
-            return consensus_of(|| self.runs.iter().copied(), self.tolerance, crate::interrupt::check_every);
+            return consensus_of(|| self.runs.iter().copied(), self.tolerance);
         }
         if self.claims.is_empty() {
             return Ok(None);
@@ -341,7 +339,6 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             return consensus_of(
                 || claims.iter().map(|&(value, weight)| Run { value, weight: units(weight), count: 1 }),
                 self.tolerance,
-                crate::interrupt::check_every,
             );
         }
         let mut runs: SmallVec<[Run; SMALL_GROUP]> = SmallVec::new();
@@ -349,7 +346,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             crate::interrupt::check_every(i);
             runs.push(run?);
         }
-        consensus_of(|| runs.iter().copied(), self.tolerance, crate::interrupt::check_every)
+        consensus_of(|| runs.iter().copied(), self.tolerance)
     }
 
     /// The state's binary form (for `serialfunc`): its runs, the rows not yet collapsed summed
@@ -557,21 +554,50 @@ impl Compact {
         }
     }
 
-    /// The weighted median of the claims (see [`NumericClaims::result`]): sorted in place,
-    /// each read as a run of its own. A handful of claims needs no check for interrupts.
-    fn result(&mut self) -> Result<Option<NumericConsensus>> {
-        let tolerance = self.tolerance();
+    /// The weighted median of the claims, as [`consensus_of`] finds it in their runs: sorted
+    /// in place, each claim read as a run of its own (see there why that is the same answer).
+    /// At most 11 sums of weights below 2^64 units cannot overflow and need no check, nor do
+    /// so few claims need a check for interrupts: the final step's work per group, in
+    /// straight loops.
+    fn result(&mut self) -> Option<NumericConsensus> {
+        let tolerance = self.tolerance().unwrap_or(0.0);
         let claims = &mut self.claims[..self.len as usize];
         if claims.is_empty() {
-            return Ok(None);
+            return None;
         }
         sort_by_value(claims);
-        let claims = &*claims;
-        consensus_of(
-            || claims.iter().map(|&(value, units)| Run { value, weight: Weight::from_units(units.into()), count: 1 }),
-            tolerance,
-            |_| {},
-        )
+        let total: u128 = claims.iter().map(|&(_, units)| u128::from(units)).sum();
+        // The lower weighted quartiles and median: the first value whose cumulative weight
+        // reaches each threshold, ceil(t/4), ceil(t/2), ceil(3t/4) (in that order).
+        let thresholds = [total.div_ceil(4), total.div_ceil(2), total - total / 4];
+        let mut found = [0.0; 3];
+        let mut reached = 0;
+        let mut cumulative = 0u128;
+        for &(value, units) in claims.iter() {
+            cumulative += u128::from(units);
+            while reached < 3 && cumulative >= thresholds[reached] {
+                found[reached] = value;
+                reached += 1;
+            }
+        }
+        let [low, median, high] = found;
+        let mut support = 0u128;
+        let mut supporters = 0u8;
+        for &(value, units) in claims.iter() {
+            if (value - median).abs() <= tolerance * median.abs() {
+                support += u128::from(units);
+                supporters += 1;
+            }
+        }
+        Some(NumericConsensus {
+            value: median,
+            confidence: share(Weight::from_units(support), Weight::from_units(total)),
+            agreement: f64::from(supporters) / f64::from(self.len),
+            supporters: supporters.into(),
+            voters: self.len.into(),
+            low,
+            high,
+        })
     }
 
     /// The claims summed per distinct value, sorted: the runs the binary form holds.
@@ -618,6 +644,32 @@ impl MedianState {
             self.spill().add_voting(value, weight.expect("a voting weight is present"));
         }
         Ok(())
+    }
+
+    /// [`MedianState::add`] of a row that takes no more than the compact form: a row of a
+    /// compact state whose tolerance is fixed to the row's (the same bits), which is ignored or
+    /// fits the compact form. Any other row (a group's first, one to move to the heap, one
+    /// that raises an error) is left to [`MedianState::add`]: `false`, and nothing changed.
+    ///
+    /// It calls nothing that can fail or panic, so that the extension can count most rows
+    /// without the guard it sets up around calls that can raise an error.
+    #[inline(always)]
+    pub fn add_compact(&mut self, value: Option<f64>, weight: Option<f64>, tolerance: Option<f64>) -> bool {
+        let Form::Compact(compact) = &mut self.form else { return false };
+        if !(compact.tolerance_fixed && tolerance.is_some_and(|t| t.to_bits() == compact.tolerance.to_bits())) {
+            return false;
+        }
+        let Some(value) = value.filter(|v| v.is_finite()) else { return true };
+        // As Weight::of_vote: NULL, NaN and weights <= 0 or of no unit do not vote, weights
+        // above the maximum are an error.
+        match weight {
+            Some(w) if w > MAX_WEIGHT => false,
+            Some(w) if w > 0.0 => match super::units_of(w) {
+                0 => true,
+                units => compact.push(value, Weight::from_units(units)),
+            },
+            _ => true,
+        }
     }
 
     /// Move the compact form's claims to the heap.
@@ -707,7 +759,7 @@ impl MedianState {
     /// call sees the same claims.
     pub fn result(&mut self) -> Result<Option<NumericConsensus>> {
         match &mut self.form {
-            Form::Compact(compact) => compact.result(),
+            Form::Compact(compact) => Ok(compact.result()),
             Form::Spilled(spilled) => spilled.result(),
         }
     }
@@ -1066,5 +1118,50 @@ mod tests {
     fn the_compact_form_fills_192_bytes() {
         assert_eq!(std::mem::size_of::<MedianState>(), 192);
         assert_eq!(std::mem::align_of::<MedianState>(), 8);
+    }
+
+    /// Rows counted by [`MedianState::add_compact`] where it takes them, else by
+    /// [`MedianState::add`], give the state `add` alone gives, and a row it leaves changes
+    /// nothing: ignored rows, errors, tolerances of other bits, spills.
+    #[test]
+    fn add_compact_counts_rows_as_add_does() {
+        let values = [Some(1.0), Some(-0.0), Some(2.5), None, Some(f64::NAN), Some(f64::INFINITY)];
+        let weights = [
+            Some(0.5),
+            Some(1.0 / 3.0),
+            None,
+            Some(0.0),
+            Some(-1.0),
+            Some(f64::NAN),
+            Some(1e-17),
+            Some(2f64.powi(-53)),
+            Some(4096.0),
+            Some(1e15),
+            Some(1e16),
+            Some(f64::INFINITY),
+        ];
+        let tolerances = [Some(0.25), Some(0.25), Some(0.25), Some(0.25), None, Some(-0.0), Some(0.0), Some(f64::NAN)];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let (mut both, mut add_only) = (MedianState::default(), MedianState::default());
+            for _ in 0..next(20) {
+                let (v, w, t) = (values[next(values.len())], weights[next(weights.len())], tolerances[next(8)]);
+                let before = format!("{both:?}");
+                let taken = both.add_compact(v, w, t);
+                if !taken {
+                    assert_eq!(format!("{both:?}"), before, "a row left to add changes nothing");
+                }
+                let by_add = add_only.add(v, w, t);
+                let by_both = if taken { Ok(()) } else { both.add(v, w, t) };
+                assert_eq!(by_both.map_err(|e| e.kind), by_add.map_err(|e| e.kind), "{v:?} {w:?} {t:?}");
+                assert_eq!(format!("{both:?}"), format!("{add_only:?}"));
+            }
+        }
     }
 }

@@ -15,19 +15,44 @@ use resi_core::consensus::MedianState;
 
 const NAME: &str = "resi.consensus_median";
 
-fmgr_function!(
-    /// `resi.consensus_median_transition(state internal, value double precision, weight double
-    /// precision, tolerance double precision) → internal`: count one row (sql/consensus.sql
-    /// declares it).
-    consensus_median_transition_wrapper,
-    pg_finfo_consensus_median_transition_wrapper,
-    transition
-);
+/// What `PG_FUNCTION_INFO_V1(consensus_median_transition_wrapper)` declares in C (as
+/// [`fmgr_function!`] does for the other support functions).
+#[doc(hidden)]
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_consensus_median_transition_wrapper() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
 
+/// `resi.consensus_median_transition(state internal, value double precision, weight double
+/// precision, tolerance double precision) → internal`: count one row (sql/consensus.sql
+/// declares it).
+///
+/// Most rows of a many-group query only add a claim to a small group's state
+/// (`MedianState::add_compact`, which calls nothing that can fail or panic): they are counted
+/// here, outside the guard of `#[pg_guard]`, whose setjmp and bookkeeping were a quarter of
+/// such a row's instructions. Every other row (a group's first, one that moves the state to
+/// the heap, one that raises an error) goes through the guarded [`guarded_transition`].
+///
 /// SAFETY: PostgreSQL calls this with the aggregate's four arguments; the state is always a
 /// MedianState of this aggregate.
-#[inline(always)]
-unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn consensus_median_transition_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let args = Args::of(fcinfo);
+        if let Some(state) = args.datum(0) {
+            // A change that leaves the state without heap memory: nothing for `changed` to do.
+            if (*state.cast_mut_ptr::<MedianState>()).add_compact(args.f64(1), args.f64(2), args.f64(3)) {
+                return state;
+            }
+        }
+        guarded_transition(fcinfo)
+    }
+}
+
+/// SAFETY: as [`consensus_median_transition_wrapper`]'s.
+#[pg_guard]
+unsafe extern "C-unwind" fn guarded_transition(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let args = Args::of(fcinfo);
         let (value, weight, tolerance) = (args.f64(1), args.f64(2), args.f64(3));
