@@ -88,7 +88,7 @@ const SMALL_GROUP: usize = 16;
 /// order on them, cheaper to evaluate than `total_cmp`; equal values end up adjacent in some
 /// order, which the exact sums over them do not see.
 #[inline]
-fn sort_by_value<W>(claims: &mut [(f64, W)]) {
+fn sort_by_value(claims: &mut [(f64, f64)]) {
     claims.sort_unstable_by(|a, b| {
         if a.0 < b.0 {
             std::cmp::Ordering::Less
@@ -490,7 +490,8 @@ struct Compact {
     /// The group's tolerance, once `tolerance_fixed`.
     tolerance: f64,
     /// (value, weight in units of 2^-52) of the first `len` voting rows; values are finite, -0
-    /// kept as 0.
+    /// kept as 0. The other slots hold +Infinity, so that sorting all of them (see
+    /// [`sort_compact`]) leaves the claims first.
     claims: [(f64, u64); COMPACT_CLAIMS],
     len: u8,
     /// Whether a row fixed the group's tolerance.
@@ -499,7 +500,12 @@ struct Compact {
 
 impl Default for Form {
     fn default() -> Self {
-        Form::Compact(Compact { tolerance: 0.0, claims: [(0.0, 0); COMPACT_CLAIMS], len: 0, tolerance_fixed: false })
+        Form::Compact(Compact {
+            tolerance: 0.0,
+            claims: [(f64::INFINITY, 0); COMPACT_CLAIMS],
+            len: 0,
+            tolerance_fixed: false,
+        })
     }
 }
 
@@ -561,11 +567,11 @@ impl Compact {
     /// straight loops.
     fn result(&mut self) -> Option<NumericConsensus> {
         let tolerance = self.tolerance().unwrap_or(0.0);
-        let claims = &mut self.claims[..self.len as usize];
-        if claims.is_empty() {
+        if self.len == 0 {
             return None;
         }
-        sort_by_value(claims);
+        sort_compact(&mut self.claims);
+        let claims = &self.claims[..self.len as usize];
         let total: u128 = claims.iter().map(|&(_, units)| u128::from(units)).sum();
         // The lower weighted quartiles and median: the first value whose cumulative weight
         // reaches each threshold, ceil(t/4), ceil(t/2), ceil(3t/4) (in that order).
@@ -603,10 +609,10 @@ impl Compact {
     /// The claims summed per distinct value, sorted: the runs the binary form holds.
     fn runs(&self) -> SmallVec<[Run; COMPACT_CLAIMS]> {
         let mut claims = self.claims;
-        let claims = &mut claims[..self.len as usize];
-        sort_by_value(claims);
+        sort_compact(&mut claims);
+        let claims = &claims[..self.len as usize];
         let mut runs: SmallVec<[Run; COMPACT_CLAIMS]> = SmallVec::new();
-        for &(value, units) in &*claims {
+        for &(value, units) in claims {
             match runs.last_mut() {
                 // At most 11 sums below 2^64 units each: no overflow.
                 Some(run) if run.value == value => {
@@ -618,6 +624,42 @@ impl Compact {
         }
         runs
     }
+}
+
+/// Sort a compact state's slots by value (claims first, then the +Infinity of the empty
+/// slots) with a sorting network for 11 values (35 compare-exchanges in 8 layers, the fewest
+/// known; a unit test checks it sorts every input of zeros and ones, so every input): the same
+/// operations whatever the values, without a branch on them. The final step sorts a state
+/// whose claims are still on their way from memory (a group's state is cold by then), and the
+/// comparison branches of an insertion sort, wrong one time in two on claims in no order,
+/// each waited for their data. Equal values end up adjacent in some order, which the exact
+/// sums over them do not see.
+#[inline(always)]
+fn sort_compact(claims: &mut [(f64, u64); COMPACT_CLAIMS]) {
+    macro_rules! network {
+        ($(($a:literal, $b:literal)),* $(,)?) => { $(compare_exchange(claims, $a, $b);)* };
+    }
+    #[rustfmt::skip]
+    network![
+        (0, 9), (1, 6), (2, 4), (3, 7), (5, 8),
+        (0, 1), (3, 5), (4, 10), (6, 9), (7, 8),
+        (1, 3), (2, 5), (4, 7), (8, 10),
+        (0, 4), (1, 2), (3, 7), (5, 9), (6, 8),
+        (0, 1), (2, 6), (4, 5), (7, 8), (9, 10),
+        (2, 4), (3, 6), (5, 7), (8, 9),
+        (1, 2), (3, 4), (5, 6), (7, 8),
+        (2, 3), (4, 5), (6, 7),
+    ];
+}
+
+/// Order slots `a < b` by value, exchanging them by a mask rather than a branch.
+#[inline(always)]
+fn compare_exchange(claims: &mut [(f64, u64); COMPACT_CLAIMS], a: usize, b: usize) {
+    let ((x, x_units), (y, y_units)) = (claims[a], claims[b]);
+    let swap = 0u64.wrapping_sub(u64::from(y < x));
+    let (value, units) = ((x.to_bits() ^ y.to_bits()) & swap, (x_units ^ y_units) & swap);
+    claims[a] = (f64::from_bits(x.to_bits() ^ value), x_units ^ units);
+    claims[b] = (f64::from_bits(y.to_bits() ^ value), y_units ^ units);
 }
 
 /// A weight of `units` (as a compact state keeps it) for [`NumericClaims`], whose claims keep
@@ -1111,6 +1153,23 @@ mod tests {
         for w in [2f64.powi(-53), 0.1, 1.0, 1.0 + f64::EPSILON, 4095.999999999999] {
             let units = u64::try_from(Weight::of_vote(Some(w)).unwrap().unwrap().units()).unwrap();
             assert_eq!(super::super::units_of(weight_of_units(units)), u128::from(units), "{w:e}");
+        }
+    }
+
+    /// The 0-1 principle: a network that sorts every sequence of zeros and ones sorts every
+    /// sequence. The claims' weights follow their values (a permutation of the slots).
+    #[test]
+    fn the_network_sorts_every_input() {
+        for bits in 0..1u32 << COMPACT_CLAIMS {
+            let mut claims: [(f64, u64); COMPACT_CLAIMS] =
+                std::array::from_fn(|i| (f64::from(bits >> i & 1), i as u64));
+            let mut expected = claims;
+            expected.sort_by(|a, b| a.0.total_cmp(&b.0));
+            sort_compact(&mut claims);
+            assert!(claims.iter().map(|c| c.0).eq(expected.iter().map(|c| c.0)), "{bits:b}");
+            let mut slots: Vec<u64> = claims.iter().map(|c| c.1).collect();
+            slots.sort_unstable();
+            assert!(slots.iter().copied().eq(0..COMPACT_CLAIMS as u64));
         }
     }
 
