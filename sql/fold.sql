@@ -262,10 +262,10 @@ BEGIN
     -- Totals. A backfill of an earlier day does not move "today".
     INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, total_submissions, last_submission,
                                        submissions_today, last_submission_date, rows_submitted, duplicate_rows,
-                                       duplicate_rate, fields_compared, fields_agreed, accuracy_score)
+                                       duplicate_rate, fields_compared, fields_agreed, accuracy_score, updated_at)
     SELECT m.miner_hotkey, initial, m.submissions, m.last_submission, d.submissions, m.last_day, m.rows,
            m.duplicates, m.duplicates::float8 / m.rows, m.fields_compared, m.fields_agreed,
-           m.fields_agreed::float8 / nullif(m.fields_compared, 0)
+           m.fields_agreed::float8 / nullif(m.fields_compared, 0), at
       FROM (SELECT v.miner_hotkey, count(*) AS submissions, max(v.submission_timestamp) AS last_submission,
                    max((v.submission_timestamp AT TIME ZONE 'UTC')::date) AS last_day, sum(v.rows) AS rows,
                    sum((v.quality).duplicate_zpids) AS duplicates, sum(v.fields_compared) AS fields_compared,
@@ -287,7 +287,9 @@ BEGIN
         fields_agreed        = t.fields_agreed + excluded.fields_agreed,
         accuracy_score       = (t.fields_agreed + excluded.fields_agreed)::float8
                                    / nullif(t.fields_compared + excluded.fields_compared, 0),
-        updated_at           = at;
+        -- The time goes through the inserted row: Citus sends DO UPDATE to the shards with
+        -- PL/pgSQL's variables left as parameters, which they cannot type.
+        updated_at           = excluded.updated_at;
 
     -- Agreement evidence and trust after each submission. The miners' rows are locked by the
     -- statement above, so their current evidence cannot change under this one.

@@ -72,7 +72,9 @@ CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolea
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    wanted text;
+    wanted      text;
+    login       boolean;
+    propagation text;
 BEGIN
     FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
         role_name := wanted;
@@ -156,15 +158,29 @@ BEGIN
     -- On Citus (resi.distribute ran), the coordinator reads and writes the shards over
     -- connections to the workers made as the current role: the four roles may log in to the
     -- workers (not to the coordinator; each worker's pg_hba.conf should admit them from the
-    -- coordinator only).
+    -- coordinator only). ALTER ROLE on the coordinator reaches the workers inside this
+    -- transaction (Citus propagates it for a role it has distributed, which the GRANTs above
+    -- did, creating it on a worker that lacked it); the coordinator's own role then gets back
+    -- the LOGIN it had, with the propagation off. A separate connection to the workers
+    -- (run_command_on_workers) would not see a role created in this transaction and would wait
+    -- on it.
     IF resi.listings_distributed() THEN
-        IF EXISTS (SELECT FROM pg_catalog.run_command_on_workers(
-                       'ALTER ROLE resi_loader LOGIN; ALTER ROLE resi_reader LOGIN; '
-                       'ALTER ROLE resi_validator LOGIN; ALTER ROLE resi_admin LOGIN') w
-                    WHERE NOT w.success) THEN
-            RAISE EXCEPTION 'resi.setup_roles: the roles could not be allowed to log in to every worker'
-                USING ERRCODE = 'object_not_in_prerequisite_state';
-        END IF;
+        FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_object o
+                            WHERE o.classid = 'pg_catalog.pg_authid'::regclass
+                              AND o.objid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = wanted)) THEN
+                RAISE EXCEPTION 'resi.setup_roles: Citus did not create role % on the workers', wanted
+                    USING ERRCODE = 'object_not_in_prerequisite_state';
+            END IF;
+            login := (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = wanted);
+            EXECUTE format('ALTER ROLE %I LOGIN', wanted);
+            IF NOT login THEN
+                propagation := pg_catalog.current_setting('citus.enable_alter_role_propagation');
+                PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', true);
+                EXECUTE format('ALTER ROLE %I NOLOGIN', wanted);
+                PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', propagation, true);
+            END IF;
+        END LOOP;
     END IF;
 END
 $$;

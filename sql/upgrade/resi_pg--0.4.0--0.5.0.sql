@@ -1220,7 +1220,9 @@ CREATE OR REPLACE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, cre
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    wanted text;
+    wanted      text;
+    login       boolean;
+    propagation text;
 BEGIN
     FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
         role_name := wanted;
@@ -1304,15 +1306,29 @@ BEGIN
     -- On Citus (resi.distribute ran), the coordinator reads and writes the shards over
     -- connections to the workers made as the current role: the four roles may log in to the
     -- workers (not to the coordinator; each worker's pg_hba.conf should admit them from the
-    -- coordinator only).
+    -- coordinator only). ALTER ROLE on the coordinator reaches the workers inside this
+    -- transaction (Citus propagates it for a role it has distributed, which the GRANTs above
+    -- did, creating it on a worker that lacked it); the coordinator's own role then gets back
+    -- the LOGIN it had, with the propagation off. A separate connection to the workers
+    -- (run_command_on_workers) would not see a role created in this transaction and would wait
+    -- on it.
     IF resi.listings_distributed() THEN
-        IF EXISTS (SELECT FROM pg_catalog.run_command_on_workers(
-                       'ALTER ROLE resi_loader LOGIN; ALTER ROLE resi_reader LOGIN; '
-                       'ALTER ROLE resi_validator LOGIN; ALTER ROLE resi_admin LOGIN') w
-                    WHERE NOT w.success) THEN
-            RAISE EXCEPTION 'resi.setup_roles: the roles could not be allowed to log in to every worker'
-                USING ERRCODE = 'object_not_in_prerequisite_state';
-        END IF;
+        FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_object o
+                            WHERE o.classid = 'pg_catalog.pg_authid'::regclass
+                              AND o.objid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = wanted)) THEN
+                RAISE EXCEPTION 'resi.setup_roles: Citus did not create role % on the workers', wanted
+                    USING ERRCODE = 'object_not_in_prerequisite_state';
+            END IF;
+            login := (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = wanted);
+            EXECUTE format('ALTER ROLE %I LOGIN', wanted);
+            IF NOT login THEN
+                propagation := pg_catalog.current_setting('citus.enable_alter_role_propagation');
+                PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', true);
+                EXECUTE format('ALTER ROLE %I NOLOGIN', wanted);
+                PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', propagation, true);
+            END IF;
+        END LOOP;
     END IF;
 END
 $$;
@@ -1876,10 +1892,10 @@ BEGIN
     -- Totals. A backfill of an earlier day does not move "today".
     INSERT INTO resi.miner_trust AS t (miner_hotkey, trust_score, total_submissions, last_submission,
                                        submissions_today, last_submission_date, rows_submitted, duplicate_rows,
-                                       duplicate_rate, fields_compared, fields_agreed, accuracy_score)
+                                       duplicate_rate, fields_compared, fields_agreed, accuracy_score, updated_at)
     SELECT m.miner_hotkey, initial, m.submissions, m.last_submission, d.submissions, m.last_day, m.rows,
            m.duplicates, m.duplicates::float8 / m.rows, m.fields_compared, m.fields_agreed,
-           m.fields_agreed::float8 / nullif(m.fields_compared, 0)
+           m.fields_agreed::float8 / nullif(m.fields_compared, 0), at
       FROM (SELECT v.miner_hotkey, count(*) AS submissions, max(v.submission_timestamp) AS last_submission,
                    max((v.submission_timestamp AT TIME ZONE 'UTC')::date) AS last_day, sum(v.rows) AS rows,
                    sum((v.quality).duplicate_zpids) AS duplicates, sum(v.fields_compared) AS fields_compared,
@@ -1901,7 +1917,9 @@ BEGIN
         fields_agreed        = t.fields_agreed + excluded.fields_agreed,
         accuracy_score       = (t.fields_agreed + excluded.fields_agreed)::float8
                                    / nullif(t.fields_compared + excluded.fields_compared, 0),
-        updated_at           = at;
+        -- The time goes through the inserted row: Citus sends DO UPDATE to the shards with
+        -- PL/pgSQL's variables left as parameters, which they cannot type.
+        updated_at           = excluded.updated_at;
 
     -- Agreement evidence and trust after each submission. The miners' rows are locked by the
     -- statement above, so their current evidence cannot change under this one.
@@ -2143,8 +2161,7 @@ CREATE FUNCTION resi.citus_tables(distributed boolean) RETURNS text[]
                            'resi.audits', 'resi.listing_refresh']
                 WHEN NOT distributed
                 THEN ARRAY['resi.miner_trust', 'resi.miner_groups', 'resi.miner_dependence',
-                           'resi.miner_submission_days', 'resi.miner_penalties', 'resi.blacklist',
-                           'resi.audit_verdicts'] END;
+                           'resi.miner_penalties', 'resi.blacklist', 'resi.audit_verdicts'] END;
 COMMENT ON FUNCTION resi.citus_tables(boolean) IS
     'The tables resi.distribute distributes by zpid (true) or makes reference tables (false).';
 
@@ -2376,7 +2393,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.distribute(integer) IS
-    'Run once by a superuser on the Citus coordinator (citus and resi_pg on every node, coordinator and workers registered): distributes resi.listings, miner_claims, miner_attestations, listing_history and audits by zpid in shard_count co-located shards, makes the per-miner tables, the blacklist and audit_verdicts reference tables, keeps staging, ingest and archive bookkeeping on the coordinator; rows are kept. Every unique key then includes zpid (PRIMARY KEY (zpid, id); UNIQUE (uri) becomes an index) and the tables and their sequences leave the extension on every node. Errors: 42501 not a superuser; 22023 shard_count below 1 or NULL; 55000 no Citus, not the coordinator, coordinator or workers not registered, resi_pg missing on a worker, a worker''s copy holding rows, or already distributed.';
+    'Run once by a superuser on the Citus coordinator (citus and resi_pg on every node, coordinator and workers registered): distributes resi.listings, miner_claims, miner_attestations, listing_history and audits by zpid in shard_count co-located shards, makes the other per-miner tables, the blacklist and audit_verdicts reference tables, keeps staging, ingest, the submission day counts and archive bookkeeping on the coordinator; rows are kept. Every unique key then includes zpid (PRIMARY KEY (zpid, id); UNIQUE (uri) becomes an index) and the tables and their sequences leave the extension on every node. Errors: 42501 not a superuser; 22023 shard_count below 1 or NULL; 55000 no Citus, not the coordinator, coordinator or workers not registered, resi_pg missing on a worker, a worker''s copy holding rows, or already distributed.';
 -- A superuser's act (it checks): nobody else may even try.
 REVOKE EXECUTE ON FUNCTION resi.distribute(integer) FROM PUBLIC;
 
