@@ -154,13 +154,14 @@ impl Field {
         }
     }
 
-    /// The field's bytes in a row, as `heap_fill_tuple` stores a by-value attribute.
+    /// The field's bytes in a row, as `heap_fill_tuple` stores a by-value attribute (in the
+    /// machine's byte order).
     fn bytes(self) -> ([u8; 8], usize) {
         match self {
-            Field::Float8(value) => (value.to_le_bytes(), 8),
+            Field::Float8(value) => (value.to_ne_bytes(), 8),
             Field::Int4(value) => {
                 let mut bytes = [0; 8];
-                bytes[..4].copy_from_slice(&value.to_le_bytes());
+                bytes[..4].copy_from_slice(&value.to_ne_bytes());
                 (bytes, 4)
             }
         }
