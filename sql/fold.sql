@@ -34,6 +34,10 @@ DECLARE
     verdicts  resi.submission_verdict[];
     left_out  bigint[];
     folded    text[]; -- the listings folded, in zpid order
+    -- Every attestation this fold writes has a greater id (ids are drawn from the coordinator's
+    -- sequence, in order; concurrent folds' rows, later in the sequence too, are told apart by
+    -- their submissions).
+    attested_after bigint;
 BEGIN
     -- On a distributed database (resi.listings a Citus table), this transaction's writes to
     -- several shards go over one connection per worker: the refresh's statements join the
@@ -70,6 +74,8 @@ BEGIN
     -- (uploads of the same second) the greater signature, a hash of the content, so the claim
     -- does not depend on the order the uploads are folded in; then the attestation's id (rows
     -- without a signature, and byte copies). resi.rebuild_claims orders them the same way.
+    attested_after := (SELECT CASE WHEN q.is_called THEN q.last_value ELSE q.last_value - 1 END
+                         FROM resi.miner_attestations_id_seq q);
     WITH attested AS (
         INSERT INTO resi.miner_attestations
             (miner_hotkey, zpid, submission_timestamp, job_id, s3_file_path, record_count, data_hash,
@@ -133,32 +139,47 @@ BEGIN
     -- (again: cheaper than keeping the first) and how its rows agree with the consensus. A
     -- submission is the rows of this statement with one miner, ledger row, file and submission
     -- time (one loader object).
+    --
+    -- A row is judged on the fields whose consensus value two or more independent sources back
+    -- (resi.corroborated_agreement: agreeing with a consensus one formed alone, or disagreeing
+    -- with a lone other source, proves nothing); it is corroborated when some field could be
+    -- judged, which needs two sources on the listing. The rows are read as this fold's
+    -- attestations (ids above the sequence's value before the fold: the same values as the
+    -- staged rows, less those left out), joined with their listings and summed per submission
+    -- where they lie: on a distributed database each shard sends only its sums per submission,
+    -- not its listings. A submission's attestations are told apart by miner, file and upload
+    -- time (a loader object's; its ledger row is not stored with them). A corroborated listing's
+    -- row and fields are formed once per listing (the outer join evaluates them below it), as
+    -- ROW(l.*)::resi.listings: on a shard, `l` alone is a row of the shard's own table type.
     verdicts := ARRAY(
-        SELECT ROW(s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp,
-                   resi.submission_quality_of(count(*), array_agg(s.zpid), array_agg(s.price::double precision),
-                                              array_agg(s.zip_code)),
-                   count(*),
-                   coalesce(sum(v.compared), 0),
-                   coalesce(sum(v.agreed), 0),
-                   count(*) FILTER (WHERE v.compared > 0),
-                   count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared))::resi.submission_verdict
-          FROM pg_temp.resi_reported s
-          -- A row is judged on the fields whose consensus value two or more independent sources
-          -- back (resi.corroborated_agreement: agreeing with a consensus one formed alone, or
-          -- disagreeing with a lone other source, proves nothing); it is corroborated when some
-          -- field could be judged, which needs two sources on the listing. The folded listings
-          -- two sources vote on are read once (their fields computed once per listing, not per
-          -- staged row), then joined: a distributed database reads them from their shards (Citus
-          -- runs no LATERAL join from a table of the coordinator to a distributed one).
-          LEFT JOIN (SELECT l.zpid, l, resi.corroborated_fields(l.field_consensus) AS fields FROM resi.listings l
-                      WHERE l.zpid = ANY (folded) AND l.voting_groups >= 2) corroborated ON corroborated.zpid = s.zpid
-         CROSS JOIN LATERAL resi.corroborated_agreement(
-                 s.uri, s.price, s.address, s.bedrooms, s.bathrooms, s.living_area, s.home_type, s.home_status,
-                 s.days_on_zillow, s.zip_code, s.city, s.state, s.latitude, s.longitude, corroborated.l,
-                 corroborated.fields) v
-         WHERE s.ledger_id IS NULL OR s.ledger_id <> ALL (left_out)
-         GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp
-         ORDER BY s.miner_hotkey, s.submission_timestamp, s.ledger_id, s.s3_file_path);
+        SELECT ROW(q.miner_hotkey, q.ledger_id, q.s3_file_path, q.submission_timestamp, q.quality, q.rows,
+                   coalesce(a.compared, 0), coalesce(a.agreed, 0), coalesce(a.corroborated, 0),
+                   coalesce(a.agreeing, 0))::resi.submission_verdict
+          FROM (SELECT s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp, count(*) AS rows,
+                       resi.submission_quality_of(count(*), array_agg(s.zpid), array_agg(s.price::double precision),
+                                                  array_agg(s.zip_code)) AS quality
+                  FROM pg_temp.resi_reported s
+                 WHERE s.ledger_id IS NULL OR s.ledger_id <> ALL (left_out)
+                 GROUP BY s.miner_hotkey, s.ledger_id, s.s3_file_path, s.submission_timestamp) q
+          LEFT JOIN (SELECT t.miner_hotkey, t.s3_file_path, t.submission_timestamp,
+                            sum(v.compared) AS compared, sum(v.agreed) AS agreed,
+                            count(*) FILTER (WHERE v.compared > 0) AS corroborated,
+                            count(*) FILTER (WHERE v.compared > 0 AND v.agreed = v.compared) AS agreeing
+                       FROM resi.miner_attestations t
+                       LEFT JOIN (SELECT l.zpid, ROW(l.*)::resi.listings AS listing,
+                                         resi.corroborated_fields(l.field_consensus) AS fields
+                                    FROM resi.listings l
+                                   WHERE l.zpid = ANY (folded) AND l.voting_groups >= 2) corroborated
+                              ON corroborated.zpid = t.zpid
+                      CROSS JOIN LATERAL resi.corroborated_agreement(
+                              t.uri, t.price, t.address, t.bedrooms, t.bathrooms, t.living_area, t.home_type,
+                              t.home_status, t.days_on_zillow, t.zip_code, t.city, t.state, t.latitude,
+                              t.longitude, corroborated.listing, corroborated.fields) v
+                      WHERE t.zpid = ANY (folded) AND t.id > attested_after
+                      GROUP BY t.miner_hotkey, t.s3_file_path, t.submission_timestamp) a
+            ON a.miner_hotkey = q.miner_hotkey AND a.s3_file_path IS NOT DISTINCT FROM q.s3_file_path
+           AND a.submission_timestamp = q.submission_timestamp
+         ORDER BY q.miner_hotkey, q.submission_timestamp, q.ledger_id, q.s3_file_path);
     PERFORM resi.judge_submissions(verdicts);
 
     PERFORM pg_catalog.set_config('resi_fold.stages', pg_catalog.json_build_object(

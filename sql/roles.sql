@@ -158,27 +158,34 @@ BEGIN
     -- On Citus (resi.distribute ran), the coordinator reads and writes the shards over
     -- connections to the workers made as the current role: the four roles may log in to the
     -- workers (not to the coordinator; each worker's pg_hba.conf should admit them from the
-    -- coordinator only). ALTER ROLE on the coordinator reaches the workers inside this
-    -- transaction (Citus propagates it for a role it has distributed, which the GRANTs above
-    -- did, creating it on a worker that lacked it); the coordinator's own role then gets back
-    -- the LOGIN it had, with the propagation off. A separate connection to the workers
-    -- (run_command_on_workers) would not see a role created in this transaction and would wait
-    -- on it.
+    -- coordinator only). A role Citus has distributed in this database (as the GRANTs above may
+    -- have done, creating it on the workers in this transaction) gets LOGIN by ALTER ROLE on the
+    -- coordinator, which Citus sends to the workers inside this transaction; the coordinator's
+    -- own role then gets back the LOGIN it had, with the propagation off. Any other role (made
+    -- before, in another database of the coordinator's cluster) is created where a worker lacks
+    -- it and allowed to log in there over run_command_on_workers' own connections, which could
+    -- not see a role this transaction created (they would wait on it).
     IF resi.listings_distributed() THEN
         FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
-            IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_object o
-                            WHERE o.classid = 'pg_catalog.pg_authid'::regclass
-                              AND o.objid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = wanted)) THEN
-                RAISE EXCEPTION 'resi.setup_roles: Citus did not create role % on the workers', wanted
+            IF EXISTS (SELECT FROM pg_catalog.pg_dist_object o
+                        WHERE o.classid = 'pg_catalog.pg_authid'::regclass
+                          AND o.objid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = wanted)) THEN
+                login := (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = wanted);
+                EXECUTE format('ALTER ROLE %I LOGIN', wanted);
+                IF NOT login THEN
+                    propagation := pg_catalog.current_setting('citus.enable_alter_role_propagation');
+                    PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', true);
+                    EXECUTE format('ALTER ROLE %I NOLOGIN', wanted);
+                    PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', propagation, true);
+                END IF;
+            ELSIF EXISTS (SELECT FROM pg_catalog.run_command_on_workers(format(
+                              'SET citus.enable_create_role_propagation = off; '
+                              'DO $roles$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %L) '
+                              'THEN CREATE ROLE %I NOLOGIN; END IF; END $roles$; ALTER ROLE %I LOGIN',
+                              wanted, wanted, wanted)) w
+                           WHERE NOT w.success) THEN
+                RAISE EXCEPTION 'resi.setup_roles: role % could not be allowed to log in to every worker', wanted
                     USING ERRCODE = 'object_not_in_prerequisite_state';
-            END IF;
-            login := (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = wanted);
-            EXECUTE format('ALTER ROLE %I LOGIN', wanted);
-            IF NOT login THEN
-                propagation := pg_catalog.current_setting('citus.enable_alter_role_propagation');
-                PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', true);
-                EXECUTE format('ALTER ROLE %I NOLOGIN', wanted);
-                PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', propagation, true);
             END IF;
         END LOOP;
     END IF;
