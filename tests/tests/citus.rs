@@ -291,11 +291,8 @@ fn distributing_a_database_keeps_every_row_and_places_each_table_as_designed() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    let expected: Vec<(String, String, bool)> = PLACEMENT
-        .iter()
-        .filter(|(_, m)| *m != "-")
-        .map(|(t, m)| (t.to_string(), m.to_string(), *m == "h"))
-        .collect();
+    let expected: Vec<(String, String, bool)> =
+        PLACEMENT.iter().filter(|(_, m)| *m != "-").map(|(t, m)| (t.to_string(), m.to_string(), *m == "h")).collect();
     assert_eq!(placement, expected);
     let shards: i64 =
         scalar(&mut client, "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'resi.listings'::regclass");

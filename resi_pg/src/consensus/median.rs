@@ -122,20 +122,34 @@ unsafe fn final_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             return null_result(fcinfo);
         };
         let result = changed(fcinfo, claims.cast_mut_ptr::<MedianState>(), MedianState::result);
-        let Some(c) = result.or_raise(NAME) else {
-            return null_result(fcinfo);
-        };
-        let fields = [
-            Field::Float8(c.value),
-            Field::Float8(c.confidence),
-            Field::Float8(c.agreement),
-            Field::Int4(c.supporters),
-            Field::Int4(c.voters),
-            Field::Float8(c.low),
-            Field::Float8(c.high),
-        ];
-        ResultRows::of(fcinfo, &fields).form(&fields)
+        form_numeric_consensus(fcinfo, result.or_raise(NAME))
     }
+}
+
+/// A median's result as the calling final function's row type (`resi.numeric_consensus`), or
+/// NULL for `None` (no row voted): what the final functions of `resi.consensus_median` and
+/// `resi.distributed_consensus_median` return.
+///
+/// SAFETY: `fcinfo` is the live call's, of a final function returning resi.numeric_consensus.
+pub(super) unsafe fn form_numeric_consensus(
+    fcinfo: pg_sys::FunctionCallInfo,
+    result: Option<resi_core::consensus::NumericConsensus>,
+) -> pg_sys::Datum {
+    let Some(c) = result else {
+        // SAFETY: the caller's contract.
+        return unsafe { null_result(fcinfo) };
+    };
+    let fields = [
+        Field::Float8(c.value),
+        Field::Float8(c.confidence),
+        Field::Float8(c.agreement),
+        Field::Int4(c.supporters),
+        Field::Int4(c.voters),
+        Field::Float8(c.low),
+        Field::Float8(c.high),
+    ];
+    // SAFETY: the caller's contract.
+    unsafe { ResultRows::of(fcinfo, &fields).form(&fields) }
 }
 
 /// A field of `resi.numeric_consensus`, in the order of its attributes.

@@ -271,33 +271,6 @@ pub(crate) unsafe fn form_vote(
     }
 }
 
-/// A median's result as the calling final function's row type (`resi.numeric_consensus`), or
-/// NULL for `None` (no row voted).
-///
-/// SAFETY: `fcinfo` is the live call's, of a function returning `resi.numeric_consensus`.
-pub(crate) unsafe fn form_numeric_consensus(
-    fcinfo: pg_sys::FunctionCallInfo,
-    result: Option<resi_core::consensus::NumericConsensus>,
-) -> pg_sys::Datum {
-    unsafe {
-        let Some(c) = result else {
-            return null_result(fcinfo);
-        };
-        form_result(
-            fcinfo,
-            &[
-                Field::Float8(c.value),
-                Field::Float8(c.confidence),
-                Field::Float8(c.agreement),
-                Field::Int4(c.supporters),
-                Field::Int4(c.voters),
-                Field::Float8(c.low),
-                Field::Float8(c.high),
-            ],
-        )
-    }
-}
-
 /// The error (SQLSTATE 0A000) of a support function called outside its aggregate.
 const MISUSE: &str = "resi consensus support functions can only be called by their aggregates";
 

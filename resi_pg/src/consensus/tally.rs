@@ -23,7 +23,8 @@
 //! These are for analytics over many listings (a city's prices over a distributed table); the
 //! fold's per-listing consensus uses the `internal` aggregates.
 
-use super::{form_numeric_consensus, form_vote, in_aggregate_context, place_in_context, MISUSE};
+use super::median::form_numeric_consensus;
+use super::{form_vote, in_aggregate_context, place_in_context, MISUSE};
 use crate::error::{raise_code, OrRaise};
 use crate::fmgr::{fmgr_function, null_result, Args};
 use pgrx::pg_sys;
