@@ -23,7 +23,7 @@ COMMENT ON AGGREGATE resi.consensus_median(double precision, double precision, d
 -- same answers bit for bit. Citus splits an aggregate over its workers only when its state is
 -- such a type: over a distributed table grouped by anything but zpid (a city's prices), these
 -- are aggregated on the workers, while resi.consensus_mode pulls every row to the coordinator
--- (docs/scaling-out.md). On one node they cost more per group than the internal-state ones.
+-- (docs/scaling-out.md). On one node they cost about what the internal-state ones cost.
 COMMENT ON AGGREGATE resi.distributed_consensus_mode(text, double precision) IS
     'resi.consensus_mode with a state Citus can ship between nodes: the same result, aggregated on the workers of a distributed table.';
 
