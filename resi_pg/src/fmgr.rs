@@ -10,12 +10,7 @@ use pgrx::pg_sys;
 /// or PostgreSQL error inside is raised as an ERROR (`#[pg_guard]`).
 macro_rules! fmgr_function {
     ($(#[$doc:meta])* $symbol:ident, $finfo:ident, $body:path) => {
-        #[doc(hidden)]
-        #[unsafe(no_mangle)]
-        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
+        $crate::fmgr::fmgr_info_v1!($finfo);
 
         $(#[$doc])*
         #[unsafe(no_mangle)]
@@ -27,6 +22,21 @@ macro_rules! fmgr_function {
     };
 }
 pub(crate) use fmgr_function;
+
+/// Define `$finfo`, what `PG_FUNCTION_INFO_V1` declares in C for an fmgr function: that it
+/// uses the version-1 calling convention. [`fmgr_function!`] defines it with its function; an
+/// entry point written by hand (one that guards only some of its calls) uses this alone.
+macro_rules! fmgr_info_v1 {
+    ($finfo:ident) => {
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
+pub(crate) use fmgr_info_v1;
 
 /// Return SQL NULL from an fmgr call.
 ///
@@ -110,16 +120,33 @@ impl Args {
     /// call returns.
     #[inline(always)]
     pub(crate) unsafe fn bytes<'a>(&self, i: usize) -> Option<&'a [u8]> {
+        use pgrx::varlena::{vardata_any, varsize_any_exhdr};
+        // SAFETY: the caller's contract.
+        if let Some(bytes) = unsafe { self.bytes_in_line(i) } {
+            return bytes;
+        }
+        // SAFETY: a text datum is a valid varlena, here compressed or out of line.
+        unsafe {
+            let ptr = pg_sys::pg_detoast_datum_packed(self.datum(i)?.cast_mut_ptr::<pg_sys::varlena>());
+            Some(std::slice::from_raw_parts(vardata_any(ptr) as *const u8, varsize_any_exhdr(ptr)))
+        }
+    }
+
+    /// A `text` or `bytea` argument's bytes when they are read without calling the server (so
+    /// without an error to guard against): `Some(None)` for NULL, `Some(Some(bytes))` for a
+    /// short or plain value where it lies; `None` for a compressed or out-of-line one, which
+    /// [`Args::bytes`] detoasts.
+    ///
+    /// SAFETY: as [`Args::bytes`].
+    #[inline(always)]
+    pub(crate) unsafe fn bytes_in_line<'a>(&self, i: usize) -> Option<Option<&'a [u8]>> {
         use pgrx::varlena::{varatt_is_1b, varatt_is_1b_e, varatt_is_4b_u, vardata_any, varsize_any_exhdr};
-        let datum = unsafe { self.datum(i) }?;
-        let mut ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
+        let Some(datum) = (unsafe { self.datum(i) }) else { return Some(None) };
+        let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
         // SAFETY: a text datum is a valid varlena; its header says whether it is in line.
         unsafe {
             let in_line = varatt_is_4b_u(ptr) || (varatt_is_1b(ptr) && !varatt_is_1b_e(ptr));
-            if !in_line {
-                ptr = pg_sys::pg_detoast_datum_packed(ptr);
-            }
-            Some(std::slice::from_raw_parts(vardata_any(ptr) as *const u8, varsize_any_exhdr(ptr)))
+            in_line.then(|| Some(std::slice::from_raw_parts(vardata_any(ptr) as *const u8, varsize_any_exhdr(ptr))))
         }
     }
 

@@ -260,6 +260,57 @@ impl ModeState {
         }
     }
 
+    /// [`ModeState::add_bytes`] of a row that takes no more than the compact form: a row that
+    /// is ignored (a NULL value, a non-voting weight) or adds its vote to the compact form.
+    /// Any other row (one to move to the heap, one that raises an error) is left to
+    /// [`ModeState::add_bytes`]: `false`, and nothing changed.
+    ///
+    /// It calls nothing that can fail or panic, so that the extension can count most rows
+    /// without the guard it sets up around calls that can raise an error.
+    #[inline(always)]
+    pub fn add_compact(&mut self, value: Option<&[u8]>, weight: Option<f64>) -> bool {
+        if self.spilled.is_some() {
+            return false;
+        }
+        // As vote(): a weight above the maximum is an error whatever the value; NULL, NaN and
+        // weights <= 0 or of no unit do not vote.
+        let units = match weight {
+            Some(w) if w > super::MAX_WEIGHT => return false,
+            Some(w) if w > 0.0 => super::units_of(w),
+            _ => return true,
+        };
+        let Some(value) = value else { return true };
+        if units == 0 {
+            return true;
+        }
+        let Ok(units) = u64::try_from(units) else { return false };
+        let mut start = 0;
+        for i in 0..self.len as usize {
+            let end = self.ends[i] as usize;
+            if same_bytes(&self.bytes[start..end], value) {
+                return match (self.weights[i].checked_add(units), self.supporters[i].checked_add(1)) {
+                    (Some(weight), Some(count)) => {
+                        self.weights[i] = weight;
+                        self.supporters[i] = count;
+                        true
+                    }
+                    _ => false,
+                };
+            }
+            start = end;
+        }
+        let (i, end) = (self.len as usize, start + value.len());
+        if i >= COMPACT_VALUES || end > COMPACT_BYTES {
+            return false;
+        }
+        self.bytes[start..end].copy_from_slice(value);
+        self.ends[i] = end as u8;
+        self.weights[i] = units;
+        self.supporters[i] = 1;
+        self.len += 1;
+        true
+    }
+
     /// Whether the state holds memory on the heap (it outgrew its compact form): a state that
     /// does not can be freed without being dropped.
     #[inline]
@@ -503,6 +554,75 @@ mod tests {
             s.add(*v, *w).unwrap();
         }
         s.result().unwrap()
+    }
+
+    /// add_compact counts a row exactly as add_bytes does, or leaves it (and the state) to it:
+    /// random rows over values that fit the compact form and values that do not, weights that
+    /// do not vote, that overflow the compact sums and that are errors.
+    #[test]
+    fn add_compact_counts_what_add_bytes_counts_or_leaves_the_row_to_it() {
+        let long = [b'x'; 30];
+        let other = [b'y'; 30];
+        let values: [Option<&[u8]>; 9] = [
+            None,
+            Some(b""),
+            Some(b"a"),
+            Some(b"FOR_SALE"),
+            Some(b"SOLD"),
+            Some(&long),
+            Some(&other),
+            Some(b"PENDING"),
+            Some(b"b"),
+        ];
+        let weights = [
+            None,
+            Some(f64::NAN),
+            Some(-1.0),
+            Some(0.0),
+            Some(1e-300),
+            Some(0.25),
+            Some(1.0 / 3.0),
+            Some(4095.0),
+            Some(5000.0),
+            Some(1e15),
+            Some(1e16),
+            Some(f64::INFINITY),
+        ];
+        let mut seed = 0x5eed_0003_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut compact_rows, mut spilled) = (0, 0);
+        for _ in 0..3000 {
+            let (mut fast, mut slow) = (ModeState::default(), ModeState::default());
+            for _ in 0..next() % 40 {
+                let value = values[(next() % values.len() as u64) as usize];
+                // Mostly voting weights, so that groups fill and spill.
+                let weight =
+                    if next() % 4 == 0 { weights[(next() % weights.len() as u64) as usize] } else { Some(0.5) };
+                let expected = slow.add_bytes(value, weight);
+                let got = if fast.add_compact(value, weight) {
+                    compact_rows += 1;
+                    Ok(())
+                } else {
+                    fast.add_bytes(value, weight)
+                };
+                assert_eq!(format!("{got:?}"), format!("{expected:?}"), "{value:?} {weight:?}");
+                if expected.is_err() {
+                    break;
+                }
+            }
+            assert_eq!(fast.owns_heap(), slow.owns_heap());
+            assert_eq!(fast.serialize(), slow.serialize());
+            spilled += usize::from(slow.owns_heap());
+        }
+        assert!(
+            compact_rows > 10_000 && spilled > 100,
+            "{compact_rows} rows counted compact, {spilled} groups spilled"
+        );
     }
 
     #[test]

@@ -15,14 +15,7 @@ use resi_core::consensus::MedianState;
 
 const NAME: &str = "resi.consensus_median";
 
-/// What `PG_FUNCTION_INFO_V1(consensus_median_transition_wrapper)` declares in C (as
-/// [`fmgr_function!`] does for the other support functions).
-#[doc(hidden)]
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_consensus_median_transition_wrapper() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::fmgr::fmgr_info_v1!(pg_finfo_consensus_median_transition_wrapper);
 
 /// `resi.consensus_median_transition(state internal, value double precision, weight double
 /// precision, tolerance double precision) → internal`: count one row (sql/consensus.sql
