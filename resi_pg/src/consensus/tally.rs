@@ -235,6 +235,17 @@ enum TallyArg<'a, T> {
     Flat(&'a [u8]),
 }
 
+impl<'a, T: TallyState> TallyArg<'a, T> {
+    /// The tally's binary form: a flat value's bytes, or an expanded one's (written once per
+    /// change). Another tally may be changed while these are read, never this one.
+    fn bytes(self) -> &'a [u8] {
+        match self {
+            TallyArg::Writable(tally) | TallyArg::ReadOnly(tally) => tally.flat(),
+            TallyArg::Flat(bytes) => bytes,
+        }
+    }
+}
+
 impl Args {
     /// Argument `i`, a tally of `T`, or `None` when it is NULL.
     ///
@@ -273,15 +284,13 @@ impl Args {
     unsafe fn tally_to_change<'a, T: TallyState>(&self) -> &'a mut Tally<T> {
         unsafe {
             let context = in_aggregate_context(self.fcinfo(), MISUSE).value();
-            let bytes = match self.tally::<T>(0) {
+            let given = match self.tally::<T>(0) {
                 Some(TallyArg::Writable(tally)) => return tally,
-                Some(TallyArg::ReadOnly(tally)) => Some(tally.flat().to_vec()),
-                Some(TallyArg::Flat(bytes)) => Some(bytes.to_vec()),
-                None => None,
+                given => given,
             };
             let tally = Tally::<T>::new_in(context);
-            if let Some(bytes) = bytes {
-                tally.state_mut().merge_bytes(&bytes).or_raise(T::NAME);
+            if let Some(given) = given {
+                tally.state_mut().merge_bytes(given.bytes()).or_raise(T::NAME);
             }
             tally
         }
@@ -298,16 +307,8 @@ unsafe fn combine<T: TallyState>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Da
         let Some(second) = args.tally::<T>(1) else {
             return args.datum(0).unwrap_or_else(|| null_result(fcinfo));
         };
-        let copy;
-        let bytes = match second {
-            TallyArg::Writable(tally) | TallyArg::ReadOnly(tally) => {
-                copy = tally.flat().to_vec();
-                &copy[..]
-            }
-            TallyArg::Flat(bytes) => bytes,
-        };
         let first = args.tally_to_change::<T>();
-        first.state_mut().merge_bytes(bytes).or_raise(T::NAME);
+        first.state_mut().merge_bytes(second.bytes()).or_raise(T::NAME);
         first.rw_datum()
     }
 }
@@ -343,16 +344,12 @@ unsafe fn input<T: TallyState>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datu
 /// SAFETY: argument 0 is `T`'s tally.
 unsafe fn output<T: TallyState>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let args = Args::of(fcinfo);
-        let mut text = String::from("\\x");
-        let mut push = |bytes: &[u8]| {
-            for b in bytes {
-                text.push_str(&format!("{b:02x}"));
-            }
-        };
-        match args.tally::<T>(0).expect("STRICT") {
-            TallyArg::Writable(tally) | TallyArg::ReadOnly(tally) => push(tally.flat()),
-            TallyArg::Flat(bytes) => push(bytes),
+        use std::fmt::Write;
+        let bytes = Args::of(fcinfo).tally::<T>(0).expect("STRICT").bytes();
+        let mut text = String::with_capacity(2 + 2 * bytes.len());
+        text.push_str("\\x");
+        for b in bytes {
+            write!(text, "{b:02x}").expect("writing to a String does not fail");
         }
         pg_sys::Datum::from(pgrx::PgMemoryContexts::CurrentMemoryContext.pstrdup(&text))
     }
