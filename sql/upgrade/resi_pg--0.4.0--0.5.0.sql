@@ -1076,6 +1076,10 @@ DECLARE
     verdicts  resi.submission_verdict[];
     left_out  bigint[];
     folded    text[]; -- the listings folded, in zpid order
+    -- The submissions folded: miner, file ('' for none) and upload time, one element each.
+    miners       text[];
+    files        text[];
+    upload_times timestamptz[];
     -- Every attestation this fold writes has a greater id (ids are drawn from the coordinator's
     -- sequence, in order; concurrent folds' rows, later in the sequence too, are told apart by
     -- their submissions).
@@ -1118,29 +1122,42 @@ BEGIN
     -- without a signature, and byte copies). resi.rebuild_claims orders them the same way.
     attested_after := (SELECT CASE WHEN q.is_called THEN q.last_value ELSE q.last_value - 1 END
                          FROM resi.miner_attestations_id_seq q);
-    WITH attested AS (
-        INSERT INTO resi.miner_attestations
-            (miner_hotkey, zpid, submission_timestamp, job_id, s3_file_path, record_count, data_hash,
-             uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status,
-             days_on_zillow, zip_code, city, state, latitude, longitude, scraped_at, signature)
-        SELECT miner_hotkey, zpid, submission_timestamp, job_id, s3_file_path, record_count, data_hash,
-               uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status,
-               days_on_zillow, zip_code, city, state, latitude, longitude, scraped_at,
-               CASE WHEN scraped_at IS NOT NULL THEN
-                   resi.claim_signature(zpid, scraped_at, uri, price, address, bedrooms, bathrooms, living_area,
-                                        home_type, home_status, days_on_zillow, zip_code, city, state,
-                                        latitude, longitude) END
-          FROM pg_temp.resi_reported
-         WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out)
-        RETURNING *
-    )
+    INSERT INTO resi.miner_attestations
+        (miner_hotkey, zpid, submission_timestamp, job_id, s3_file_path, record_count, data_hash,
+         uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status,
+         days_on_zillow, zip_code, city, state, latitude, longitude, scraped_at, signature)
+    SELECT miner_hotkey, zpid, submission_timestamp, job_id, s3_file_path, record_count, data_hash,
+           uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status,
+           days_on_zillow, zip_code, city, state, latitude, longitude, scraped_at,
+           CASE WHEN scraped_at IS NOT NULL THEN
+               resi.claim_signature(zpid, scraped_at, uri, price, address, bedrooms, bathrooms, living_area,
+                                    home_type, home_status, days_on_zillow, zip_code, city, state,
+                                    latitude, longitude) END
+      FROM pg_temp.resi_reported
+     WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out);
+
+    folded := ARRAY(SELECT DISTINCT zpid FROM pg_temp.resi_reported
+                     WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out) ORDER BY 1);
+    SELECT array_agg(s.miner_hotkey), array_agg(coalesce(s.s3_file_path, '')), array_agg(s.submission_timestamp)
+      INTO miners, files, upload_times
+      FROM (SELECT DISTINCT r.miner_hotkey, r.s3_file_path, r.submission_timestamp
+              FROM pg_temp.resi_reported r
+             WHERE r.ledger_id IS NULL OR r.ledger_id <> ALL (left_out)) s;
+
+    -- The claims are formed from the attestations just written, where they lie: the fold's own
+    -- (ids above the sequence's value before it, of its listings and submissions: a concurrent
+    -- fold's rows are another submission's). On a distributed database each shard forms and
+    -- writes its listings' claims; no row comes back to the coordinator.
     INSERT INTO resi.miner_claims AS c
     SELECT DISTINCT ON (a.zpid, a.miner_hotkey)
            a.zpid, a.miner_hotkey, a.id, a.submission_timestamp,
            min(a.submission_timestamp) OVER w, count(*) OVER w,
            a.uri, a.price, a.address, a.bedrooms, a.bathrooms, a.living_area, a.home_type, a.home_status,
            a.days_on_zillow, a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature
-      FROM attested a
+      FROM resi.miner_attestations a
+     WHERE a.zpid = ANY (folded) AND a.id > attested_after
+       AND (a.miner_hotkey, coalesce(a.s3_file_path, ''), a.submission_timestamp) IN
+           (SELECT * FROM unnest(miners, files, upload_times))
     WINDOW w AS (PARTITION BY a.zpid, a.miner_hotkey)
      ORDER BY a.zpid, a.miner_hotkey, a.submission_timestamp DESC, a.signature DESC NULLS LAST, a.id DESC
     ON CONFLICT (zpid, miner_hotkey) DO UPDATE SET
@@ -1172,8 +1189,6 @@ BEGIN
                             c.attestation_id) AS newer) x);
     attested := clock_timestamp();
 
-    folded := ARRAY(SELECT DISTINCT zpid FROM pg_temp.resi_reported
-                     WHERE ledger_id IS NULL OR ledger_id <> ALL (left_out) ORDER BY 1);
     PERFORM resi.refresh_consensus(folded);
     refreshed := clock_timestamp();
 
