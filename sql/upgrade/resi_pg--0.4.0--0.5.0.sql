@@ -1259,7 +1259,20 @@ DECLARE
     wanted      text;
     login       boolean;
     propagation text;
+    worker      boolean;
 BEGIN
+    -- On a Citus worker of a distributed database (readers may connect to any node: every
+    -- worker has Citus's metadata and plans the API's calls itself), the roles and grants are
+    -- the worker's own: Citus does not propagate GRANTs on the extension's objects, and a
+    -- worker propagates nothing here. (Without Citus there is no pg_dist_local_group: the query
+    -- naming it is planned only where it runs.)
+    worker := false;
+    IF resi.listings_distributed() THEN
+        worker := (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l) <> 0;
+    END IF;
+    IF worker THEN
+        PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    END IF;
     FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
         role_name := wanted;
         created := false;
@@ -1348,8 +1361,9 @@ BEGIN
     -- own role then gets back the LOGIN it had, with the propagation off. Any other role (made
     -- before, in another database of the coordinator's cluster) is created where a worker lacks
     -- it and allowed to log in there over run_command_on_workers' own connections, which could
-    -- not see a role this transaction created (they would wait on it).
-    IF resi.listings_distributed() THEN
+    -- not see a role this transaction created (they would wait on it). On a worker, the roles
+    -- keep the LOGIN the coordinator's call gave them.
+    IF resi.listings_distributed() AND NOT worker THEN
         FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
             IF EXISTS (SELECT FROM pg_catalog.pg_dist_object o
                         WHERE o.classid = 'pg_catalog.pg_authid'::regclass

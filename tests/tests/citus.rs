@@ -697,7 +697,9 @@ const CALLED: [(&str, &str, &str); 4] = [
 /// Citus plans no SQL function over distributed tables that takes parameters or is inlined).
 #[test]
 fn the_operators_validators_and_readers_functions_answer_on_citus_as_on_a_single_node() {
-    let Some(Worlds { mut single, mut distributed, _citus, _single_database }) = Worlds::new("calls") else { return };
+    let Some(Worlds { mut single, mut distributed, _citus: citus, _single_database }) = Worlds::new("calls") else {
+        return;
+    };
     for client in [&mut single, &mut distributed] {
         client.batch_execute("SELECT resi.refresh_consensus()").unwrap();
         for fold in 1..=3 {
@@ -717,14 +719,15 @@ fn the_operators_validators_and_readers_functions_answer_on_citus_as_on_a_single
         assert!(!expected.is_empty(), "{what}: no rows");
         assert_same_rows(what, &expected, &rows(&mut distributed, query, order));
     }
-    readers_read_the_api_and_not_the_claims(&mut single, &mut distributed);
+    readers_read_the_api_and_not_the_claims(&mut single, &mut distributed, &citus.workers);
 }
 
 /// What a reader gets from the API and the tiles, as PostgREST asks (a login switching to
-/// `resi_reader`), after `resi.setup_roles()`: the single node's answers; the claims are refused
-/// on both. On Citus the coordinator reads the shards as `resi_reader`, which may log in to the
-/// workers only because resi.setup_roles allowed it there.
-fn readers_read_the_api_and_not_the_claims(single: &mut Client, distributed: &mut Client) {
+/// `resi_reader`), after `resi.setup_roles()`: the single node's answers, from the coordinator
+/// and from every worker where `resi.setup_roles()` ran too (each has Citus's metadata and plans
+/// the calls itself: readers may be spread over the nodes); the claims are refused on both. On Citus the node reads the shards as
+/// `resi_reader`, which may log in to the workers only because resi.setup_roles allowed it there.
+fn readers_read_the_api_and_not_the_claims(single: &mut Client, distributed: &mut Client, workers: &[String]) {
     const READS: [(&str, &str); 4] = [
         ("SELECT zpid, price, confidence FROM api.search_listings(zip_code := '78790')", "zpid"),
         ("SELECT zpid, jsonb_array_length(reports) AS reports FROM api.listing('3000')", "zpid"),
@@ -740,11 +743,19 @@ fn readers_read_the_api_and_not_the_claims(single: &mut Client, distributed: &mu
     for client in [&mut *single, &mut *distributed] {
         client.batch_execute("SELECT resi.setup_roles()").unwrap();
     }
+    for worker in workers {
+        connect(worker).batch_execute("SELECT resi.setup_roles()").unwrap_or_else(|e| panic!("{worker}: {e:?}"));
+    }
     for (query, order) in READS {
         let expected = as_reader(single, query, order).unwrap_or_else(|e| panic!("{query}: {e}"));
         assert!(!expected.is_empty() && !expected[0].contains("(,"), "{query}: {expected:?}");
         let got = as_reader(distributed, query, order).unwrap_or_else(|e| panic!("{query} on Citus: {e}"));
         assert_same_rows(&format!("{query} as resi_reader"), &expected, &got);
+        for worker in workers {
+            let got =
+                as_reader(&mut connect(worker), query, order).unwrap_or_else(|e| panic!("{query} on {worker}: {e:?}"));
+            assert_same_rows(&format!("{query} as resi_reader on {worker}"), &expected, &got);
+        }
     }
     for client in [single, distributed] {
         let refused = as_reader(client, "SELECT count(*) FROM resi.miner_claims", "1").unwrap_err();
