@@ -362,6 +362,99 @@ fn copies(url: &str) -> String {
     format!("{description}; members: {:?}", members(&mut node, &moved))
 }
 
+/// Update scripts written into the server's extension directory for one test, removed with the
+/// value.
+struct ProbeUpdates(Vec<std::path::PathBuf>);
+
+impl ProbeUpdates {
+    /// `resi_pg--{from}--{to}.sql` for each (to, script) in `dir`; `None`, saying so, when the
+    /// directory is not writable (make test-citus runs as root).
+    fn write(dir: &std::path::Path, from: &str, scripts: &[(&str, &str)]) -> Option<ProbeUpdates> {
+        let mut written = ProbeUpdates(Vec::new());
+        for (to, script) in scripts {
+            let path = dir.join(format!("resi_pg--{from}--{to}.sql"));
+            if let Err(e) = std::fs::write(&path, script) {
+                eprintln!("skipped: cannot write {}: {e}", path.display());
+                return None;
+            }
+            written.0.push(path);
+        }
+        Some(written)
+    }
+}
+
+impl Drop for ProbeUpdates {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// An update of the extension's functions reaches every node of a distributed database:
+/// `ALTER EXTENSION resi_pg UPDATE` on the coordinator, which Citus runs on every worker too,
+/// leaves each node at the new version with the new functions, and the database folds uploads
+/// as before. An update script that changes a distributed table fails on Citus (a worker refuses
+/// the change Citus sends it on top of the script's own) and changes no node: a release
+/// that changes those tables ships the change as a migration of its own, run on the coordinator
+/// after the update (docs/scaling-out.md). The two updates are probe versions written for this
+/// test beside the installed scripts and removed after it. When the second assertion fails,
+/// Citus now runs such scripts: update this record and the guide.
+#[test]
+fn an_update_of_the_functions_reaches_every_node_and_one_changing_a_distributed_table_changes_none() {
+    let Some(citus) = CitusDatabase::new("update") else { return };
+    let mut client = citus.client();
+    distribute(&mut client);
+    let version: String = scalar(&mut client, "SELECT extversion FROM pg_extension WHERE extname = 'resi_pg'");
+    let dir: String = scalar(&mut client, "SELECT setting || '/extension' FROM pg_config WHERE name = 'SHAREDIR'");
+    let (functions, table) = (format!("{version}-probe-functions"), format!("{version}-probe-table"));
+    let Some(_probes) = ProbeUpdates::write(
+        std::path::Path::new(&dir),
+        &version,
+        &[
+            (
+                &functions,
+                "CREATE FUNCTION resi.update_probe() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'updated' $$;
+                 COMMENT ON FUNCTION resi.edition() IS 'probe';",
+            ),
+            (&table, "ALTER TABLE resi.listings ADD COLUMN probe text;"),
+        ],
+    ) else {
+        return;
+    };
+    let nodes: Vec<String> = std::iter::once(citus.url.clone()).chain(citus.workers.iter().cloned()).collect();
+    let state = |node: &str| -> String {
+        let mut node = connect(node);
+        scalar(
+            &mut node,
+            "SELECT concat_ws(' ', (SELECT extversion FROM pg_extension WHERE extname = 'resi_pg'),
+                              obj_description('resi.edition()'::regprocedure, 'pg_proc'),
+                              to_regprocedure('resi.update_probe()') IS NOT NULL,
+                              (SELECT count(*) FROM pg_attribute WHERE attname = 'probe' AND NOT attisdropped))",
+        )
+    };
+    let before: Vec<String> = nodes.iter().map(|n| state(n)).collect();
+
+    // The script runs on each worker (changing its shell table) and Citus sends the coordinator's
+    // change to the workers as well: "column … already exists" there, or with an index too
+    // "cannot insert multiple commands into a prepared statement".
+    let refused = client.batch_execute(&format!("ALTER EXTENSION resi_pg UPDATE TO '{table}'")).unwrap_err();
+    assert!(
+        refused.as_db_error().and_then(|e| e.where_()).is_some_and(|w| w.contains("while executing command on")),
+        "an update changing a distributed table, refused by a worker: {refused:?}"
+    );
+    let after_refusal: Vec<String> = nodes.iter().map(|n| state(n)).collect();
+    assert_eq!(after_refusal, before, "the failed update changed a node");
+
+    client.batch_execute(&format!("ALTER EXTENSION resi_pg UPDATE TO '{functions}'")).unwrap();
+    for node in &nodes {
+        assert_eq!(state(node), format!("{functions} probe t 0"), "{node} after the update");
+    }
+    client.batch_execute(&uploads(1)).unwrap_or_else(|e| panic!("a fold after the update: {e:?}"));
+    let folded: i64 = scalar(&mut client, "SELECT count(*) FROM resi.listings WHERE consensus_score IS NOT NULL");
+    assert!(folded > 0, "the fold after the update made no listing");
+}
+
 /// A worker added to a distributed database (citus_add_node) has its own CREATE EXTENSION's
 /// copies of the tables; resi.prepare_workers prepares them as resi.distribute prepared the first
 /// worker's (and changes nothing on a second call). After rebalance_table_shards the new worker
