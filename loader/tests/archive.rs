@@ -266,6 +266,55 @@ fn export_writes_a_complete_snapshot_with_a_manifest() {
     assert_eq!(count(&db.url, "SELECT count(*) FROM resi.listings WHERE consensus_score IS NOT NULL"), listings);
 }
 
+/// Through the coordinator of a Citus cluster (`make test-citus`; skipped without
+/// `RESI_TEST_CITUS_URL`), the tables distributed: the export writes the single node's listings,
+/// in the same files and order, every column equal but the time a listing's consensus last
+/// changed (each database's own clock).
+#[test]
+fn export_on_a_citus_coordinator_writes_the_single_nodes_listings() {
+    let Some(citus) = resi_e2e::CitusDatabase::distributed("export", 4) else { return };
+    load_into(&citus.url, "export_citus");
+    let single = loaded("export_citus_single");
+    let exported: Vec<_> = [&single.url, &citus.url]
+        .into_iter()
+        .map(|url| {
+            let out = TempDir::new("export-citus-out");
+            let store = Source::open(out.0.to_str().unwrap()).await_in(&RT);
+            let summary = RT.block_on(run_export(&mut loader_client(url), &store, 250)).unwrap();
+            let files: Vec<Vec<String>> =
+                parquet_files(&out.0.join(&summary.snapshot)).iter().map(|f| rows_but(f, "last_updated_at")).collect();
+            (summary.listings, summary.files, files)
+        })
+        .collect();
+    assert!(exported[0].0 > 0 && exported[0].1 > 1, "{:?}", (exported[0].0, exported[0].1));
+    assert_eq!(exported[1], exported[0]);
+}
+
+/// Each row of the Parquet file, its columns as text but the one named `left_out`.
+fn rows_but(file: &Path, left_out: &str) -> Vec<String> {
+    let mut rows = Vec::new();
+    for batch in batches_of(file) {
+        let schema = batch.schema();
+        // Times as UTC without their zone (arrow displays a named zone only with chrono-tz).
+        let kept: Vec<_> = (0..batch.num_columns())
+            .filter(|&i| schema.field(i).name() != left_out)
+            .map(|i| match batch.column(i).data_type() {
+                arrow_schema::DataType::Timestamp(unit, Some(_)) => {
+                    arrow_cast::cast(batch.column(i), &arrow_schema::DataType::Timestamp(*unit, None)).unwrap()
+                }
+                _ => batch.column(i).clone(),
+            })
+            .collect();
+        assert!(kept.len() < batch.num_columns(), "{} has no column {left_out}", file.display());
+        for row in 0..batch.num_rows() {
+            let values: Vec<String> =
+                kept.iter().map(|column| arrow_cast::display::array_value_to_string(column, row).unwrap()).collect();
+            rows.push(values.join("|"));
+        }
+    }
+    rows
+}
+
 /// `Source::open` from a synchronous test.
 trait AwaitIn<T> {
     fn await_in(self, rt: &tokio::runtime::Runtime) -> T;
