@@ -224,7 +224,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
     /// tolerance is checked on every row and must be the same for the whole group.
     #[inline]
     pub fn add(&mut self, value: Option<f64>, weight: Option<f64>, tolerance: Option<f64>) -> Result<()> {
-        self.set_tolerance(check_tolerance(tolerance)?)?;
+        self.fix_row_tolerance(tolerance)?;
         let Some(value) = value.filter(|v| v.is_finite()) else { return Ok(()) };
         if Weight::of_vote(weight)?.is_some() {
             // -0.0 and 0.0 are the same claim.
@@ -248,6 +248,17 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
     pub(crate) fn add_voting(&mut self, value: f64, weight: f64) {
         debug_assert!(value.is_finite() && matches!(Weight::of_vote(Some(weight)), Ok(Some(_))));
         self.claims.push((value + 0.0, weight));
+    }
+
+    /// Check a row's tolerance argument and fix the group's with it. A row repeating the fixed
+    /// tolerance's bits (every row of a group but the first, in practice) is accepted without
+    /// checking it again: the fixed one was checked.
+    #[inline(always)]
+    fn fix_row_tolerance(&mut self, tolerance: Option<f64>) -> Result<()> {
+        if self.tolerance.is_some_and(|fixed| tolerance.is_some_and(|t| t.to_bits() == fixed.to_bits())) {
+            return Ok(());
+        }
+        self.set_tolerance(check_tolerance(tolerance)?)
     }
 
     fn set_tolerance(&mut self, tolerance: f64) -> Result<()> {
@@ -480,8 +491,196 @@ enum Form {
     Spilled(Box<Spilled>),
 }
 
-/// The claims of a [`MedianState`] that outgrew its compact form: all on the heap.
-type Spilled = NumericClaims<0>;
+/// The claims of a [`MedianState`] that outgrew its compact form, all on the heap: rows as
+/// [`NumericClaims`] keeps them and, in a large group, a [`Tally`] of the earlier rows. The
+/// state's claims are those of both.
+#[derive(Clone, Debug, Default)]
+struct Spilled {
+    claims: NumericClaims<0>,
+    tally: Tally,
+}
+
+/// Rows a large group keeps as they came before it sums them into its [`Tally`] (8 kB).
+const CHUNK: usize = 512;
+
+/// Distinct values a [`Tally`] takes: once it holds more, the group's later rows are kept as
+/// they come.
+const TALLY_VALUES: usize = 1024;
+
+/// Rows a [`Tally`] sums before it is flushed: each weighs less than 2^102 units (at most
+/// [`MAX_WEIGHT`] < 2^50, in units of 2^-52), so that no sum of fewer than 2^26 of them
+/// overflows a u128.
+const TALLY_ROWS: u64 = 1 << 26;
+
+/// The rows of a large group summed per distinct value: the runs the final step and the
+/// binary form read, found by a hash table rather than by sorting every row. Rows come as
+/// they came, a chunk of [`CHUNK`] at a time, so that the table is read for a chunk rather
+/// than for each row (a group's state is cold when its next row comes). A large group over
+/// few distinct values (a price on a grid, a category of prices) then holds a chunk and a run
+/// per value instead of 16 bytes per row and a sort of them all: in each parallel worker and
+/// in the serial plan, fresh memory (the kernel clearing its pages) and that sort were most
+/// of the median's own time over large groups. A group of more than [`TALLY_VALUES`] distinct
+/// values closes its tally and keeps its later rows as they come, as before.
+///
+/// Nothing is summed across values until [`Spilled::flush`], which only the steps that sum
+/// every claim call (collapse, result, serialize, merge): a row raises no error it did not
+/// raise before. No run's sum can overflow ([`TALLY_ROWS`]).
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    /// One run per distinct value, in the order they came.
+    runs: Vec<Run>,
+    /// Open addressing with linear probing over `runs`: 0 for an empty slot, else a run's
+    /// index + 1. None before the first chunk, else a power of two of them, at most half used.
+    slots: Vec<u16>,
+    /// Rows summed in the runs.
+    rows: u64,
+    /// Whether the tally takes no more rows: too many distinct values, or rows.
+    closed: bool,
+}
+
+/// The first slot to probe for `value` in a table of `mask + 1` slots (a power of two, at
+/// least 2): the high bits of a multiplicative hash of its bits, which depend on all of them
+/// (a price's low mantissa bits are all zero).
+#[inline(always)]
+fn slot_of(value: f64, mask: usize) -> usize {
+    (value.to_bits().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (mask.leading_zeros() & 63)) as usize
+}
+
+impl Tally {
+    /// Sum a voting claim (its value finite, -0 as 0) into its run.
+    #[inline(always)]
+    fn add(&mut self, value: f64, units: Weight) {
+        debug_assert!(value.is_finite() && value.to_bits() != (-0.0f64).to_bits());
+        let mask = self.slots.len() - 1;
+        let mut i = slot_of(value, mask);
+        loop {
+            match self.slots[i] {
+                0 => break,
+                slot => {
+                    let run = &mut self.runs[usize::from(slot) - 1];
+                    if run.value.to_bits() == value.to_bits() {
+                        // Fewer than TALLY_ROWS weights: no overflow.
+                        run.weight = Weight::from_units(run.weight.units() + units.units());
+                        run.count += 1;
+                        return;
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        self.runs.push(Run { value, weight: units, count: 1 });
+        // At most TALLY_VALUES + CHUNK runs: an index + 1 fits.
+        self.slots[i] = self.runs.len() as u16;
+        if 2 * self.runs.len() > self.slots.len() {
+            self.grow();
+        }
+    }
+
+    /// Double the slots, closing the tally once it holds more than [`TALLY_VALUES`] values.
+    #[cold]
+    fn grow(&mut self) {
+        self.closed |= self.runs.len() > TALLY_VALUES;
+        self.slots = vec![0; 2 * self.slots.len()];
+        self.index_runs();
+    }
+
+    /// Fill the (empty) slots with the runs.
+    fn index_runs(&mut self) {
+        let mask = self.slots.len() - 1;
+        for (n, run) in self.runs.iter().enumerate() {
+            let mut i = slot_of(run.value, mask);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = n as u16 + 1;
+        }
+    }
+}
+
+impl Spilled {
+    /// Count one row, as [`NumericClaims::add`] does; a chunk of them is summed into the
+    /// tally while it is open.
+    #[inline]
+    fn add(&mut self, value: Option<f64>, weight: Option<f64>, tolerance: Option<f64>) -> Result<()> {
+        self.claims.add(value, weight, tolerance)?;
+        if self.claims.claims.len() >= CHUNK && !self.tally.closed {
+            self.fold();
+        }
+        Ok(())
+    }
+
+    /// Move the rows kept as they came into the open tally (which may close it), unless it
+    /// cannot take as many rows more (then it closes).
+    #[cold]
+    fn fold(&mut self) {
+        let rows = self.claims.claims.len() as u64;
+        if self.tally.rows + rows >= TALLY_ROWS {
+            self.tally.closed = true;
+            return;
+        }
+        if self.tally.slots.is_empty() {
+            self.tally.slots = vec![0; 128];
+        }
+        for &(value, weight) in &self.claims.claims {
+            self.tally.add(value, units(weight));
+        }
+        self.tally.rows += rows;
+        self.claims.claims.clear();
+    }
+
+    /// Sum the rows kept as they came into the tally while it is open, then the tally into
+    /// the runs (an error if a sum overflows, as the final step's would be), leaving it empty
+    /// and as open or closed as it was.
+    fn flush(&mut self) -> Result<()> {
+        if !self.tally.slots.is_empty() && !self.tally.closed && !self.claims.claims.is_empty() {
+            self.fold();
+        }
+        if self.tally.runs.is_empty() {
+            return Ok(());
+        }
+        crate::interrupt::check();
+        let mut runs = std::mem::take(&mut self.tally.runs);
+        // Distinct finite values: `<` is a total order on them.
+        runs.sort_unstable_by(|a, b| a.value.partial_cmp(&b.value).expect("finite values"));
+        self.tally.slots.fill(0);
+        self.tally.rows = 0;
+        self.claims.merge_sorted_runs(runs)
+    }
+
+    /// Number of voting rows.
+    fn len(&self) -> usize {
+        self.claims.len() + self.tally.rows as usize
+    }
+
+    /// [`NumericClaims::merge`], the tallies summed in first.
+    fn merge(&mut self, mut other: Spilled) -> Result<()> {
+        self.flush()?;
+        other.flush()?;
+        self.claims.merge(other.claims)
+    }
+
+    /// [`NumericClaims::collapse`], the tally summed in first.
+    fn collapse(&mut self) -> Result<()> {
+        self.flush()?;
+        self.claims.collapse()
+    }
+
+    /// [`NumericClaims::result`], the tally summed in first.
+    fn result(&mut self) -> Result<Option<NumericConsensus>> {
+        self.flush()?;
+        self.claims.result()
+    }
+
+    /// [`NumericClaims::serialize`] of all the claims (a copy is flushed; a flush first avoids it).
+    fn serialize(&self) -> Result<Vec<u8>> {
+        if self.tally.runs.is_empty() {
+            return self.claims.serialize();
+        }
+        let mut copy = self.clone();
+        copy.flush()?;
+        copy.claims.serialize()
+    }
+}
 
 /// A small group's claims, as they came.
 #[derive(Clone, Copy, Debug)]
@@ -683,7 +882,7 @@ impl MedianState {
         let Some(value) = value.filter(|v| v.is_finite()) else { return Ok(()) };
         let Some(units) = Weight::of_vote(weight)? else { return Ok(()) };
         if !compact.push(value, units) {
-            self.spill().add_voting(value, weight.expect("a voting weight is present"));
+            self.spill().claims.add_voting(value, weight.expect("a voting weight is present"));
         }
         Ok(())
     }
@@ -718,13 +917,16 @@ impl MedianState {
     #[cold]
     fn spill(&mut self) -> &mut Spilled {
         if let Form::Compact(compact) = &self.form {
-            let mut spilled = match compact.tolerance() {
-                Some(tolerance) => Spilled::with_tolerance(tolerance),
-                None => Spilled::default(),
+            let mut spilled = Spilled {
+                claims: match compact.tolerance() {
+                    Some(tolerance) => NumericClaims::with_tolerance(tolerance),
+                    None => NumericClaims::default(),
+                },
+                tally: Tally::default(),
             };
-            spilled.claims.reserve(COMPACT_CLAIMS + 1);
+            spilled.claims.claims.reserve(COMPACT_CLAIMS + 1);
             for &(value, units) in compact.claims() {
-                spilled.add_voting(value, weight_of_units(units));
+                spilled.claims.add_voting(value, weight_of_units(units));
             }
             self.form = Form::Spilled(Box::new(spilled));
         }
@@ -738,7 +940,7 @@ impl MedianState {
     pub fn tolerance(&self) -> Option<f64> {
         match &self.form {
             Form::Compact(compact) => compact.tolerance(),
-            Form::Spilled(spilled) => spilled.tolerance(),
+            Form::Spilled(spilled) => spilled.claims.tolerance(),
         }
     }
 
@@ -751,7 +953,7 @@ impl MedianState {
         if let Some(tolerance) = other.tolerance() {
             match &mut self.form {
                 Form::Compact(compact) => compact.fix_tolerance(tolerance)?,
-                Form::Spilled(spilled) => spilled.set_tolerance(tolerance)?,
+                Form::Spilled(spilled) => spilled.claims.set_tolerance(tolerance)?,
             }
         }
         for &(value, units) in other.claims() {
@@ -760,7 +962,7 @@ impl MedianState {
                 Form::Spilled(_) => false,
             };
             if !kept {
-                self.spill().add_voting(value, weight_of_units(units));
+                self.spill().claims.add_voting(value, weight_of_units(units));
             }
         }
         Ok(())
@@ -832,12 +1034,12 @@ impl MedianState {
     pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<()> {
         let runs = match &mut self.form {
             Form::Compact(compact) => read_runs(bytes, |tolerance| compact.fix_tolerance(tolerance))?,
-            Form::Spilled(spilled) => return spilled.merge_serialized(bytes),
+            Form::Spilled(spilled) => return spilled.claims.merge_serialized(bytes),
         };
         if runs.is_empty() {
             return Ok(());
         }
-        self.spill().merge_sorted_runs(runs)
+        self.spill().claims.merge_sorted_runs(runs)
     }
 }
 
@@ -1222,5 +1424,158 @@ mod tests {
                 assert_eq!(format!("{both:?}"), format!("{add_only:?}"));
             }
         }
+    }
+
+    /// The forms a state takes, as a test builds them from rows: compact, spilled with its rows
+    /// as they came, spilled with an open tally (and rows after its last chunk), spilled with
+    /// a closed tally (too many distinct values).
+    fn form_of(state: &MedianState) -> &'static str {
+        match &state.form {
+            Form::Compact(_) => "compact",
+            Form::Spilled(s) if s.tally.slots.is_empty() => "rows",
+            Form::Spilled(s) if s.tally.closed => "closed tally",
+            Form::Spilled(_) => "open tally",
+        }
+    }
+
+    /// Rows of a group over `distinct` values (a grid, as prices are, and -0 among them) with
+    /// weights of many magnitudes, from `seed`.
+    fn grid_rows(n: usize, distinct: u64, seed: u64) -> Vec<(Option<f64>, Option<f64>)> {
+        let weights = [0.1, 0.25, 1.0 / 3.0, 1.0, 2.5, 4096.0, 1e15, 2f64.powi(-53), 1e-17, 0.0];
+        let mut seed = seed | 1;
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let k = seed % distinct;
+                let value = if k == 0 {
+                    -0.0
+                } else {
+                    200_000.0 + k as f64 * 500.0 * if k.is_multiple_of(3) { -1.0 } else { 1.0 }
+                };
+                (Some(value), Some(weights[(seed >> 20) as usize % weights.len()]))
+            })
+            .collect()
+    }
+
+    /// A large group through the tally answers, counts and serializes as its rows kept as they
+    /// came ([`NumericClaims`], which every large group was before the tally), on both sides of
+    /// each limit: a chunk of rows, the distinct values a tally takes; and after a result, more
+    /// rows (a window aggregate's running state).
+    #[test]
+    fn the_tally_agrees_with_the_rows_as_they_came() {
+        let sizes = [CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 7, 5000];
+        let distincts = [1, 3, 256, TALLY_VALUES as u64 - 1, TALLY_VALUES as u64 + 1, 4000];
+        let mut forms = std::collections::BTreeSet::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            for (j, &distinct) in distincts.iter().enumerate() {
+                let rows = grid_rows(n, distinct, (i * 31 + j) as u64);
+                for tolerance in [Some(0.01), None] {
+                    let (mut tallied, mut heap) = both_forms(&rows, tolerance);
+                    forms.insert(form_of(&tallied));
+                    assert_eq!((tallied.len(), tallied.tolerance()), (heap.len(), heap.tolerance()));
+                    assert_eq!(tallied.serialize().unwrap(), heap.serialize().unwrap(), "{n} {distinct}");
+                    assert_eq!(tallied.clone().result().unwrap(), heap.clone().result().unwrap(), "{n} {distinct}");
+                    let mut collapsed = tallied.clone();
+                    collapsed.collapse().unwrap();
+                    assert_eq!(collapsed.serialize().unwrap(), heap.serialize().unwrap());
+                    // A result, then more rows, then a result again.
+                    assert_eq!(tallied.result().unwrap(), heap.result().unwrap());
+                    for &(v, w) in &rows[..n / 2] {
+                        tallied.add(v, w, tolerance).unwrap();
+                        heap.add(v, w, tolerance).unwrap();
+                    }
+                    assert_eq!(tallied.len(), heap.len());
+                    assert_eq!(tallied.serialize().unwrap(), heap.serialize().unwrap(), "{n} {distinct}");
+                    assert_eq!(tallied.result().unwrap(), heap.result().unwrap(), "{n} {distinct}");
+                }
+            }
+        }
+        assert_eq!(forms.into_iter().collect::<Vec<_>>(), ["closed tally", "open tally", "rows"]);
+    }
+
+    /// Partial states of every form merged into one another, as states and from their bytes,
+    /// give the state of all their rows.
+    #[test]
+    fn merges_of_every_form_pair_agree() {
+        let parts: Vec<Vec<(Option<f64>, Option<f64>)>> = vec![
+            grid_rows(5, 4, 1),
+            grid_rows(40, 7, 2),
+            grid_rows(3 * CHUNK + 11, 300, 3),
+            grid_rows(4 * CHUNK, 4000, 4),
+        ];
+        let states: Vec<MedianState> = parts.iter().map(|rows| both_forms(rows, Some(0.05)).0).collect();
+        let forms: Vec<&str> = states.iter().map(form_of).collect();
+        assert_eq!(forms, ["compact", "rows", "open tally", "closed tally"]);
+        for (a, first) in parts.iter().enumerate() {
+            for (b, second) in parts.iter().enumerate() {
+                let all: Vec<_> = first.iter().chain(second).copied().collect();
+                let (_, heap) = both_forms(&all, Some(0.05));
+                let mut merged = states[a].clone();
+                merged.merge(states[b].clone()).unwrap();
+                let mut from_bytes = states[a].clone();
+                from_bytes.merge_serialized(&states[b].serialize().unwrap()).unwrap();
+                let mut from_empty = MedianState::default();
+                from_empty.merge_serialized(&states[a].serialize().unwrap()).unwrap();
+                from_empty.merge_serialized(&states[b].serialize().unwrap()).unwrap();
+                for mut state in [merged, from_bytes, from_empty] {
+                    assert_eq!(state.len(), heap.len(), "{} + {}", forms[a], forms[b]);
+                    assert_eq!(state.serialize().unwrap(), heap.serialize().unwrap(), "{} + {}", forms[a], forms[b]);
+                    assert_eq!(state.result().unwrap(), heap.clone().result().unwrap(), "{} + {}", forms[a], forms[b]);
+                }
+            }
+        }
+        assert!(heap_result_of_all(&parts).is_some());
+    }
+
+    fn heap_result_of_all(parts: &[Vec<(Option<f64>, Option<f64>)>]) -> Option<NumericConsensus> {
+        let all: Vec<_> = parts.iter().flatten().copied().collect();
+        both_forms(&all, Some(0.05)).1.result().unwrap()
+    }
+
+    /// A tally takes no chunk that could make a run's sum overflow: it closes a row before
+    /// [`TALLY_ROWS`], and the group keeps its later rows as they come.
+    #[test]
+    fn the_tally_closes_before_its_sums_could_overflow() {
+        let rows: Vec<_> = (0..3 * CHUNK).map(|i| (Some((i % 10) as f64), Some(0.5 + (i % 7) as f64))).collect();
+        for (before, closes) in [(TALLY_ROWS - 2 * CHUNK as u64 - 1, false), (TALLY_ROWS - 2 * CHUNK as u64, true)] {
+            let (mut state, heap) = both_forms(&rows[..CHUNK], None);
+            let Form::Spilled(spilled) = &mut state.form else { panic!("a chunk spills") };
+            assert!(spilled.claims.claims.is_empty() && !spilled.tally.closed);
+            let folded = spilled.tally.rows;
+            // As if the tally had summed `before` rows (their runs are not there: only the
+            // limit is checked here).
+            spilled.tally.rows = before;
+            for &(v, w) in &rows[CHUNK..] {
+                state.add(v, w, None).unwrap();
+            }
+            let Form::Spilled(spilled) = &mut state.form else { unreachable!() };
+            assert_eq!(spilled.tally.closed, closes, "{before}");
+            assert!(spilled.tally.rows < TALLY_ROWS);
+            assert_eq!(spilled.claims.claims.len(), if closes { CHUNK } else { 0 });
+            spilled.tally.rows -= before - folded;
+            let mut all = heap;
+            for &(v, w) in &rows[CHUNK..] {
+                all.add(v, w, None).unwrap();
+            }
+            assert_eq!(state.serialize().unwrap(), all.serialize().unwrap());
+            assert_eq!(state.result().unwrap(), all.result().unwrap());
+        }
+    }
+
+    /// The heaviest weights summed in a tally (a run's units far above 2^64) give the sums of
+    /// the rows kept as they came.
+    #[test]
+    fn heavy_weights_sum_in_a_tally_as_in_rows() {
+        let mut state = MedianState::default();
+        let mut heap = NumericClaims::<11>::default();
+        for i in 0..2 * CHUNK {
+            state.add(Some((i % 2) as f64), Some(1e15), None).unwrap();
+            heap.add(Some((i % 2) as f64), Some(1e15), None).unwrap();
+        }
+        assert_eq!(form_of(&state), "open tally");
+        assert_eq!(state.clone().result().unwrap(), heap.clone().result().unwrap());
+        assert_eq!(state.serialize().unwrap(), heap.serialize().unwrap());
     }
 }
