@@ -84,6 +84,8 @@ test-faults: install-dev
 # tests/tests/citus.rs, loader/tests/citus.rs and the Citus tests of loader/tests/faults.rs and archive.rs (issue 18)
 # on a throwaway Citus cluster (scripts/citus-cluster: a coordinator and two
 # workers on 127.0.0.1, on CITUS_PORT, +1, +2 when set, else free ports), removed afterwards, pass or fail.
+# The single node they compare with is a plain database of the coordinator's cluster (or of
+# RESI_TEST_DATABASE_URL's when set).
 # Citus 13.2.2 is built first when it is not installed, from the tarball CITUS_SRC names (scripts/citus-install;
 # without it the target says where to get it and fails).
 CITUS_DIR ?= $(or $(TMPDIR),/tmp)/resi-citus-$(shell id -un)
@@ -91,7 +93,8 @@ test-citus: install-dev
 	CITUS_SRC=$(CITUS_SRC) scripts/citus-install
 	dir=$(CITUS_DIR)-$$$$; trap 'scripts/citus-cluster destroy "$$dir"' EXIT; \
 	url=$$(scripts/citus-cluster start "$$dir" $(CITUS_PORT)) && echo "test-citus: coordinator at $$url" && \
-	RESI_TEST_CITUS_URL=$$url RESI_LOG=$${RESI_LOG:-warn} PG_BIN=$$($(PG_CONFIG) --bindir) \
+	RESI_TEST_CITUS_URL=$$url RESI_TEST_DATABASE_URL=$${RESI_TEST_DATABASE_URL:-$$url} \
+	RESI_LOG=$${RESI_LOG:-warn} PG_BIN=$$($(PG_CONFIG) --bindir) \
 	    sh -c '$(CARGO) test --locked -p resi_e2e --test citus && $(CARGO) test --locked -p resi-loader --test citus && \
 	           $(CARGO) test --locked -p resi-loader --test faults --test archive -- citus'
 

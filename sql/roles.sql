@@ -43,6 +43,47 @@ REVOKE EXECUTE ON FUNCTION
     resi.remove_blacklist_entry(bigint)
 FROM PUBLIC;
 
+-- Whether Citus has distributed the role `role_name` in this database (pg_dist_object: it
+-- creates and alters it on every node itself). Only called on a distributed database (the
+-- catalogue is Citus's). STABLE; false for an unknown role.
+CREATE FUNCTION resi.role_distributed(role_name text) RETURNS boolean
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM pg_catalog.pg_dist_object o
+                    WHERE o.classid = 'pg_catalog.pg_authid'::regclass
+                      AND o.objid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = role_name));
+END
+$$;
+REVOKE EXECUTE ON FUNCTION resi.role_distributed(text) FROM PUBLIC;
+COMMENT ON FUNCTION resi.role_distributed(text) IS
+    'Whether Citus has distributed the role in this database (it then creates and alters it on every node itself); called by resi.setup_roles on a distributed database.';
+
+-- Creates the role `role_name` NOLOGIN on every worker that lacks it and lets it log in there,
+-- over run_command_on_workers' own connections (committed at once; they could not see a role
+-- the calling transaction created, and would wait on it: call it for roles Citus has not
+-- distributed). Idempotent. Errors: 55000 when a worker refuses.
+CREATE FUNCTION resi.allow_role_on_workers(role_name text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.run_command_on_workers(format(
+                   'SET citus.enable_create_role_propagation = off; '
+                   'DO $roles$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %L) '
+                   'THEN CREATE ROLE %I NOLOGIN; END IF; END $roles$; ALTER ROLE %I LOGIN',
+                   role_name, role_name, role_name)) w
+                WHERE NOT w.success) THEN
+        RAISE EXCEPTION 'resi.setup_roles: role % could not be allowed to log in to every worker', role_name
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION resi.allow_role_on_workers(text) FROM PUBLIC;
+COMMENT ON FUNCTION resi.allow_role_on_workers(text) IS
+    'Creates the role NOLOGIN on every Citus worker that lacks it and lets it log in there, over connections of its own (committed at once); idempotent; for roles Citus has not distributed. Called by resi.setup_roles.';
+
 -- The four roles of a deployment and what each may do. Creates the NOLOGIN group roles that
 -- do not exist yet (roles are cluster-wide) and grants them their privileges in this database
 -- (grants are per database: run it in every database with the extension, and again after
@@ -103,6 +144,17 @@ BEGIN
         END IF;
         RETURN NEXT;
     END LOOP;
+
+    -- On a Citus coordinator Citus sends the GRANTs below to the workers too: a role it has not
+    -- distributed in this database (one made before, in another database of this cluster, which
+    -- Citus does not see) is first created where a worker lacks it (see the end).
+    IF resi.listings_distributed() AND NOT worker THEN
+        FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
+            IF NOT resi.role_distributed(wanted) THEN
+                PERFORM resi.allow_role_on_workers(wanted);
+            END IF;
+        END LOOP;
+    END IF;
 
     GRANT USAGE ON SCHEMA resi TO resi_loader, resi_reader, resi_validator, resi_admin;
 
@@ -182,9 +234,7 @@ BEGIN
     -- keep the LOGIN the coordinator's call gave them.
     IF resi.listings_distributed() AND NOT worker THEN
         FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
-            IF EXISTS (SELECT FROM pg_catalog.pg_dist_object o
-                        WHERE o.classid = 'pg_catalog.pg_authid'::regclass
-                          AND o.objid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = wanted)) THEN
+            IF resi.role_distributed(wanted) THEN
                 login := (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = wanted);
                 EXECUTE format('ALTER ROLE %I LOGIN', wanted);
                 IF NOT login THEN
@@ -193,14 +243,8 @@ BEGIN
                     EXECUTE format('ALTER ROLE %I NOLOGIN', wanted);
                     PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', propagation, true);
                 END IF;
-            ELSIF EXISTS (SELECT FROM pg_catalog.run_command_on_workers(format(
-                              'SET citus.enable_create_role_propagation = off; '
-                              'DO $roles$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %L) '
-                              'THEN CREATE ROLE %I NOLOGIN; END IF; END $roles$; ALTER ROLE %I LOGIN',
-                              wanted, wanted, wanted)) w
-                           WHERE NOT w.success) THEN
-                RAISE EXCEPTION 'resi.setup_roles: role % could not be allowed to log in to every worker', wanted
-                    USING ERRCODE = 'object_not_in_prerequisite_state';
+            ELSE
+                PERFORM resi.allow_role_on_workers(wanted);
             END IF;
         END LOOP;
     END IF;
