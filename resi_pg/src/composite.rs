@@ -45,9 +45,9 @@ pub(crate) fn tuple(
         .unwrap_or_else(|e| error!("cannot build {type_name}: {e}"))
 }
 
-// form_result writes a short varlena's header by hand, as SET_VARSIZE_SHORT does on a
-// little-endian machine.
-const _: () = assert!(cfg!(target_endian = "little"), "form_result's short text header assumes little-endian");
+// form_result writes short varlena and row length headers by hand, as SET_VARSIZE_SHORT and
+// SET_VARSIZE do on a little-endian machine.
+const _: () = assert!(cfg!(target_endian = "little"), "form_result's varlena headers assume little-endian");
 
 /// One attribute's value for [`form_result`]: the types of the consensus aggregates' results.
 #[derive(Clone, Copy)]
@@ -58,62 +58,217 @@ pub(crate) enum Field<'a> {
     Int4(i32),
 }
 
-/// A composite value of the calling function's declared row type, with no NULL attribute,
-/// formed from one [`Field`] per attribute, for a function called once per group (an
-/// aggregate's final function): the row type's descriptor is looked up on the first call and
-/// kept in the call's `fn_extra` for the rest of the query.
-///
-/// `heap_form_tuple` forms the row (its header is the server's own business: this server
-/// stamps a row type version in it); a text of up to 126 bytes is handed to it as a short
-/// varlena on the stack, which it copies as it is, instead of a text datum allocated first
-/// (the first such text of a row; any other is allocated).
-///
-/// SAFETY: `fcinfo` is the live call's, of a function (or a call expression) whose result is a
-/// composite type with one attribute per field, each of the field's type.
-pub(crate) unsafe fn form_result(fcinfo: pg_sys::FunctionCallInfo, fields: &[Field<'_>]) -> pg_sys::Datum {
-    const MAX_FIELDS: usize = 8;
-    const SHORT: usize = pg_sys::VARATT_SHORT_MAX as usize;
-    assert!(fields.len() <= MAX_FIELDS, "at most {MAX_FIELDS} fields");
-    // SAFETY: the caller's contract; the descriptor is copied into the function's own memory
-    // context, which lives as long as fn_extra is read; the short text outlives the call that
-    // copies it.
-    unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        if (*flinfo).fn_extra.is_null() {
-            // Without a call expression (Citus calls a final function through fmgr_info
-            // alone) the function's declared result type.
-            let mut row_type = pg_sys::get_fn_expr_rettype(flinfo);
-            if row_type == pg_sys::InvalidOid {
-                row_type = pg_sys::get_func_rettype((*flinfo).fn_oid);
+/// The longest text a row holds with a one-byte header (`VARATT_SHORT_MAX` with the header).
+const SHORT_TEXT: usize = pg_sys::VARATT_SHORT_MAX as usize - 1;
+
+impl Field<'_> {
+    /// The field as `heap_form_tuple` takes it: a text of up to [`SHORT_TEXT`] bytes as a short
+    /// varlena written into `short` (it copies one as it is), a longer one allocated.
+    fn datum(self, short: &mut [u8; SHORT_TEXT + 1]) -> pg_sys::Datum {
+        match self {
+            Field::Text(bytes) if bytes.len() <= SHORT_TEXT => {
+                // SET_VARSIZE_SHORT on a little-endian machine: (length << 1) | 1.
+                short[0] = ((bytes.len() as u8 + 1) << 1) | 1;
+                short[1..=bytes.len()].copy_from_slice(bytes);
+                pg_sys::Datum::from(short.as_ptr())
             }
-            let desc = PgMemoryContexts::For((*flinfo).fn_mcxt)
-                .switch_to(|_| pg_sys::lookup_rowtype_tupdesc_copy(row_type, -1));
-            (*flinfo).fn_extra = desc as *mut std::ffi::c_void;
+            // SAFETY: the bytes are valid for their length; the copy is the server's.
+            Field::Text(bytes) => pg_sys::Datum::from(unsafe {
+                pg_sys::cstring_to_text_with_len(bytes.as_ptr() as *const std::ffi::c_char, bytes.len() as i32)
+            }),
+            Field::Float8(value) => pg_sys::Datum::from(value.to_bits()),
+            Field::Int4(value) => pg_sys::Datum::from(value),
         }
-        let desc = (*flinfo).fn_extra as pg_sys::TupleDesc;
-        assert_eq!((*desc).natts as usize, fields.len(), "the row type has one attribute per field");
-        let mut short_text = [0u8; SHORT];
-        let mut short_text_used = false;
+    }
+}
+
+/// How a function forms its result rows, kept in its `fn_extra` for the query.
+///
+/// A row of the consensus results' types has no NULL, fixed-width attributes and texts; with
+/// every text short (up to [`SHORT_TEXT`] bytes: one header byte, no alignment), it is the
+/// same header followed by the fields' bytes, each fixed-width one at its alignment, the
+/// padding zero. The first row is formed by `heap_form_tuple` (the header is the server's
+/// business: it stamps the row type and its version); when the same fields written here give
+/// exactly its bytes, its header is kept and later rows with short texts are written here,
+/// only their length differing in the header. Otherwise (another layout, a long text) a row is
+/// formed by `heap_form_tuple`, which was a fifth of a consensus aggregate's final step.
+struct RowFormer {
+    desc: pg_sys::TupleDesc,
+    /// The first row's header (`t_hoff` bytes), when rows are written here.
+    header: Option<Vec<u8>>,
+}
+
+impl RowFormer {
+    /// A row of `fields` formed by `heap_form_tuple`, in the current memory context.
+    ///
+    /// SAFETY: `self.desc` has one attribute per field, each of the field's type.
+    unsafe fn formed(&self, fields: &[Field<'_>]) -> pg_sys::HeapTuple {
+        const MAX_FIELDS: usize = 8;
+        assert!(fields.len() <= MAX_FIELDS, "at most {MAX_FIELDS} fields");
+        let mut shorts = [[0u8; SHORT_TEXT + 1]; MAX_FIELDS];
         let mut values = [pg_sys::Datum::from(0); MAX_FIELDS];
-        for (value, field) in values.iter_mut().zip(fields) {
-            *value = match *field {
-                Field::Text(bytes) if bytes.len() < SHORT && !short_text_used => {
-                    short_text_used = true;
-                    // SET_VARSIZE_SHORT on a little-endian machine: (length << 1) | 1.
-                    short_text[0] = ((bytes.len() as u8 + 1) << 1) | 1;
-                    short_text[1..=bytes.len()].copy_from_slice(bytes);
-                    pg_sys::Datum::from(short_text.as_ptr())
-                }
-                Field::Text(bytes) => pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
-                    bytes.as_ptr() as *const std::ffi::c_char,
-                    bytes.len() as i32,
-                )),
-                Field::Float8(value) => pg_sys::Datum::from(value.to_bits()),
-                Field::Int4(value) => pg_sys::Datum::from(value),
-            };
+        for ((value, field), short) in values.iter_mut().zip(fields).zip(&mut shorts) {
+            *value = field.datum(short);
         }
         let mut nulls = [false; MAX_FIELDS];
-        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-        pg_sys::Datum::from((*tuple).t_data)
+        // SAFETY: the caller's contract; the short texts outlive the call that copies them.
+        unsafe { pg_sys::heap_form_tuple(self.desc, values.as_mut_ptr(), nulls.as_mut_ptr()) }
+    }
+
+    /// The length of the row of `fields` after `header` bytes of header, and each field's
+    /// offset from the row's start, as `heap_fill_tuple` lays out a row without NULLs: a short
+    /// text where the previous attribute ends, a fixed-width attribute at its alignment. `None`
+    /// when an attribute is not the field's (dropped, of another width or storage, a text not
+    /// short).
+    fn layout(&self, header: usize, fields: &[Field<'_>], offsets: &mut [usize]) -> Option<usize> {
+        // SAFETY: the descriptor has natts attributes (checked against the fields by the caller).
+        let attributes = unsafe { (*self.desc).attrs.as_slice((*self.desc).natts as usize) };
+        let mut end = header;
+        for ((attribute, field), offset) in attributes.iter().zip(fields).zip(offsets) {
+            if attribute.attisdropped {
+                return None;
+            }
+            let (width, align) = match field {
+                Field::Text(bytes) if bytes.len() <= SHORT_TEXT && attribute.attlen == -1 => (1 + bytes.len(), 1),
+                Field::Float8(_) if attribute.attbyval && attribute.attlen == 8 && attribute.attalign as u8 == b'd' => {
+                    (8, 8)
+                }
+                Field::Int4(_) if attribute.attbyval && attribute.attlen == 4 && attribute.attalign as u8 == b'i' => {
+                    (4, 4)
+                }
+                _ => return None,
+            };
+            *offset = end.next_multiple_of(align);
+            end = *offset + width;
+        }
+        Some(end)
+    }
+
+    /// The row of `fields` written here after `header` (see [`RowFormer`]), in the current
+    /// memory context; `None` when its layout is not the one written here.
+    ///
+    /// SAFETY: `header` is a header of rows of `self.desc`.
+    unsafe fn written(&self, header: &[u8], fields: &[Field<'_>]) -> Option<*mut u8> {
+        let mut offsets = [0usize; 8];
+        let len = self.layout(header.len(), fields, &mut offsets)?;
+        // SAFETY: the row is allocated with `len` bytes, zeroed (the padding), and every write
+        // below lies within it (the layout ends at `len`).
+        unsafe {
+            let row = pg_sys::palloc0(len) as *mut u8;
+            std::ptr::copy_nonoverlapping(header.as_ptr(), row, header.len());
+            // SET_VARSIZE on a little-endian machine: the datum's length << 2.
+            (row as *mut u32).write_unaligned((len as u32) << 2);
+            for (field, &at) in fields.iter().zip(&offsets) {
+                match *field {
+                    Field::Text(bytes) => {
+                        *row.add(at) = ((bytes.len() as u8 + 1) << 1) | 1;
+                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), row.add(at + 1), bytes.len());
+                    }
+                    Field::Float8(value) => std::ptr::copy_nonoverlapping(value.to_ne_bytes().as_ptr(), row.add(at), 8),
+                    Field::Int4(value) => std::ptr::copy_nonoverlapping(value.to_ne_bytes().as_ptr(), row.add(at), 4),
+                }
+            }
+            Some(row)
+        }
+    }
+
+    /// The former of the function `flinfo` calls, made on its first row (`fields`) in the
+    /// function's memory context, which lives as long as `fn_extra` is read.
+    ///
+    /// SAFETY: `flinfo` is the live call's; `fn_extra` is only set here.
+    unsafe fn of(flinfo: *mut pg_sys::FmgrInfo, fields: &[Field<'_>]) -> &'static RowFormer {
+        unsafe {
+            if (*flinfo).fn_extra.is_null() {
+                let former = PgMemoryContexts::For((*flinfo).fn_mcxt).switch_to(|_| {
+                    // Without a call expression (Citus calls a final function through
+                    // fmgr_info alone) the function's declared result type.
+                    let mut row_type = pg_sys::get_fn_expr_rettype(flinfo);
+                    if row_type == pg_sys::InvalidOid {
+                        row_type = pg_sys::get_func_rettype((*flinfo).fn_oid);
+                    }
+                    let desc = pg_sys::lookup_rowtype_tupdesc_copy(row_type, -1);
+                    assert_eq!((*desc).natts as usize, fields.len(), "the row type has one attribute per field");
+                    let mut former = RowFormer { desc, header: None };
+                    // The first row both ways: written here only if it comes out the same.
+                    let first = former.formed(fields);
+                    let header_len = (*(*first).t_data).t_hoff as usize;
+                    let formed = std::slice::from_raw_parts((*first).t_data as *const u8, (*first).t_len as usize);
+                    let header = formed[..header_len].to_vec();
+                    if let Some(row) = former.written(&header, fields) {
+                        // The row's length is in its first four bytes (SET_VARSIZE).
+                        let len = ((row as *const u32).read_unaligned() >> 2) as usize;
+                        if len == formed.len() && std::slice::from_raw_parts(row, len) == formed {
+                            former.header = Some(header);
+                        }
+                        pg_sys::pfree(row as *mut std::ffi::c_void);
+                    }
+                    pg_sys::heap_freetuple(first);
+                    let place = pg_sys::palloc(std::mem::size_of::<RowFormer>()) as *mut RowFormer;
+                    place.write(former);
+                    place
+                });
+                (*flinfo).fn_extra = former as *mut std::ffi::c_void;
+            }
+            &*((*flinfo).fn_extra as *const RowFormer)
+        }
+    }
+}
+
+/// A composite value of the calling function's declared row type, with no NULL attribute,
+/// formed from one [`Field`] per attribute (at most 8), for a function called once per group
+/// (an aggregate's final function): how its rows are formed is settled on the first call and
+/// kept in the call's `fn_extra` for the rest of the query ([`RowFormer`]). The row is
+/// allocated in the current memory context. The same bytes as `heap_form_tuple`'s.
+///
+/// SAFETY: `fcinfo` is the live call's, of a function (or a call expression) whose result is a
+/// composite type with one attribute per field, each of the field's type; the same function
+/// always passes fields of the same types.
+pub(crate) unsafe fn form_result(fcinfo: pg_sys::FunctionCallInfo, fields: &[Field<'_>]) -> pg_sys::Datum {
+    unsafe {
+        let former = RowFormer::of((*fcinfo).flinfo, fields);
+        if let Some(row) = former.header.as_deref().and_then(|header| former.written(header, fields)) {
+            return pg_sys::Datum::from(row);
+        }
+        pg_sys::Datum::from((*former.formed(fields)).t_data)
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    /// A consensus row written by [`super::form_result`] reads back field by field whatever its
+    /// text: groups (hash aggregated, so the first row may be any) whose winner has 0 to 140
+    /// bytes, short texts and long ones (over 126 bytes: formed by `heap_form_tuple`), one and
+    /// two bytes per character; and the text of the row is the text of the same fields formed by
+    /// PostgreSQL itself.
+    #[pg_test]
+    fn consensus_rows_read_back_whatever_the_length_of_their_text() {
+        let wrong = Spi::get_one::<i64>(
+            "WITH votes AS (
+                 SELECT n, c, repeat(c, n) AS v, w
+                   FROM generate_series(0, 140) n, (VALUES ('x'), ('é')) ch(c),
+                        LATERAL (VALUES (1::float8), (1)) a(w)
+                 UNION ALL
+                 SELECT n, c, 'other', 0.5 FROM generate_series(0, 140) n, (VALUES ('x'), ('é')) ch(c)
+             ), results AS (
+                 SELECT n, c, resi.consensus_mode(v, w) AS r FROM votes GROUP BY n, c
+             )
+             SELECT count(*) FROM results
+              WHERE (r).value IS DISTINCT FROM repeat(c, n)
+                 OR ((r).confidence, (r).agreement, (r).supporters, (r).voters, (r).support_weight, (r).total_weight)
+                    IS DISTINCT FROM (0.8::float8, 2 / 3.0::float8, 2, 3, 2::float8, 2.5::float8)
+                 OR r::text IS DISTINCT FROM ROW((r).value, (r).confidence, (r).agreement, (r).supporters, (r).voters,
+                                                 (r).support_weight, (r).total_weight)::resi.consensus::text",
+        )
+        .unwrap();
+        assert_eq!(wrong, Some(0));
+        let groups = Spi::get_one::<i64>(
+            "SELECT count(DISTINCT (r).value) FROM (SELECT n, resi.consensus_mode(repeat('x', n), 1) AS r
+                                                    FROM generate_series(0, 140) n GROUP BY n) s",
+        )
+        .unwrap();
+        assert_eq!(groups, Some(141));
     }
 }
