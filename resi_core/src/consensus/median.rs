@@ -363,6 +363,11 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
     /// The state's binary form (for `serialfunc`): its runs, the rows not yet collapsed summed
     /// in (a copy is sorted; [`NumericClaims::collapse`] first avoids it).
     pub fn serialize(&self) -> Result<Vec<u8>> {
+        self.serialize_as(Encoding::Fixed)
+    }
+
+    /// [`NumericClaims::serialize`] with the runs in `encoding`.
+    fn serialize_as(&self, encoding: Encoding) -> Result<Vec<u8>> {
         let mut copy;
         let state = if self.claims.is_empty() {
             self
@@ -371,7 +376,7 @@ impl<const INLINE: usize> NumericClaims<INLINE> {
             copy.collapse()?;
             &copy
         };
-        Ok(write_runs(state.tolerance, &state.runs))
+        Ok(write_runs(state.tolerance, &state.runs, encoding))
     }
 
     /// Read a state written by [`NumericClaims::serialize`]; every run is re-validated, so
@@ -412,46 +417,107 @@ fn same_tolerance(fixed: f64, tolerance: f64) -> Result<()> {
 /// The magic byte of a serialized numeric vote.
 const MAGIC: u8 = b'D';
 
-/// The binary form of a state: its tolerance, then its runs (sorted by value, one per value).
-fn write_runs(tolerance: Option<f64>, runs: &[Run]) -> Vec<u8> {
-    let mut w = Writer::new(MAGIC, 17 + runs.len() * 32);
+/// How the binary form writes a run's units and count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    /// 16 and 8 bytes: the form [`MedianState::serialize`] writes (and the distributed
+    /// aggregate's tally is).
+    Fixed,
+    /// As few whole bytes as every run's units (8 or 16) and count (1, 2, 4 or 8) need, the
+    /// widths written once: 17 bytes a run instead of 32 for a large group of rows weighing 1
+    /// or less. What [`MedianState::serialize_partial`] writes for a parallel plan's partial
+    /// states, which each worker copies (to sort them by group) and sends to the leader
+    /// through a queue of 64 kB.
+    Narrow,
+}
+
+/// Flag bits of the binary form's first byte after the version.
+const HAS_TOLERANCE: u8 = 1;
+const NARROW_RUNS: u8 = 2;
+
+/// The binary form of a state: its tolerance, then its runs (sorted by value, one per value)
+/// in `encoding`.
+fn write_runs(tolerance: Option<f64>, runs: &[Run], encoding: Encoding) -> Vec<u8> {
+    let (units_width, count_width) = match encoding {
+        Encoding::Fixed => (16, 8),
+        Encoding::Narrow => {
+            let units = runs.iter().map(|r| r.weight.units()).max().unwrap_or(0);
+            let count = runs.iter().map(|r| r.count).max().unwrap_or(0);
+            let count_width = [1, 2, 4, 8].into_iter().find(|&w| w == 8 || count >> (8 * w) == 0).expect("8 fits");
+            (if units >> 64 == 0 { 8 } else { 16 }, count_width)
+        }
+    };
+    let mut w = Writer::new(MAGIC, 19 + runs.len() * (8 + units_width + count_width));
+    let narrow = if encoding == Encoding::Narrow { NARROW_RUNS } else { 0 };
     match tolerance {
         Some(t) => {
-            w.u8(1);
+            w.u8(HAS_TOLERANCE | narrow);
             w.f64(t);
         }
-        None => w.u8(0),
+        None => w.u8(narrow),
     }
     w.u64(runs.len() as u64);
+    if encoding == Encoding::Narrow {
+        w.u8(units_width as u8);
+        w.u8(count_width as u8);
+    }
     for (i, run) in runs.iter().enumerate() {
         crate::interrupt::check_every(i);
         w.f64(run.value);
-        w.u128(run.weight.units());
-        w.u64(run.count);
+        match units_width {
+            8 => w.u64(run.weight.units() as u64),
+            _ => w.u128(run.weight.units()),
+        }
+        match count_width {
+            8 => w.u64(run.count),
+            width => {
+                for byte in &run.count.to_le_bytes()[..width] {
+                    w.u8(*byte);
+                }
+            }
+        }
     }
     w.finish()
 }
 
-/// The runs of a binary form written by [`write_runs`], its tolerance (if any) passed to
-/// `set_tolerance` first. Every run is re-validated: finite values in increasing order, each
-/// with a weight and a count; malformed bytes are an error, never a panic or a wrong answer.
+/// The runs of a binary form written by [`write_runs`] (in either encoding), its tolerance
+/// (if any) passed to `set_tolerance` first. Every run is re-validated: finite values in
+/// increasing order, each with a weight and a count; malformed bytes are an error, never a
+/// panic or a wrong answer.
 fn read_runs(bytes: &[u8], mut set_tolerance: impl FnMut(f64) -> Result<()>) -> Result<Vec<Run>> {
     let mut r = Reader::new(bytes, MAGIC, "consensus_median")?;
-    match r.u8()? {
-        0 => {}
-        1 => {
-            let tolerance = check_tolerance(Some(r.f64()?)).map_err(|_| r.corrupt("invalid tolerance"))?;
-            set_tolerance(tolerance)?;
-        }
-        _ => return Err(r.corrupt("invalid tolerance flag")),
+    let flags = r.u8()?;
+    if flags & !(HAS_TOLERANCE | NARROW_RUNS) != 0 {
+        return Err(r.corrupt("invalid tolerance flag"));
     }
-    let n = r.count(32)?;
+    if flags & HAS_TOLERANCE != 0 {
+        let tolerance = check_tolerance(Some(r.f64()?)).map_err(|_| r.corrupt("invalid tolerance"))?;
+        set_tolerance(tolerance)?;
+    }
+    let n = r.count(if flags & NARROW_RUNS != 0 { 17 } else { 32 })?;
+    let (units_width, count_width) = if flags & NARROW_RUNS != 0 {
+        match (r.u8()?, r.u8()?) {
+            (units @ (8 | 16), count @ (1 | 2 | 4 | 8)) => (units, count),
+            _ => return Err(r.corrupt("invalid widths")),
+        }
+    } else {
+        (16, 8)
+    };
     let mut runs = Vec::with_capacity(n);
     for i in 0..n {
         crate::interrupt::check_every(i);
         let value = r.f64()?;
-        let weight = Weight::from_units(r.u128()?);
-        let count = r.u64()?;
+        let weight = Weight::from_units(if units_width == 8 { r.u64()?.into() } else { r.u128()? });
+        let count = match count_width {
+            8 => r.u64()?,
+            width => {
+                let mut count = 0u64;
+                for byte in 0..width {
+                    count |= u64::from(r.u8()?) << (8 * byte);
+                }
+                count
+            }
+        };
         let increasing = runs.last().is_none_or(|last: &Run| last.value < value);
         if !value.is_finite() || value == 0.0 && value.is_sign_negative() || !increasing {
             return Err(r.corrupt("a value is not finite or out of order"));
@@ -671,14 +737,15 @@ impl Spilled {
         self.claims.result()
     }
 
-    /// [`NumericClaims::serialize`] of all the claims (a copy is flushed; a flush first avoids it).
-    fn serialize(&self) -> Result<Vec<u8>> {
+    /// [`NumericClaims::serialize_as`] of all the claims (a copy is flushed; a flush first
+    /// avoids it).
+    fn serialize_as(&self, encoding: Encoding) -> Result<Vec<u8>> {
         if self.tally.runs.is_empty() {
-            return self.claims.serialize();
+            return self.claims.serialize_as(encoding);
         }
         let mut copy = self.clone();
         copy.flush()?;
-        copy.claims.serialize()
+        copy.claims.serialize_as(encoding)
     }
 }
 
@@ -1011,9 +1078,21 @@ impl MedianState {
     /// The state's binary form (for `serialfunc`): the same bytes as [`NumericClaims::serialize`]
     /// of the same claims, whichever form holds them.
     pub fn serialize(&self) -> Result<Vec<u8>> {
+        self.serialize_as(Encoding::Fixed)
+    }
+
+    /// [`MedianState::serialize`] with the runs in as few bytes as they need (17 a run
+    /// instead of 32 for a large group of light rows), for a parallel plan's partial states:
+    /// as deterministic, and read by [`MedianState::merge_serialized`] as well. The
+    /// distributed aggregate's tally keeps the form [`MedianState::serialize`] writes.
+    pub fn serialize_partial(&self) -> Result<Vec<u8>> {
+        self.serialize_as(Encoding::Narrow)
+    }
+
+    fn serialize_as(&self, encoding: Encoding) -> Result<Vec<u8>> {
         match &self.form {
-            Form::Compact(compact) => Ok(write_runs(compact.tolerance(), &compact.runs())),
-            Form::Spilled(spilled) => spilled.serialize(),
+            Form::Compact(compact) => Ok(write_runs(compact.tolerance(), &compact.runs(), encoding)),
+            Form::Spilled(spilled) => spilled.serialize_as(encoding),
         }
     }
 
@@ -1577,5 +1656,104 @@ mod tests {
         assert_eq!(form_of(&state), "open tally");
         assert_eq!(state.clone().result().unwrap(), heap.clone().result().unwrap());
         assert_eq!(state.serialize().unwrap(), heap.serialize().unwrap());
+    }
+
+    /// The narrow encoding of partial states reads back to the runs of the fixed one, on both
+    /// sides of each width (units of 8 or 16 bytes, counts of 1, 2, 4 or 8), and every state
+    /// form's partial bytes merge as its fixed bytes do.
+    #[test]
+    fn the_narrow_encoding_reads_back_the_runs() {
+        let edges: [(u128, u64); 10] = [
+            (1, 1),
+            (u128::from(u64::MAX), 255),
+            (u128::from(u64::MAX) + 1, 256),
+            (3, 65_535),
+            (5, 65_536),
+            (7, u64::from(u32::MAX)),
+            (9, u64::from(u32::MAX) + 1),
+            (u128::MAX >> 1, u64::MAX),
+            (1 << 100, 2),
+            (12_345, 3),
+        ];
+        for first in 0..edges.len() {
+            for last in first..=edges.len() {
+                let runs: Vec<Run> = edges[first..last]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(units, count))| Run { value: i as f64 - 2.0, weight: Weight::from_units(units), count })
+                    .collect();
+                for tolerance in [None, Some(0.5)] {
+                    let narrow = write_runs(tolerance, &runs, Encoding::Narrow);
+                    let fixed = write_runs(tolerance, &runs, Encoding::Fixed);
+                    let mut read_tolerance = None;
+                    let read = read_runs(&narrow, |t| {
+                        read_tolerance = Some(t);
+                        Ok(())
+                    })
+                    .unwrap();
+                    assert_eq!((read, read_tolerance), (runs.clone(), tolerance));
+                    let widths = (runs.iter().any(|r| r.weight.units() >> 64 != 0), runs.iter().map(|r| r.count).max());
+                    let per_run = 8
+                        + if widths.0 { 16 } else { 8 }
+                        + match widths.1.unwrap_or(0) {
+                            0..=255 => 1,
+                            256..=65_535 => 2,
+                            65_536..=0xffff_ffff => 4,
+                            _ => 8,
+                        };
+                    assert_eq!(narrow.len(), fixed.len() + 2 - runs.len() * (32 - per_run));
+                }
+            }
+        }
+        let parts =
+            [grid_rows(5, 4, 1), grid_rows(40, 7, 2), grid_rows(3 * CHUNK + 11, 300, 3), grid_rows(4 * CHUNK, 4000, 4)];
+        for rows in &parts {
+            let (state, heap) = both_forms(rows, Some(0.05));
+            let mut from_narrow = MedianState::default();
+            from_narrow.merge_serialized(&state.serialize_partial().unwrap()).unwrap();
+            from_narrow.merge_serialized(&state.serialize_partial().unwrap()).unwrap();
+            let mut from_fixed = NumericClaims::<11>::default();
+            from_fixed.merge_serialized(&heap.serialize().unwrap()).unwrap();
+            from_fixed.merge_serialized(&heap.serialize().unwrap()).unwrap();
+            assert_eq!(from_narrow.serialize().unwrap(), from_fixed.serialize().unwrap(), "{}", form_of(&state));
+            assert_eq!(from_narrow.result().unwrap(), from_fixed.result().unwrap());
+            assert!(state.serialize_partial().unwrap().len() < state.serialize().unwrap().len() || state.is_empty());
+        }
+    }
+
+    /// Malformed narrow bytes are errors: every truncation, widths it does not write, a run
+    /// with no weight or no claims, values out of order.
+    #[test]
+    fn corrupt_narrow_states_are_errors() {
+        let runs = [
+            Run { value: 1.0, weight: Weight::from_units(7), count: 300 },
+            Run { value: 2.0, weight: Weight::from_units(9), count: 1 },
+        ];
+        let good = write_runs(Some(0.25), &runs, Encoding::Narrow);
+        assert!(MedianState::deserialize(&good).is_ok());
+        for cut in 0..good.len() {
+            assert!(MedianState::deserialize(&good[..cut]).is_err(), "{cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(MedianState::deserialize(&longer).is_err());
+        // magic, version, flags, tolerance (8), count (8), widths (2), then runs of value (8),
+        // units (8), count (2).
+        let widths = 19;
+        let first = widths + 2;
+        for (at, byte) in [(widths, 4), (widths, 0), (widths + 1, 3), (widths + 1, 16), (2, 4 | NARROW_RUNS)] {
+            let mut bad = good.clone();
+            bad[at] = byte;
+            assert!(MedianState::deserialize(&bad).is_err(), "{at} {byte}");
+        }
+        let mut no_weight = good.clone();
+        no_weight[first + 8..first + 16].copy_from_slice(&0u64.to_le_bytes());
+        assert!(MedianState::deserialize(&no_weight).is_err());
+        let mut no_claims = good.clone();
+        no_claims[first + 16..first + 18].copy_from_slice(&0u16.to_le_bytes());
+        assert!(MedianState::deserialize(&no_claims).is_err());
+        let mut out_of_order = good;
+        out_of_order[first..first + 8].copy_from_slice(&3.0f64.to_le_bytes());
+        assert!(MedianState::deserialize(&out_of_order).is_err());
     }
 }

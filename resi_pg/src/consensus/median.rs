@@ -78,12 +78,14 @@ fmgr_function!(
 /// SAFETY: PostgreSQL calls this with the aggregate's state (NULL or a MedianState of this
 /// aggregate). Collapsing it here, in the worker, into one run per distinct value leaves the
 /// same claims, makes the bytes sent as small as the distinct values, and leaves the leader's
-/// final step only sorted runs to merge (MedianState::collapse).
+/// final step only sorted runs to merge (MedianState::collapse). The runs are written in as
+/// few bytes as they need (MedianState::serialize_partial): each worker copies them to sort
+/// them by group, and sends them through its queue to the leader.
 unsafe fn serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         serialized(fcinfo, |claims: &mut MedianState| {
             claims.collapse().or_raise(NAME);
-            claims.serialize().or_raise(NAME)
+            claims.serialize_partial().or_raise(NAME)
         })
     }
 }
