@@ -542,8 +542,10 @@ const COMPACT_CLAIMS: usize = 11;
 /// its claims), each weighing less than 2^64 units (4096), is kept in 192 bytes (three cache
 /// lines) with no pointer to follow: each row's value with its weight already in exact units,
 /// which the final step sums without converting a weight again. A group that outgrows it
-/// moves, once and for good, to [`NumericClaims`] on the heap ([`MedianState::owns_heap`]);
-/// the answer and the binary form do not depend on which form holds the claims.
+/// moves, once and for good, to the heap ([`MedianState::owns_heap`]): its rows as
+/// [`NumericClaims`] keeps them and, once it has a chunk of them, a [`Tally`] that sums them
+/// per distinct value. The answer and the binary form do not depend on which form holds the
+/// claims.
 #[derive(Clone, Debug, Default)]
 pub struct MedianState {
     form: Form,
