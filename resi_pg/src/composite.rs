@@ -90,20 +90,27 @@ impl Field<'_> {
 /// padding zero. The first row is formed by `heap_form_tuple` (the header is the server's
 /// business: it stamps the row type and its version); when the same fields written here give
 /// exactly its bytes, its header is kept and later rows with short texts are written here,
-/// only their length differing in the header. Otherwise (another layout, a long text) a row is
+/// only their length differing in the header (a row type without text: nothing but the fields,
+/// written into a copy of the first row). Otherwise (another layout, a long text) a row is
 /// formed by `heap_form_tuple`, which was a fifth of a consensus aggregate's final step.
 struct RowFormer {
     desc: pg_sys::TupleDesc,
-    /// The first row's header (`t_hoff` bytes), when rows are written here.
-    header: Option<Vec<u8>>,
+    /// The first row (header and data), when rows are written here.
+    first: Option<Vec<u8>>,
+    /// Its header's length (`t_hoff`).
+    header_len: usize,
+    /// For a row type without text, each field's offset in every row.
+    fixed: Option<[usize; MAX_FIELDS]>,
 }
+
+/// The most attributes a row of [`form_result`] has.
+const MAX_FIELDS: usize = 8;
 
 impl RowFormer {
     /// A row of `fields` formed by `heap_form_tuple`, in the current memory context.
     ///
     /// SAFETY: `self.desc` has one attribute per field, each of the field's type.
     unsafe fn formed(&self, fields: &[Field<'_>]) -> pg_sys::HeapTuple {
-        const MAX_FIELDS: usize = 8;
         assert!(fields.len() <= MAX_FIELDS, "at most {MAX_FIELDS} fields");
         let mut shorts = [[0u8; SHORT_TEXT + 1]; MAX_FIELDS];
         let mut values = [pg_sys::Datum::from(0); MAX_FIELDS];
@@ -149,16 +156,27 @@ impl RowFormer {
     ///
     /// SAFETY: `header` is a header of rows of `self.desc`.
     unsafe fn written(&self, header: &[u8], fields: &[Field<'_>]) -> Option<*mut u8> {
-        let mut offsets = [0usize; 8];
+        let mut offsets = [0usize; MAX_FIELDS];
         let len = self.layout(header.len(), fields, &mut offsets)?;
         // SAFETY: the row is allocated with `len` bytes, zeroed (the padding), and every write
-        // below lies within it (the layout ends at `len`).
+        // lies within it (the layout ends at `len`).
         unsafe {
             let row = pg_sys::palloc0(len) as *mut u8;
             std::ptr::copy_nonoverlapping(header.as_ptr(), row, header.len());
             // SET_VARSIZE on a little-endian machine: the datum's length << 2.
             (row as *mut u32).write_unaligned((len as u32) << 2);
-            for (field, &at) in fields.iter().zip(&offsets) {
+            Self::write_fields(row, fields, &offsets);
+            Some(row)
+        }
+    }
+
+    /// Each field's bytes at its offset in `row`.
+    ///
+    /// SAFETY: `row` holds every field at its offset (a layout of these fields).
+    unsafe fn write_fields(row: *mut u8, fields: &[Field<'_>], offsets: &[usize]) {
+        for (field, &at) in fields.iter().zip(offsets) {
+            // SAFETY: the caller's contract.
+            unsafe {
                 match *field {
                     Field::Text(bytes) => {
                         *row.add(at) = ((bytes.len() as u8 + 1) << 1) | 1;
@@ -168,7 +186,25 @@ impl RowFormer {
                     Field::Int4(value) => std::ptr::copy_nonoverlapping(value.to_ne_bytes().as_ptr(), row.add(at), 4),
                 }
             }
-            Some(row)
+        }
+    }
+
+    /// The row of `fields` as a composite datum, written here when the first row was (see
+    /// [`RowFormer`]), else `None`.
+    ///
+    /// SAFETY: `fields` are of the types of the first row's.
+    unsafe fn row(&self, fields: &[Field<'_>]) -> Option<pg_sys::Datum> {
+        let first = self.first.as_deref()?;
+        // SAFETY: a row type without text has the first row's layout: a copy of it holds every
+        // field at its offset; otherwise the header is the first row's.
+        unsafe {
+            if let Some(offsets) = &self.fixed {
+                let row = pg_sys::palloc(first.len()) as *mut u8;
+                std::ptr::copy_nonoverlapping(first.as_ptr(), row, first.len());
+                Self::write_fields(row, fields, offsets);
+                return Some(pg_sys::Datum::from(row));
+            }
+            self.written(&first[..self.header_len], fields).map(pg_sys::Datum::from)
         }
     }
 
@@ -188,7 +224,7 @@ impl RowFormer {
                     }
                     let desc = pg_sys::lookup_rowtype_tupdesc_copy(row_type, -1);
                     assert_eq!((*desc).natts as usize, fields.len(), "the row type has one attribute per field");
-                    let mut former = RowFormer { desc, header: None };
+                    let mut former = RowFormer { desc, first: None, header_len: 0, fixed: None };
                     // The first row both ways: written here only if it comes out the same.
                     let first = former.formed(fields);
                     let header_len = (*(*first).t_data).t_hoff as usize;
@@ -198,7 +234,13 @@ impl RowFormer {
                         // The row's length is in its first four bytes (SET_VARSIZE).
                         let len = ((row as *const u32).read_unaligned() >> 2) as usize;
                         if len == formed.len() && std::slice::from_raw_parts(row, len) == formed {
-                            former.header = Some(header);
+                            former.first = Some(formed.to_vec());
+                            former.header_len = header_len;
+                            if !fields.iter().any(|f| matches!(f, Field::Text(_))) {
+                                let mut offsets = [0; MAX_FIELDS];
+                                former.layout(header_len, fields, &mut offsets);
+                                former.fixed = Some(offsets);
+                            }
                         }
                         pg_sys::pfree(row as *mut std::ffi::c_void);
                     }
@@ -226,10 +268,10 @@ impl RowFormer {
 pub(crate) unsafe fn form_result(fcinfo: pg_sys::FunctionCallInfo, fields: &[Field<'_>]) -> pg_sys::Datum {
     unsafe {
         let former = RowFormer::of((*fcinfo).flinfo, fields);
-        if let Some(row) = former.header.as_deref().and_then(|header| former.written(header, fields)) {
-            return pg_sys::Datum::from(row);
+        match former.row(fields) {
+            Some(row) => row,
+            None => pg_sys::Datum::from((*former.formed(fields)).t_data),
         }
-        pg_sys::Datum::from((*former.formed(fields)).t_data)
     }
 }
 
