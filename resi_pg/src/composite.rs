@@ -95,8 +95,9 @@ impl Field<'_> {
 /// formed by `heap_form_tuple`, which was a fifth of a consensus aggregate's final step.
 struct RowFormer {
     desc: pg_sys::TupleDesc,
-    /// The first row (header and data), when rows are written here.
-    first: Option<Vec<u8>>,
+    /// The first row (header and data), when rows are written here: a copy in the function's
+    /// memory context, freed with it (as is the former itself, which is never dropped).
+    first: Option<&'static [u8]>,
     /// Its header's length (`t_hoff`).
     header_len: usize,
     /// For a row type without text, each field's offset in every row.
@@ -194,7 +195,7 @@ impl RowFormer {
     ///
     /// SAFETY: `fields` are of the types of the first row's.
     unsafe fn row(&self, fields: &[Field<'_>]) -> Option<pg_sys::Datum> {
-        let first = self.first.as_deref()?;
+        let first = self.first?;
         // SAFETY: a row type without text has the first row's layout: a copy of it holds every
         // field at its offset; otherwise the header is the first row's.
         unsafe {
@@ -229,12 +230,14 @@ impl RowFormer {
                     let first = former.formed(fields);
                     let header_len = (*(*first).t_data).t_hoff as usize;
                     let formed = std::slice::from_raw_parts((*first).t_data as *const u8, (*first).t_len as usize);
-                    let header = formed[..header_len].to_vec();
-                    if let Some(row) = former.written(&header, fields) {
+                    let header = &formed[..header_len];
+                    if let Some(row) = former.written(header, fields) {
                         // The row's length is in its first four bytes (SET_VARSIZE).
                         let len = ((row as *const u32).read_unaligned() >> 2) as usize;
                         if len == formed.len() && std::slice::from_raw_parts(row, len) == formed {
-                            former.first = Some(formed.to_vec());
+                            let copy = pg_sys::palloc(len) as *mut u8;
+                            std::ptr::copy_nonoverlapping(formed.as_ptr(), copy, len);
+                            former.first = Some(std::slice::from_raw_parts(copy, len));
                             former.header_len = header_len;
                             if !fields.iter().any(|f| matches!(f, Field::Text(_))) {
                                 let mut offsets = [0; MAX_FIELDS];
