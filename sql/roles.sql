@@ -106,8 +106,9 @@ COMMENT ON FUNCTION resi.allow_role_on_workers(text) IS
 --                   every resi.* setting (portable edition: writing resi.settings).
 -- On a distributed database (Citus) the roles may also log in to the workers: the coordinator
 -- connects to them as the current role. Run on a worker (after the coordinator's call), it
--- grants the same privileges there, for readers that connect to that worker. Needs a role that may create roles and grant on the
--- extension's objects (the superuser who created the extension). Returns each role and whether
+-- grants the same privileges there, for readers that connect to that worker. Needs a role that
+-- may create roles and grant on the extension's objects (the superuser who created the
+-- extension). Returns each role and whether
 -- this call created it. Errors: 55000 when a worker refuses the roles' LOGIN.
 CREATE FUNCTION resi.setup_roles() RETURNS TABLE (role_name text, created boolean)
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -117,16 +118,18 @@ DECLARE
     wanted      text;
     login       boolean;
     propagation text;
-    worker      boolean;
+    -- On Citus (resi.distribute ran): whether this node is the coordinator, or a worker.
+    coordinator boolean := false;
+    worker      boolean := false;
 BEGIN
     -- On a Citus worker of a distributed database (readers may connect to any node: every
     -- worker has Citus's metadata and plans the API's calls itself), the roles and grants are
     -- the worker's own: Citus does not propagate GRANTs on the extension's objects, and a
     -- worker propagates nothing here. (Without Citus there is no pg_dist_local_group: the query
     -- naming it is planned only where it runs.)
-    worker := false;
     IF resi.listings_distributed() THEN
         worker := (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l) <> 0;
+        coordinator := NOT worker;
     END IF;
     IF worker THEN
         PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
@@ -147,8 +150,10 @@ BEGIN
 
     -- On a Citus coordinator Citus sends the GRANTs below to the workers too: a role it has not
     -- distributed in this database (one made before, in another database of this cluster, which
-    -- Citus does not see) is first created where a worker lacks it (see the end).
-    IF resi.listings_distributed() AND NOT worker THEN
+    -- Citus does not see) is first created where a worker lacks it and allowed to log in there
+    -- (resi.allow_role_on_workers: over connections of its own, which could not see a role this
+    -- transaction created, and would wait on it; Citus has distributed any such role).
+    IF coordinator THEN
         FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
             IF NOT resi.role_distributed(wanted) THEN
                 PERFORM resi.allow_role_on_workers(wanted);
@@ -224,27 +229,22 @@ BEGIN
     -- On Citus (resi.distribute ran), the coordinator reads and writes the shards over
     -- connections to the workers made as the current role: the four roles may log in to the
     -- workers (not to the coordinator; each worker's pg_hba.conf should admit them from the
-    -- coordinator only). A role Citus has distributed in this database (as the GRANTs above may
-    -- have done, creating it on the workers in this transaction) gets LOGIN by ALTER ROLE on the
-    -- coordinator, which Citus sends to the workers inside this transaction; the coordinator's
-    -- own role then gets back the LOGIN it had, with the propagation off. Any other role (made
-    -- before, in another database of the coordinator's cluster) is created where a worker lacks
-    -- it and allowed to log in there over run_command_on_workers' own connections, which could
-    -- not see a role this transaction created (they would wait on it). On a worker, the roles
-    -- keep the LOGIN the coordinator's call gave them.
-    IF resi.listings_distributed() AND NOT worker THEN
+    -- coordinator only). The roles Citus has not distributed were allowed above. A role Citus has
+    -- distributed in this database (created by this call, or by the GRANTs above, which Citus
+    -- may send with the roles they name) gets LOGIN by ALTER ROLE on the coordinator, which
+    -- Citus sends to the workers inside this transaction; the coordinator's own role then gets
+    -- back the LOGIN it had, with the propagation off. On a worker, the roles keep the LOGIN the
+    -- coordinator's call gave them.
+    IF coordinator THEN
         FOREACH wanted IN ARRAY ARRAY['resi_loader', 'resi_reader', 'resi_validator', 'resi_admin'] LOOP
-            IF resi.role_distributed(wanted) THEN
-                login := (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = wanted);
-                EXECUTE format('ALTER ROLE %I LOGIN', wanted);
-                IF NOT login THEN
-                    propagation := pg_catalog.current_setting('citus.enable_alter_role_propagation');
-                    PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', true);
-                    EXECUTE format('ALTER ROLE %I NOLOGIN', wanted);
-                    PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', propagation, true);
-                END IF;
-            ELSE
-                PERFORM resi.allow_role_on_workers(wanted);
+            CONTINUE WHEN NOT resi.role_distributed(wanted);
+            login := (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = wanted);
+            EXECUTE format('ALTER ROLE %I LOGIN', wanted);
+            IF NOT login THEN
+                propagation := pg_catalog.current_setting('citus.enable_alter_role_propagation');
+                PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', true);
+                EXECUTE format('ALTER ROLE %I NOLOGIN', wanted);
+                PERFORM pg_catalog.set_config('citus.enable_alter_role_propagation', propagation, true);
             END IF;
         END LOOP;
     END IF;
