@@ -677,6 +677,19 @@ impl Spilled {
         Ok(())
     }
 
+    /// Keep a voting claim as it came if that needs no allocation and leaves no chunk due to
+    /// be summed into the open tally: `false` when it does not (nothing is kept then). As
+    /// [`Spilled::add`] of the claim's row, which would keep it the same way.
+    #[inline(always)]
+    fn push_in_place(&mut self, value: f64, weight: f64) -> bool {
+        let rows = &mut self.claims.claims;
+        let room = rows.len() < rows.capacity() && (self.tally.closed || rows.len() + 1 < CHUNK);
+        if room {
+            rows.push((value, weight));
+        }
+        room
+    }
+
     /// Move the rows kept as they came into the open tally (which may close it), unless it
     /// cannot take as many rows more (then it closes).
     #[cold]
@@ -938,6 +951,28 @@ fn weight_of_units(units: u64) -> f64 {
     units as f64 / (1u64 << super::WEIGHT_FRACTION_BITS) as f64
 }
 
+/// A row [`MedianState::add`] raises an error for.
+struct Raises;
+
+/// What [`MedianState::add`] does with a row of a group whose tolerance is the row's, judged
+/// without raising: `Ok(None)` when the row does not vote (its value NULL or not finite, its
+/// weight NULL, NaN, ≤ 0 or of no unit, as [`Weight::of_vote`] decides), `Err(Raises)` for a
+/// weight above the maximum, else the claim: its value (-0 as 0), its weight and the weight's
+/// units.
+#[inline(always)]
+fn vote_in_place(value: Option<f64>, weight: Option<f64>) -> std::result::Result<Option<(f64, f64, u128)>, Raises> {
+    let Some(value) = value.filter(|v| v.is_finite()) else { return Ok(None) };
+    match weight {
+        Some(w) if w > MAX_WEIGHT => Err(Raises),
+        Some(w) if w > 0.0 => match super::units_of(w) {
+            0 => Ok(None),
+            // -0.0 and 0.0 are the same claim.
+            units => Ok(Some((value + 0.0, w, units))),
+        },
+        _ => Ok(None),
+    }
+}
+
 impl MedianState {
     /// Count one row. NULL, NaN and infinite values and non-voting weights are ignored; the
     /// tolerance is checked on every row and must be the same for the whole group.
@@ -956,29 +991,33 @@ impl MedianState {
         Ok(())
     }
 
-    /// [`MedianState::add`] of a row that takes no more than the compact form: a row of a
-    /// compact state whose tolerance is fixed to the row's (the same bits), which is ignored or
-    /// fits the compact form. Any other row (a group's first, one to move to the heap, one
-    /// that raises an error) is left to [`MedianState::add`]: `false`, and nothing changed.
+    /// [`MedianState::add`] of a row that needs no memory the state does not hold: a row whose
+    /// tolerance has the bits of the group's fixed one and which is ignored, fits the compact
+    /// form, or joins the rows a heap state keeps as they came while they have room and no
+    /// chunk of them is due to be summed ([`CHUNK`]). Any other row (a group's first, one that
+    /// moves the state to the heap or grows it, one that raises an error) is left to
+    /// [`MedianState::add`]: `false`, and nothing changed.
     ///
-    /// It calls nothing that can fail or panic, so that the extension can count most rows
-    /// without the guard it sets up around calls that can raise an error.
+    /// It calls nothing that can fail, panic or allocate, so that the extension can count most
+    /// rows, of small groups and of large ones, without the guard it sets up around calls that
+    /// can raise an error.
     #[inline(always)]
-    pub fn add_compact(&mut self, value: Option<f64>, weight: Option<f64>, tolerance: Option<f64>) -> bool {
-        let Form::Compact(compact) = &mut self.form else { return false };
-        if !(compact.tolerance_fixed && tolerance.is_some_and(|t| t.to_bits() == compact.tolerance.to_bits())) {
+    pub fn add_in_place(&mut self, value: Option<f64>, weight: Option<f64>, tolerance: Option<f64>) -> bool {
+        let fixed = match &self.form {
+            Form::Compact(compact) => compact.tolerance(),
+            Form::Spilled(spilled) => spilled.claims.tolerance,
+        };
+        let same_tolerance = fixed.zip(tolerance).is_some_and(|(fixed, t)| t.to_bits() == fixed.to_bits());
+        if !same_tolerance {
             return false;
         }
-        let Some(value) = value.filter(|v| v.is_finite()) else { return true };
-        // As Weight::of_vote: NULL, NaN and weights <= 0 or of no unit do not vote, weights
-        // above the maximum are an error.
-        match weight {
-            Some(w) if w > MAX_WEIGHT => false,
-            Some(w) if w > 0.0 => match super::units_of(w) {
-                0 => true,
-                units => compact.push(value, Weight::from_units(units)),
+        match vote_in_place(value, weight) {
+            Err(Raises) => false,
+            Ok(None) => true,
+            Ok(Some((value, weight, units))) => match &mut self.form {
+                Form::Compact(compact) => compact.push(value, Weight::from_units(units)),
+                Form::Spilled(spilled) => spilled.push_in_place(value, weight),
             },
-            _ => true,
         }
     }
 
@@ -1462,11 +1501,11 @@ mod tests {
         assert_eq!(std::mem::align_of::<MedianState>(), 8);
     }
 
-    /// Rows counted by [`MedianState::add_compact`] where it takes them, else by
+    /// Rows counted by [`MedianState::add_in_place`] where it takes them, else by
     /// [`MedianState::add`], give the state `add` alone gives, and a row it leaves changes
     /// nothing: ignored rows, errors, tolerances of other bits, spills.
     #[test]
-    fn add_compact_counts_rows_as_add_does() {
+    fn add_in_place_counts_rows_as_add_does() {
         let values = [Some(1.0), Some(-0.0), Some(2.5), None, Some(f64::NAN), Some(f64::INFINITY)];
         let weights = [
             Some(0.5),
@@ -1495,7 +1534,7 @@ mod tests {
             for _ in 0..next(20) {
                 let (v, w, t) = (values[next(values.len())], weights[next(weights.len())], tolerances[next(8)]);
                 let before = format!("{both:?}");
-                let taken = both.add_compact(v, w, t);
+                let taken = both.add_in_place(v, w, t);
                 if !taken {
                     assert_eq!(format!("{both:?}"), before, "a row left to add changes nothing");
                 }
@@ -1505,6 +1544,45 @@ mod tests {
                 assert_eq!(format!("{both:?}"), format!("{add_only:?}"));
             }
         }
+    }
+
+    /// The same over large groups, whose rows mostly join a heap state's rows kept as they
+    /// came: on either side of each chunk's sum, with the tally open (few distinct values) and
+    /// closed (many), among rows that are ignored, raise an error or bring another tolerance.
+    #[test]
+    fn add_in_place_counts_large_groups_rows_as_add_does() {
+        let odd = [
+            (Some(f64::NAN), Some(1.0), Some(0.25)),
+            (Some(1.0), Some(0.0), Some(0.25)),
+            (Some(1.0), Some(1e-17), Some(0.25)),
+            (Some(1.0), Some(1e16), Some(0.25)),
+            (Some(1.0), Some(1.0), Some(0.5)),
+            (Some(1.0), Some(1.0), None),
+        ];
+        let mut in_place_on_the_heap = 0;
+        for (group, distinct) in [(1u64, 40u64), (2, 3000), (3, 7)] {
+            let (mut both, mut add_only) = (MedianState::default(), MedianState::default());
+            for (i, (v, w)) in grid_rows(5000, distinct, group).into_iter().enumerate() {
+                let (v, w, t) = if i % 601 == 600 { odd[(i / 601) % odd.len()] } else { (v, w, Some(0.25)) };
+                let spilled = both.owns_heap();
+                let before = both.clone();
+                let taken = both.add_in_place(v, w, t);
+                if !taken {
+                    assert_eq!(format!("{both:?}"), format!("{before:?}"), "a row left to add changes nothing");
+                }
+                in_place_on_the_heap += usize::from(taken && spilled);
+                let by_add = add_only.add(v, w, t);
+                let by_both = if taken { Ok(()) } else { both.add(v, w, t) };
+                assert_eq!(by_both.map_err(|e| e.kind), by_add.map_err(|e| e.kind), "row {i}: {v:?} {w:?} {t:?}");
+                // Every row the states could part at, and some others (formatting is dear).
+                if !taken || i % 61 == 0 {
+                    assert_eq!(format!("{both:?}"), format!("{add_only:?}"), "row {i}");
+                }
+            }
+            assert_eq!(format!("{both:?}"), format!("{add_only:?}"));
+            assert_eq!(both.result().unwrap(), add_only.result().unwrap());
+        }
+        assert!(in_place_on_the_heap > 10_000, "most rows of large groups are counted in place");
     }
 
     /// The forms a state takes, as a test builds them from rows: compact, spilled with its rows

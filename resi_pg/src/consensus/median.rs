@@ -22,11 +22,13 @@ crate::fmgr::fmgr_info_v1!(pg_finfo_consensus_median_transition_wrapper);
 /// precision, tolerance double precision) → internal`: count one row (sql/consensus.sql
 /// declares it).
 ///
-/// Most rows of a many-group query only add a claim to a small group's state
-/// (`MedianState::add_compact`, which calls nothing that can fail or panic): they are counted
-/// here, outside the guard of `#[pg_guard]`, whose setjmp and bookkeeping were a quarter of
-/// such a row's instructions. Every other row (a group's first, one that moves the state to
-/// the heap, one that raises an error) goes through the guarded [`guarded_transition`].
+/// Most rows only add a claim to a small group's state, or to the rows a large group's keeps
+/// as they came until it sums a chunk of them (`MedianState::add_in_place`, which calls
+/// nothing that can fail, panic or allocate): they are counted here, outside the guard of
+/// `#[pg_guard]`, whose setjmp and bookkeeping were a quarter of a small group's row's
+/// instructions. Every other row (a group's first, one that moves the state to the heap or
+/// grows it, one that sums a chunk, one that raises an error) goes through the guarded
+/// [`guarded_transition`].
 ///
 /// SAFETY: PostgreSQL calls this with the aggregate's four arguments; the state is always a
 /// MedianState of this aggregate.
@@ -36,7 +38,7 @@ pub unsafe extern "C-unwind" fn consensus_median_transition_wrapper(fcinfo: pg_s
         let args = Args::of(fcinfo);
         if let Some(state) = args.datum(0) {
             // A change that leaves the state without heap memory: nothing for `changed` to do.
-            if (*state.cast_mut_ptr::<MedianState>()).add_compact(args.f64(1), args.f64(2), args.f64(3)) {
+            if (*state.cast_mut_ptr::<MedianState>()).add_in_place(args.f64(1), args.f64(2), args.f64(3)) {
                 return state;
             }
         }
