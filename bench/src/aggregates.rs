@@ -71,6 +71,10 @@ const MEDIAN_SQL: &str = "SELECT count(*), coalesce(sum(hashtext(format('%s|%s|%
                   FROM bench_votes) running_sums
          GROUP BY g) per_group";
 
+/// Times each run takes the large-group queries (serial, parallel and the planner's plan in
+/// turn): each takes well under a second, so their ratios rest on this many more samples.
+const COARSE_ROUNDS: usize = 3;
+
 /// The floor's GROUP BY over the few large groups, in the checksum form of the parallel rows:
 /// what a parallel plan gains on this machine when the aggregate itself costs next to nothing
 /// (its partial states are one number each). Weights are multiples of 1/1024: the sums are
@@ -253,52 +257,54 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
             times[2].push(parallel);
             times[4].push(planned);
         }
-        client.batch_execute(SERIAL)?;
-        let (serial, serial_result) = db::timed_checksum(&mut client, FLOOR_COARSE)?;
-        client.batch_execute(PARALLEL)?;
-        let (parallel, parallel_result) = db::timed_checksum(&mut client, FLOOR_COARSE)?;
-        client.batch_execute(SERIAL)?;
-        if serial_result != parallel_result || serial_result.0 != coarse_groups as i64 {
-            bail!("the floor over {coarse_groups} groups: serial {serial_result:?}, parallel {parallel_result:?}");
-        }
-        bench.log(format!(
-            "4. the floor over {coarse_groups} groups run {run}/{}: serial {:.2} s, parallel {:.2} s",
-            bench.runs,
-            serial.as_secs_f64(),
-            parallel.as_secs_f64()
-        ));
-        coarse_floor[0].push(serial);
-        coarse_floor[1].push(parallel);
-        for ((aggregate, query), times) in AGGREGATES.iter().zip(&coarse).zip(coarse_times.iter_mut()) {
+        for _ in 0..COARSE_ROUNDS {
             client.batch_execute(SERIAL)?;
-            let (serial, serial_result) = db::timed_checksum(&mut client, query)?;
+            let (serial, serial_result) = db::timed_checksum(&mut client, FLOOR_COARSE)?;
             client.batch_execute(PARALLEL)?;
-            let (parallel, parallel_result) = db::timed_checksum(&mut client, query)?;
-            client.batch_execute(PLANNER)?;
-            let (planned, planned_result) = db::timed_checksum(&mut client, query)?;
+            let (parallel, parallel_result) = db::timed_checksum(&mut client, FLOOR_COARSE)?;
             client.batch_execute(SERIAL)?;
-            if serial_result != parallel_result
-                || serial_result != planned_result
-                || serial_result.0 != coarse_groups as i64
-            {
-                bail!(
-                    "{} over {coarse_groups} groups: serial {serial_result:?}, parallel {parallel_result:?}, the \
-                     planner's plan {planned_result:?}",
-                    aggregate.name
-                );
+            if serial_result != parallel_result || serial_result.0 != coarse_groups as i64 {
+                bail!("the floor over {coarse_groups} groups: serial {serial_result:?}, parallel {parallel_result:?}");
             }
             bench.log(format!(
-                "4. {} over {coarse_groups} groups run {run}/{}: serial {:.2} s, parallel {:.2} s, the planner's plan \
-                 {:.2} s",
-                aggregate.name,
+                "4. the floor over {coarse_groups} groups run {run}/{}: serial {:.2} s, parallel {:.2} s",
                 bench.runs,
                 serial.as_secs_f64(),
-                parallel.as_secs_f64(),
-                planned.as_secs_f64()
+                parallel.as_secs_f64()
             ));
-            times[0].push(serial);
-            times[1].push(parallel);
-            times[2].push(planned);
+            coarse_floor[0].push(serial);
+            coarse_floor[1].push(parallel);
+            for ((aggregate, query), times) in AGGREGATES.iter().zip(&coarse).zip(coarse_times.iter_mut()) {
+                client.batch_execute(SERIAL)?;
+                let (serial, serial_result) = db::timed_checksum(&mut client, query)?;
+                client.batch_execute(PARALLEL)?;
+                let (parallel, parallel_result) = db::timed_checksum(&mut client, query)?;
+                client.batch_execute(PLANNER)?;
+                let (planned, planned_result) = db::timed_checksum(&mut client, query)?;
+                client.batch_execute(SERIAL)?;
+                if serial_result != parallel_result
+                    || serial_result != planned_result
+                    || serial_result.0 != coarse_groups as i64
+                {
+                    bail!(
+                        "{} over {coarse_groups} groups: serial {serial_result:?}, parallel {parallel_result:?}, the \
+                         planner's plan {planned_result:?}",
+                        aggregate.name
+                    );
+                }
+                bench.log(format!(
+                    "4. {} over {coarse_groups} groups run {run}/{}: serial {:.2} s, parallel {:.2} s, the planner's plan \
+                     {:.2} s",
+                    aggregate.name,
+                    bench.runs,
+                    serial.as_secs_f64(),
+                    parallel.as_secs_f64(),
+                    planned.as_secs_f64()
+                ));
+                times[0].push(serial);
+                times[1].push(parallel);
+                times[2].push(planned);
+            }
         }
     }
     drop(client);
@@ -431,7 +437,7 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
         target: Target::Reference,
         notes: vec![format!(
             "4: the floor's GROUP BY over the same {coarse_groups} groups, serial and with 2 workers forced as for \
-             the aggregates' rows below (results checked equal): what a parallel plan gains on this machine when the \
+             the aggregates' rows below ({COARSE_ROUNDS} times in each run, results checked equal): what a parallel plan gains on this machine when the \
              aggregate itself costs next to nothing. The scan, the tuples' deforming and the hash lookups that every \
              GROUP BY pays gain this much, whatever the aggregate: the aggregates' rows below read against it."
         )],
@@ -447,8 +453,9 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
             [serial, parallel, planned],
             (1.7, *choice),
             vec![format!(
-                "4: {} over the same rows with `g % {coarse_groups}` as the group (a table): serial and parallel \
-                 results checked equal in every run; the parallel plan checked to launch 2 workers with partial \
+                "4: {} over the same rows with `g % {coarse_groups}` as the group (a table), timed {COARSE_ROUNDS} \
+                 times in each run (serial, parallel and the planner's plan in turn), the results checked equal every \
+                 time; the parallel plan checked to launch 2 workers with partial \
                  aggregation. With its own costs the planner chooses {choice} here.",
                 aggregate.name
             )],
