@@ -142,6 +142,25 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
         Ok(())
     }
 
+    /// Add one vote of `weight` to `value`'s tally if the value is counted already and the sum
+    /// fits: `false` (nothing changed) otherwise. Allocates nothing, raises nothing.
+    #[inline]
+    fn add_to_counted(&mut self, value: &[u8], weight: Weight) -> bool {
+        let found = match self.index.as_deref() {
+            Some((index, hasher)) => index.find(hasher.hash_one(value), |&i| self.value(i) == value).copied(),
+            None => (0..self.entries.len()).find(|&i| self.value(i) == value),
+        };
+        let Some(tally) = found.map(|i| &mut self.entries[i].tally) else { return false };
+        match tally.weight.units().checked_add(weight.units()) {
+            Some(sum) => {
+                tally.weight = Weight::from_units(sum);
+                tally.supporters += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn build_index(&mut self) {
         let hasher = DefaultHashBuilder::default();
         let mut index = HashTable::with_capacity(self.entries.len() * 2);
@@ -260,18 +279,17 @@ impl ModeState {
         }
     }
 
-    /// [`ModeState::add_bytes`] of a row that takes no more than the compact form: a row that
-    /// is ignored (a NULL value, a non-voting weight) or adds its vote to the compact form.
-    /// Any other row (one to move to the heap, one that raises an error) is left to
+    /// [`ModeState::add_bytes`] of a row that needs no memory the state does not hold: a row
+    /// that is ignored (a NULL value, a non-voting weight), adds its vote to the compact form,
+    /// or adds it to a value a heap state already counts. Any other row (a heap state's new
+    /// value, one that moves the state to the heap, one that raises an error) is left to
     /// [`ModeState::add_bytes`]: `false`, and nothing changed.
     ///
-    /// It calls nothing that can fail or panic, so that the extension can count most rows
-    /// without the guard it sets up around calls that can raise an error.
+    /// It calls nothing that can fail, panic or allocate, so that the extension can count most
+    /// rows, of small groups and of large ones over values they have seen, without the guard
+    /// it sets up around calls that can raise an error.
     #[inline(always)]
-    pub fn add_compact(&mut self, value: Option<&[u8]>, weight: Option<f64>) -> bool {
-        if self.spilled.is_some() {
-            return false;
-        }
+    pub fn add_in_place(&mut self, value: Option<&[u8]>, weight: Option<f64>) -> bool {
         // As vote(): a weight above the maximum is an error whatever the value; NULL, NaN and
         // weights <= 0 or of no unit do not vote.
         let units = match weight {
@@ -282,6 +300,9 @@ impl ModeState {
         let Some(value) = value else { return true };
         if units == 0 {
             return true;
+        }
+        if let Some(spilled) = self.spilled.as_deref_mut() {
+            return spilled.add_to_counted(value, Weight::from_units(units));
         }
         let Ok(units) = u64::try_from(units) else { return false };
         let mut start = 0;
@@ -556,14 +577,15 @@ mod tests {
         s.result().unwrap()
     }
 
-    /// add_compact counts a row exactly as add_bytes does, or leaves it (and the state) to it:
-    /// random rows over values that fit the compact form and values that do not, weights that
-    /// do not vote, that overflow the compact sums and that are errors.
+    /// add_in_place counts a row exactly as add_bytes does, or leaves it (and the state) to it:
+    /// random rows over values that fit the compact form and values that do not, more values
+    /// than a heap state scans without its index, weights that do not vote, that overflow the
+    /// compact sums and that are errors.
     #[test]
-    fn add_compact_counts_what_add_bytes_counts_or_leaves_the_row_to_it() {
+    fn add_in_place_counts_what_add_bytes_counts_or_leaves_the_row_to_it() {
         let long = [b'x'; 30];
         let other = [b'y'; 30];
-        let values: [Option<&[u8]>; 9] = [
+        let values: [Option<&[u8]>; 12] = [
             None,
             Some(b""),
             Some(b"a"),
@@ -573,6 +595,9 @@ mod tests {
             Some(&other),
             Some(b"PENDING"),
             Some(b"b"),
+            Some(b"c"),
+            Some(b"OFF_MARKET"),
+            Some(b"d"),
         ];
         let weights = [
             None,
@@ -595,19 +620,25 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let (mut compact_rows, mut spilled) = (0, 0);
+        let (mut compact_rows, mut heap_rows, mut spilled) = (0, 0, 0);
         for _ in 0..3000 {
             let (mut fast, mut slow) = (ModeState::default(), ModeState::default());
-            for _ in 0..next() % 40 {
+            for _ in 0..next() % 80 {
                 let value = values[(next() % values.len() as u64) as usize];
                 // Mostly voting weights, so that groups fill and spill.
                 let weight =
                     if next() % 4 == 0 { weights[(next() % weights.len() as u64) as usize] } else { Some(0.5) };
                 let expected = slow.add_bytes(value, weight);
-                let got = if fast.add_compact(value, weight) {
-                    compact_rows += 1;
+                let (on_heap, before) = (fast.owns_heap(), fast.serialize());
+                let got = if fast.add_in_place(value, weight) {
+                    if on_heap {
+                        heap_rows += 1;
+                    } else {
+                        compact_rows += 1;
+                    }
                     Ok(())
                 } else {
+                    assert_eq!(fast.serialize(), before, "a row left to add_bytes changes nothing");
                     fast.add_bytes(value, weight)
                 };
                 assert_eq!(format!("{got:?}"), format!("{expected:?}"), "{value:?} {weight:?}");
@@ -620,8 +651,8 @@ mod tests {
             spilled += usize::from(slow.owns_heap());
         }
         assert!(
-            compact_rows > 10_000 && spilled > 100,
-            "{compact_rows} rows counted compact, {spilled} groups spilled"
+            compact_rows > 10_000 && heap_rows > 10_000 && spilled > 100,
+            "{compact_rows} rows counted compact, {heap_rows} on the heap, {spilled} groups spilled"
         );
     }
 

@@ -17,11 +17,12 @@ crate::fmgr::fmgr_info_v1!(pg_finfo_consensus_mode_transition_wrapper);
 /// `resi.consensus_mode_transition(state internal, value text, weight double precision)
 /// → internal`: count one row (sql/consensus.sql declares it).
 ///
-/// Most rows of a many-group query only add a vote to a small group's state, or are ignored
-/// (`ModeState::add_compact`, which calls nothing that can fail or panic, over a value read
-/// where it lies): they are counted here, outside the guard of `#[pg_guard]`. Every other row
-/// (a group's first, one that moves the state to the heap, one that raises an error, a value
-/// to detoast) goes through the guarded [`guarded_transition`].
+/// Most rows only add a vote to a small group's state, or to a value a large group's state
+/// counts already, or are ignored (`ModeState::add_in_place`, which calls nothing that can
+/// fail, panic or allocate, over a value read where it lies): they are counted here, outside
+/// the guard of `#[pg_guard]`. Every other row (a group's first, one that moves the state to
+/// the heap, a large group's new value, one that raises an error, a value to detoast) goes
+/// through the guarded [`guarded_transition`].
 ///
 /// SAFETY: PostgreSQL calls this with the aggregate's three arguments; the state is always a
 /// ModeState of this aggregate, and the value's bytes live for this call.
@@ -31,7 +32,7 @@ pub unsafe extern "C-unwind" fn consensus_mode_transition_wrapper(fcinfo: pg_sys
         let args = Args::of(fcinfo);
         if let (Some(state), Some(value)) = (args.datum(0), args.bytes_in_line(1)) {
             // A change that leaves the state without heap memory: nothing for `changed` to do.
-            if (*state.cast_mut_ptr::<ModeState>()).add_compact(value, args.f64(2)) {
+            if (*state.cast_mut_ptr::<ModeState>()).add_in_place(value, args.f64(2)) {
                 return state;
             }
         }
