@@ -84,9 +84,9 @@ impl Side {
 pub enum Target {
     AtLeast(f64),
     AtMost(f64),
-    /// At least this ratio, which the subject meets by running the baseline's plan (the planner
-    /// chose it): the two sides are the same plan timed twice, and their ratio shows the runs'
-    /// noise, not a difference to judge.
+    /// Not slower than the baseline (a target of 1×), met because the subject runs the
+    /// baseline's own plan (the planner chose it): the two sides are the same plan timed twice,
+    /// and their ratio shows the runs' noise, not a difference to judge.
     SamePlan(f64),
     /// No target: a second baseline, shown for reference.
     Reference,
@@ -147,6 +147,26 @@ impl Row {
             ratio_meaning: "",
             target: Target::Skipped,
             notes: vec![],
+        }
+    }
+
+    /// A speed-up (baseline time / subject time) shown for reference, with no target.
+    pub fn reference_speedup(
+        measurement: impl Into<String>,
+        size: impl Into<String>,
+        subject: Side,
+        baseline: Side,
+        notes: Vec<String>,
+    ) -> Row {
+        Row {
+            measurement: measurement.into(),
+            size: size.into(),
+            ratio: Row::speedup(&subject, &baseline),
+            ratio_meaning: "speed-up",
+            subject,
+            baseline: Some(baseline),
+            target: Target::Reference,
+            notes,
         }
     }
 
