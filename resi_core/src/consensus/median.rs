@@ -1,7 +1,7 @@
 //! `resi.consensus_median`: the trust-weighted median of numeric claims.
 
 use super::codec::{Reader, Writer};
-use super::{count_to_i32, share, Weight, MAX_WEIGHT};
+use super::{count_to_i32, share, OutOfRange, Weight};
 use crate::error::{Error, Result};
 use smallvec::SmallVec;
 
@@ -951,26 +951,18 @@ fn weight_of_units(units: u64) -> f64 {
     units as f64 / (1u64 << super::WEIGHT_FRACTION_BITS) as f64
 }
 
-/// A row [`MedianState::add`] raises an error for.
-struct Raises;
-
 /// What [`MedianState::add`] does with a row of a group whose tolerance is the row's, judged
 /// without raising: `Ok(None)` when the row does not vote (its value NULL or not finite, its
-/// weight NULL, NaN, ≤ 0 or of no unit, as [`Weight::of_vote`] decides), `Err(Raises)` for a
-/// weight above the maximum, else the claim: its value (-0 as 0), its weight and the weight's
-/// units.
+/// weight as [`Weight::vote`] judges it), `Err` for a weight out of range, else the claim: its
+/// value (-0 as 0), its weight and the weight's units.
 #[inline(always)]
-fn vote_in_place(value: Option<f64>, weight: Option<f64>) -> std::result::Result<Option<(f64, f64, u128)>, Raises> {
+fn vote_in_place(
+    value: Option<f64>,
+    weight: Option<f64>,
+) -> std::result::Result<Option<(f64, f64, Weight)>, OutOfRange> {
     let Some(value) = value.filter(|v| v.is_finite()) else { return Ok(None) };
-    match weight {
-        Some(w) if w > MAX_WEIGHT => Err(Raises),
-        Some(w) if w > 0.0 => match super::units_of(w) {
-            0 => Ok(None),
-            // -0.0 and 0.0 are the same claim.
-            units => Ok(Some((value + 0.0, w, units))),
-        },
-        _ => Ok(None),
-    }
+    // -0.0 and 0.0 are the same claim.
+    Ok(Weight::vote(weight)?.map(|units| (value + 0.0, weight.expect("a voting weight is present"), units)))
 }
 
 impl MedianState {
@@ -1012,10 +1004,10 @@ impl MedianState {
             return false;
         }
         match vote_in_place(value, weight) {
-            Err(Raises) => false,
+            Err(OutOfRange) => false,
             Ok(None) => true,
             Ok(Some((value, weight, units))) => match &mut self.form {
-                Form::Compact(compact) => compact.push(value, Weight::from_units(units)),
+                Form::Compact(compact) => compact.push(value, units),
                 Form::Spilled(spilled) => spilled.push_in_place(value, weight),
             },
         }

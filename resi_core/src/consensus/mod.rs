@@ -25,6 +25,9 @@ pub const WEIGHT_FRACTION_BITS: i32 = 52;
 /// The largest accepted weight. Larger (or infinite) weights are an error, not silently clipped.
 pub const MAX_WEIGHT: f64 = 1e15;
 
+/// A weight above [`MAX_WEIGHT`] (+Infinity among them): [`Weight::of_vote`]'s error.
+pub(crate) struct OutOfRange;
+
 /// A vote weight in exact fixed point, so that sums are associative and commutative.
 ///
 /// The u128 is kept as two words (high first, so the derived order is the numeric one):
@@ -46,15 +49,25 @@ impl Weight {
     /// ([`crate::ErrorKind::OutOfRange`]).
     #[inline]
     pub fn of_vote(weight: Option<f64>) -> Result<Option<Weight>> {
+        Weight::vote(weight).map_err(|OutOfRange| {
+            let w = weight.unwrap_or(f64::NAN);
+            Error::out_of_range(format!(
+                "consensus weight {w} is out of range (weights must be at most {MAX_WEIGHT:e})"
+            ))
+        })
+    }
+
+    /// [`Weight::of_vote`] without its error's message: it builds nothing and raises nothing,
+    /// for the transition functions' rows counted outside pgrx's guard.
+    #[inline(always)]
+    pub(crate) fn vote(weight: Option<f64>) -> std::result::Result<Option<Weight>, OutOfRange> {
         let Some(w) = weight else { return Ok(None) };
         // NaN compares as neither greater nor less: it is caught here too.
         if w.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Ok(None);
         }
         if w > MAX_WEIGHT {
-            return Err(Error::out_of_range(format!(
-                "consensus weight {w} is out of range (weights must be at most {MAX_WEIGHT:e})"
-            )));
+            return Err(OutOfRange);
         }
         let units = units_of(w);
         Ok((units > 0).then_some(Weight::from_units(units)))
@@ -87,10 +100,14 @@ impl Weight {
 
     #[inline]
     pub fn checked_add(self, other: Weight) -> Result<Weight> {
-        self.units()
-            .checked_add(other.units())
-            .map(Weight::from_units)
-            .ok_or_else(|| Error::out_of_range("sum of consensus weights is out of range (more than 2^76)"))
+        self.sum(other).ok_or_else(|| Error::out_of_range("sum of consensus weights is out of range (more than 2^76)"))
+    }
+
+    /// `self + other`, or `None` when the sum is out of range ([`Weight::checked_add`]'s error,
+    /// without building it).
+    #[inline(always)]
+    pub(crate) fn sum(self, other: Weight) -> Option<Weight> {
+        self.units().checked_add(other.units()).map(Weight::from_units)
     }
 }
 

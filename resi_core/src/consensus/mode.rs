@@ -118,13 +118,18 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
         self.entries.iter().enumerate().map(|(i, entry)| (self.value(i), entry.tally))
     }
 
+    /// The entry of `value`, if the value is counted.
     #[inline]
-    fn add_tally(&mut self, value: &[u8], tally: Tally) -> Result<()> {
-        let found = match self.index.as_deref() {
+    fn find(&self, value: &[u8]) -> Option<usize> {
+        match self.index.as_deref() {
             Some((index, hasher)) => index.find(hasher.hash_one(value), |&i| self.value(i) == value).copied(),
             None => (0..self.entries.len()).find(|&i| self.value(i) == value),
-        };
-        if let Some(i) = found {
+        }
+    }
+
+    #[inline]
+    fn add_tally(&mut self, value: &[u8], tally: Tally) -> Result<()> {
+        if let Some(i) = self.find(value) {
             return self.entries[i].tally.add(tally);
         }
         let entry = Entry { tally, start: self.bytes.len() };
@@ -146,14 +151,11 @@ impl<const ENTRIES: usize, const BYTES: usize> Tallies<ENTRIES, BYTES> {
     /// fits: `false` (nothing changed) otherwise. Allocates nothing, raises nothing.
     #[inline]
     fn add_to_counted(&mut self, value: &[u8], weight: Weight) -> bool {
-        let found = match self.index.as_deref() {
-            Some((index, hasher)) => index.find(hasher.hash_one(value), |&i| self.value(i) == value).copied(),
-            None => (0..self.entries.len()).find(|&i| self.value(i) == value),
-        };
-        let Some(tally) = found.map(|i| &mut self.entries[i].tally) else { return false };
-        match tally.weight.units().checked_add(weight.units()) {
+        let Some(i) = self.find(value) else { return false };
+        let tally = &mut self.entries[i].tally;
+        match tally.weight.sum(weight) {
             Some(sum) => {
-                tally.weight = Weight::from_units(sum);
+                tally.weight = sum;
                 tally.supporters += 1;
                 true
             }
@@ -290,21 +292,14 @@ impl ModeState {
     /// it sets up around calls that can raise an error.
     #[inline(always)]
     pub fn add_in_place(&mut self, value: Option<&[u8]>, weight: Option<f64>) -> bool {
-        // As vote(): a weight above the maximum is an error whatever the value; NULL, NaN and
-        // weights <= 0 or of no unit do not vote.
-        let units = match weight {
-            Some(w) if w > super::MAX_WEIGHT => return false,
-            Some(w) if w > 0.0 => super::units_of(w),
-            _ => return true,
-        };
-        let Some(value) = value else { return true };
-        if units == 0 {
-            return true;
-        }
+        // As vote(): a weight out of range is an error whatever the value; a NULL value or a
+        // weight that does not vote is ignored.
+        let Ok(weight) = Weight::vote(weight) else { return false };
+        let (Some(value), Some(weight)) = (value, weight) else { return true };
         if let Some(spilled) = self.spilled.as_deref_mut() {
-            return spilled.add_to_counted(value, Weight::from_units(units));
+            return spilled.add_to_counted(value, weight);
         }
-        let Ok(units) = u64::try_from(units) else { return false };
+        let Ok(units) = u64::try_from(weight.units()) else { return false };
         let mut start = 0;
         for i in 0..self.len as usize {
             let end = self.ends[i] as usize;
