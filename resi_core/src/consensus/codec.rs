@@ -19,17 +19,26 @@ impl Writer {
         buf.push(VERSION);
         Writer { buf }
     }
+    #[inline]
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
+    #[inline]
     pub fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline]
     pub fn u128(&mut self, v: u128) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline]
     pub fn f64(&mut self, v: f64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    /// `v` as it is, without its length.
+    #[inline]
+    pub fn raw(&mut self, v: &[u8]) {
+        self.buf.extend_from_slice(v);
     }
     pub fn bytes(&mut self, v: &[u8]) {
         self.u64(v.len() as u64);
@@ -57,6 +66,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.rest.len() < n {
             return Err(Error::corrupt_state(format!("serialized {} state is truncated", self.what)));
@@ -65,15 +75,19 @@ impl<'a> Reader<'a> {
         self.rest = tail;
         Ok(head)
     }
+    #[inline]
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
+    #[inline]
     pub fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
+    #[inline]
     pub fn u128(&mut self) -> Result<u128> {
         Ok(u128::from_le_bytes(self.take(16)?.try_into().expect("16 bytes")))
     }
+    #[inline]
     pub fn f64(&mut self) -> Result<f64> {
         Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
@@ -90,6 +104,14 @@ impl<'a> Reader<'a> {
             Ok(n) if n.checked_mul(min_item_len).is_some_and(|need| need <= self.rest.len()) => Ok(n),
             _ => Err(self.corrupt("an item count exceeds the bytes present")),
         }
+    }
+    /// The remaining bytes, which must be exactly `n`: fewer are truncated, more trailing.
+    /// Nothing remains after them.
+    pub fn rest_exactly(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.rest.len() > n {
+            return Err(self.corrupt("trailing bytes"));
+        }
+        self.take(n)
     }
     pub fn corrupt(&self, why: &str) -> Error {
         Error::corrupt_state(format!("serialized {} state is corrupt: {why}", self.what))

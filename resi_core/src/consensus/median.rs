@@ -1,7 +1,7 @@
 //! `resi.consensus_median`: the trust-weighted median of numeric claims.
 
 use super::codec::{Reader, Writer};
-use super::{count_to_i32, share, OutOfRange, Weight};
+use super::{count_to_i32, share, value_order, OutOfRange, Weight};
 use crate::error::{Error, Result};
 use smallvec::SmallVec;
 
@@ -84,20 +84,12 @@ fn units(weight: f64) -> Weight {
 /// [`NumericClaims::result`]).
 const SMALL_GROUP: usize = 16;
 
-/// Sort claims by value. Every kept value is finite (and -0 is kept as 0), so `<` is a total
-/// order on them, cheaper to evaluate than `total_cmp`; equal values end up adjacent in some
-/// order, which the exact sums over them do not see.
+/// Sort claims by value (by their [`value_order::key`]s: every kept value is finite and -0
+/// is kept as 0); equal values end up adjacent in some order, which the exact sums over them
+/// do not see.
 #[inline]
 fn sort_by_value(claims: &mut [(f64, f64)]) {
-    claims.sort_unstable_by(|a, b| {
-        if a.0 < b.0 {
-            std::cmp::Ordering::Less
-        } else if a.0 > b.0 {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    });
+    value_order::sort_by_key(claims, |claim| value_order::key(claim.0));
 }
 
 /// `a` and `b` (each sorted by value, one run per value) as one such list: runs of the same
@@ -468,13 +460,12 @@ fn write_runs(tolerance: Option<f64>, runs: &[Run], encoding: Encoding) -> Vec<u
             8 => w.u64(run.weight.units() as u64),
             _ => w.u128(run.weight.units()),
         }
+        // A narrow count is below 2^(8 * width): its low bytes.
         match count_width {
-            8 => w.u64(run.count),
-            width => {
-                for byte in &run.count.to_le_bytes()[..width] {
-                    w.u8(*byte);
-                }
-            }
+            1 => w.u8(run.count as u8),
+            2 => w.raw(&(run.count as u16).to_le_bytes()),
+            4 => w.raw(&(run.count as u32).to_le_bytes()),
+            _ => w.u64(run.count),
         }
     }
     w.finish()
@@ -484,6 +475,10 @@ fn write_runs(tolerance: Option<f64>, runs: &[Run], encoding: Encoding) -> Vec<u
 /// (if any) passed to `set_tolerance` first. Every run is re-validated: finite values in
 /// increasing order, each with a weight and a count; malformed bytes are an error, never a
 /// panic or a wrong answer.
+///
+/// The runs' bytes must be exactly as many as the header says, so that each run is read from
+/// a slice of its own size, without a check per field: reading was most of the combine step
+/// of a parallel plan's leader, which the other processes wait for.
 fn read_runs(bytes: &[u8], mut set_tolerance: impl FnMut(f64) -> Result<()>) -> Result<Vec<Run>> {
     let mut r = Reader::new(bytes, MAGIC, "consensus_median")?;
     let flags = r.u8()?;
@@ -497,29 +492,32 @@ fn read_runs(bytes: &[u8], mut set_tolerance: impl FnMut(f64) -> Result<()>) -> 
     let n = r.count(if flags & NARROW_RUNS != 0 { 17 } else { 32 })?;
     let (units_width, count_width) = if flags & NARROW_RUNS != 0 {
         match (r.u8()?, r.u8()?) {
-            (units @ (8 | 16), count @ (1 | 2 | 4 | 8)) => (units, count),
+            (units @ (8 | 16), count @ (1 | 2 | 4 | 8)) => (usize::from(units), usize::from(count)),
             _ => return Err(r.corrupt("invalid widths")),
         }
     } else {
         (16, 8)
     };
-    let mut runs = Vec::with_capacity(n);
-    for i in 0..n {
+    let run_width = 8 + units_width + count_width;
+    let body = r.rest_exactly(n * run_width)?;
+    let mut runs: Vec<Run> = Vec::with_capacity(n);
+    for (i, run) in body.chunks_exact(run_width).enumerate() {
         crate::interrupt::check_every(i);
-        let value = r.f64()?;
-        let weight = Weight::from_units(if units_width == 8 { r.u64()?.into() } else { r.u128()? });
+        let (value, rest) = run.split_at(8);
+        let (units, count) = rest.split_at(units_width);
+        let value = f64::from_le_bytes(value.try_into().expect("8 bytes"));
+        let weight = Weight::from_units(match units.try_into() {
+            Ok(units) => u64::from_le_bytes(units).into(),
+            Err(_) => u128::from_le_bytes(units.try_into().expect("16 bytes")),
+        });
         let count = match count_width {
-            8 => r.u64()?,
-            width => {
-                let mut count = 0u64;
-                for byte in 0..width {
-                    count |= u64::from(r.u8()?) << (8 * byte);
-                }
-                count
-            }
+            1 => u64::from(count[0]),
+            2 => u16::from_le_bytes(count.try_into().expect("2 bytes")).into(),
+            4 => u32::from_le_bytes(count.try_into().expect("4 bytes")).into(),
+            _ => u64::from_le_bytes(count.try_into().expect("8 bytes")),
         };
-        let increasing = runs.last().is_none_or(|last: &Run| last.value < value);
-        if !value.is_finite() || value == 0.0 && value.is_sign_negative() || !increasing {
+        let increasing = runs.last().is_none_or(|last| last.value < value);
+        if !value.is_finite() || value.to_bits() == (-0.0f64).to_bits() || !increasing {
             return Err(r.corrupt("a value is not finite or out of order"));
         }
         if weight == Weight::ZERO || count == 0 {
@@ -527,7 +525,6 @@ fn read_runs(bytes: &[u8], mut set_tolerance: impl FnMut(f64) -> Result<()>) -> 
         }
         runs.push(Run { value, weight, count });
     }
-    r.finish()?;
     Ok(runs)
 }
 
@@ -721,8 +718,7 @@ impl Spilled {
         }
         crate::interrupt::check();
         let mut runs = std::mem::take(&mut self.tally.runs);
-        // Distinct finite values: `<` is a total order on them.
-        runs.sort_unstable_by(|a, b| a.value.partial_cmp(&b.value).expect("finite values"));
+        value_order::sort_by_key(&mut runs, |run| value_order::key(run.value));
         self.tally.slots.fill(0);
         self.tally.rows = 0;
         self.claims.merge_sorted_runs(runs)

@@ -10,6 +10,7 @@ pub mod listing;
 pub mod median;
 pub mod mode;
 pub mod sources;
+mod value_order;
 
 pub use listing::{Claim, ListingConsensus, ListingState};
 pub use median::{MedianState, NumericConsensus};
