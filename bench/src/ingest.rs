@@ -48,14 +48,14 @@ pub fn local_vs_copy(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) 
     // One run first, not counted: the first load into a fresh cluster pays once for what later
     // runs reuse (24.3-25.3 s against 16-20 s for the runs after it, in three full runs), and it
     // always fell to this release's loader, which goes first in run 1.
-    let warm_up = loader_run(bench, cluster, "resi_bench_ingest", &folder.to_string_lossy(), &[], total)?;
+    let source = folder.to_string_lossy();
+    let warm_up = loader_run(bench, cluster, "resi_bench_ingest", &source, &[], total)?;
     bench.log(format!("1. ingest warm-up (not counted): loader {:.1} s", warm_up.elapsed.as_secs_f64()));
 
     let (mut loader_times, mut previous_times, mut copy_times) = (Vec::new(), Vec::new(), Vec::new());
     let mut stages = None;
     for run in 1..=bench.runs {
         let copy_time = raw_copy(&mut copy_db, &csv, total)?;
-        let source = folder.to_string_lossy();
         let previous = ("resi_bench_ingest", Release::Frozen(PREVIOUS_RELEASE));
         // Alternate which release goes first: the second run finds the files in the page cache.
         let (now, before) = if run % 2 == 1 {

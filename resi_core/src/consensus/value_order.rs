@@ -46,6 +46,10 @@ pub(crate) fn sort_by_key<T: Copy>(items: &mut [T], key_of: impl Fn(&T) -> u64) 
         }
     }
     let differing = any ^ all;
+    if differing == 0 {
+        // One key: already in order.
+        return;
+    }
     let mut copy = items.to_vec();
     let mut sorted_in_copy = false;
     for (byte, count) in counts.iter().enumerate() {
