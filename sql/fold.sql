@@ -42,6 +42,7 @@ DECLARE
     -- sequence, in order; concurrent folds' rows, later in the sequence too, are told apart by
     -- their submissions).
     attested_after bigint;
+    nestloop       text; -- enable_nestloop as the fold found it
 BEGIN
     -- On a distributed database (resi.listings a Citus table), this transaction's writes to
     -- several shards go over one connection per worker: the refresh's statements join the
@@ -166,6 +167,16 @@ BEGIN
     -- time (a loader object's; its ledger row is not stored with them). A corroborated listing's
     -- row and fields are formed once per listing (the outer join evaluates them below it), as
     -- ROW(l.*)::resi.listings: on a shard, `l` alone is a row of the shard's own table type.
+    --
+    -- Planned without nested loops (the setting is put back after it): the attestations meet
+    -- their listings by a hash or merge join, once each. Statistics taken while every listing
+    -- had one voting group (an early load, one miner's first uploads) estimate the corroborated
+    -- listings at one row; a nested loop then re-read them, materialized (and spilled past
+    -- work_mem), once per attestation: 250 s for a fold of 50,000 rows against 2 s, the loader's
+    -- COPY apparently hung. No plan of this statement needs one: each table is read by its own
+    -- index condition, and every join is on equal keys.
+    nestloop := pg_catalog.current_setting('enable_nestloop');
+    PERFORM pg_catalog.set_config('enable_nestloop', 'off', true);
     verdicts := ARRAY(
         SELECT ROW(q.miner_hotkey, q.ledger_id, q.s3_file_path, q.submission_timestamp, q.quality, q.rows,
                    coalesce(a.compared, 0), coalesce(a.agreed, 0), coalesce(a.corroborated, 0),
@@ -195,6 +206,7 @@ BEGIN
             ON a.miner_hotkey = q.miner_hotkey AND a.s3_file_path IS NOT DISTINCT FROM q.s3_file_path
            AND a.submission_timestamp = q.submission_timestamp
          ORDER BY q.miner_hotkey, q.submission_timestamp, q.ledger_id, q.s3_file_path);
+    PERFORM pg_catalog.set_config('enable_nestloop', nestloop, true);
     PERFORM resi.judge_submissions(verdicts);
 
     PERFORM pg_catalog.set_config('resi_fold.stages', pg_catalog.json_build_object(

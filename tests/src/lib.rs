@@ -50,6 +50,31 @@ pub fn notices_while(url: &str, setup: &str, query: &str) -> Vec<String> {
     messages.clone()
 }
 
+/// The plan of every statement `query` ran, those inside the functions and triggers it called
+/// included, as each ran: auto_explain's JSON plans with the rows and loops of every node
+/// (`Actual Rows`, `Actual Loops`; no timings), sent to the client as notices.
+pub fn plans_run_by(url: &str, query: &str) -> Vec<serde_json::Value> {
+    let setup = "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+                 SET auto_explain.log_analyze = on; SET auto_explain.log_timing = off;
+                 SET auto_explain.log_format = 'json'; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'";
+    // Each message: "duration: … ms  plan:\n{…}".
+    notices_while(url, setup, query)
+        .iter()
+        .filter_map(|m| m.split_once("plan:\n"))
+        .map(|(_, plan)| serde_json::from_str(plan).unwrap_or_else(|e| panic!("{e}: {plan}")))
+        .collect()
+}
+
+/// Every node of an EXPLAIN (FORMAT JSON) plan: (node type, relation; "" for none).
+pub fn plan_nodes(plan: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    let node = plan["Node Type"].as_str().unwrap_or_default().to_string();
+    let relation = plan["Relation Name"].as_str().unwrap_or_default().to_string();
+    out.push((node, relation));
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        plan_nodes(child, out);
+    }
+}
+
 /// A new, empty database with `CREATE EXTENSION resi_pg` done, dropped when the value is
 /// dropped. Each test gets its own, so tests run in parallel without seeing each other.
 pub struct TestDatabase {

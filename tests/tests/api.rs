@@ -4,7 +4,7 @@
 //! `resi_reader` where the API is concerned, and every API query's plan at 2M listings.
 
 use postgres::Client;
-use resi_e2e::{connect, notices_while, scalar, TestDatabase};
+use resi_e2e::{connect, plan_nodes, plans_run_by, scalar, TestDatabase};
 
 /// Three miners over 30 listings in two zip codes; listing 7 later changes price and status.
 fn folded(label: &str) -> TestDatabase {
@@ -176,29 +176,6 @@ fn monitoring_views_and_database_budget() {
         scalar(&mut admin, "SELECT share_of_budget FROM resi.database_budget() WHERE relation LIKE 'database %'");
     let expected = bytes as f64 / (50.0 * 1024.0 * 1024.0 * 1024.0);
     assert!((share / expected - 1.0).abs() < 0.01, "{share} vs {expected}");
-}
-
-/// The plan of every statement `query` ran, those inside the functions it called included
-/// (auto_explain, its JSON plans sent to the client as notices).
-fn plans_run_by(url: &str, query: &str) -> Vec<serde_json::Value> {
-    let setup = "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
-                 SET auto_explain.log_format = 'json'; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'";
-    // Each message: "duration: … ms  plan:\n{…}".
-    notices_while(url, setup, query)
-        .iter()
-        .filter_map(|m| m.split_once("plan:\n"))
-        .map(|(_, plan)| serde_json::from_str(plan).unwrap_or_else(|e| panic!("{e}: {plan}")))
-        .collect()
-}
-
-/// Every node of an EXPLAIN (FORMAT JSON) plan: (node type, relation).
-fn plan_nodes(plan: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    let node = plan["Node Type"].as_str().unwrap_or_default().to_string();
-    let relation = plan["Relation Name"].as_str().unwrap_or_default().to_string();
-    out.push((node, relation));
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        plan_nodes(child, out);
-    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! gets attestations, one current claim per miner and listing, and trust-weighted listings.
 
 use postgres::Client;
-use resi_e2e::{listing_state, scalar, TestDatabase};
+use resi_e2e::{listing_state, plans_run_by, scalar, TestDatabase};
 
 /// Miners with audits behind them (trust is earned: resi.earned_trust of the counts).
 const TRUST: &str = "INSERT INTO resi.miner_trust (miner_hotkey, trust_score, audited_claims, wrong_claims)
@@ -441,4 +441,57 @@ fn a_batch_of_submissions_moves_trust_oldest_first_and_records_each_step() {
     // The miner's three submissions counted on their UTC day.
     let day: i32 = scalar(&mut client, "SELECT submissions FROM resi.miner_submission_days WHERE miner_hotkey = 'c'");
     assert_eq!(day, 3);
+}
+
+/// The nodes of a plan (auto_explain's JSON, with loops) that read resi.listings without an
+/// index more than once: a sequential scan of it run again, or a materialized copy of such a
+/// scan read again. Returns whether `plan` scans resi.listings sequentially anywhere below.
+fn listings_reread(plan: &serde_json::Value, out: &mut Vec<String>) -> bool {
+    let mut scans = plan["Node Type"] == "Seq Scan" && plan["Relation Name"] == "listings";
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        scans |= listings_reread(child, out);
+    }
+    let loops = plan["Actual Loops"].as_f64().unwrap_or(0.0);
+    if scans && loops > 1.0 && (plan["Node Type"] == "Seq Scan" || plan["Node Type"] == "Materialize") {
+        out.push(format!("{} over resi.listings, read {loops} times", plan["Node Type"].as_str().unwrap_or_default()));
+    }
+    scans
+}
+
+#[test]
+fn a_fold_planned_from_one_miners_statistics_reads_its_listings_once() {
+    // Statistics taken while every listing had one miner (one voting group), as after an early
+    // load, estimate the corroborated listings (two groups or more) at one row. A plan that
+    // believed it re-read them, materialized, once per attestation of the next fold: 250 s
+    // for 50,000 rows, the loader's COPY apparently hung.
+    let db = TestDatabase::new("fold_statistics");
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, bedrooms, home_status)
+             SELECT 'first', '2025-09-17 08:00+00', z::text, 300000 + z, 3, 'FOR_SALE' FROM generate_series(1, 2000) z;
+             ANALYZE;",
+        )
+        .unwrap();
+    let plans = plans_run_by(
+        &db.url,
+        "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price, bedrooms, home_status)
+         SELECT m, '2025-09-17 10:00+00', z::text, 300000 + z, 3, 'FOR_SALE'
+           FROM generate_series(1, 2000) z, unnest(ARRAY['second', 'third']) m",
+    );
+    let mut rereads = Vec::new();
+    for plan in &plans {
+        let mut found = Vec::new();
+        listings_reread(&plan["Plan"], &mut found);
+        let statement = plan["Query Text"].as_str().unwrap_or_default().lines().next().unwrap_or_default();
+        rereads.extend(found.into_iter().map(|f| format!("{statement}: {f}")));
+    }
+    assert!(plans.len() > 10, "the fold's statements were not reported: {plans:#?}");
+    assert!(rereads.is_empty(), "{rereads:#?}");
+    // The fold was judged against listings three miners (three voting groups) agree on.
+    let corroborated: i64 = scalar(&mut client, "SELECT count(*) FROM resi.listings WHERE voting_groups = 3");
+    assert_eq!(corroborated, 2000);
+    let agreeing: f64 =
+        scalar(&mut client, "SELECT sum(agreeing_rows) FROM resi.miner_trust WHERE miner_hotkey <> 'first'");
+    assert_eq!(agreeing, 4000.0);
 }
