@@ -1084,14 +1084,16 @@ DECLARE
     -- sequence, in order; concurrent folds' rows, later in the sequence too, are told apart by
     -- their submissions).
     attested_after bigint;
+    distributed    boolean := resi.listings_distributed();
     nestloop       text; -- enable_nestloop as the fold found it
+    propagate      text; -- citus.propagate_set_commands as the fold found it
 BEGIN
     -- On a distributed database (resi.listings a Citus table), this transaction's writes to
     -- several shards go over one connection per worker: the refresh's statements join the
     -- placements the fold wrote (claims, trust rows), and Citus refuses (25001: "cannot perform
     -- query with placements that were modified over multiple connections") a join of placements
     -- written over several.
-    IF resi.listings_distributed() THEN
+    IF distributed THEN
         PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
 
@@ -1216,9 +1218,16 @@ BEGIN
     -- listings at one row; a nested loop then re-read them, materialized (and spilled past
     -- work_mem), once per attestation: 250 s for a fold of 50,000 rows against 2 s, the loader's
     -- COPY apparently hung. No plan of this statement needs one: each table is read by its own
-    -- index condition, and every join is on equal keys.
+    -- index condition, and every join is on equal keys. On a distributed database the workers
+    -- plan its parts on the shards, with statistics of their own: the setting reaches them as a
+    -- SET LOCAL with citus.propagate_set_commands = 'local' (Citus sends it to every worker
+    -- connection of the transaction, and to those it opens later).
     nestloop := pg_catalog.current_setting('enable_nestloop');
-    PERFORM pg_catalog.set_config('enable_nestloop', 'off', true);
+    IF distributed THEN
+        propagate := pg_catalog.current_setting('citus.propagate_set_commands');
+        PERFORM pg_catalog.set_config('citus.propagate_set_commands', 'local', true);
+    END IF;
+    SET LOCAL enable_nestloop = off;
     verdicts := ARRAY(
         SELECT ROW(q.miner_hotkey, q.ledger_id, q.s3_file_path, q.submission_timestamp, q.quality, q.rows,
                    coalesce(a.compared, 0), coalesce(a.agreed, 0), coalesce(a.corroborated, 0),
@@ -1248,7 +1257,10 @@ BEGIN
             ON a.miner_hotkey = q.miner_hotkey AND a.s3_file_path IS NOT DISTINCT FROM q.s3_file_path
            AND a.submission_timestamp = q.submission_timestamp
          ORDER BY q.miner_hotkey, q.submission_timestamp, q.ledger_id, q.s3_file_path);
-    PERFORM pg_catalog.set_config('enable_nestloop', nestloop, true);
+    EXECUTE pg_catalog.format('SET LOCAL enable_nestloop = %s', nestloop);
+    IF distributed THEN
+        PERFORM pg_catalog.set_config('citus.propagate_set_commands', propagate, true);
+    END IF;
     PERFORM resi.judge_submissions(verdicts);
 
     PERFORM pg_catalog.set_config('resi_fold.stages', pg_catalog.json_build_object(

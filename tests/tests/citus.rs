@@ -1028,3 +1028,23 @@ fn a_resi_setting_reaches_the_shards_only_as_set_local_with_citus_propagate_set_
         client.batch_execute(&reset).unwrap();
     }
 }
+
+/// The fold's statement that judges each submission is planned without nested loops on the
+/// workers too (statistics of a shard can mislead its planner as a single node's do; see
+/// tests/fold.rs): the coordinator sends the setting to the workers as SET LOCAL before the
+/// statement's shard queries and puts it back after them.
+#[test]
+fn the_folds_judgement_is_planned_without_nested_loops_on_the_workers_too() {
+    let Some(Worlds { mut distributed, _citus, .. }) = Worlds::new("fold_plan") else { return };
+    distributed.batch_execute("SELECT resi.refresh_consensus()").unwrap();
+    let commands = remote_commands(&_citus.url, &uploads(1));
+    let at = |command: &str| -> Vec<usize> { (0..commands.len()).filter(|&i| commands[i] == command).collect() };
+    let (off, on) = (at("SET LOCAL enable_nestloop = off"), at("SET LOCAL enable_nestloop = on"));
+    let judged: Vec<usize> =
+        (0..commands.len()).filter(|&i| commands[i].contains("resi.corroborated_agreement(")).collect();
+    assert!(!judged.is_empty() && !off.is_empty(), "{commands:#?}");
+    // Once to every worker connection, before the first shard query of the statement; put back
+    // on the same connections after the last.
+    assert_eq!(off.len(), on.len(), "{commands:#?}");
+    assert!(off.iter().all(|&i| i < judged[0]) && on.iter().all(|&i| i > judged[judged.len() - 1]), "{commands:#?}");
+}
