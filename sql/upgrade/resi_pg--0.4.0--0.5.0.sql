@@ -1257,7 +1257,12 @@ BEGIN
             ON a.miner_hotkey = q.miner_hotkey AND a.s3_file_path IS NOT DISTINCT FROM q.s3_file_path
            AND a.submission_timestamp = q.submission_timestamp
          ORDER BY q.miner_hotkey, q.submission_timestamp, q.ledger_id, q.s3_file_path);
-    EXECUTE pg_catalog.format('SET LOCAL enable_nestloop = %s', nestloop);
+    -- Put back with static statements (a SECURITY DEFINER function runs no dynamic SQL).
+    IF nestloop = 'on' THEN
+        SET LOCAL enable_nestloop = on;
+    ELSE
+        SET LOCAL enable_nestloop = off;
+    END IF;
     IF distributed THEN
         PERFORM pg_catalog.set_config('citus.propagate_set_commands', propagate, true);
     END IF;

@@ -494,4 +494,17 @@ fn a_fold_planned_from_one_miners_statistics_reads_its_listings_once() {
     let agreeing: f64 =
         scalar(&mut client, "SELECT sum(agreeing_rows) FROM resi.miner_trust WHERE miner_hotkey <> 'first'");
     assert_eq!(agreeing, 4000.0);
+    // The fold leaves enable_nestloop as it found it, for the rest of the transaction.
+    client.batch_execute("BEGIN").unwrap();
+    for setting in ["off", "on"] {
+        client
+            .batch_execute(&format!(
+                "SET LOCAL enable_nestloop = {setting};
+                 INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, price)
+                 VALUES ('fourth', '2025-09-17 11:00+00', '{setting}', 1)"
+            ))
+            .unwrap();
+        assert_eq!(scalar::<String>(&mut client, "SHOW enable_nestloop"), setting);
+    }
+    client.batch_execute("COMMIT").unwrap();
 }
