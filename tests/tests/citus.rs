@@ -1038,10 +1038,11 @@ fn the_folds_judgement_is_planned_without_nested_loops_on_the_workers_too() {
     let Some(Worlds { mut distributed, _citus, .. }) = Worlds::new("fold_plan") else { return };
     distributed.batch_execute("SELECT resi.refresh_consensus()").unwrap();
     let commands = remote_commands(&_citus.url, &uploads(1));
-    let at = |command: &str| -> Vec<usize> { (0..commands.len()).filter(|&i| commands[i] == command).collect() };
-    let (off, on) = (at("SET LOCAL enable_nestloop = off"), at("SET LOCAL enable_nestloop = on"));
-    let judged: Vec<usize> =
-        (0..commands.len()).filter(|&i| commands[i].contains("resi.corroborated_agreement(")).collect();
+    let at =
+        |sent: &dyn Fn(&str) -> bool| -> Vec<usize> { (0..commands.len()).filter(|&i| sent(&commands[i])).collect() };
+    let off = at(&|c| c == "SET LOCAL enable_nestloop = off");
+    let on = at(&|c| c == "SET LOCAL enable_nestloop = on");
+    let judged = at(&|c| c.contains("resi.corroborated_agreement("));
     assert!(!judged.is_empty() && !off.is_empty(), "{commands:#?}");
     // Once to every worker connection, before the first shard query of the statement; put back
     // on the same connections after the last.
