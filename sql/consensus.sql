@@ -173,12 +173,15 @@ COMMENT ON VIEW resi.listing_consensus IS
 -- are not supported`); a query inside PL/pgSQL it pushes down to the shards. The portable
 -- edition replaces this body with a set-based one (sql/portable/listing_consensus.sql: many
 -- listings per query, no PL/pgSQL call per claim) giving the same rows. STABLE, PARALLEL SAFE;
--- rows in no particular order.
+-- rows in zpid order, which resi.refresh_consensus inserts them in: sorted here, where the
+-- planner sees the view's grouping by zpid (no sort under the refresh, whose enable_hashagg is
+-- off), not by the caller, for which the function's rows are of no known order (a sort of
+-- every wide row, spilled to disk: 140 MB for a fold's 45,000 listings).
 CREATE FUNCTION resi.listing_consensus_of(zpids text[]) RETURNS SETOF resi.listing_consensus
     LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
 BEGIN
-    RETURN QUERY SELECT * FROM resi.listing_consensus c WHERE zpids IS NULL OR c.zpid = ANY (zpids);
+    RETURN QUERY SELECT * FROM resi.listing_consensus c WHERE zpids IS NULL OR c.zpid = ANY (zpids) ORDER BY c.zpid;
 END
 $$;
 COMMENT ON FUNCTION resi.listing_consensus_of(text[]) IS
@@ -350,14 +353,15 @@ BEGIN
     -- be a HOT update (resi.listings has fillfactor 80). `previous` is the same rows as `l` (the
     -- snapshot's versions, locked above): what the history records as the previous values.
     --
-    -- `fresh` is computed in zpid order, grouping claims read in that order (enable_hashagg is
-    -- off: a hash of every listing's claims spilled to disk at 200,000 listings), and new
-    -- listings are inserted in the order `fresh` holds them (a CTE scan returns its rows as
-    -- stored), so concurrent folds take the new rows' index entries in the same order and
-    -- cannot deadlock, without sorting the wide consensus rows again (that sort spilled 585 MB
-    -- at 200,000 listings).
+    -- `fresh` holds the rows in zpid order, as resi.listing_consensus_of returns them (it groups
+    -- claims read in that order: enable_hashagg is off, a hash of every listing's claims spilled
+    -- to disk at 200,000 listings), and new listings are inserted in the order `fresh` holds them
+    -- (a function scan and a CTE scan return rows as stored), so concurrent folds take the new
+    -- rows' index entries in the same order and cannot deadlock, without sorting the wide
+    -- consensus rows again (that sort spilled 585 MB at 200,000 listings; a fold of 200,000
+    -- rows spent a tenth of its refreshes on it).
     WITH fresh AS MATERIALIZED (
-        SELECT * FROM resi.listing_consensus_of(zpids) ORDER BY zpid
+        SELECT * FROM resi.listing_consensus_of(zpids)
     ), written AS (
         UPDATE resi.listings l SET
             (uri, price, address, bedrooms, bathrooms, living_area, home_type, home_status, days_on_zillow,

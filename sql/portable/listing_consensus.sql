@@ -6,8 +6,10 @@
 -- for go through resi.consensus_by_sources_of in one query per chunk of about 50,000 claims
 -- (built-in sorts, aggregates and window functions do the per-claim work; the chunks bound the
 -- arrays and sorts whatever the number of listings), and the per-listing counts and the audits
--- are joined as the view joins them. Keep the two in step: tests/tests/consensus.rs compares
--- this function with the view in both editions.
+-- are joined as the view joins them. Rows in zpid order, as the native body gives them (the
+-- chunks in turn, each sorted): resi.refresh_consensus inserts new listings in that order. Keep
+-- the two in step: tests/tests/consensus.rs compares this function with the view in both
+-- editions.
 -- resi-package: after consensus.sql
 
 CREATE OR REPLACE FUNCTION resi.listing_consensus_of(zpids text[]) RETURNS SETOF resi.listing_consensus
@@ -23,6 +25,7 @@ BEGIN
                  WHERE zpids IS NULL OR c.zpid = ANY (zpids)
                  GROUP BY c.zpid) z
          GROUP BY pg_catalog.div(z.claims - 1, 50000)
+         ORDER BY pg_catalog.div(z.claims - 1, 50000)
     LOOP
         RETURN QUERY
         WITH claim AS MATERIALIZED (
@@ -71,7 +74,8 @@ BEGIN
                                       ORDER BY au.seen_at DESC, au.id DESC LIMIT 1) audit
                          ON NOT EXISTS (SELECT FROM claim c
                                          WHERE c.zpid = p.zpid AND c.submission_timestamp > audit.seen_at AND c.trust > 0)
-               ) a;
+               ) a
+         ORDER BY a.zpid;
     END LOOP;
 END
 $$;

@@ -381,7 +381,9 @@ fn one_vote_per_source_is_what_the_window_functions_computed() {
 
 /// resi.listing_consensus_of, what resi.refresh_consensus writes, gives the view's rows: for
 /// every listing (60,000 claims, more than one chunk of the portable edition's set-based body),
-/// for some of them, and with audits in force or overruled by a later claim with weight.
+/// for some of them, and with audits in force or overruled by a later claim with weight; in
+/// zpid order without being asked, the order the refresh inserts new listings in (it sorts them
+/// no more).
 #[test]
 fn the_consensus_of_many_listings_is_the_views() {
     let db = TestDatabase::new("consensus_of");
@@ -423,6 +425,13 @@ fn the_consensus_of_many_listings_is_the_views() {
             panic!("listing {i} differs:\nview:     {}\nfunction: {:?}", expected[i], got.get(i));
         }
         assert_eq!(expected.len(), got.len());
+        // Whatever plan gives them: with sorts and index scans discouraged, the view's rows come
+        // from a hash of every listing's claims, in no order.
+        client.batch_execute("SET enable_sort = off; SET enable_indexscan = off; SET enable_bitmapscan = off").unwrap();
+        let in_order = rows(&mut client, &format!("SELECT zpid FROM resi.listing_consensus_of({function})"));
+        client.batch_execute("RESET enable_sort; RESET enable_indexscan; RESET enable_bitmapscan").unwrap();
+        let sorted = rows(&mut client, &format!("SELECT zpid FROM resi.listing_consensus WHERE {view} ORDER BY zpid"));
+        assert!(in_order == sorted, "resi.listing_consensus_of({function}) returned its rows out of zpid order");
     }
     // Both kinds of audited listing are there.
     let (in_force, overruled): (i64, i64) = {
