@@ -35,6 +35,14 @@ impl Writer {
     pub fn f64(&mut self, v: f64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
+    /// The low `width` bytes (at most 8) of `v`, little-endian: the word written whole, then
+    /// cut to them (the buffer's room is reserved up front, so nothing is allocated).
+    #[inline(always)]
+    pub fn uint(&mut self, v: u64, width: u8) {
+        debug_assert!(width <= 8 && (width == 8 || v >> (8 * width) == 0));
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.truncate(self.buf.len() - (8 - usize::from(width)));
+    }
     /// `v` as it is, without its length.
     #[inline]
     pub fn raw(&mut self, v: &[u8]) {

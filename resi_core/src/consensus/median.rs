@@ -409,72 +409,152 @@ fn same_tolerance(fixed: f64, tolerance: f64) -> Result<()> {
 /// The magic byte of a serialized numeric vote.
 const MAGIC: u8 = b'D';
 
-/// How the binary form writes a run's units and count.
+/// How the binary form writes its runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Encoding {
-    /// 16 and 8 bytes: the form [`MedianState::serialize`] writes (and the distributed
-    /// aggregate's tally is).
+    /// Each run's value, units and count in 8, 16 and 8 bytes: the form
+    /// [`MedianState::serialize`] writes (and the distributed aggregate's tally is).
     Fixed,
-    /// As few whole bytes as every run's units (8 or 16) and count (1, 2, 4 or 8) need, the
-    /// widths written once: 17 bytes a run instead of 32 for a large group of rows weighing 1
-    /// or less. What [`MedianState::serialize_partial`] writes for a parallel plan's partial
-    /// states, which each worker copies (to sort them by group) and sends to the leader
-    /// through a queue of 64 kB.
-    Narrow,
+    /// Each run in as few whole bytes as the state's runs need ([`Packing`]): its value as the
+    /// step from the previous run's [`value_order::key`], its units and its count, each without
+    /// the low zero bits all runs share, in widths written once. What
+    /// [`MedianState::serialize_partial`] writes for a parallel plan's partial states: each
+    /// worker copies them into tuples to sort them by group and sends them to the leader
+    /// through a queue of 64 kB, and the leader copies them again. A group of prices on a grid
+    /// of 500 weighed in multiples of 1/1024 takes 4 bytes a run instead of 32.
+    Packed,
 }
 
 /// Flag bits of the binary form's first byte after the version.
 const HAS_TOLERANCE: u8 = 1;
-const NARROW_RUNS: u8 = 2;
+const PACKED_RUNS: u8 = 2;
+
+/// The widths of [`Encoding::Packed`] runs: a run is `step_width` bytes of the step from the
+/// previous run's key (0 for the first run, whose key the header holds) shifted right by
+/// `step_shift`, `units_width` bytes of its units shifted right by `units_shift`, and
+/// `count_width` bytes of its count, all little-endian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Packing {
+    step_shift: u8,
+    step_width: u8,
+    units_shift: u8,
+    units_width: u8,
+    count_width: u8,
+}
+
+/// Whole bytes `x` needs (0 for 0).
+fn bytes_for(x: u128) -> u8 {
+    (128 - x.leading_zeros()).div_ceil(8) as u8
+}
+
+/// The unsigned integer in the `width` (at most 8) little-endian bytes of `bytes` at `at`: one
+/// load of the word there, masked, unless fewer than 8 bytes remain (a state's last run or
+/// two). Reading the packed runs was the leader's combine step, which the workers wait for.
+#[inline(always)]
+fn uint_at(bytes: &[u8], at: usize, width: u8) -> u64 {
+    match bytes.get(at..at + 8) {
+        Some(word) => u64::from_le_bytes(word.try_into().expect("8 bytes")) & mask_of(width),
+        None => {
+            let mut word = [0u8; 8];
+            word[..usize::from(width)].copy_from_slice(&bytes[at..at + usize::from(width)]);
+            u64::from_le_bytes(word)
+        }
+    }
+}
+
+/// The mask of an integer's low `width` bytes (at most 8).
+#[inline(always)]
+fn mask_of(width: u8) -> u64 {
+    u64::MAX.checked_shr(64 - 8 * u32::from(width)).unwrap_or(0)
+}
+
+impl Packing {
+    /// The narrowest widths for `runs` (sorted by value, one per value, each with weight and
+    /// claims), in one pass over them.
+    fn of(runs: &[Run]) -> Packing {
+        let (mut any_step, mut max_step, mut any_units, mut max_units, mut max_count) =
+            (0u64, 0u64, 0u128, 0u128, 0u64);
+        let mut previous = runs.first().map_or(0, |run| value_order::key(run.value));
+        for run in runs {
+            let key = value_order::key(run.value);
+            any_step |= key - previous;
+            max_step = max_step.max(key - previous);
+            any_units |= run.weight.units();
+            max_units = max_units.max(run.weight.units());
+            max_count = max_count.max(run.count);
+            previous = key;
+        }
+        let step_shift = any_step.trailing_zeros() % 64;
+        let units_shift = any_units.trailing_zeros() % 128;
+        Packing {
+            step_shift: step_shift as u8,
+            step_width: bytes_for(u128::from(max_step >> step_shift)),
+            units_shift: units_shift as u8,
+            units_width: bytes_for(max_units >> units_shift).max(1),
+            count_width: bytes_for(u128::from(max_count)).max(1),
+        }
+    }
+
+    /// Bytes a run takes.
+    fn run_width(self) -> usize {
+        usize::from(self.step_width) + usize::from(self.units_width) + usize::from(self.count_width)
+    }
+}
 
 /// The binary form of a state: its tolerance, then its runs (sorted by value, one per value)
 /// in `encoding`.
 fn write_runs(tolerance: Option<f64>, runs: &[Run], encoding: Encoding) -> Vec<u8> {
-    let (units_width, count_width) = match encoding {
-        Encoding::Fixed => (16, 8),
-        Encoding::Narrow => {
-            let units = runs.iter().map(|r| r.weight.units()).max().unwrap_or(0);
-            let count = runs.iter().map(|r| r.count).max().unwrap_or(0);
-            let count_width = [1, 2, 4, 8].into_iter().find(|&w| w == 8 || count >> (8 * w) == 0).expect("8 fits");
-            (if units >> 64 == 0 { 8 } else { 16 }, count_width)
-        }
-    };
-    let mut w = Writer::new(MAGIC, 19 + runs.len() * (8 + units_width + count_width));
-    let narrow = if encoding == Encoding::Narrow { NARROW_RUNS } else { 0 };
+    let packing = (encoding == Encoding::Packed).then(|| Packing::of(runs));
+    let run_width = packing.map_or(32, Packing::run_width);
+    let mut w = Writer::new(MAGIC, 32 + runs.len() * run_width);
+    let packed = if packing.is_some() { PACKED_RUNS } else { 0 };
     match tolerance {
         Some(t) => {
-            w.u8(HAS_TOLERANCE | narrow);
+            w.u8(HAS_TOLERANCE | packed);
             w.f64(t);
         }
-        None => w.u8(narrow),
+        None => w.u8(packed),
     }
+    let Some(p) = packing else {
+        w.u64(runs.len() as u64);
+        for (i, run) in runs.iter().enumerate() {
+            crate::interrupt::check_every(i);
+            w.f64(run.value);
+            w.u128(run.weight.units());
+            w.u64(run.count);
+        }
+        return w.finish();
+    };
+    w.raw(&[p.step_shift, p.step_width, p.units_shift, p.units_width, p.count_width]);
     w.u64(runs.len() as u64);
-    if encoding == Encoding::Narrow {
-        w.u8(units_width as u8);
-        w.u8(count_width as u8);
-    }
+    let Some(first) = runs.first() else { return w.finish() };
+    let mut previous = value_order::key(first.value);
+    w.u64(previous);
     for (i, run) in runs.iter().enumerate() {
         crate::interrupt::check_every(i);
-        w.f64(run.value);
-        match units_width {
-            8 => w.u64(run.weight.units() as u64),
-            _ => w.u128(run.weight.units()),
+        let key = value_order::key(run.value);
+        w.uint((key - previous) >> p.step_shift, p.step_width);
+        let units = run.weight.units() >> p.units_shift;
+        w.uint(units as u64, p.units_width.min(8));
+        if p.units_width > 8 {
+            w.uint((units >> 64) as u64, p.units_width - 8);
         }
-        // A narrow count is below 2^(8 * width): its low bytes.
-        match count_width {
-            1 => w.u8(run.count as u8),
-            2 => w.raw(&(run.count as u16).to_le_bytes()),
-            4 => w.raw(&(run.count as u32).to_le_bytes()),
-            _ => w.u64(run.count),
-        }
+        w.uint(run.count, p.count_width);
+        previous = key;
     }
     w.finish()
 }
 
+/// The value of a [`value_order::key`].
+#[inline(always)]
+fn value_of_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
+}
+
 /// The runs of a binary form written by [`write_runs`] (in either encoding), its tolerance
 /// (if any) passed to `set_tolerance` first. Every run is re-validated: finite values in
-/// increasing order, each with a weight and a count; malformed bytes are an error, never a
-/// panic or a wrong answer.
+/// increasing order (-0 never), each with a weight and a count, no bit of a shifted field
+/// lost; malformed bytes are an error, never a panic or a wrong answer.
 ///
 /// The runs' bytes must be exactly as many as the header says, so that each run is read from
 /// a slice of its own size, without a check per field: reading was most of the combine step
@@ -482,50 +562,119 @@ fn write_runs(tolerance: Option<f64>, runs: &[Run], encoding: Encoding) -> Vec<u
 fn read_runs(bytes: &[u8], mut set_tolerance: impl FnMut(f64) -> Result<()>) -> Result<Vec<Run>> {
     let mut r = Reader::new(bytes, MAGIC, "consensus_median")?;
     let flags = r.u8()?;
-    if flags & !(HAS_TOLERANCE | NARROW_RUNS) != 0 {
-        return Err(r.corrupt("invalid tolerance flag"));
+    if flags & !(HAS_TOLERANCE | PACKED_RUNS) != 0 {
+        return Err(r.corrupt("invalid flags"));
     }
     if flags & HAS_TOLERANCE != 0 {
         let tolerance = check_tolerance(Some(r.f64()?)).map_err(|_| r.corrupt("invalid tolerance"))?;
         set_tolerance(tolerance)?;
     }
-    let n = r.count(if flags & NARROW_RUNS != 0 { 17 } else { 32 })?;
-    let (units_width, count_width) = if flags & NARROW_RUNS != 0 {
-        match (r.u8()?, r.u8()?) {
-            (units @ (8 | 16), count @ (1 | 2 | 4 | 8)) => (usize::from(units), usize::from(count)),
-            _ => return Err(r.corrupt("invalid widths")),
+    if flags & PACKED_RUNS == 0 {
+        let n = r.count(32)?;
+        let body = r.rest_exactly(n * 32)?;
+        let mut runs: Vec<Run> = Vec::with_capacity(n);
+        for (i, run) in body.chunks_exact(32).enumerate() {
+            crate::interrupt::check_every(i);
+            let value = f64::from_le_bytes(run[..8].try_into().expect("8 bytes"));
+            let units = u128::from_le_bytes(run[8..24].try_into().expect("16 bytes"));
+            let count = u64::from_le_bytes(run[24..].try_into().expect("8 bytes"));
+            push_read_run(&mut runs, value, units, count).map_err(|why| r.corrupt(why))?;
         }
-    } else {
-        (16, 8)
+        return Ok(runs);
+    }
+    let p = Packing {
+        step_shift: r.u8()?,
+        step_width: r.u8()?,
+        units_shift: r.u8()?,
+        units_width: r.u8()?,
+        count_width: r.u8()?,
     };
-    let run_width = 8 + units_width + count_width;
+    if p.step_shift > 63
+        || p.step_width > 8
+        || p.units_shift > 127
+        || !(1..=16).contains(&p.units_width)
+        || !(1..=8).contains(&p.count_width)
+    {
+        return Err(r.corrupt("invalid widths"));
+    }
+    let run_width = p.run_width();
+    let n = r.count(run_width)?;
+    if n == 0 {
+        r.rest_exactly(0)?;
+        return Ok(Vec::new());
+    }
+    let key = r.u64()?;
     let body = r.rest_exactly(n * run_width)?;
     let mut runs: Vec<Run> = Vec::with_capacity(n);
-    for (i, run) in body.chunks_exact(run_width).enumerate() {
-        crate::interrupt::check_every(i);
-        let (value, rest) = run.split_at(8);
-        let (units, count) = rest.split_at(units_width);
-        let value = f64::from_le_bytes(value.try_into().expect("8 bytes"));
-        let weight = Weight::from_units(match units.try_into() {
-            Ok(units) => u64::from_le_bytes(units).into(),
-            Err(_) => u128::from_le_bytes(units.try_into().expect("16 bytes")),
-        });
-        let count = match count_width {
-            1 => u64::from(count[0]),
-            2 => u16::from_le_bytes(count.try_into().expect("2 bytes")).into(),
-            4 => u32::from_le_bytes(count.try_into().expect("4 bytes")).into(),
-            _ => u64::from_le_bytes(count.try_into().expect("8 bytes")),
-        };
-        let increasing = runs.last().is_none_or(|last| last.value < value);
-        if !value.is_finite() || value.to_bits() == (-0.0f64).to_bits() || !increasing {
-            return Err(r.corrupt("a value is not finite or out of order"));
-        }
-        if weight == Weight::ZERO || count == 0 {
-            return Err(r.corrupt("a value has no weight or no claims"));
-        }
-        runs.push(Run { value, weight, count });
+    // Units of at most 64 bits once shifted back (every light weight's): summed in u64.
+    let valid = if u32::from(p.units_shift) + 8 * u32::from(p.units_width) <= 64 {
+        read_packed::<false>(body, p, key, &mut runs)
+    } else {
+        read_packed::<true>(body, p, key, &mut runs)
+    };
+    if !valid {
+        return Err(r.corrupt("a run is out of order or out of range, or has no weight or no claims"));
     }
     Ok(runs)
+}
+
+/// Append the `runs.capacity()` runs packed in `body` (exactly as many bytes as they take),
+/// the first at `key`, to `runs`: `false` if one is invalid (a value not above the last or
+/// not finite or -0, a field whose shift loses bits, no weight, no claims), which is checked
+/// for all of them at once rather than with a branch each. `WIDE` when the units, shifted
+/// back, may need more than 64 bits.
+fn read_packed<const WIDE: bool>(body: &[u8], p: Packing, mut key: u64, runs: &mut Vec<Run>) -> bool {
+    let n = runs.capacity();
+    let run_width = p.run_width();
+    let (units_at, count_at) = (usize::from(p.step_width), usize::from(p.step_width) + usize::from(p.units_width));
+    let (low_width, high_width) = (p.units_width.min(8), p.units_width.saturating_sub(8));
+    let (step_shift, units_shift) = (u32::from(p.step_shift), u32::from(p.units_shift));
+    // The first key must be a finite value's; later ones only step up from it, and each must
+    // stay at most the largest finite value's key and differ from -0's.
+    let mut valid = value_of_key(key).is_finite();
+    for i in 0..n {
+        crate::interrupt::check_every(i);
+        let at = i * run_width;
+        let step = uint_at(body, at, p.step_width);
+        let low = uint_at(body, at + units_at, low_width);
+        let count = uint_at(body, at + count_at, p.count_width);
+        let (next, carry) = key.overflowing_add(step << step_shift);
+        let units = if WIDE {
+            let high = if high_width > 0 { uint_at(body, at + units_at + 8, high_width) } else { 0 };
+            let shifted = u128::from(low) | u128::from(high) << 64;
+            let units = shifted << units_shift;
+            valid &= units >> units_shift == shifted;
+            units
+        } else {
+            // At most 64 bits in all: nothing is shifted out.
+            u128::from(low << units_shift)
+        };
+        valid &= (i == 0) == (step == 0)
+            && !carry
+            && (step << step_shift) >> step_shift == step
+            && next <= value_order::key(f64::MAX)
+            && next != value_order::key(-0.0)
+            && units != 0
+            && count != 0;
+        key = next;
+        runs.push(Run { value: value_of_key(key), weight: Weight::from_units(units), count });
+    }
+    valid
+}
+
+/// Append a run read from a binary form, checked: a finite value (not -0) above the last
+/// run's, a weight and a count.
+#[inline(always)]
+fn push_read_run(runs: &mut Vec<Run>, value: f64, units: u128, count: u64) -> std::result::Result<(), &'static str> {
+    let increasing = runs.last().is_none_or(|last| last.value < value);
+    if !value.is_finite() || value.to_bits() == (-0.0f64).to_bits() || !increasing {
+        return Err("a value is not finite or out of order");
+    }
+    if units == 0 || count == 0 {
+        return Err("a value has no weight or no claims");
+    }
+    runs.push(Run { value, weight: Weight::from_units(units), count });
+    Ok(())
 }
 
 /// Claims a [`MedianState`] holds in its compact form.
@@ -539,10 +688,10 @@ const COMPACT_CLAIMS: usize = 11;
 /// its claims), each weighing less than 2^64 units (4096), is kept in 192 bytes (three cache
 /// lines) with no pointer to follow: each row's value with its weight already in exact units,
 /// which the final step sums without converting a weight again. A group that outgrows it
-/// moves, once and for good, to the heap ([`MedianState::owns_heap`]): its rows as
-/// [`NumericClaims`] keeps them and, once it has a chunk of them, a [`Tally`] that sums them
-/// per distinct value. The answer and the binary form do not depend on which form holds the
-/// claims.
+/// moves, once and for good, to vectors on the heap ([`MedianState::owns_heap`]), held in the
+/// same 192 bytes ([`Spilled`]): its rows as [`NumericClaims`] keeps them and, once it has a
+/// chunk of them, a [`Tally`] that sums them per distinct value. The answer and the binary
+/// form do not depend on which form holds the claims.
 #[derive(Clone, Debug, Default)]
 pub struct MedianState {
     form: Form,
@@ -553,20 +702,31 @@ pub struct MedianState {
 #[derive(Clone, Debug)]
 enum Form {
     Compact(Compact),
-    Spilled(Box<Spilled>),
+    Spilled(Spilled),
 }
 
-/// The claims of a [`MedianState`] that outgrew its compact form, all on the heap: rows as
-/// [`NumericClaims`] keeps them and, in a large group, a [`Tally`] of the earlier rows. The
-/// state's claims are those of both.
+/// The claims of a [`MedianState`] that outgrew its compact form, in vectors on the heap:
+/// rows as [`NumericClaims`] keeps them and, in a large group, a [`Tally`] of the earlier rows.
+/// The state's claims are those of both.
+///
+/// It lies in the state itself, not behind a pointer of its own, and its rows' tolerance and
+/// vector come first (`repr(C)`: `NumericClaims<0>` is 64 bytes, the state's first cache line):
+/// a row of a large group reads them from its state and writes its claim into the vector, one
+/// cold line fewer to wait for than when the state pointed to a box of them (6-7 % less time,
+/// serial, over 500 groups of 10,000 rows; the two builds alternating on one cluster).
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 struct Spilled {
     claims: NumericClaims<0>,
     tally: Tally,
 }
 
-/// Rows a large group keeps as they came before it sums them into its [`Tally`] (8 kB).
-const CHUNK: usize = 512;
+/// Rows a large group keeps as they came before it sums them into its [`Tally`] (2 kB). Each
+/// parallel process holds a large group's whole state, and on a VM first-touched memory is
+/// dear: over 500 groups of 256 prices a state is 11 kB with 128 rows, 17.5 kB with 512 (the
+/// chunk, 256 runs of 32 bytes, 512 slots), and the query no slower for the smaller chunk
+/// (the tally is read in order before a chunk is summed, [`Tally::warm`]).
+const CHUNK: usize = 128;
 
 /// Distinct values a [`Tally`] takes: once it holds more, the group's later rows are kept as
 /// they come.
@@ -654,8 +814,10 @@ impl Tally {
     /// rows came between), and a chunk's rows reach its runs in no order: each run's line was
     /// a miss its row waited for, half of the summing's time. Read in order, the lines come
     /// in parallel and the processor's prefetcher streams them: over 500 groups of 10,000
-    /// rows and 256 prices, the summing and this took 37 % less than the summing alone, and
-    /// the median's query 4 % less, serial and parallel.
+    /// rows and 256 prices, in chunks of 512 rows, the summing and this took 37 % less than
+    /// the summing alone, and the median's query 4 % less, serial and parallel; in chunks of
+    /// 128, adding the rows takes 2 % less with it than without (a microbenchmark of the
+    /// state alone, 8 runs each).
     #[inline(never)]
     fn warm(&self) {
         let mut seen = 0u64;
@@ -699,7 +861,7 @@ impl Spilled {
     #[inline(always)]
     fn push_in_place(&mut self, value: f64, weight: f64) -> bool {
         let rows = &mut self.claims.claims;
-        let room = rows.len() < rows.capacity() && (self.tally.closed || rows.len() + 1 < CHUNK);
+        let room = rows.len() < rows.capacity() && (rows.len() + 1 < CHUNK || self.tally.closed);
         if room {
             rows.push((value, weight));
         }
@@ -1044,7 +1206,7 @@ impl MedianState {
             for &(value, units) in compact.claims() {
                 spilled.claims.add_voting(value, weight_of_units(units));
             }
-            self.form = Form::Spilled(Box::new(spilled));
+            self.form = Form::Spilled(spilled);
         }
         match &mut self.form {
             Form::Spilled(spilled) => spilled,
@@ -1064,7 +1226,7 @@ impl MedianState {
     pub fn merge(&mut self, other: Self) -> Result<()> {
         let other = match other.form {
             Form::Compact(other) => other,
-            Form::Spilled(other) => return self.spill().merge(*other),
+            Form::Spilled(other) => return self.spill().merge(other),
         };
         if let Some(tolerance) = other.tolerance() {
             match &mut self.form {
@@ -1130,12 +1292,13 @@ impl MedianState {
         self.serialize_as(Encoding::Fixed)
     }
 
-    /// [`MedianState::serialize`] with the runs in as few bytes as they need (17 a run
-    /// instead of 32 for a large group of light rows), for a parallel plan's partial states:
-    /// as deterministic, and read by [`MedianState::merge_serialized`] as well. The
+    /// [`MedianState::serialize`] with the runs in as few bytes as they need
+    /// ([`Encoding::Packed`]: 4 a run instead of 32 for 256 prices on a grid weighed in
+    /// multiples of 1/1024), for a parallel plan's partial states: as deterministic, and read
+    /// by [`MedianState::merge_serialized`] as well. The
     /// distributed aggregate's tally keeps the form [`MedianState::serialize`] writes.
     pub fn serialize_partial(&self) -> Result<Vec<u8>> {
-        self.serialize_as(Encoding::Narrow)
+        self.serialize_as(Encoding::Packed)
     }
 
     fn serialize_as(&self, encoding: Encoding) -> Result<Vec<u8>> {
@@ -1670,7 +1833,7 @@ mod tests {
             grid_rows(5, 4, 1),
             grid_rows(40, 7, 2),
             grid_rows(3 * CHUNK + 11, 300, 3),
-            grid_rows(4 * CHUNK, 4000, 4),
+            grid_rows(3 * TALLY_VALUES, 4000, 4),
         ];
         let states: Vec<MedianState> = parts.iter().map(|rows| both_forms(rows, Some(0.05)).0).collect();
         let forms: Vec<&str> = states.iter().map(form_of).collect();
@@ -1746,50 +1909,81 @@ mod tests {
         assert_eq!(state.serialize().unwrap(), heap.serialize().unwrap());
     }
 
-    /// The narrow encoding of partial states reads back to the runs of the fixed one, on both
-    /// sides of each width (units of 8 or 16 bytes, counts of 1, 2, 4 or 8), and every state
-    /// form's partial bytes merge as its fixed bytes do.
+    /// The widths [`Encoding::Packed`] should take for `runs`, found by trying every width: for
+    /// each field, the most low zero bits all runs share, then the fewest whole bytes that hold
+    /// every field without them (the first run's step, 0, needs none).
+    fn narrowest_packing(runs: &[Run]) -> Packing {
+        let steps: Vec<u128> = runs
+            .windows(2)
+            .map(|pair| u128::from(value_order::key(pair[1].value) - value_order::key(pair[0].value)))
+            .collect();
+        let units: Vec<u128> = runs.iter().map(|run| run.weight.units()).collect();
+        let counts: Vec<u128> = runs.iter().map(|run| u128::from(run.count)).collect();
+        let shift = |fields: &[u128], most: u32| (0..most).rev().find(|&s| fields.iter().all(|f| f % (1 << s) == 0));
+        let width = |fields: &[u128], shift: u32, least: u8| {
+            (least..=16)
+                .find(|&w| fields.iter().all(|f| w == 16 || (f >> shift) < 1u128 << (8 * u32::from(w))))
+                .unwrap()
+        };
+        let step_shift = if steps.iter().all(|&s| s == 0) { 0 } else { shift(&steps, 64).unwrap() };
+        let units_shift = if runs.is_empty() { 0 } else { shift(&units, 128).unwrap() };
+        Packing {
+            step_shift: step_shift as u8,
+            step_width: width(&steps, step_shift, 0),
+            units_shift: units_shift as u8,
+            units_width: width(&units, units_shift, 1),
+            count_width: width(&counts, 0, 1),
+        }
+    }
+
+    /// Packed partial states read back to the runs of the fixed form, at the edges of every
+    /// field's width (units, counts, steps between values of either sign, the whole range of
+    /// finite values), in the narrowest widths and as many bytes as those widths say; and
+    /// every state form's partial bytes merge as its fixed bytes do.
     #[test]
-    fn the_narrow_encoding_reads_back_the_runs() {
+    fn the_packed_encoding_reads_back_the_runs() {
         let edges: [(u128, u64); 10] = [
             (1, 1),
             (u128::from(u64::MAX), 255),
             (u128::from(u64::MAX) + 1, 256),
-            (3, 65_535),
-            (5, 65_536),
+            (3 << 40, 65_535),
+            (5 << 60, 65_536),
             (7, u64::from(u32::MAX)),
             (9, u64::from(u32::MAX) + 1),
             (u128::MAX >> 1, u64::MAX),
             (1 << 100, 2),
-            (12_345, 3),
+            (12_345 << 42, 3),
         ];
-        for first in 0..edges.len() {
-            for last in first..=edges.len() {
-                let runs: Vec<Run> = edges[first..last]
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &(units, count))| Run { value: i as f64 - 2.0, weight: Weight::from_units(units), count })
-                    .collect();
-                for tolerance in [None, Some(0.5)] {
-                    let narrow = write_runs(tolerance, &runs, Encoding::Narrow);
-                    let fixed = write_runs(tolerance, &runs, Encoding::Fixed);
-                    let mut read_tolerance = None;
-                    let read = read_runs(&narrow, |t| {
-                        read_tolerance = Some(t);
-                        Ok(())
-                    })
-                    .unwrap();
-                    assert_eq!((read, read_tolerance), (runs.clone(), tolerance));
-                    let widths = (runs.iter().any(|r| r.weight.units() >> 64 != 0), runs.iter().map(|r| r.count).max());
-                    let per_run = 8
-                        + if widths.0 { 16 } else { 8 }
-                        + match widths.1.unwrap_or(0) {
-                            0..=255 => 1,
-                            256..=65_535 => 2,
-                            65_536..=0xffff_ffff => 4,
-                            _ => 8,
-                        };
-                    assert_eq!(narrow.len(), fixed.len() + 2 - runs.len() * (32 - per_run));
+        let value_sets: [&[f64]; 4] = [
+            &[-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            &[-f64::MAX, -1e-300, -f64::MIN_POSITIVE, 0.0, 5e-324, 1e-10, 0.75, 1e10, 1e300, f64::MAX],
+            &[200_000.0, 200_500.0, 201_000.0, 262_000.0, 262_144.0, 262_500.0, 300_000.0, 1e6, 1.5e6, 2e6],
+            &[0.1, 0.2, 0.3, 0.30000000000000004, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        ];
+        for values in value_sets {
+            for first in 0..edges.len() {
+                for last in first..=edges.len() {
+                    let runs: Vec<Run> = edges[first..last]
+                        .iter()
+                        .zip(&values[first..last])
+                        .map(|(&(units, count), &value)| Run { value, weight: Weight::from_units(units), count })
+                        .collect();
+                    let packing = narrowest_packing(&runs);
+                    assert_eq!(Packing::of(&runs), packing, "{runs:?}");
+                    for tolerance in [None, Some(0.5)] {
+                        let packed = write_runs(tolerance, &runs, Encoding::Packed);
+                        let mut read_tolerance = None;
+                        let read = read_runs(&packed, |t| {
+                            read_tolerance = Some(t);
+                            Ok(())
+                        })
+                        .unwrap();
+                        assert_eq!((read, read_tolerance), (runs.clone(), tolerance));
+                        // magic, version, flags, tolerance, widths, count, the first key, the runs.
+                        let header = 3 + if tolerance.is_some() { 8 } else { 0 } + 5 + 8;
+                        let first_key = if runs.is_empty() { 0 } else { 8 };
+                        assert_eq!(packed.len(), header + first_key + runs.len() * packing.run_width());
+                    }
                 }
             }
         }
@@ -1797,51 +1991,93 @@ mod tests {
             [grid_rows(5, 4, 1), grid_rows(40, 7, 2), grid_rows(3 * CHUNK + 11, 300, 3), grid_rows(4 * CHUNK, 4000, 4)];
         for rows in &parts {
             let (state, heap) = both_forms(rows, Some(0.05));
-            let mut from_narrow = MedianState::default();
-            from_narrow.merge_serialized(&state.serialize_partial().unwrap()).unwrap();
-            from_narrow.merge_serialized(&state.serialize_partial().unwrap()).unwrap();
+            let mut from_packed = MedianState::default();
+            from_packed.merge_serialized(&state.serialize_partial().unwrap()).unwrap();
+            from_packed.merge_serialized(&state.serialize_partial().unwrap()).unwrap();
             let mut from_fixed = NumericClaims::<11>::default();
             from_fixed.merge_serialized(&heap.serialize().unwrap()).unwrap();
             from_fixed.merge_serialized(&heap.serialize().unwrap()).unwrap();
-            assert_eq!(from_narrow.serialize().unwrap(), from_fixed.serialize().unwrap(), "{}", form_of(&state));
-            assert_eq!(from_narrow.result().unwrap(), from_fixed.result().unwrap());
+            assert_eq!(from_packed.serialize().unwrap(), from_fixed.serialize().unwrap(), "{}", form_of(&state));
+            assert_eq!(from_packed.result().unwrap(), from_fixed.result().unwrap());
             assert!(state.serialize_partial().unwrap().len() < state.serialize().unwrap().len() || state.is_empty());
         }
     }
 
-    /// Malformed narrow bytes are errors: every truncation, widths it does not write, a run
-    /// with no weight or no claims, values out of order.
+    /// A large group of 256 prices on a grid of 500 weighed in multiples of 1/1024 (the
+    /// benchmark's) packs its runs in 4 bytes each: a step in 1 byte, units in 2, a count in 1.
     #[test]
-    fn corrupt_narrow_states_are_errors() {
+    fn prices_on_a_grid_pack_in_four_bytes_a_run() {
+        let mut state = MedianState::default();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let price = 200_000.0 + (seed & 255) as f64 * 500.0;
+            state.add(Some(price), Some((1 + (seed >> 20) % 1024) as f64 / 1024.0), Some(0.01)).unwrap();
+        }
+        state.collapse().unwrap();
+        let Form::Spilled(spilled) = &state.form else { panic!("3000 rows spill") };
+        // A step of 500 is 125 · 2^37 keys below 2^18 and 125 · 2^36 above, the step across
+        // it 161 · 2^36: shifted by 36 each fits a byte. Units are multiples of 2^42.
+        let packing = Packing { step_shift: 36, step_width: 1, units_shift: 42, units_width: 2, count_width: 1 };
+        assert_eq!((spilled.claims.runs.len(), Packing::of(&spilled.claims.runs)), (256, packing));
+        assert_eq!(state.serialize_partial().unwrap().len(), 3 + 8 + 5 + 8 + 8 + 256 * 4);
+    }
+
+    /// Malformed packed bytes are errors: every truncation, trailing bytes, widths it does not
+    /// write, unknown flags, a first run that steps or a later one that does not, a value that
+    /// overflows its key or is not finite or is -0, a weight whose shift loses bits, a run
+    /// with no weight or no claims.
+    #[test]
+    fn corrupt_packed_states_are_errors() {
         let runs = [
             Run { value: 1.0, weight: Weight::from_units(7), count: 300 },
             Run { value: 2.0, weight: Weight::from_units(9), count: 1 },
         ];
-        let good = write_runs(Some(0.25), &runs, Encoding::Narrow);
-        assert!(MedianState::deserialize(&good).is_ok());
+        let good = write_runs(Some(0.25), &runs, Encoding::Packed);
+        assert_eq!(read_runs(&good, |_| Ok(())).unwrap(), runs);
+        let corrupt = |bytes: &[u8]| MedianState::deserialize(bytes).map(|_| ()).map_err(|e| e.kind);
         for cut in 0..good.len() {
-            assert!(MedianState::deserialize(&good[..cut]).is_err(), "{cut}");
+            assert_eq!(corrupt(&good[..cut]), Err(crate::ErrorKind::CorruptState), "{cut}");
         }
         let mut longer = good.clone();
         longer.push(0);
-        assert!(MedianState::deserialize(&longer).is_err());
-        // magic, version, flags, tolerance (8), count (8), widths (2), then runs of value (8),
-        // units (8), count (2).
-        let widths = 19;
-        let first = widths + 2;
-        for (at, byte) in [(widths, 4), (widths, 0), (widths + 1, 3), (widths + 1, 16), (2, 4 | NARROW_RUNS)] {
+        assert_eq!(corrupt(&longer), Err(crate::ErrorKind::CorruptState));
+        // magic, version, flags, tolerance (8), widths (5) at 11, count (8) at 16, the first key
+        // (8) at 24, then runs of step (1: 1.0 to 2.0 is 2^52 keys, shifted 52), units (1) and
+        // count (2), at 32 and 36.
+        assert_eq!(&good[11..16], &[52, 1, 0, 1, 2]);
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut with = |what: &'static str, at: usize, bytes: &[u8]| {
             let mut bad = good.clone();
-            bad[at] = byte;
-            assert!(MedianState::deserialize(&bad).is_err(), "{at} {byte}");
+            bad[at..at + bytes.len()].copy_from_slice(bytes);
+            cases.push((what, bad));
+        };
+        with("unknown flag", 2, &[4 | PACKED_RUNS | HAS_TOLERANCE]);
+        with("step shift 64", 11, &[64]);
+        with("step width 9", 12, &[9]);
+        with("units shift 128", 13, &[128]);
+        with("units width 0", 14, &[0]);
+        with("units width 17", 14, &[17]);
+        with("count width 0", 15, &[0]);
+        with("count width 9", 15, &[9]);
+        with("more runs than bytes", 16, &3u64.to_le_bytes());
+        with("a first run that steps", 32, &[1]);
+        with("a later run that does not", 36, &[0]);
+        with("no weight", 33, &[0]);
+        with("no claims", 38, &[0, 0]);
+        with("a weight shifted out of range", 13, &[126]);
+        with("a first key that is not a value's", 24, &(u64::MAX - 1).to_le_bytes());
+        with("-0", 24, &value_order::key(-0.0).to_le_bytes());
+        with("NaN", 24, &value_order::key(f64::NAN).to_le_bytes());
+        with("infinity", 24, &value_order::key(f64::NEG_INFINITY).to_le_bytes());
+        let mut past_the_last = good.clone();
+        past_the_last[24..32].copy_from_slice(&value_order::key(f64::MAX).to_le_bytes());
+        past_the_last[36] = 255;
+        cases.push(("a step past the last key", past_the_last));
+        for (what, bad) in cases {
+            assert_eq!(corrupt(&bad), Err(crate::ErrorKind::CorruptState), "{what}");
         }
-        let mut no_weight = good.clone();
-        no_weight[first + 8..first + 16].copy_from_slice(&0u64.to_le_bytes());
-        assert!(MedianState::deserialize(&no_weight).is_err());
-        let mut no_claims = good.clone();
-        no_claims[first + 16..first + 18].copy_from_slice(&0u16.to_le_bytes());
-        assert!(MedianState::deserialize(&no_claims).is_err());
-        let mut out_of_order = good;
-        out_of_order[first..first + 8].copy_from_slice(&3.0f64.to_le_bytes());
-        assert!(MedianState::deserialize(&out_of_order).is_err());
     }
 }
