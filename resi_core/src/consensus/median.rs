@@ -608,9 +608,9 @@ fn read_runs(bytes: &[u8], mut set_tolerance: impl FnMut(f64) -> Result<()>) -> 
     let mut runs: Vec<Run> = Vec::with_capacity(n);
     // Units of at most 64 bits once shifted back (every light weight's): summed in u64.
     let valid = if u32::from(p.units_shift) + 8 * u32::from(p.units_width) <= 64 {
-        read_packed::<false>(body, p, key, &mut runs)
+        read_packed::<false>(body, p, key, n, &mut runs)
     } else {
-        read_packed::<true>(body, p, key, &mut runs)
+        read_packed::<true>(body, p, key, n, &mut runs)
     };
     if !valid {
         return Err(r.corrupt("a run is out of order or out of range, or has no weight or no claims"));
@@ -618,13 +618,13 @@ fn read_runs(bytes: &[u8], mut set_tolerance: impl FnMut(f64) -> Result<()>) -> 
     Ok(runs)
 }
 
-/// Append the `runs.capacity()` runs packed in `body` (exactly as many bytes as they take),
+/// Append the `n` runs packed in `body` (exactly as many bytes as they take),
 /// the first at `key`, to `runs`: `false` if one is invalid (a value not above the last or
 /// not finite or -0, a field whose shift loses bits, no weight, no claims), which is checked
 /// for all of them at once rather than with a branch each. `WIDE` when the units, shifted
 /// back, may need more than 64 bits.
-fn read_packed<const WIDE: bool>(body: &[u8], p: Packing, mut key: u64, runs: &mut Vec<Run>) -> bool {
-    let n = runs.capacity();
+fn read_packed<const WIDE: bool>(body: &[u8], p: Packing, mut key: u64, n: usize, runs: &mut Vec<Run>) -> bool {
+    debug_assert_eq!(body.len(), n * p.run_width());
     let run_width = p.run_width();
     let (units_at, count_at) = (usize::from(p.step_width), usize::from(p.step_width) + usize::from(p.units_width));
     let (low_width, high_width) = (p.units_width.min(8), p.units_width.saturating_sub(8));
