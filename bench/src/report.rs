@@ -197,12 +197,19 @@ impl Row {
         }
     }
 
+    /// The ratio to two decimals, or to as many more (up to 6) as it takes for the figure shown
+    /// to fall on the same side of the target as the ratio itself: a speed-up of 1.696 against
+    /// ≥ 1.7× is MISSED and reads 1.696×, not 1.70×.
     fn ratio_cell(&self) -> String {
-        if self.ratio.is_finite() {
-            format!("{:.2}× ({})", self.ratio, self.ratio_meaning)
-        } else {
-            "—".into()
+        if !self.ratio.is_finite() {
+            return "—".into();
         }
+        let agrees = |decimals: usize| {
+            let shown: f64 = format!("{:.*}", decimals, self.ratio).parse().expect("a formatted number");
+            self.target.met(shown) == self.target.met(self.ratio)
+        };
+        let decimals = (2..6).find(|&d| agrees(d)).unwrap_or(6);
+        format!("{:.*}× ({})", decimals, self.ratio, self.ratio_meaning)
     }
 }
 
@@ -289,6 +296,35 @@ mod tests {
     fn stats() {
         assert_eq!(Stats::of(&[3.0, 1.0, 2.0]), Stats { median: 2.0, min: 1.0, max: 3.0 });
         assert_eq!(Stats::of(&[4.0, 1.0]).median, 2.5);
+    }
+
+    /// A ratio that two decimals would round onto the other side of its target is shown with
+    /// the decimals that keep it on its own side; any other with two.
+    #[test]
+    fn a_ratio_is_never_shown_on_the_wrong_side_of_its_target() {
+        let side = Side::new("x", Stats::of(&[1.0]), Unit::Seconds);
+        let row = |ratio: f64, target: Target| Row {
+            measurement: "m".into(),
+            size: "s".into(),
+            subject: side.clone(),
+            baseline: None,
+            ratio,
+            ratio_meaning: "speed-up",
+            target,
+            notes: vec![],
+        };
+        for (ratio, target, cell, verdict) in [
+            (1.696, Target::AtLeast(1.7), "1.696× (speed-up)", "MISSED"),
+            (1.6999, Target::AtLeast(1.7), "1.6999× (speed-up)", "MISSED"),
+            (1.7, Target::AtLeast(1.7), "1.70× (speed-up)", "met"),
+            (1.704, Target::AtLeast(1.7), "1.70× (speed-up)", "met"),
+            (1.3004, Target::AtMost(1.3), "1.3004× (speed-up)", "MISSED"),
+            (1.296, Target::AtMost(1.3), "1.30× (speed-up)", "met"),
+            (1.696, Target::Reference, "1.70× (speed-up)", ""),
+        ] {
+            let row = row(ratio, target);
+            assert_eq!((row.ratio_cell().as_str(), row.verdict()), (cell, verdict), "{ratio}");
+        }
     }
 
     #[test]
