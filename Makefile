@@ -62,10 +62,12 @@ test: setup
 	@$(MAKE) --no-print-directory test-unit test-pg test-e2e
 	@echo "make test: all suites passed"
 
-# Pure Rust: resi_core (consensus, hashing, keys, trust, rate limits) and the loader's unit tests.
+# Pure Rust: resi_core (consensus, hashing, keys, trust, rate limits), the loader's unit tests and
+# the bench's (its report and helpers; `make bench` runs the measurements themselves).
 test-unit:
 	$(CARGO) test --locked -p resi_core
 	$(CARGO) test --locked -p resi-loader --lib --bins
+	$(CARGO) test --locked -p resi-bench --bins
 
 # #[pg_test]s inside a backend (pgrx starts and stops its own cluster).
 test-pg:
