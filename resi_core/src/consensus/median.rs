@@ -545,12 +545,6 @@ fn write_runs(tolerance: Option<f64>, runs: &[Run], encoding: Encoding) -> Vec<u
     w.finish()
 }
 
-/// The value of a [`value_order::key`].
-#[inline(always)]
-fn value_of_key(key: u64) -> f64 {
-    f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
-}
-
 /// The runs of a binary form written by [`write_runs`] (in either encoding), its tolerance
 /// (if any) passed to `set_tolerance` first. Every run is re-validated: finite values in
 /// increasing order (-0 never), each with a weight and a count, no bit of a shifted field
@@ -631,7 +625,7 @@ fn read_packed<const WIDE: bool>(body: &[u8], p: Packing, mut key: u64, n: usize
     let (step_shift, units_shift) = (u32::from(p.step_shift), u32::from(p.units_shift));
     // The first key must be a finite value's; later ones only step up from it, and each must
     // stay at most the largest finite value's key and differ from -0's.
-    let mut valid = value_of_key(key).is_finite();
+    let mut valid = value_order::value(key).is_finite();
     for i in 0..n {
         crate::interrupt::check_every(i);
         let at = i * run_width;
@@ -657,7 +651,7 @@ fn read_packed<const WIDE: bool>(body: &[u8], p: Packing, mut key: u64, n: usize
             && units != 0
             && count != 0;
         key = next;
-        runs.push(Run { value: value_of_key(key), weight: Weight::from_units(units), count });
+        runs.push(Run { value: value_order::value(key), weight: Weight::from_units(units), count });
     }
     valid
 }

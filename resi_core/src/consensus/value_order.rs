@@ -20,6 +20,13 @@ pub(crate) fn key(value: f64) -> u64 {
     }
 }
 
+/// The value whose [`key`] is `key` (the inverse of [`key`]; a key no finite value has gives a
+/// NaN or an infinity, or -0 for the one below 0's).
+#[inline(always)]
+pub(crate) fn value(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
+}
+
 /// Items below which a comparison sort by key is the faster one (a radix pass costs the same
 /// for 10 items as for 200).
 const RADIX_MIN: usize = 64;
@@ -115,6 +122,13 @@ mod tests {
         v.sort_by(f64::total_cmp);
         for pair in v.windows(2) {
             assert_eq!(pair[0].partial_cmp(&pair[1]), Some(key(pair[0]).cmp(&key(pair[1]))), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_gives_back_its_value() {
+        for v in values(2000, 11) {
+            assert_eq!(value(key(v)).to_bits(), v.to_bits(), "{v}");
         }
     }
 
