@@ -44,7 +44,8 @@ COMMENT ON FUNCTION resi.earn_trust(text[]) IS
 -- Validation: a validator's spot-check of one miner's current claim on a listing
 -- ---------------------------------------------------------------------------------------------
 -- Marks the attestation behind the miner's current claim validated, counts it as an audited
--- claim (wrong when it did not pass; `score` is kept on the attestation) and sets the miner's
+-- claim (wrong when it did not pass; the verdict and `score` are kept on the attestation, where
+-- resi.find_dependent_miners reads the verdicts of a listing's validations) and sets the miner's
 -- trust to what its evidence earns (resi.earned_trust). The listing's consensus is refreshed now; the miner's other
 -- listings by resi.refresh_stale_consensus. An attestation is validated once: validating it
 -- again changes nothing (a NOTICE says so). Returns the miner's trust after the validation.
@@ -76,7 +77,8 @@ BEGIN
             USING ERRCODE = 'no_data_found';
     END IF;
     UPDATE resi.miner_attestations a
-       SET is_validated = true, validation_timestamp = now(), validation_score = score
+       SET is_validated = true, validation_timestamp = now(), validation_score = score,
+           validation_passed = passed
      WHERE a.id = attestation AND NOT a.is_validated;
     IF NOT FOUND THEN
         RAISE NOTICE 'resi.record_validation: attestation % of miner % was already validated; trust unchanged',

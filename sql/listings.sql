@@ -102,13 +102,18 @@ CREATE TABLE resi.miner_attestations (
     scraped_at           timestamptz, -- the row's own scrape time (the Parquet `datetime` column)
     -- 0.5.0: resi.claim_signature of the row, shared exactly by byte copies; NULL without a
     -- scrape time (reports without one are not told apart from independent ones by it).
-    signature            bigint
+    signature            bigint,
+    -- 0.5.0: the verdict of resi.record_validation (NULL: not validated, or validated before
+    -- 0.5.0 kept it); failed reports that repeat each other's values are evidence of dependence.
+    validation_passed    boolean
 );
 COMMENT ON TABLE resi.miner_attestations IS 'Each miner''s report of a listing in one upload; consensus is recomputable from these rows alone.';
 
 CREATE INDEX miner_attestations_miner_hotkey_idx         ON resi.miner_attestations (miner_hotkey);
 CREATE INDEX miner_attestations_submission_timestamp_idx ON resi.miner_attestations (submission_timestamp);
 CREATE INDEX miner_attestations_zpid_idx                 ON resi.miner_attestations (zpid);
+-- The validated reports, which resi.find_dependent_miners reads after every loader pass: few.
+CREATE INDEX miner_attestations_validated_idx ON resi.miner_attestations (zpid) WHERE validation_passed IS NOT NULL;
 
 -- ---------------------------------------------------------------------------------------------
 -- Current claims: each miner's latest report per listing, the votes consensus counts

@@ -151,6 +151,10 @@ $$;
 -- it. Existing rows keep NULL (they are not told apart; new uploads are).
 ALTER TABLE resi.miner_attestations ADD COLUMN signature bigint;
 ALTER TABLE resi.miner_claims ADD COLUMN signature bigint;
+-- The verdict of each validation from now on (resi.record_validation): failed reports that
+-- repeat each other's values are evidence of dependence. Earlier validations keep NULL.
+ALTER TABLE resi.miner_attestations ADD COLUMN validation_passed boolean;
+CREATE INDEX miner_attestations_validated_idx ON resi.miner_attestations (zpid) WHERE validation_passed IS NOT NULL;
 ALTER TABLE resi.listings ADD COLUMN voting_groups integer NOT NULL DEFAULT 0 CHECK (voting_groups >= 0);
 ALTER TABLE resi.listings ADD COLUMN audited_at timestamptz;
 ALTER TABLE resi.miner_trust ADD COLUMN audited_fields bigint NOT NULL DEFAULT 0 CHECK (audited_fields >= 0);
@@ -254,7 +258,10 @@ AS 'MODULE_PATHNAME', 'claim_differences_wrapper';
 --   prove nothing (every honest miner copies the same website); a shared lie does. The score is
 --   AccuCopy's log-likelihood ratio of dependence with its published defaults (error rate 0.2,
 --   copy rate 0.8, 100 plausible false values): ln 400 per shared false value, ln 0.2 per
---   difference. The miner whose judged attestations came first is the source.
+--   difference. The miner whose judged attestations came first is the source. Validations
+--   count too: where two or more of a listing's reports validated in the same hour passed, the
+--   fields they agree on stand for what the validator saw, and each failed report is judged
+--   against them (a validation itself says only pass or fail).
 -- A row stays when its claims age out: a ring does not become independent by waiting. An
 -- operator who knows better deletes the row and runs resi.find_dependent_miners() again.
 CREATE TABLE resi.miner_dependence (
@@ -274,6 +281,66 @@ CREATE TABLE resi.miner_dependence (
 );
 COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims, audited false values they share) and since when.';
 CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source_hotkey);
+
+-- ---------------------------------------------------------------------------------------------
+-- Evidence: validations judged like audits
+-- ---------------------------------------------------------------------------------------------
+-- resi.record_validation says only pass or fail. A round of validations of a listing is the
+-- reports validated in the same hour (each miner's last). Where two or more reports of a round
+-- passed, the fields they all agree on (within the consensus tolerances) stand for what the
+-- validator saw, and each report of the round is judged against them as an audit judges a claim:
+-- `wrong` holds, for each of those fields where the report differs, the value it reported ('{}'
+-- for a passed one: so a pair where one failed and the other passed counts a difference, as in an
+-- audit). One passed report is not enough: a validator checks some fields, and a report right on
+-- those may still be wrong on another. Rounds with fewer passed reports have no rows, and
+-- validations recorded before 0.5.0 (which kept no verdict) are not read. resi.find_dependent_miners
+-- reads these rows beside resi.audit_verdicts. Cost: the validated reports only (a partial index
+-- of them); per report of a round with two or more passed, one resi.claim_differences for it and
+-- one for each passed report (resi.validation_errors).
+CREATE FUNCTION resi.validation_errors(report resi.miner_claims, passed resi.miner_claims[])
+    RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    disputed text[] := '{}';
+    other    resi.miner_claims;
+BEGIN
+    -- (A loop, not a subquery over unnest's rows: on Citus the view below runs on the shards,
+    -- and Citus deparses a whole-row reference to unnest's rows wrongly.)
+    FOREACH other IN ARRAY passed[2:] LOOP
+        disputed := disputed || resi.claim_differences(other, passed[1]);
+    END LOOP;
+    RETURN (SELECT coalesce(jsonb_object_agg(f, to_jsonb(report) -> f), '{}')
+              FROM unnest(resi.claim_differences(report, passed[1])) f
+             WHERE f <> ALL (disputed));
+END
+$$;
+COMMENT ON FUNCTION resi.validation_errors(resi.miner_claims, resi.miner_claims[]) IS
+    'The fields all the passed reports agree on (within the consensus tolerances) where a validated report differs from them, with its values (field -> value): how resi.validation_verdicts judges a report.';
+
+CREATE VIEW resi.validation_verdicts AS
+WITH validated AS (
+    SELECT DISTINCT ON (a.zpid, 2, a.miner_hotkey)
+           a.zpid, date_bin('1 hour', a.validation_timestamp, timestamptz '2000-01-01 00:00+00') AS round,
+           a.miner_hotkey, a.id, a.validation_passed AS passed,
+           ROW(a.zpid, a.miner_hotkey, a.id, a.submission_timestamp, a.submission_timestamp, 1, a.uri, a.price,
+               a.address, a.bedrooms, a.bathrooms, a.living_area, a.home_type, a.home_status, a.days_on_zillow,
+               a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature)::resi.miner_claims AS claim
+      FROM resi.miner_attestations a
+     WHERE a.validation_passed IS NOT NULL
+     ORDER BY a.zpid, 2, a.miner_hotkey, a.id DESC
+), rounds AS (
+    SELECT v.zpid, v.round, array_agg(v.claim ORDER BY v.id) FILTER (WHERE v.passed) AS passed
+      FROM validated v
+     GROUP BY 1, 2
+    HAVING count(*) FILTER (WHERE v.passed) >= 2
+)
+SELECT v.zpid, v.round, v.miner_hotkey, v.id AS attestation_id, v.passed,
+       resi.validation_errors(v.claim, r.passed) AS wrong
+  FROM validated v
+  JOIN rounds r ON r.zpid = v.zpid AND r.round = v.round;
+COMMENT ON VIEW resi.validation_verdicts IS 'Per round of validations of a listing (the same hour) with two or more passed reports: each validated report judged against the fields the passed ones agree on, as an audit judges a claim (wrong: field -> the reported value).';
 
 -- ---------------------------------------------------------------------------------------------
 -- Groups: the miners that vote as one
@@ -313,7 +380,9 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 -- per claim on listings with three or more sources, then per listing the pairs of claims that
 -- deviate on a common field, one comparison each; the groups over at most one row per pair of
 -- miners; the audits' evidence is one self-join of resi.audit_verdicts per audit (the miners an
--- audit judged, pairwise). Grows with the current claims, and per listing with the square of
+-- audit judged, pairwise), and the validations' one read of the validated reports (a partial
+-- index of them), one resi.claim_differences per report in a round with two passed, and the
+-- same self-join per round. Grows with the current claims, and per listing with the square of
 -- its deviating claims (make bench row 9 measures it at a tenth of the network). One pass at
 -- a time (a transaction-level advisory lock); returns the miners whose group changed. Without JIT (the expressions are calls into Rust: compiling them
 -- cost a second a pass) and with 64MB for its sorts (the deviating claims stay in memory).
@@ -441,14 +510,21 @@ BEGIN
         updated_at        = excluded.updated_at
      WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
-    -- Shared false values: per audit, each pair of judged miners and the fields either got wrong.
-    WITH judged_pairs AS (
+    -- Shared false values: per judgement (an audit, or a round of validations of a listing:
+    -- resi.validation_verdicts), each pair of judged miners and the fields either got wrong.
+    WITH verdicts AS (
+        SELECT v.audit_id::text AS judgement, v.miner_hotkey, v.attestation_id, v.wrong
+          FROM resi.audit_verdicts v
+        UNION ALL
+        SELECT v.zpid || ' ' || v.round, v.miner_hotkey, v.attestation_id, v.wrong
+          FROM resi.validation_verdicts v
+    ), judged_pairs AS (
         SELECT a.miner_hotkey AS m1, b.miner_hotkey AS m2,
                min(a.attestation_id) AS first1, min(b.attestation_id) AS first2,
                count(*) FILTER (WHERE f.v1 = f.v2)::integer AS shared_false,
                count(*) FILTER (WHERE f.v1 IS DISTINCT FROM f.v2)::integer AS differences
-          FROM resi.audit_verdicts a
-          JOIN resi.audit_verdicts b ON b.audit_id = a.audit_id AND b.miner_hotkey > a.miner_hotkey
+          FROM verdicts a
+          JOIN verdicts b ON b.judgement = a.judgement AND b.miner_hotkey > a.miner_hotkey
          CROSS JOIN LATERAL (SELECT x.value AS v1, y.value AS v2
                                FROM jsonb_each(a.wrong) x FULL JOIN jsonb_each(b.wrong) y ON y.key = x.key) f
          GROUP BY 1, 2
@@ -519,7 +595,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.find_dependent_miners(integer, integer, integer) IS
-    'Collect the evidence of dependent miners (copied claims, near copies of deviations from the consensus, audited false values in common) into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
+    'Collect the evidence of dependent miners (copied claims, near copies of deviations from the consensus, false values in common that audits or validations found) into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
 COMMENT ON FUNCTION resi.claim_signature(text, timestamptz, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision) IS
     '64 bits of SHA-256 over a report''s zpid, scrape time and every field: two reports share it exactly when one is a byte copy of the other.';
 COMMENT ON FUNCTION resi.claim_differences(resi.miner_claims, resi.miner_claims) IS
@@ -1681,7 +1757,8 @@ BEGIN
             USING ERRCODE = 'no_data_found';
     END IF;
     UPDATE resi.miner_attestations a
-       SET is_validated = true, validation_timestamp = now(), validation_score = score
+       SET is_validated = true, validation_timestamp = now(), validation_score = score,
+           validation_passed = passed
      WHERE a.id = attestation AND NOT a.is_validated;
     IF NOT FOUND THEN
         RAISE NOTICE 'resi.record_validation: attestation % of miner % was already validated; trust unchanged',

@@ -733,7 +733,7 @@ fn the_loaders_fold_on_a_distributed_database_writes_what_it_writes_on_a_single_
 /// Calls of the operator's, the validators' and the readers' functions after the folds of
 /// `uploads`, each with its answer compared (times left out). In this order: the independence
 /// pass regroups miners and staleness follows; audits and validations change trust.
-const CALLS: [(&str, &str); 22] = [
+const CALLS: [(&str, &str); 27] = [
     ("SELECT resi.find_dependent_miners() AS changed", "1"),
     ("SELECT resi.stale_listings() AS stale", "1"),
     ("SELECT resi.refresh_stale_consensus(400) AS refreshed", "1"),
@@ -742,6 +742,18 @@ const CALLS: [(&str, &str); 22] = [
     ("SELECT resi.record_audit('3010', '{\"price\": 100, \"bedrooms\": 3}', '2025-09-17 12:00+00') AS judged", "1"),
     ("SELECT resi.record_validation('m1', '2990', true, 0.9) AS trust", "1"),
     ("SELECT resi.record_validation('N8', '2990', false) AS trust", "1"),
+    // A round of validations of a listing with two passed reports that agree (the third fold's
+    // m3 and N10): the failed ones (o17 and o16, each its own price) are judged against them,
+    // and the independence pass reads the verdicts.
+    ("SELECT resi.record_validation('m3', '3060', true) AS trust", "1"),
+    ("SELECT resi.record_validation('N10', '3060', true) AS trust", "1"),
+    (
+        "SELECT cardinality(ARRAY[resi.record_validation('o17', '3060', false),
+                resi.record_validation('o16', '3060', false)]) AS failed",
+        "1",
+    ),
+    ("SELECT zpid, miner_hotkey, passed, wrong FROM resi.validation_verdicts", "miner_hotkey"),
+    ("SELECT resi.find_dependent_miners(3, 1) AS changed", "1"),
     ("SELECT resi.add_strike('m22', 'test') IS NULL AS not_banned", "1"),
     ("SELECT resi.ban_miner('o15', 'test', '1 day') > now() AS banned", "1"),
     ("SELECT resi.unban_miner('o15') AS unbanned", "1"),

@@ -361,6 +361,85 @@ fn identities_that_share_audited_lies_become_one_group_and_honest_noise_does_not
 }
 
 #[test]
+fn identities_that_fail_validations_with_the_same_values_become_one_group_and_honest_failures_do_not() {
+    let db = TestDatabase::new("independence_validated_lies");
+    let mut client = db.client();
+    // A validator that says only pass or fail checks every report on listings 1-5. Three
+    // identities tell the same lie on all of them; two honest miners each fail once with an error
+    // of their own (listings 1 and 2), and only honest3 passes on listing 5.
+    for (i, zpid) in ["1", "2", "3", "4", "5"].iter().enumerate() {
+        let lie = 240_000 + i as i64;
+        let truth = 200_000 + i as i64;
+        let mut reports = vec![
+            ("ring1", SOURCE_UPLOAD, *zpid, "2025-09-17 07:00+00", lie),
+            ("ring2", COPY_UPLOAD, *zpid, "2025-09-17 07:10+00", lie),
+            ("ring3", COPY_UPLOAD, *zpid, "2025-09-17 07:20+00", lie),
+            ("honest3", SOURCE_UPLOAD, *zpid, "2025-09-17 07:50+00", truth),
+        ];
+        if i < 4 {
+            reports.push(("honest1", SOURCE_UPLOAD, zpid, "2025-09-17 07:30+00", if i == 0 { 150_000 } else { truth }));
+            reports.push(("honest2", SOURCE_UPLOAD, zpid, "2025-09-17 07:40+00", if i == 1 { 150_000 } else { truth }));
+        }
+        stage(&mut client, &reports);
+        for (miner, _, _, _, price) in &reports {
+            client.execute("SELECT resi.record_validation($1, $2, $3)", &[miner, zpid, &(*price == truth)]).unwrap();
+        }
+    }
+    let verdicts: String = scalar(
+        &mut client,
+        "SELECT string_agg(zpid || ':' || miner_hotkey || '=' || validation_passed, ' ' ORDER BY zpid, miner_hotkey)
+           FROM resi.miner_attestations WHERE zpid IN ('1', '5')",
+    );
+    assert_eq!(
+        verdicts,
+        "1:honest1=false 1:honest2=true 1:honest3=true 1:ring1=false 1:ring2=false 1:ring3=false \
+         5:honest3=true 5:ring1=false 5:ring2=false 5:ring3=false"
+    );
+    // Listing 1 judged: the price honest2 and honest3 agree on stands for what the validator
+    // saw. Listing 5, with one passed report, is not judged.
+    let judged: String = scalar(
+        &mut client,
+        "SELECT string_agg(zpid || ':' || miner_hotkey || '=' || wrong::text, ' ' ORDER BY zpid, miner_hotkey)
+           FROM resi.validation_verdicts WHERE zpid IN ('1', '5')",
+    );
+    assert_eq!(
+        judged,
+        "1:honest1={\"price\": 150000} 1:honest2={} 1:honest3={} 1:ring1={\"price\": 240000} \
+         1:ring2={\"price\": 240000} 1:ring3={\"price\": 240000}"
+    );
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
+    // Each ring pair shares the four lies of listings 1-4, where two reports passed and the
+    // price they agree on stands for what the validator saw; listing 5 had one passed report
+    // (right on the price it was checked on, perhaps wrong on another field), so its failures
+    // are no evidence. honest1 and honest2 failed on different listings: no pair.
+    let evidence: Vec<(String, String, i32, i32)> = client
+        .query(
+            "SELECT miner_hotkey, source_hotkey, shared_false, audit_differences FROM resi.miner_dependence ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            ("ring2".into(), "ring1".into(), 4, 0),
+            ("ring3".into(), "ring1".into(), 4, 0),
+            ("ring3".into(), "ring2".into(), 4, 0)
+        ]
+    );
+    let groups: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
+    );
+    assert_eq!(groups, "ring1>ring1 ring2>ring1 ring3>ring1");
+    // The listings' consensus is the truth (the ring votes once, and with the trust its failed
+    // validations left it).
+    assert_eq!(scalar::<i64>(&mut client, "SELECT price FROM resi.listings WHERE zpid = '3'"), 200_002);
+}
+
+#[test]
 fn a_copier_that_shifts_times_and_nudges_numbers_repeats_its_sources_deviations_minutes_apart() {
     let db = TestDatabase::new("independence_near_copies");
     let mut client = db.client();
