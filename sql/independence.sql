@@ -25,14 +25,13 @@
 --   rows still repeats its source's deviations minutes from its source's scrape times. A pair is
 --   dependent when at least 80 % of its shared deviations are near copies.
 -- * shared false values: fields that audits (resi.audit_verdicts) found wrong in both miners'
---   claims with the same value, against the audited fields where they differ. Shared true values
---   prove nothing (every honest miner copies the same website); a shared lie does. The score is
+--   claims with the same value (within the consensus tolerances), against the audited fields
+--   where they differ. Shared true values prove nothing (every honest miner copies the same
+--   website); a shared lie does. The score is
 --   AccuCopy's log-likelihood ratio of dependence with its published defaults (error rate 0.2,
 --   copy rate 0.8, 100 plausible false values): ln 400 per shared false value, ln 0.2 per
 --   difference. The miner whose judged attestations came first is the source. Validations
---   count too: where two or more of a listing's reports validated in the same hour passed, the
---   fields they agree on stand for what the validator saw, and each failed report is judged
---   against them (a validation itself says only pass or fail).
+--   count too (resi.validation_verdicts).
 -- A row stays when its claims age out: a ring does not become independent by waiting. An
 -- operator who knows better deletes the row and runs resi.find_dependent_miners() again.
 CREATE TABLE resi.miner_dependence (
@@ -291,13 +290,22 @@ BEGIN
         SELECT v.zpid || ' ' || v.round, v.miner_hotkey, v.attestation_id, v.wrong
           FROM resi.validation_verdicts v
     ), judged_pairs AS (
+        -- A field both got wrong is a shared false value when their values agree within the
+        -- consensus tolerances (a ring that nudges its lies apart still tells one lie), else a
+        -- difference, as is a field only one got wrong. Two wrong sets are compared only when
+        -- both have one (most pairs of a judgement have a right claim).
         SELECT a.miner_hotkey AS m1, b.miner_hotkey AS m2,
                min(a.attestation_id) AS first1, min(b.attestation_id) AS first2,
-               count(*) FILTER (WHERE f.v1 = f.v2)::integer AS shared_false,
-               count(*) FILTER (WHERE f.v1 IS DISTINCT FROM f.v2)::integer AS differences
+               count(*) FILTER (WHERE f.k1 = f.k2 AND f.k1 <> ALL (d.apart))::integer AS shared_false,
+               count(*) FILTER (WHERE f.k1 IS DISTINCT FROM f.k2 OR f.k1 = ANY (d.apart))::integer AS differences
           FROM verdicts a
           JOIN verdicts b ON b.judgement = a.judgement AND b.miner_hotkey > a.miner_hotkey
-         CROSS JOIN LATERAL (SELECT x.value AS v1, y.value AS v2
+         CROSS JOIN LATERAL (SELECT CASE WHEN a.wrong <> '{}' AND b.wrong <> '{}' THEN
+                                     resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, a.wrong),
+                                                            jsonb_populate_record(NULL::resi.miner_claims, b.wrong))
+                                     ELSE '{}' END AS apart
+                              OFFSET 0) d
+         CROSS JOIN LATERAL (SELECT x.key AS k1, y.key AS k2
                                FROM jsonb_each(a.wrong) x FULL JOIN jsonb_each(b.wrong) y ON y.key = x.key) f
          GROUP BY 1, 2
     ), scored AS (

@@ -365,15 +365,16 @@ fn identities_that_fail_validations_with_the_same_values_become_one_group_and_ho
     let db = TestDatabase::new("independence_validated_lies");
     let mut client = db.client();
     // A validator that says only pass or fail checks every report on listings 1-5. Three
-    // identities tell the same lie on all of them; two honest miners each fail once with an error
-    // of their own (listings 1 and 2), and only honest3 passes on listing 5.
+    // identities tell the same lie on all of them, each nudging it apart within the price's 1 %
+    // tolerance; two honest miners each fail once with an error of their own (listings 1 and 2),
+    // and only honest3 passes on listing 5.
     for (i, zpid) in ["1", "2", "3", "4", "5"].iter().enumerate() {
         let lie = 240_000 + i as i64;
         let truth = 200_000 + i as i64;
         let mut reports = vec![
             ("ring1", SOURCE_UPLOAD, *zpid, "2025-09-17 07:00+00", lie),
-            ("ring2", COPY_UPLOAD, *zpid, "2025-09-17 07:10+00", lie),
-            ("ring3", COPY_UPLOAD, *zpid, "2025-09-17 07:20+00", lie),
+            ("ring2", COPY_UPLOAD, *zpid, "2025-09-17 07:10+00", lie + 700),
+            ("ring3", COPY_UPLOAD, *zpid, "2025-09-17 07:20+00", lie + 1_400),
             ("honest3", SOURCE_UPLOAD, *zpid, "2025-09-17 07:50+00", truth),
         ];
         if i < 4 {
@@ -405,11 +406,12 @@ fn identities_that_fail_validations_with_the_same_values_become_one_group_and_ho
     assert_eq!(
         judged,
         "1:honest1={\"price\": 150000} 1:honest2={} 1:honest3={} 1:ring1={\"price\": 240000} \
-         1:ring2={\"price\": 240000} 1:ring3={\"price\": 240000}"
+         1:ring2={\"price\": 240700} 1:ring3={\"price\": 241400}"
     );
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
-    // Each ring pair shares the four lies of listings 1-4, where two reports passed and the
-    // price they agree on stands for what the validator saw; listing 5 had one passed report
+    // Each ring pair shares the four lies of listings 1-4 (the same within the tolerance), where
+    // two reports passed and the price they agree on stands for what the validator saw; listing
+    // 5 had one passed report
     // (right on the price it was checked on, perhaps wrong on another field), so its failures
     // are no evidence. honest1 and honest2 failed on different listings: no pair.
     let evidence: Vec<(String, String, i32, i32)> = client

@@ -21,7 +21,9 @@
 //! fields wrong at their error rate (wrong values are random plausible ones); spammers report
 //! every listing with random values. Ring members tell the same lies — price +20 %, one more
 //! bedroom — about the same 40 % of listings (their targets) whenever they report one, and the
-//! truth elsewhere; apart from the lies they scrape like honest miners. A copying ring has two
+//! truth elsewhere; apart from the lies they scrape like honest miners. A nudging ring lies about
+//! the price alone, each identity moving each lie by up to 0.4 % (inside the 1 % tolerance, so
+//! the lies agree but are rarely the same number). A copying ring has two
 //! scrapers; each of its other identities uploads, a little after them, every object they
 //! upload: byte-identical, or jittered (scrape times shifted by minutes, prices and living
 //! areas nudged within the consensus tolerance, ~15 % of rows dropped, rows reordered).
@@ -56,6 +58,9 @@ const JITTER_AREA: f64 = 0.015;
 const RING_TARGET_SHARE: f64 = 0.4;
 /// The ring's false price, a multiple of the true one.
 const RING_PRICE_FACTOR: f64 = 1.2;
+/// A nudging ring moves each false price by up to this share either way (the consensus
+/// tolerance is 1 %, so two of its lies are within 0.8 % of each other).
+const RING_NUDGE: f64 = 0.004;
 /// The share of listings whose price changes between two cycles.
 const PRICE_DRIFT: f64 = 0.03;
 /// The share of listings whose status moves on between two cycles.
@@ -106,17 +111,21 @@ pub enum Scenario {
     Jitter,
     /// Every ring identity scrapes for itself, but they all tell the same lies.
     IndependentRing,
+    /// As `IndependentRing`, but the lie is the price alone, and each identity nudges it apart
+    /// within the consensus tolerance: one lie, hardly ever the same value twice.
+    NudgedRing,
 }
 
 impl Scenario {
     #[cfg(test)]
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Honest,
         Scenario::RingCopies,
         Scenario::RingCopiesFirst,
         Scenario::RingCopiesAfter,
         Scenario::Jitter,
         Scenario::IndependentRing,
+        Scenario::NudgedRing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -127,6 +136,7 @@ impl Scenario {
             Scenario::RingCopiesAfter => "ring-copies-after",
             Scenario::Jitter => "jitter",
             Scenario::IndependentRing => "independent-ring",
+            Scenario::NudgedRing => "nudged-ring",
         }
     }
 
@@ -137,7 +147,8 @@ impl Scenario {
             Scenario::RingCopiesFirst => Some(Ring::Copies { window: RING_FIRST, jitter: false }),
             Scenario::RingCopiesAfter => Some(Ring::Copies { window: RING_AFTER, jitter: false }),
             Scenario::Jitter => Some(Ring::Copies { window: EVERYONE, jitter: true }),
-            Scenario::IndependentRing => Some(Ring::Independent),
+            Scenario::IndependentRing => Some(Ring::Independent { nudged: false }),
+            Scenario::NudgedRing => Some(Ring::Independent { nudged: true }),
         }
     }
 }
@@ -146,8 +157,9 @@ impl Scenario {
 enum Ring {
     /// Two scrapers; the other identities copy their objects.
     Copies { window: Window, jitter: bool },
-    /// Every identity scrapes for itself.
-    Independent,
+    /// Every identity scrapes for itself; `nudged`: the lie is the price alone, and each
+    /// identity moves each false price by up to [`RING_NUDGE`] either way.
+    Independent { nudged: bool },
 }
 
 /// The ring's scrapers when it copies.
@@ -477,7 +489,7 @@ fn miners(config: &Config, ring: Option<&Ring>) -> Vec<Miner> {
     let first_member = config.honest + config.sloppy + config.spammers;
     match ring {
         None => {}
-        Some(Ring::Independent) => {
+        Some(Ring::Independent { .. }) => {
             for _ in 0..config.ring_size {
                 add(Kind::Ring, "ring".into(), None, EVERYONE);
             }
@@ -569,8 +581,13 @@ fn report(config: &Config, listing: &Listing, i: usize, m: usize, miner: &Miner,
         }
     }
     if miner.kind == Kind::Ring && listing.ring_target {
-        facts.price = round_to(truth.price as f64 * RING_PRICE_FACTOR, 100);
-        facts.bedrooms = truth.bedrooms + 1;
+        if let Some(Ring::Independent { nudged: true }) = config.scenario.ring() {
+            let nudge = rng.uniform(-RING_NUDGE, RING_NUDGE);
+            facts.price = round_to(truth.price as f64 * RING_PRICE_FACTOR * (1.0 + nudge), 100);
+        } else {
+            facts.price = round_to(truth.price as f64 * RING_PRICE_FACTOR, 100);
+            facts.bedrooms = truth.bedrooms + 1;
+        }
     }
     Row { listing: i, scraped_at, facts, days_on_zillow }
 }
@@ -731,6 +748,34 @@ pub mod tests {
             assert!(copy.key.contains(&world.miners[copy.miner].hotkey));
             assert!(copy.uploaded_at > source.uploaded_at);
         }
+    }
+
+    #[test]
+    fn a_nudging_rings_price_lies_agree_within_the_tolerance_but_rarely_to_the_dollar() {
+        let world = World::generate(&config(Scenario::NudgedRing)).unwrap();
+        let mut lies: BTreeMap<(usize, usize), Vec<i64>> = BTreeMap::new();
+        let mut right_bedrooms = 0;
+        for upload in world.uploads.iter().filter(|u| world.miners[u.miner].kind == Kind::Ring) {
+            for row in upload.rows.iter().filter(|r| world.listings[r.listing].ring_target) {
+                let truth = world.listings[row.listing].truth(upload.cycle);
+                let lie = truth.price as f64 * 1.2;
+                assert!((row.facts.price as f64 - lie).abs() <= 0.004 * lie + 50.0, "{} for {lie}", row.facts.price);
+                // The price is the only lie (bedrooms are wrong only at the miner's error rate).
+                right_bedrooms += usize::from(row.facts.bedrooms == truth.bedrooms);
+                lies.entry((upload.cycle, row.listing)).or_default().push(row.facts.price);
+            }
+        }
+        // Two members' lies about one listing in one cycle: hardly ever the same price.
+        let (mut pairs, mut equal) = (0, 0);
+        for prices in lies.values() {
+            for (a, b) in prices.iter().zip(prices.iter().skip(1)) {
+                pairs += 1;
+                equal += usize::from(a == b);
+            }
+        }
+        assert!(pairs > 1000 && equal * 10 < pairs, "{equal} of {pairs} pairs of lies are equal");
+        let rows: usize = lies.values().map(Vec::len).sum();
+        assert!(right_bedrooms * 10 > rows * 9, "{right_bedrooms} of {rows} lies keep the true bedrooms");
     }
 
     #[test]
