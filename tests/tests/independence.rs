@@ -308,6 +308,33 @@ fn an_audit_judges_every_claim_and_its_values_hold_until_a_miner_with_weight_rep
     }
 }
 
+/// Asserts what the shared-lies tests find: each pair of ring1..ring3 shares four false values
+/// and differs on none (ring1 judged first is the source), and the three are one group.
+fn the_ring_shares_four_lies_and_is_one_group(client: &mut Client) {
+    let evidence: Vec<(String, String, i32, i32)> = client
+        .query(
+            "SELECT miner_hotkey, source_hotkey, shared_false, audit_differences FROM resi.miner_dependence ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            ("ring2".into(), "ring1".into(), 4, 0),
+            ("ring3".into(), "ring1".into(), 4, 0),
+            ("ring3".into(), "ring2".into(), 4, 0)
+        ]
+    );
+    let groups: String = scalar(
+        client,
+        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
+    );
+    assert_eq!(groups, "ring1>ring1 ring2>ring1 ring3>ring1");
+}
+
 #[test]
 fn identities_that_share_audited_lies_become_one_group_and_honest_noise_does_not() {
     let db = TestDatabase::new("independence_shared_lies");
@@ -334,28 +361,7 @@ fn identities_that_share_audited_lies_become_one_group_and_honest_noise_does_not
         assert_eq!(judged, 5);
     }
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
-    let evidence: Vec<(String, String, i32, i32)> = client
-        .query(
-            "SELECT miner_hotkey, source_hotkey, shared_false, audit_differences FROM resi.miner_dependence ORDER BY 1, 2",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-    assert_eq!(
-        evidence,
-        [
-            ("ring2".into(), "ring1".into(), 4, 0),
-            ("ring3".into(), "ring1".into(), 4, 0),
-            ("ring3".into(), "ring2".into(), 4, 0)
-        ]
-    );
-    let groups: String = scalar(
-        &mut client,
-        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
-    );
-    assert_eq!(groups, "ring1>ring1 ring2>ring1 ring3>ring1");
+    the_ring_shares_four_lies_and_is_one_group(&mut client);
     // A stricter threshold than the evidence changes nothing found so far (rows stay).
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners(3, 5)"), 0);
 }
@@ -414,28 +420,7 @@ fn identities_that_fail_validations_with_the_same_values_become_one_group_and_ho
     // 5 had one passed report
     // (right on the price it was checked on, perhaps wrong on another field), so its failures
     // are no evidence. honest1 and honest2 failed on different listings: no pair.
-    let evidence: Vec<(String, String, i32, i32)> = client
-        .query(
-            "SELECT miner_hotkey, source_hotkey, shared_false, audit_differences FROM resi.miner_dependence ORDER BY 1, 2",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-    assert_eq!(
-        evidence,
-        [
-            ("ring2".into(), "ring1".into(), 4, 0),
-            ("ring3".into(), "ring1".into(), 4, 0),
-            ("ring3".into(), "ring2".into(), 4, 0)
-        ]
-    );
-    let groups: String = scalar(
-        &mut client,
-        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
-    );
-    assert_eq!(groups, "ring1>ring1 ring2>ring1 ring3>ring1");
+    the_ring_shares_four_lies_and_is_one_group(&mut client);
     // The listings' consensus is the truth (the ring votes once, and with the trust its failed
     // validations left it).
     assert_eq!(scalar::<i64>(&mut client, "SELECT price FROM resi.listings WHERE zpid = '3'"), 200_002);
