@@ -49,7 +49,7 @@ CREATE TABLE resi.miner_dependence (
     PRIMARY KEY (miner_hotkey, source_hotkey),
     CHECK (miner_hotkey <> source_hotkey)
 );
-COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims, audited false values they share) and since when.';
+COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims, near copies, false values they share that audits or validations found) and since when.';
 CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source_hotkey);
 
 -- ---------------------------------------------------------------------------------------------
@@ -150,10 +150,9 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 -- further) and one count of the claims of the miners in candidate pairs; one resi.claim_errors
 -- per claim on listings with three or more sources, then per listing the pairs of claims that
 -- deviate on a common field, one comparison each; the groups over at most one row per pair of
--- miners; the audits' evidence is one self-join of resi.audit_verdicts per audit (the miners an
--- audit judged, pairwise), and the validations' one read of the validated reports (a partial
--- index of them), one resi.claim_differences per report in a round with two passed, and the
--- same self-join per round. Grows with the current claims, and per listing with the square of
+-- miners; the audits' and validations' evidence is one self-join per judgement of the miners
+-- it judged (resi.audit_verdicts per audit, resi.validation_verdicts per round of validations),
+-- with one resi.claim_differences per pair that both got a field wrong. Grows with the current claims, and per listing with the square of
 -- its deviating claims (make bench row 9 measures it at a tenth of the network). One pass at
 -- a time (a transaction-level advisory lock); returns the miners whose group changed. Without JIT (the expressions are calls into Rust: compiling them
 -- cost a second a pass) and with 64MB for its sorts (the deviating claims stay in memory).
