@@ -291,8 +291,11 @@ BEGIN
     ), judged_pairs AS (
         -- A field both got wrong is a shared false value when their values agree within the
         -- consensus tolerances (a ring that nudges its lies apart still tells one lie), else a
-        -- difference, as is a field only one got wrong. Two wrong sets are compared only when
-        -- both have one (most pairs of a judgement have a right claim).
+        -- difference, as is a field only one got wrong. Compared both ways: resi.claim_differences
+        -- does not judge a field its second claim holds out of a listing's range (bathrooms
+        -- outside 0..99.9), so one absurd value is a difference and only two are alike. Two
+        -- wrong sets are compared only when both have one (most pairs of a judgement have a
+        -- right claim).
         SELECT a.miner_hotkey AS m1, b.miner_hotkey AS m2,
                min(a.attestation_id) AS first1, min(b.attestation_id) AS first2,
                count(*) FILTER (WHERE f.k1 = f.k2 AND f.k1 <> ALL (d.apart))::integer AS shared_false,
@@ -302,6 +305,8 @@ BEGIN
          CROSS JOIN LATERAL (SELECT CASE WHEN a.wrong <> '{}' AND b.wrong <> '{}' THEN
                                      resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, a.wrong),
                                                             jsonb_populate_record(NULL::resi.miner_claims, b.wrong))
+                                     || resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, b.wrong),
+                                                               jsonb_populate_record(NULL::resi.miner_claims, a.wrong))
                                      ELSE '{}' END AS apart
                               OFFSET 0) d
          CROSS JOIN LATERAL (SELECT x.key AS k1, y.key AS k2

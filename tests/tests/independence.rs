@@ -427,6 +427,35 @@ fn identities_that_fail_validations_with_the_same_values_become_one_group_and_ho
 }
 
 #[test]
+fn false_values_are_shared_within_the_tolerance_and_an_absurd_one_is_never_alike() {
+    let db = TestDatabase::new("independence_alike_lies");
+    let mut client = db.client();
+    // Three audits' verdicts, written as resi.record_audit writes them: nudge1 and nudge2 lie
+    // about the price 0.6 % apart (inside the 1 % tolerance); sane and wild got the bathrooms
+    // wrong, sane with a plausible count, wild (its pairs' second claim) with one no listing holds.
+    client
+        .batch_execute(
+            "INSERT INTO resi.audits (id, zpid, listing, seen_at)
+             SELECT a, a::text, '{}', '2025-09-17 09:00+00' FROM generate_series(1, 3) a;
+             INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
+             SELECT a, m.hotkey, 10 * a + m.n, 14, m.wrong
+               FROM generate_series(1, 3) a,
+                    LATERAL (VALUES (1, 'nudge1', jsonb_build_object('price', 240000 + a)),
+                                    (2, 'nudge2', jsonb_build_object('price', 241400 + a)),
+                                    (3, 'sane', '{\"bathrooms\": 3.5}'::jsonb),
+                                    (4, 'wild', '{\"bathrooms\": 150}'::jsonb)) m(n, hotkey, wrong);",
+        )
+        .unwrap();
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 2);
+    let evidence: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || shared_false || '/' || audit_differences, ', ')
+           FROM resi.miner_dependence",
+    );
+    assert_eq!(evidence, "nudge2>nudge1 3/0");
+}
+
+#[test]
 fn a_copier_that_shifts_times_and_nudges_numbers_repeats_its_sources_deviations_minutes_apart() {
     let db = TestDatabase::new("independence_near_copies");
     let mut client = db.client();
