@@ -294,10 +294,10 @@ CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source
 -- those may still be wrong on another. Rounds with fewer passed reports have no rows, and
 -- validations recorded before 0.5.0 (which kept no verdict) are not read. resi.find_dependent_miners
 -- reads these rows beside resi.audit_verdicts. Cost: the validated reports only (a partial index
--- of them); per report of a round with two or more passed, one resi.claim_differences for it and
--- one for each passed report (resi.validation_errors).
-CREATE FUNCTION resi.validation_errors(report resi.miner_claims, passed resi.miner_claims[])
-    RETURNS jsonb
+-- of them); per round with two or more passed, one resi.claim_differences for each passed report
+-- but the first (resi.disputed_fields), and one for each report (resi.validation_errors).
+CREATE FUNCTION resi.disputed_fields(passed resi.miner_claims[])
+    RETURNS text[]
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -310,13 +310,25 @@ BEGIN
     FOREACH other IN ARRAY passed[2:] LOOP
         disputed := disputed || resi.claim_differences(other, passed[1]);
     END LOOP;
+    RETURN disputed;
+END
+$$;
+COMMENT ON FUNCTION resi.disputed_fields(resi.miner_claims[]) IS
+    'The fields on which a round''s passed reports do not all agree (within the consensus tolerances): those where one differs from the first; the others stand for what the validator saw.';
+
+CREATE FUNCTION resi.validation_errors(report resi.miner_claims, seen resi.miner_claims, disputed text[])
+    RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
     RETURN (SELECT coalesce(jsonb_object_agg(f, to_jsonb(report) -> f), '{}')
-              FROM unnest(resi.claim_differences(report, passed[1])) f
+              FROM unnest(resi.claim_differences(report, seen)) f
              WHERE f <> ALL (disputed));
 END
 $$;
-COMMENT ON FUNCTION resi.validation_errors(resi.miner_claims, resi.miner_claims[]) IS
-    'The fields all the passed reports agree on (within the consensus tolerances) where a validated report differs from them, with its values (field -> value): how resi.validation_verdicts judges a report.';
+COMMENT ON FUNCTION resi.validation_errors(resi.miner_claims, resi.miner_claims, text[]) IS
+    'The fields, but the disputed ones, where a validated report differs from a passed report of its round (within the consensus tolerances), with its values (field -> value): how resi.validation_verdicts judges a report.';
 
 CREATE VIEW resi.validation_verdicts AS
 WITH validated AS (
@@ -329,14 +341,19 @@ WITH validated AS (
       FROM resi.miner_attestations a
      WHERE a.validation_passed IS NOT NULL
      ORDER BY a.zpid, 2, a.miner_hotkey, a.id DESC
-), rounds AS (
-    SELECT v.zpid, v.round, array_agg(v.claim ORDER BY v.id) FILTER (WHERE v.passed) AS passed
+), passed AS (
+    SELECT v.zpid, v.round, array_agg(v.claim ORDER BY v.id) AS claims
       FROM validated v
+     WHERE v.passed
      GROUP BY 1, 2
-    HAVING count(*) FILTER (WHERE v.passed) >= 2
+    HAVING count(*) >= 2
+), rounds AS (
+    -- The first passed report, and the fields another passed report disputes: once a round.
+    SELECT p.zpid, p.round, p.claims[1] AS seen, resi.disputed_fields(p.claims) AS disputed
+      FROM passed p
 )
 SELECT v.zpid, v.round, v.miner_hotkey, v.id AS attestation_id, v.passed,
-       resi.validation_errors(v.claim, r.passed) AS wrong
+       resi.validation_errors(v.claim, r.seen, r.disputed) AS wrong
   FROM validated v
   JOIN rounds r ON r.zpid = v.zpid AND r.round = v.round;
 COMMENT ON VIEW resi.validation_verdicts IS 'Per round of validations of a listing (the same hour) with two or more passed reports: each validated report judged against the fields the passed ones agree on, as an audit judges a claim (wrong: field -> the reported value).';
