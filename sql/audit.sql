@@ -117,6 +117,8 @@ CREATE TABLE resi.audits (
 );
 COMMENT ON TABLE resi.audits IS 'What validators saw of listings (fields by name, when, who): each audit judged every miner''s claim on the listing (resi.audit_verdicts).';
 CREATE INDEX audits_zpid_idx ON resi.audits (zpid, seen_at);
+-- The audits recorded since a time: resi.judged_pairs, on every resi.find_dependent_miners pass.
+CREATE INDEX audits_recorded_at_idx ON resi.audits (recorded_at);
 
 -- Each claim an audit judged: how many fields could be compared, and the ones the claim got
 -- wrong with the value it claimed.

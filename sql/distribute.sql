@@ -16,8 +16,9 @@
 --   * reference tables (a copy on every node, the coordinator's included, so the shards join
 --     them locally): the per-miner tables the consensus and the verdicts read or write
 --     (resi.miner_trust, resi.miner_groups, resi.miner_dependence, resi.miner_penalties),
---     resi.blacklist, and resi.audit_verdicts (keyed by audit, no zpid, read per miner pair by
---     resi.find_dependent_miners);
+--     resi.blacklist, resi.audit_verdicts (keyed by audit, no zpid, read per miner pair by
+--     resi.find_dependent_miners), and what that pass sums of them (resi.judged_pair_totals,
+--     resi.settled_judgements);
 --   * left on the coordinator as plain tables: what the loader writes and reads around a fold
 --     (resi.staging_listings: the loader COPYs into the coordinator, issue 18's design B1;
 --     resi.ingest_runs, resi.ingest_ledger; resi.miner_submission_days, the day counts that
@@ -107,7 +108,8 @@ CREATE FUNCTION resi.citus_tables(distributed boolean) RETURNS text[]
                            'resi.audits', 'resi.listing_refresh']
                 WHEN NOT distributed
                 THEN ARRAY['resi.miner_trust', 'resi.miner_groups', 'resi.miner_dependence',
-                           'resi.miner_penalties', 'resi.blacklist', 'resi.audit_verdicts'] END;
+                           'resi.miner_penalties', 'resi.blacklist', 'resi.audit_verdicts',
+                           'resi.judged_pair_totals', 'resi.settled_judgements'] END;
 COMMENT ON FUNCTION resi.citus_tables(boolean) IS
     'The tables resi.distribute distributes by zpid (true) or makes reference tables (false).';
 
@@ -339,6 +341,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.distribute(integer) IS
-    'Run once by a superuser on the Citus coordinator (citus and resi_pg on every node, coordinator and workers registered): distributes resi.listings, miner_claims, miner_attestations, listing_history and audits by zpid in shard_count co-located shards, makes the other per-miner tables, the blacklist and audit_verdicts reference tables, keeps staging, ingest, the submission day counts and archive bookkeeping on the coordinator; rows are kept. Every unique key then includes zpid (PRIMARY KEY (zpid, id); UNIQUE (uri) becomes an index) and the tables and their sequences leave the extension on every node. Errors: 42501 not a superuser; 22023 shard_count below 1 or NULL; 55000 no Citus, not the coordinator, coordinator or workers not registered, resi_pg missing on a worker, a worker''s copy holding rows, or already distributed.';
+    'Run once by a superuser on the Citus coordinator (citus and resi_pg on every node, coordinator and workers registered): distributes resi.listings, miner_claims, miner_attestations, listing_history and audits by zpid in shard_count co-located shards, makes the other per-miner tables, the blacklist, audit_verdicts, judged_pair_totals and settled_judgements reference tables, keeps staging, ingest, the submission day counts and archive bookkeeping on the coordinator; rows are kept. Every unique key then includes zpid (PRIMARY KEY (zpid, id); UNIQUE (uri) becomes an index) and the tables and their sequences leave the extension on every node. Errors: 42501 not a superuser; 22023 shard_count below 1 or NULL; 55000 no Citus, not the coordinator, coordinator or workers not registered, resi_pg missing on a worker, a worker''s copy holding rows, or already distributed.';
 -- A superuser's act (it checks): nobody else may even try.
 REVOKE EXECUTE ON FUNCTION resi.distribute(integer) FROM PUBLIC;

@@ -64,9 +64,10 @@ CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source
 -- audit). One passed report is not enough: a validator checks some fields, and a report right on
 -- those may still be wrong on another. Rounds with fewer passed reports have no rows, and
 -- validations recorded before 0.5.0 (which kept no verdict) are not read. resi.find_dependent_miners
--- reads these rows beside resi.audit_verdicts. Cost: the validated reports only (a partial index
--- of them); per round with two or more passed, one resi.claim_differences for each passed report
--- but the first (resi.disputed_fields), and one for each report (resi.validation_errors).
+-- reads these rows beside resi.audit_verdicts (resi.judged_pairs). Cost: the validated reports
+-- only (a partial index of them, by time); per round with two or more passed, one
+-- resi.claim_differences for each passed report but the first (resi.disputed_fields), and one
+-- for each report (resi.validation_errors).
 CREATE FUNCTION resi.disputed_fields(passed resi.miner_claims[])
     RETURNS text[]
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
@@ -101,33 +102,141 @@ $$;
 COMMENT ON FUNCTION resi.validation_errors(resi.miner_claims, resi.miner_claims, text[]) IS
     'The fields, but the disputed ones, where a validated report differs from a passed report of its round (within the consensus tolerances), with its values (field -> value): how resi.validation_verdicts judges a report.';
 
-CREATE VIEW resi.validation_verdicts AS
-WITH validated AS (
-    SELECT DISTINCT ON (a.zpid, 2, a.miner_hotkey)
-           a.zpid, date_bin('1 hour', a.validation_timestamp, timestamptz '2000-01-01 00:00+00') AS round,
-           a.miner_hotkey, a.id, a.validation_passed AS passed,
-           ROW(a.zpid, a.miner_hotkey, a.id, a.submission_timestamp, a.submission_timestamp, 1, a.uri, a.price,
-               a.address, a.bedrooms, a.bathrooms, a.living_area, a.home_type, a.home_status, a.days_on_zillow,
-               a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature)::resi.miner_claims AS claim
-      FROM resi.miner_attestations a
-     WHERE a.validation_passed IS NOT NULL
-     ORDER BY a.zpid, 2, a.miner_hotkey, a.id DESC
-), passed AS (
-    SELECT v.zpid, v.round, array_agg(v.claim ORDER BY v.id) AS claims
+-- The verdicts of the rounds validated in [since, until): as resi.validation_verdicts, of the
+-- validations whose timestamp falls there (bounds on the hour take whole rounds). PL/pgSQL: Citus
+-- plans no SQL-language function whose query over distributed tables takes parameters. STABLE,
+-- STRICT (NULL bounds: no rows), PARALLEL SAFE; raises nothing of its own.
+CREATE FUNCTION resi.validation_verdicts_between(since timestamptz, until timestamptz)
+    RETURNS TABLE (zpid text, round timestamptz, miner_hotkey text, attestation_id bigint, passed boolean, wrong jsonb)
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH validated AS (
+        SELECT DISTINCT ON (a.zpid, 2, a.miner_hotkey)
+               a.zpid, date_bin('1 hour', a.validation_timestamp, timestamptz '2000-01-01 00:00+00') AS round,
+               a.miner_hotkey, a.id, a.validation_passed AS passed,
+               ROW(a.zpid, a.miner_hotkey, a.id, a.submission_timestamp, a.submission_timestamp, 1, a.uri, a.price,
+                   a.address, a.bedrooms, a.bathrooms, a.living_area, a.home_type, a.home_status, a.days_on_zillow,
+                   a.zip_code, a.city, a.state, a.latitude, a.longitude, a.signature)::resi.miner_claims AS claim
+          FROM resi.miner_attestations a
+         WHERE a.validation_passed IS NOT NULL
+           AND a.validation_timestamp >= since AND a.validation_timestamp < until
+         ORDER BY a.zpid, 2, a.miner_hotkey, a.id DESC
+    ), passed AS (
+        SELECT v.zpid, v.round, array_agg(v.claim ORDER BY v.id) AS claims
+          FROM validated v
+         WHERE v.passed
+         GROUP BY 1, 2
+        HAVING count(*) >= 2
+    ), rounds AS (
+        -- The first passed report, and the fields another passed report disputes: once a round.
+        SELECT p.zpid, p.round, p.claims[1] AS seen, resi.disputed_fields(p.claims) AS disputed
+          FROM passed p
+    )
+    SELECT v.zpid, v.round, v.miner_hotkey, v.id, v.passed, resi.validation_errors(v.claim, r.seen, r.disputed)
       FROM validated v
-     WHERE v.passed
-     GROUP BY 1, 2
-    HAVING count(*) >= 2
-), rounds AS (
-    -- The first passed report, and the fields another passed report disputes: once a round.
-    SELECT p.zpid, p.round, p.claims[1] AS seen, resi.disputed_fields(p.claims) AS disputed
-      FROM passed p
-)
-SELECT v.zpid, v.round, v.miner_hotkey, v.id AS attestation_id, v.passed,
-       resi.validation_errors(v.claim, r.seen, r.disputed) AS wrong
-  FROM validated v
-  JOIN rounds r ON r.zpid = v.zpid AND r.round = v.round;
+      JOIN rounds r ON r.zpid = v.zpid AND r.round = v.round;
+END
+$$;
+COMMENT ON FUNCTION resi.validation_verdicts_between(timestamptz, timestamptz) IS
+    'The rows of resi.validation_verdicts of the validations recorded in [since, until).';
+
+CREATE VIEW resi.validation_verdicts AS
+SELECT v.zpid, v.round, v.miner_hotkey, v.attestation_id, v.passed, v.wrong
+  FROM resi.validation_verdicts_between('-infinity', 'infinity') v;
 COMMENT ON VIEW resi.validation_verdicts IS 'Per round of validations of a listing (the same hour) with two or more passed reports: each validated report judged against the fields the passed ones agree on, as an audit judges a claim (wrong: field -> the reported value).';
+
+-- ---------------------------------------------------------------------------------------------
+-- Evidence: pairs of miners that judgements found wrong alike
+-- ---------------------------------------------------------------------------------------------
+-- Per pair of miners judged together by the judgements recorded in [since, until) (the audits
+-- recorded then, resi.audits.recorded_at; the rounds of validations validated then, bounds on the
+-- hour): the earliest judged attestation of each, and over every judgement and field either got
+-- wrong, the shared false values (both wrong with values that agree within the consensus
+-- tolerances) and the differences (a field only one got wrong, or both with values apart). Pairs
+-- with neither have no row. `miner_hotkey` < `other_hotkey`. Sums over two windows add up to the
+-- sums over both. Cost: one self-join per judgement of the miners it judged, one
+-- resi.claim_differences each way per pair that both got a field wrong (plus
+-- resi.validation_verdicts_between's). STABLE, STRICT, PARALLEL SAFE; raises nothing of its own.
+CREATE FUNCTION resi.judged_pairs(since timestamptz, until timestamptz)
+    RETURNS TABLE (miner_hotkey text, other_hotkey text, first_attestation bigint, other_first_attestation bigint,
+                   shared_false integer, differences integer)
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    audits bigint[];
+BEGIN
+    -- The window's audits first, by themselves: on Citus the audits are distributed and their
+    -- verdicts a reference table, and a semi-join of the two inside the query below made its
+    -- planner fail ("no relation entry for relid 10").
+    SELECT coalesce(array_agg(a.id), '{}') INTO audits
+      FROM resi.audits a
+     WHERE a.recorded_at >= since AND a.recorded_at < until;
+    RETURN QUERY
+    WITH verdicts AS (
+        SELECT v.audit_id::text AS judgement, v.miner_hotkey, v.attestation_id, v.wrong
+          FROM resi.audit_verdicts v
+         WHERE v.audit_id = ANY (audits)
+        UNION ALL
+        SELECT v.zpid || ' ' || v.round, v.miner_hotkey, v.attestation_id, v.wrong
+          FROM resi.validation_verdicts_between(since, until) v
+    )
+    -- A field both got wrong is a shared false value when their values agree within the
+    -- consensus tolerances (a ring that nudges its lies apart still tells one lie), else a
+    -- difference, as is a field only one got wrong. Compared both ways: resi.claim_differences
+    -- does not judge a field its second claim holds out of a listing's range (bathrooms outside
+    -- 0..99.9), so one absurd value is a difference and only two are alike. Two wrong sets are
+    -- compared only when both have one (most pairs of a judgement have a right claim).
+    SELECT a.miner_hotkey, b.miner_hotkey, min(a.attestation_id), min(b.attestation_id),
+           count(*) FILTER (WHERE f.k1 = f.k2 AND f.k1 <> ALL (d.apart))::integer,
+           count(*) FILTER (WHERE f.k1 IS DISTINCT FROM f.k2 OR f.k1 = ANY (d.apart))::integer
+      FROM verdicts a
+      JOIN verdicts b ON b.judgement = a.judgement AND b.miner_hotkey > a.miner_hotkey
+     CROSS JOIN LATERAL (SELECT CASE WHEN a.wrong <> '{}' AND b.wrong <> '{}' THEN
+                                 resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, a.wrong),
+                                                        jsonb_populate_record(NULL::resi.miner_claims, b.wrong))
+                                 || resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, b.wrong),
+                                                           jsonb_populate_record(NULL::resi.miner_claims, a.wrong))
+                                 ELSE '{}' END AS apart
+                          OFFSET 0) d
+     CROSS JOIN LATERAL (SELECT x.key AS k1, y.key AS k2
+                           FROM jsonb_each(a.wrong) x FULL JOIN jsonb_each(b.wrong) y ON y.key = x.key) f
+     GROUP BY 1, 2;
+END
+$$;
+COMMENT ON FUNCTION resi.judged_pairs(timestamptz, timestamptz) IS
+    'Per pair of miners judged together by the audits and rounds of validations recorded in [since, until): their first judged attestations, the false values they share (within the consensus tolerances) and the fields where they differ.';
+
+-- The judgements recorded before `settled_until` are summed in resi.judged_pair_totals, once: a
+-- judgement settles an hour after it was recorded (an audit; a round of validations, an hour
+-- after its hour ended), when no transaction still open could add to it (one open an hour
+-- would be missed), and resi.find_dependent_miners judges only the judgements after. One row at
+-- most; none: nothing summed yet.
+CREATE TABLE resi.settled_judgements (
+    one            boolean PRIMARY KEY DEFAULT true CHECK (one),
+    settled_until  timestamptz NOT NULL  -- on the hour
+);
+COMMENT ON TABLE resi.settled_judgements IS 'Until when the judgements (audits, rounds of validations) are summed in resi.judged_pair_totals.';
+
+-- resi.judged_pairs of the settled judgements, summed per pair. A pair keeps its sums when
+-- the judged claims age out, as resi.miner_dependence keeps its rows. To sum again from what
+-- the database holds: delete the rows of both tables and run resi.find_dependent_miners().
+CREATE TABLE resi.judged_pair_totals (
+    miner_hotkey             text NOT NULL,    -- the smaller hotkey of the pair
+    other_hotkey             text NOT NULL,
+    first_attestation        bigint NOT NULL,  -- the earliest judged attestation of miner_hotkey
+    other_first_attestation  bigint NOT NULL,  -- and of other_hotkey
+    shared_false             integer NOT NULL CHECK (shared_false >= 0),
+    differences              integer NOT NULL CHECK (differences >= 0),
+    PRIMARY KEY (miner_hotkey, other_hotkey),
+    CHECK (miner_hotkey < other_hotkey)
+);
+COMMENT ON TABLE resi.judged_pair_totals IS 'Per pair of miners, resi.judged_pairs summed over the settled judgements (resi.settled_judgements).';
 
 -- ---------------------------------------------------------------------------------------------
 -- Groups: the miners that vote as one
@@ -148,6 +257,8 @@ CREATE INDEX miner_groups_group_hotkey_idx ON resi.miner_groups (group_hotkey);
 -- pg_dump keeps the rows of these tables (an extension's tables are otherwise dumped empty).
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_dependence', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.settled_judgements', '');
+SELECT pg_catalog.pg_extension_config_dump('resi.judged_pair_totals', '');
 
 -- ---------------------------------------------------------------------------------------------
 -- The periodic pass
@@ -167,13 +278,14 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 -- further) and one count of the claims of the miners in candidate pairs; one resi.claim_errors
 -- per claim on listings with three or more sources, then per listing the pairs of claims that
 -- deviate on a common field, one comparison each; the groups over at most one row per pair of
--- miners; the audits' and validations' evidence is one self-join per judgement of the miners
--- it judged (resi.audit_verdicts per audit, resi.validation_verdicts per round of validations),
--- with one resi.claim_differences per pair that both got a field wrong. Grows with the current claims, and per listing with the square of
--- its deviating claims (make bench row 9 measures it at a tenth of the network). One pass at
--- a time (a transaction-level advisory lock); returns the miners whose group changed. Without JIT (the expressions are calls into Rust: compiling them
--- cost a second a pass) and with 64MB for its sorts (the deviating claims stay in memory).
--- Errors: 22023 for min_shared or min_shared_false < 1.
+-- miners; the audits' and validations' evidence is resi.judged_pairs of the judgements recorded
+-- in the last hour or two only (the settled ones are summed once, in resi.judged_pair_totals),
+-- and one read of those totals. Grows with the current claims, and per listing with the square
+-- of its deviating claims (make bench row 9 measures it at a tenth of the network), not with
+-- the audits and validations of the past. One pass at a time (a transaction-level advisory
+-- lock); returns the miners whose group changed. Without JIT (the expressions are calls into
+-- Rust: compiling them cost a second a pass) and with 64MB for its sorts (the deviating claims
+-- stay in memory). Errors: 22023 for min_shared, min_shared_false or min_near_copies < 1.
 CREATE FUNCTION resi.find_dependent_miners(
     min_shared integer DEFAULT 3, min_shared_false integer DEFAULT 3, min_near_copies integer DEFAULT 20)
     RETURNS integer
@@ -193,6 +305,8 @@ DECLARE
     -- ON CONFLICT DO UPDATE of a reference table may call no stable function nor use a
     -- variable (the workers would get parameters of no type).
     at      timestamptz := now();
+    settled timestamptz;  -- the judgements before are summed in resi.judged_pair_totals
+    settle  timestamptz;  -- the judgements before settle on this pass
 BEGIN
     IF min_shared < 1 OR min_shared_false < 1 OR min_near_copies < 1 THEN
         RAISE EXCEPTION 'resi.find_dependent_miners: thresholds must be >= 1, got %, % and %',
@@ -297,37 +411,39 @@ BEGIN
         updated_at        = excluded.updated_at
      WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
-    -- Shared false values: per judgement (an audit, or a round of validations of a listing:
-    -- resi.validation_verdicts), each pair of judged miners and the fields either got wrong.
-    WITH verdicts AS (
-        SELECT v.audit_id::text AS judgement, v.miner_hotkey, v.attestation_id, v.wrong
-          FROM resi.audit_verdicts v
-        UNION ALL
-        SELECT v.zpid || ' ' || v.round, v.miner_hotkey, v.attestation_id, v.wrong
-          FROM resi.validation_verdicts v
-    ), judged_pairs AS (
-        -- A field both got wrong is a shared false value when their values agree within the
-        -- consensus tolerances (a ring that nudges its lies apart still tells one lie), else a
-        -- difference, as is a field only one got wrong. Compared both ways: resi.claim_differences
-        -- does not judge a field its second claim holds out of a listing's range (bathrooms
-        -- outside 0..99.9), so one absurd value is a difference and only two are alike. Two
-        -- wrong sets are compared only when both have one (most pairs of a judgement have a
-        -- right claim).
-        SELECT a.miner_hotkey AS m1, b.miner_hotkey AS m2,
-               min(a.attestation_id) AS first1, min(b.attestation_id) AS first2,
-               count(*) FILTER (WHERE f.k1 = f.k2 AND f.k1 <> ALL (d.apart))::integer AS shared_false,
-               count(*) FILTER (WHERE f.k1 IS DISTINCT FROM f.k2 OR f.k1 = ANY (d.apart))::integer AS differences
-          FROM verdicts a
-          JOIN verdicts b ON b.judgement = a.judgement AND b.miner_hotkey > a.miner_hotkey
-         CROSS JOIN LATERAL (SELECT CASE WHEN a.wrong <> '{}' AND b.wrong <> '{}' THEN
-                                     resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, a.wrong),
-                                                            jsonb_populate_record(NULL::resi.miner_claims, b.wrong))
-                                     || resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, b.wrong),
-                                                               jsonb_populate_record(NULL::resi.miner_claims, a.wrong))
-                                     ELSE '{}' END AS apart
-                              OFFSET 0) d
-         CROSS JOIN LATERAL (SELECT x.key AS k1, y.key AS k2
-                               FROM jsonb_each(a.wrong) x FULL JOIN jsonb_each(b.wrong) y ON y.key = x.key) f
+    -- Shared false values: the pairs of miners that judgements (audits, rounds of validations)
+    -- judged together, resi.judged_pairs. The settled ones are summed once, into
+    -- resi.judged_pair_totals (up to an hour ago, on the hour: resi.settled_judgements); the later
+    -- ones are judged afresh on every pass.
+    SELECT coalesce(max(s.settled_until), '-infinity') INTO settled FROM resi.settled_judgements s;
+    settle := date_bin('1 hour', at - interval '1 hour', timestamptz '2000-01-01 00:00+00');
+    IF settle > settled THEN
+        INSERT INTO resi.judged_pair_totals AS t
+               (miner_hotkey, other_hotkey, first_attestation, other_first_attestation, shared_false, differences)
+        SELECT p.miner_hotkey, p.other_hotkey, p.first_attestation, p.other_first_attestation, p.shared_false,
+               p.differences
+          FROM resi.judged_pairs(settled, settle) p
+         ORDER BY 1, 2
+        ON CONFLICT (miner_hotkey, other_hotkey) DO UPDATE SET
+            first_attestation       = least(t.first_attestation, excluded.first_attestation),
+            other_first_attestation = least(t.other_first_attestation, excluded.other_first_attestation),
+            shared_false            = t.shared_false + excluded.shared_false,
+            differences             = t.differences + excluded.differences;
+        INSERT INTO resi.settled_judgements AS s (one, settled_until) VALUES (true, settle)
+        ON CONFLICT (one) DO UPDATE SET settled_until = excluded.settled_until;
+        settled := settle;
+    END IF;
+    WITH judged_pairs AS (
+        SELECT p.miner_hotkey AS m1, p.other_hotkey AS m2,
+               min(p.first_attestation) AS first1, min(p.other_first_attestation) AS first2,
+               sum(p.shared_false)::integer AS shared_false, sum(p.differences)::integer AS differences
+          FROM (SELECT t.miner_hotkey, t.other_hotkey, t.first_attestation, t.other_first_attestation,
+                       t.shared_false, t.differences
+                  FROM resi.judged_pair_totals t
+                UNION ALL
+                SELECT j.miner_hotkey, j.other_hotkey, j.first_attestation, j.other_first_attestation,
+                       j.shared_false, j.differences
+                  FROM resi.judged_pairs(settled, 'infinity') j) p
          GROUP BY 1, 2
     ), scored AS (
         SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END AS miner_hotkey,

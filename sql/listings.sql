@@ -112,8 +112,10 @@ COMMENT ON TABLE resi.miner_attestations IS 'Each miner''s report of a listing i
 CREATE INDEX miner_attestations_miner_hotkey_idx         ON resi.miner_attestations (miner_hotkey);
 CREATE INDEX miner_attestations_submission_timestamp_idx ON resi.miner_attestations (submission_timestamp);
 CREATE INDEX miner_attestations_zpid_idx                 ON resi.miner_attestations (zpid);
--- The validated reports, which resi.find_dependent_miners reads after every loader pass: few.
-CREATE INDEX miner_attestations_validated_idx ON resi.miner_attestations (zpid) WHERE validation_passed IS NOT NULL;
+-- The validated reports by when (resi.validation_verdicts_between), which resi.find_dependent_miners
+-- reads after every loader pass: few.
+CREATE INDEX miner_attestations_validated_idx ON resi.miner_attestations (validation_timestamp)
+    WHERE validation_passed IS NOT NULL;
 
 -- ---------------------------------------------------------------------------------------------
 -- Current claims: each miner's latest report per listing, the votes consensus counts

@@ -199,15 +199,20 @@ const MORE_ROWS: &str = "
     INSERT INTO resi.miner_penalties (miner_hotkey, kind, reason) VALUES ('m0', 'strike', 'test'), ('N1', 'strike', 'test');
     INSERT INTO resi.miner_submission_days (miner_hotkey, day, submissions) VALUES ('m0', '2025-09-01', 3), ('o2', '2025-09-02', 1);
     INSERT INTO resi.miner_dependence (miner_hotkey, source_hotkey, shared_claims) VALUES ('N1', 'm0', 12);
+    INSERT INTO resi.judged_pair_totals
+        (miner_hotkey, other_hotkey, first_attestation, other_first_attestation, shared_false, differences)
+        VALUES ('N1', 'm0', 5, 3, 4, 1);
+    INSERT INTO resi.settled_judgements (settled_until) VALUES ('2025-09-17 10:00+00');
     ANALYZE;";
 
 /// Where resi.distribute puts each table: distributed by zpid (`h`, co-located with the
 /// listings), a reference table (`n`) or left a plain table of the coordinator (`-`; so are
 /// the loader's tables, which hold no rows here).
-const PLACEMENT: [(&str, &str); 13] = [
+const PLACEMENT: [(&str, &str); 15] = [
     ("resi.audit_verdicts", "n"),
     ("resi.audits", "h"),
     ("resi.blacklist", "n"),
+    ("resi.judged_pair_totals", "n"),
     ("resi.listing_history", "h"),
     ("resi.listing_refresh", "h"),
     ("resi.listings", "h"),
@@ -218,6 +223,7 @@ const PLACEMENT: [(&str, &str); 13] = [
     ("resi.miner_penalties", "n"),
     ("resi.miner_submission_days", "-"),
     ("resi.miner_trust", "n"),
+    ("resi.settled_judgements", "n"),
 ];
 
 /// What resi.distribute takes out of the extension: its Citus tables and the attestations'
@@ -819,6 +825,32 @@ fn the_operators_validators_and_readers_functions_answer_on_citus_as_on_a_single
     }
     // The calls did something to compare: most answered with rows that are not "nothing".
     assert!(answered >= CALLS.len() - 3, "only {answered} calls of {} answered something", CALLS.len());
+    // Later, once the judgements have settled (their times, and the hour until which the passes
+    // above summed them, moved to one hour of the past: Citus refuses a stable timestamp -
+    // interval in an UPDATE; each listing's validations stay one round), the next pass sums the audits and validations into resi.judged_pair_totals (an
+    // upsert of a reference table) and finds what the passes above found, as on a single node.
+    for client in [&mut single, &mut distributed] {
+        client
+            .batch_execute(
+                "UPDATE resi.audits SET recorded_at = '2025-09-17 12:10+00';
+                 UPDATE resi.miner_attestations SET validation_timestamp = '2025-09-17 12:20+00'
+                  WHERE validation_passed IS NOT NULL;
+                 UPDATE resi.settled_judgements SET settled_until = '2025-09-17 12:00+00';",
+            )
+            .unwrap();
+    }
+    for (call, order) in [
+        ("SELECT resi.find_dependent_miners(3, 1) AS changed", "1"),
+        ("SELECT miner_hotkey, other_hotkey, shared_false, differences FROM resi.judged_pair_totals", "1"),
+        (
+            "SELECT count(*) FROM resi.judged_pairs((SELECT settled_until FROM resi.settled_judgements), 'infinity')",
+            "1",
+        ),
+    ] {
+        let expected = rows(&mut single, call, order);
+        assert!(!expected.is_empty(), "{call}: no rows");
+        assert_same_rows(call, &expected, &rows(&mut distributed, call, order));
+    }
     for (what, query, order) in FOLDED.iter().chain(CALLED.iter()) {
         let expected = rows(&mut single, query, order);
         assert!(!expected.is_empty(), "{what}: no rows");

@@ -139,6 +139,7 @@ fn schema_has_tables_indexes_and_dump_registration() {
             "resi.ingest_ledger_id_seq",
             "resi.ingest_runs",
             "resi.ingest_runs_id_seq",
+            "resi.judged_pair_totals",
             "resi.listing_history",
             "resi.listing_history_id_seq",
             "resi.listings",
@@ -150,7 +151,8 @@ fn schema_has_tables_indexes_and_dump_registration() {
             "resi.miner_penalties",
             "resi.miner_penalties_id_seq",
             "resi.miner_submission_days",
-            "resi.miner_trust"
+            "resi.miner_trust",
+            "resi.settled_judgements"
         ]
     );
     // The attestation row keeps every reported field next to the attestation metadata.

@@ -455,6 +455,118 @@ fn false_values_are_shared_within_the_tolerance_and_an_absurd_one_is_never_alike
     assert_eq!(evidence, "nudge2>nudge1 3/0");
 }
 
+/// resi.judged_pair_totals as text: `miner/other shared_false/differences`, by pair.
+fn judged_pair_totals(client: &mut Client) -> String {
+    scalar(
+        client,
+        "SELECT coalesce(string_agg(miner_hotkey || '/' || other_hotkey || ' ' || shared_false || '/' || differences,
+                                    ', ' ORDER BY 1), '')
+           FROM resi.judged_pair_totals",
+    )
+}
+
+/// resi.miner_dependence's audit evidence as text: `miner>source shared_false/differences`.
+fn shared_false_evidence(client: &mut Client) -> String {
+    scalar(
+        client,
+        "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || shared_false || '/' || audit_differences,
+                           ', ' ORDER BY 1)
+           FROM resi.miner_dependence",
+    )
+}
+
+#[test]
+fn judgements_settle_once_and_later_passes_count_them_as_a_recount_would() {
+    let db = TestDatabase::new("independence_settled_judgements");
+    let mut client = db.client();
+    // Four audits (written as resi.record_audit writes them): ring1 and ring2 lie alike about the
+    // price, honest1 is right. Audits 1-3 were recorded three hours ago, audit 4 now.
+    client
+        .batch_execute(
+            "INSERT INTO resi.audits (id, zpid, listing, seen_at, recorded_at)
+             SELECT a, a::text, '{}', now(), CASE WHEN a < 4 THEN now() - interval '3 hours' ELSE now() END
+               FROM generate_series(1, 4) a;
+             INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
+             SELECT a, m.hotkey, 10 * a + m.n, 14, m.wrong
+               FROM generate_series(1, 4) a,
+                    LATERAL (VALUES (1, 'ring1', jsonb_build_object('price', 240000 + a)),
+                                    (2, 'ring2', jsonb_build_object('price', 240000 + a)),
+                                    (3, 'honest1', '{}'::jsonb)) m(n, hotkey, wrong);",
+        )
+        .unwrap();
+    // Two rounds of validations: the ring fails with its lie, honest1 and honest2 pass; the
+    // round of listing 10 was three hours ago, that of listing 11 is now.
+    for zpid in ["10", "11"] {
+        let reports = [
+            ("ring1", SOURCE_UPLOAD, zpid, "2025-09-17 07:00+00", 240_000),
+            ("ring2", COPY_UPLOAD, zpid, "2025-09-17 07:10+00", 240_000),
+            ("honest1", SOURCE_UPLOAD, zpid, "2025-09-17 07:30+00", 200_000),
+            ("honest2", SOURCE_UPLOAD, zpid, "2025-09-17 07:40+00", 200_000),
+        ];
+        stage(&mut client, &reports);
+        for (miner, _, _, _, price) in &reports {
+            client.execute("SELECT resi.record_validation($1, $2, $3)", &[miner, &zpid, &(*price == 200_000)]).unwrap();
+        }
+    }
+    client
+        .batch_execute(
+            "UPDATE resi.miner_attestations SET validation_timestamp = CASE zpid
+                 WHEN '10' THEN date_bin('1 hour', now() - interval '3 hours', timestamptz '2000-01-01 00:00+00')
+                                + interval '10 minutes'
+                 ELSE now() END
+              WHERE validation_passed IS NOT NULL",
+        )
+        .unwrap();
+
+    // The first pass sums what was judged before the last hour (audits 1-3, listing 10's round)
+    // and judges the rest afresh; the evidence is their sum.
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 2);
+    assert_eq!(
+        scalar::<bool>(
+            &mut client,
+            "SELECT settled_until = date_bin('1 hour', now() - interval '1 hour', timestamptz '2000-01-01 00:00+00')
+               FROM resi.settled_judgements"
+        ),
+        true
+    );
+    let settled = "honest1/ring1 0/4, honest1/ring2 0/4, honest2/ring1 0/1, honest2/ring2 0/1, ring1/ring2 4/0";
+    assert_eq!(judged_pair_totals(&mut client), settled);
+    assert_eq!(shared_false_evidence(&mut client), "ring2>ring1 6/0");
+    // What a pass judges afresh: audit 4 and listing 11's round only.
+    let fresh: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '/' || other_hotkey || ' ' || shared_false || '/' || differences, ', '
+                           ORDER BY 1)
+           FROM resi.judged_pairs((SELECT settled_until FROM resi.settled_judgements), 'infinity')",
+    );
+    assert_eq!(fresh, "honest1/ring1 0/2, honest1/ring2 0/2, honest2/ring1 0/1, honest2/ring2 0/1, ring1/ring2 2/0");
+
+    // Another pass within the hour counts nothing twice.
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
+    assert_eq!(judged_pair_totals(&mut client), settled);
+    assert_eq!(shared_false_evidence(&mut client), "ring2>ring1 6/0");
+
+    // Two hours later (every time moved back by two hours), the rest has settled too.
+    client
+        .batch_execute(
+            "UPDATE resi.audits SET recorded_at = recorded_at - interval '2 hours';
+             UPDATE resi.miner_attestations SET validation_timestamp = validation_timestamp - interval '2 hours'
+              WHERE validation_passed IS NOT NULL;
+             UPDATE resi.settled_judgements SET settled_until = settled_until - interval '2 hours';",
+        )
+        .unwrap();
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
+    let all = "honest1/ring1 0/6, honest1/ring2 0/6, honest2/ring1 0/2, honest2/ring2 0/2, ring1/ring2 6/0";
+    assert_eq!(judged_pair_totals(&mut client), all);
+    assert_eq!(shared_false_evidence(&mut client), "ring2>ring1 6/0");
+
+    // Summed again from scratch (what an operator does after deleting an audit), the same.
+    client.batch_execute("DELETE FROM resi.judged_pair_totals; DELETE FROM resi.settled_judgements;").unwrap();
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
+    assert_eq!(judged_pair_totals(&mut client), all);
+    assert_eq!(shared_false_evidence(&mut client), "ring2>ring1 6/0");
+}
+
 #[test]
 fn a_copier_that_shifts_times_and_nudges_numbers_repeats_its_sources_deviations_minutes_apart() {
     let db = TestDatabase::new("independence_near_copies");
