@@ -488,6 +488,32 @@ SELECT pg_catalog.pg_extension_config_dump('resi.miner_groups', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.settled_judgements', '');
 SELECT pg_catalog.pg_extension_config_dump('resi.judged_pair_totals', '');
 
+-- How many of the fields two claims both deviate on (from their listing's consensus) they agree
+-- on: those in both `deviations` and `other_deviations` but not in `differing` (where the two
+-- claims differ, resi.claim_differences). resi.find_dependent_miners counts near copies with it,
+-- once per pair of deviating claims. A loop, not a subquery over unnest's rows (which Citus
+-- deparses wrongly when it ships a query to the shards). IMMUTABLE, STRICT, PARALLEL SAFE;
+-- never raises.
+CREATE FUNCTION resi.fields_alike(deviations text[], other_deviations text[], differing text[])
+    RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    alike integer := 0;
+    field text;
+BEGIN
+    FOREACH field IN ARRAY deviations LOOP
+        IF field = ANY (other_deviations) AND field <> ALL (differing) THEN
+            alike := alike + 1;
+        END IF;
+    END LOOP;
+    RETURN alike;
+END
+$$;
+COMMENT ON FUNCTION resi.fields_alike(text[], text[], text[]) IS
+    'How many fields two claims both deviate on (from their listing''s consensus) with the same value: in both deviation lists, not among their differences.';
+
 -- ---------------------------------------------------------------------------------------------
 -- The periodic pass
 -- ---------------------------------------------------------------------------------------------
@@ -589,7 +615,8 @@ BEGIN
     -- fields the ones where the two claims agree (the same deviation), and how far apart the two
     -- were scraped. A deviation is counted once per pair (from the smaller hotkey's side). The
     -- deviating claims are computed once (one resi.claim_errors per claim); two claims are compared
-    -- (resi.claim_differences) only when they deviate on a common field.
+    -- (resi.claim_differences, once a pair: resi.fields_alike counts the common deviations where
+    -- they agree) only when they deviate on a common field.
     WITH judged AS MATERIALIZED (
         SELECT c.zpid, c.miner_hotkey, c.attestation_id, x.deviations, ROW(c.*)::resi.miner_claims AS claim
           FROM resi.miner_claims c
@@ -611,20 +638,21 @@ BEGIN
         SELECT least(a.miner_hotkey, b.miner_hotkey) AS m1, greatest(a.miner_hotkey, b.miner_hotkey) AS m2,
                CASE WHEN a.miner_hotkey < b.miner_hotkey THEN a.attestation_id ELSE b.attestation_id END AS first1,
                CASE WHEN a.miner_hotkey < b.miner_hotkey THEN b.attestation_id ELSE a.attestation_id END AS first2,
-               abs(extract(epoch FROM a.scraped_at - b.scraped_at)) <= 600 AS near
+               abs(extract(epoch FROM a.scraped_at - b.scraped_at)) <= 600 AS near, y.fields
           FROM deviating a
           JOIN deviating b ON b.zpid = a.zpid AND b.miner_hotkey > a.miner_hotkey AND b.deviations && a.deviations
-         CROSS JOIN LATERAL (SELECT resi.claim_differences(a.claim, b.claim) AS differing OFFSET 0) y
-         CROSS JOIN LATERAL unnest(a.deviations) AS d(field)
-         WHERE d.field = ANY (b.deviations)
-           AND d.field <> ALL (y.differing)
+         -- (OFFSET 0: computed once a pair, however often the query reads it.)
+         CROSS JOIN LATERAL (SELECT resi.fields_alike(a.deviations, b.deviations, resi.claim_differences(a.claim, b.claim))
+                                    AS fields
+                             OFFSET 0) y
     ), pairs AS (
         SELECT s.m1, s.m2, min(s.first1) AS first1, min(s.first2) AS first2,
-               count(*)::integer AS shared, count(*) FILTER (WHERE s.near)::integer AS near
+               sum(s.fields)::integer AS shared, coalesce(sum(s.fields) FILTER (WHERE s.near), 0)::integer AS near
           FROM shared s
+         WHERE s.fields > 0
          GROUP BY 1, 2
-        HAVING count(*) FILTER (WHERE s.near) >= min_near_copies
-           AND count(*) FILTER (WHERE s.near) >= 0.8 * count(*)
+        HAVING coalesce(sum(s.fields) FILTER (WHERE s.near), 0) >= min_near_copies
+           AND coalesce(sum(s.fields) FILTER (WHERE s.near), 0) >= 0.8 * sum(s.fields)
     )
     INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_deviations, near_copies, updated_at)
     SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END,
