@@ -32,8 +32,10 @@
 --   copy rate 0.8, 100 plausible false values): ln 400 per shared false value, ln 0.2 per
 --   difference. The miner whose judged attestations came first is the source. Validations
 --   count too (resi.validation_verdicts).
--- A row stays when its claims age out: a ring does not become independent by waiting. An
--- operator who knows better deletes the row and runs resi.find_dependent_miners() again.
+-- A row stays when its claims age out: a ring does not become independent by waiting. Its
+-- near-copies counts are those of the pass that found the pair (a dependent pair's deviations
+-- are not compared again). An operator who knows better deletes the row and runs
+-- resi.find_dependent_miners() again.
 CREATE TABLE resi.miner_dependence (
     miner_hotkey   text NOT NULL,                       -- the dependent miner (its copies came later)
     source_hotkey  text NOT NULL,                       -- the miner whose claims it repeats
@@ -386,10 +388,10 @@ BEGIN
     -- Near copies: each claim's fields that deviate from its listing's consensus, then per
     -- deviating claim the other claims on the listing that deviate on a field too, and of those
     -- fields the ones where the two claims agree (the same deviation), and how far apart the two
-    -- were scraped. A deviation is counted once per pair (from the smaller hotkey's side). The
-    -- deviating claims are computed once (one resi.claim_errors per claim); two claims are compared
-    -- (resi.claim_differences, once a pair: resi.fields_alike counts the common deviations where
-    -- they agree) only when they deviate on a common field.
+    -- were scraped, for the pairs not yet dependent. A deviation is counted once per pair (from
+    -- the smaller hotkey's side). The deviating claims are computed once (one resi.claim_errors
+    -- per claim); two claims are compared (resi.claim_differences, once a pair: resi.fields_alike
+    -- counts the common deviations where they agree) only when they deviate on a common field.
     WITH judged AS MATERIALIZED (
         SELECT c.zpid, c.miner_hotkey, c.attestation_id, x.deviations, ROW(c.*)::resi.miner_claims AS claim
           FROM resi.miner_claims c
@@ -407,6 +409,10 @@ BEGIN
         SELECT j.*, a.scraped_at
           FROM judged j
           JOIN resi.miner_attestations a ON a.id = j.attestation_id
+    ), dependent AS MATERIALIZED (
+        -- The pairs already dependent (a row, whatever its evidence), smaller hotkey first.
+        SELECT DISTINCT least(d.miner_hotkey, d.source_hotkey) AS m1, greatest(d.miner_hotkey, d.source_hotkey) AS m2
+          FROM resi.miner_dependence d
     ), shared AS (
         SELECT least(a.miner_hotkey, b.miner_hotkey) AS m1, greatest(a.miner_hotkey, b.miner_hotkey) AS m2,
                CASE WHEN a.miner_hotkey < b.miner_hotkey THEN a.attestation_id ELSE b.attestation_id END AS first1,
@@ -418,6 +424,10 @@ BEGIN
          CROSS JOIN LATERAL (SELECT resi.fields_alike(a.deviations, b.deviations, resi.claim_differences(a.claim, b.claim))
                                     AS fields
                              OFFSET 0) y
+         -- A pair already dependent is not compared again (its row keeps the evidence that made
+         -- it): after a ring is found, its members' deviations, alike on every listing it
+         -- targets, no longer cost a comparison per pair of them on every pass.
+         WHERE NOT EXISTS (SELECT FROM dependent k WHERE k.m1 = a.miner_hotkey AND k.m2 = b.miner_hotkey)
     ), pairs AS (
         SELECT s.m1, s.m2, min(s.first1) AS first1, min(s.first2) AS first2,
                sum(s.fields)::integer AS shared, coalesce(sum(s.fields) FILTER (WHERE s.near), 0)::integer AS near

@@ -621,6 +621,37 @@ fn a_copier_that_shifts_times_and_nudges_numbers_repeats_its_sources_deviations_
         scalar::<i64>(&mut client, "SELECT count(*) FROM resi.miner_groups WHERE miner_hotkey LIKE 'honest%'"),
         0
     );
+    // Later the scraper gets the bedrooms wrong on the other five listings too, and the copier
+    // copies that. The pair is dependent already: the pass does not compare its claims again,
+    // and its row keeps the evidence that made it. Deleted, the row is found again with 28: on
+    // listings 26 and 30 the only other deviation is honest1's or honest5's, who lost their
+    // weight (alike on 25 listings), so every weighted claim agrees there and nothing is judged.
+    let later: Vec<String> = (26..=30)
+        .flat_map(|n| {
+            let price = 100_000 * n;
+            [
+                format!("('scraper', '2025-09-17 10:00+00', '{n}', '2025-09-17 09:01+00', {price}, 9)"),
+                format!(
+                    "('copier', '2025-09-17 10:05+00', '{n}', '2025-09-17 09:04+00', {}, 9)",
+                    price + price * 4 / 1000
+                ),
+            ]
+        })
+        .collect();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO resi.staging_listings (miner_hotkey, submission_timestamp, zpid, scraped_at, price, bedrooms)
+             VALUES {}",
+            later.join(", ")
+        ))
+        .unwrap();
+    let near_copies = "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || shared_deviations || '/' || near_copies, ', ')
+                         FROM resi.miner_dependence";
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
+    assert_eq!(scalar::<String>(&mut client, near_copies), "copier>scraper 25/25");
+    client.batch_execute("DELETE FROM resi.miner_dependence").unwrap();
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
+    assert_eq!(scalar::<String>(&mut client, near_copies), "copier>scraper 28/28");
 }
 
 #[test]
