@@ -23,7 +23,9 @@
 //! bedroom — about the same 40 % of listings (their targets) whenever they report one, and the
 //! truth elsewhere; apart from the lies they scrape like honest miners. A nudging ring lies about
 //! the price alone, each identity moving each lie by up to 0.4 % (inside the 1 % tolerance, so
-//! the lies agree but are rarely the same number). A copying ring has two
+//! the lies agree but are rarely the same number). A spreading ring lies about the price alone,
+//! each identity with its own lie, 10-30 % above the truth (rarely within the tolerance of
+//! another's, but all on the same side). A copying ring has two
 //! scrapers; each of its other identities uploads, a little after them, every object they
 //! upload: byte-identical, or jittered (scrape times shifted by minutes, prices and living
 //! areas nudged within the consensus tolerance, ~15 % of rows dropped, rows reordered).
@@ -61,6 +63,10 @@ const RING_PRICE_FACTOR: f64 = 1.2;
 /// A nudging ring moves each false price by up to this share either way (the consensus
 /// tolerance is 1 %, so two of its lies are within 0.8 % of each other).
 const RING_NUDGE: f64 = 0.004;
+/// A spreading ring raises each false price by this share of the true one (from..to), a draw
+/// of its own for each identity, listing and cycle: two of its lies are rarely within the 1 %
+/// tolerance of each other; all lie the same way.
+const RING_SPREAD: (f64, f64) = (0.1, 0.3);
 /// The share of listings whose price changes between two cycles.
 const PRICE_DRIFT: f64 = 0.03;
 /// The share of listings whose status moves on between two cycles.
@@ -114,11 +120,14 @@ pub enum Scenario {
     /// As `IndependentRing`, but the lie is the price alone, and each identity nudges it apart
     /// within the consensus tolerance: one lie, hardly ever the same value twice.
     NudgedRing,
+    /// As `IndependentRing`, but the lie is the price alone, each identity's its own: the truth
+    /// raised by 10-30 %, so the ring's lies are rarely alike, only all too high.
+    SpreadRing,
 }
 
 impl Scenario {
     #[cfg(test)]
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Honest,
         Scenario::RingCopies,
         Scenario::RingCopiesFirst,
@@ -126,6 +135,7 @@ impl Scenario {
         Scenario::Jitter,
         Scenario::IndependentRing,
         Scenario::NudgedRing,
+        Scenario::SpreadRing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -137,6 +147,7 @@ impl Scenario {
             Scenario::Jitter => "jitter",
             Scenario::IndependentRing => "independent-ring",
             Scenario::NudgedRing => "nudged-ring",
+            Scenario::SpreadRing => "spread-ring",
         }
     }
 
@@ -147,8 +158,9 @@ impl Scenario {
             Scenario::RingCopiesFirst => Some(Ring::Copies { window: RING_FIRST, jitter: false }),
             Scenario::RingCopiesAfter => Some(Ring::Copies { window: RING_AFTER, jitter: false }),
             Scenario::Jitter => Some(Ring::Copies { window: EVERYONE, jitter: true }),
-            Scenario::IndependentRing => Some(Ring::Independent { nudged: false }),
-            Scenario::NudgedRing => Some(Ring::Independent { nudged: true }),
+            Scenario::IndependentRing => Some(Ring::Independent { lie: Lie::Same }),
+            Scenario::NudgedRing => Some(Ring::Independent { lie: Lie::Nudged }),
+            Scenario::SpreadRing => Some(Ring::Independent { lie: Lie::Spread }),
         }
     }
 }
@@ -157,9 +169,18 @@ impl Scenario {
 enum Ring {
     /// Two scrapers; the other identities copy their objects.
     Copies { window: Window, jitter: bool },
-    /// Every identity scrapes for itself; `nudged`: the lie is the price alone, and each
-    /// identity moves each false price by up to [`RING_NUDGE`] either way.
-    Independent { nudged: bool },
+    /// Every identity scrapes for itself and tells `lie` on the targeted listings.
+    Independent { lie: Lie },
+}
+
+/// What an independent ring's identities tell about a targeted listing.
+enum Lie {
+    /// The same false price and bedrooms.
+    Same,
+    /// The same false price, each identity moving it by up to [`RING_NUDGE`] either way.
+    Nudged,
+    /// A false price of each identity's own, the truth raised by [`RING_SPREAD`].
+    Spread,
 }
 
 /// The ring's scrapers when it copies.
@@ -581,12 +602,19 @@ fn report(config: &Config, listing: &Listing, i: usize, m: usize, miner: &Miner,
         }
     }
     if miner.kind == Kind::Ring && listing.ring_target {
-        if let Some(Ring::Independent { nudged: true }) = config.scenario.ring() {
-            let nudge = rng.uniform(-RING_NUDGE, RING_NUDGE);
-            facts.price = round_to(truth.price as f64 * RING_PRICE_FACTOR * (1.0 + nudge), 100);
-        } else {
-            facts.price = round_to(truth.price as f64 * RING_PRICE_FACTOR, 100);
-            facts.bedrooms = truth.bedrooms + 1;
+        match config.scenario.ring() {
+            Some(Ring::Independent { lie: Lie::Nudged }) => {
+                let nudge = rng.uniform(-RING_NUDGE, RING_NUDGE);
+                facts.price = round_to(truth.price as f64 * RING_PRICE_FACTOR * (1.0 + nudge), 100);
+            }
+            Some(Ring::Independent { lie: Lie::Spread }) => {
+                let raise = rng.uniform(RING_SPREAD.0, RING_SPREAD.1);
+                facts.price = round_to(truth.price as f64 * (1.0 + raise), 100);
+            }
+            _ => {
+                facts.price = round_to(truth.price as f64 * RING_PRICE_FACTOR, 100);
+                facts.bedrooms = truth.bedrooms + 1;
+            }
         }
     }
     Row { listing: i, scraped_at, facts, days_on_zillow }
@@ -776,6 +804,29 @@ pub mod tests {
         assert!(pairs > 1000 && equal * 10 < pairs, "{equal} of {pairs} pairs of lies are equal");
         let rows: usize = lies.values().map(Vec::len).sum();
         assert!(right_bedrooms * 10 > rows * 9, "{right_bedrooms} of {rows} lies keep the true bedrooms");
+    }
+
+    #[test]
+    fn a_spreading_rings_price_lies_are_all_too_high_and_rarely_alike() {
+        let world = World::generate(&config(Scenario::SpreadRing)).unwrap();
+        let mut lies: BTreeMap<(usize, usize), Vec<i64>> = BTreeMap::new();
+        for upload in world.uploads.iter().filter(|u| world.miners[u.miner].kind == Kind::Ring) {
+            for row in upload.rows.iter().filter(|r| world.listings[r.listing].ring_target) {
+                let truth = world.listings[row.listing].truth(upload.cycle).price as f64;
+                let raise = row.facts.price as f64 / truth - 1.0;
+                assert!((0.1 - 1e-3..=0.3 + 1e-3).contains(&raise), "{} for {truth}", row.facts.price);
+                lies.entry((upload.cycle, row.listing)).or_default().push(row.facts.price);
+            }
+        }
+        // Two members' lies about one listing in one cycle: rarely within the 1 % tolerance.
+        let (mut pairs, mut alike) = (0, 0);
+        for prices in lies.values() {
+            for (a, b) in prices.iter().zip(prices.iter().skip(1)) {
+                pairs += 1;
+                alike += usize::from((a - b).abs() as f64 <= 0.01 * *a.max(b) as f64);
+            }
+        }
+        assert!(pairs > 1000 && alike * 5 < pairs, "{alike} of {pairs} pairs of lies are alike");
     }
 
     #[test]
