@@ -443,11 +443,12 @@ $$;
 COMMENT ON FUNCTION resi.judged_pairs(timestamptz, timestamptz) IS
     'Per pair of miners judged together by the audits and rounds of validations recorded in [since, until): their first judged attestations, the false values they share (within the consensus tolerances) and the fields where they differ.';
 
--- The judgements recorded before `settled_until` are summed in resi.judged_pair_totals, once: a
--- judgement settles an hour after it was recorded (an audit; a round of validations, an hour
--- after its hour ended), when no transaction still open could add to it (one open an hour
--- would be missed), and resi.find_dependent_miners judges only the judgements after. One row at
--- most; none: nothing summed yet.
+-- The judgements recorded before `settled_until` are summed in resi.judged_pair_totals, once.
+-- A pass moves it to the last hour boundary at least an hour past: a judgement settles one to
+-- two hours after it was recorded (an audit; a round of validations, after its hour ended),
+-- when no transaction still open could add to it (one open for over an hour would be missed),
+-- and resi.find_dependent_miners judges only the judgements after. One row at most; none:
+-- nothing summed yet.
 CREATE TABLE resi.settled_judgements (
     one            boolean PRIMARY KEY DEFAULT true CHECK (one),
     settled_until  timestamptz NOT NULL  -- on the hour
