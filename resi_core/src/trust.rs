@@ -15,8 +15,8 @@
 //! `Beta(α₀ + right, β₀ + wrong)`; its prior is [`PRIOR_CLAIMS`] pseudo-claims whose mean is
 //! chosen so that a miner without evidence has the initial trust (`resi.initial_trust`, 0.25 by
 //! default): a new identity has little weight, and a few audits move it a lot. The accuracy a
-//! miner is credited with is a lower confidence bound of that posterior (mean − 1.645 sd, a
-//! one-sided 95 % bound), at most [`MAX_ACCURACY`]; trust is Accu's vote weight of that
+//! miner is credited with is a lower confidence bound of that posterior (mean − 1 sd, a
+//! one-sided bound of about 84 %), at most [`MAX_ACCURACY`]; trust is Accu's vote weight of that
 //! accuracy with one way to be wrong, the log-odds `ln(A / (1 − A))`, scaled so that
 //! [`MAX_ACCURACY`] is 1 and clamped to `[0, 1]` (0 for a miner no better than a coin). Consequences, checked by the tests below: a miner right on 97 % of its
 //! audited claims keeps more than 0.8× the trust of a perfect one; one error among many audits
@@ -45,8 +45,8 @@ pub const PRIOR_CLAIMS: f64 = 4.0;
 pub const AGREEMENT_WEIGHT: f64 = 0.1;
 /// How many audits all agreement together is worth at most.
 pub const AGREEMENT_CAP: f64 = 10.0;
-/// Standard deviations between the posterior mean and the accuracy credited (a one-sided 95 %
-/// bound under the normal approximation).
+/// Standard deviations between the posterior mean and the accuracy credited (a one-sided bound
+/// of about 84 % under the normal approximation).
 pub const LOWER_BOUND_SDS: f64 = 1.0;
 /// The accuracy at which trust is 1: beyond it, more audits do not buy more weight (some
 /// staleness is in the nature of scraped listings).
