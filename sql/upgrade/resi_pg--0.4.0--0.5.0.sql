@@ -451,7 +451,9 @@ COMMENT ON FUNCTION resi.judged_pairs(timestamptz, timestamptz) IS
 -- nothing summed yet.
 CREATE TABLE resi.settled_judgements (
     one            boolean PRIMARY KEY DEFAULT true CHECK (one),
-    settled_until  timestamptz NOT NULL  -- on the hour
+    -- On the hour (a bound off it would cut a round of validations in two).
+    settled_until  timestamptz NOT NULL
+                   CHECK (settled_until = date_bin('1 hour', settled_until, timestamptz '2000-01-01 00:00+00'))
 );
 COMMENT ON TABLE resi.settled_judgements IS 'Until when the judgements (audits, rounds of validations) are summed in resi.judged_pair_totals.';
 

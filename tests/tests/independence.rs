@@ -560,6 +560,11 @@ fn judgements_settle_once_and_later_passes_count_them_as_a_recount_would() {
     assert_eq!(judged_pair_totals(&mut client), all);
     assert_eq!(shared_false_evidence(&mut client), "ring2>ring1 6/0");
 
+    // The bound stays on the hour: one off it would cut a round of validations in two.
+    let err = client
+        .batch_execute("UPDATE resi.settled_judgements SET settled_until = settled_until + interval '10 minutes'")
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "23514", "{err}");
     // Summed again from scratch (what an operator does after deleting an audit), the same.
     client.batch_execute("DELETE FROM resi.judged_pair_totals; DELETE FROM resi.settled_judgements;").unwrap();
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
