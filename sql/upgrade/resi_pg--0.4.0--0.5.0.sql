@@ -664,14 +664,13 @@ BEGIN
           FROM shared s
          WHERE s.fields > 0
          GROUP BY 1, 2
-        HAVING coalesce(sum(s.fields) FILTER (WHERE s.near), 0) >= min_near_copies
-           AND coalesce(sum(s.fields) FILTER (WHERE s.near), 0) >= 0.8 * sum(s.fields)
     )
     INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_deviations, near_copies, updated_at)
     SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END,
            CASE WHEN p.first1 <= p.first2 THEN p.m1 ELSE p.m2 END,
            p.shared, p.near, at
       FROM pairs p
+     WHERE p.near >= min_near_copies AND p.near >= 0.8 * p.shared
      ORDER BY 1, 2
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_deviations = excluded.shared_deviations,
@@ -701,7 +700,7 @@ BEGIN
         ON CONFLICT (one) DO UPDATE SET settled_until = excluded.settled_until;
         settled := settle;
     END IF;
-    WITH judged_pairs AS (
+    WITH evidence AS (
         SELECT p.miner_hotkey AS m1, p.other_hotkey AS m2,
                min(p.first_attestation) AS first1, min(p.other_first_attestation) AS first2,
                sum(p.shared_false)::integer AS shared_false, sum(p.differences)::integer AS differences
@@ -718,7 +717,7 @@ BEGIN
                CASE WHEN p.first1 <= p.first2 THEN p.m1 ELSE p.m2 END AS source_hotkey,
                p.shared_false, p.differences,
                p.shared_false * ln(400) + p.differences * ln(0.2) AS score
-          FROM judged_pairs p
+          FROM evidence p
          WHERE p.shared_false >= min_shared_false
     )
     INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_false, audit_differences, score, updated_at)

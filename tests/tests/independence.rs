@@ -455,14 +455,22 @@ fn false_values_are_shared_within_the_tolerance_and_an_absurd_one_is_never_alike
     assert_eq!(evidence, "nudge2>nudge1 3/0");
 }
 
-/// resi.judged_pair_totals as text: `miner/other shared_false/differences`, by pair.
-fn judged_pair_totals(client: &mut Client) -> String {
+/// Pairs' evidence as text, `miner/other shared_false/differences` by pair, from `pairs`:
+/// resi.judged_pair_totals, or a call of resi.judged_pairs.
+fn judged_pairs_in(client: &mut Client, pairs: &str) -> String {
     scalar(
         client,
-        "SELECT coalesce(string_agg(miner_hotkey || '/' || other_hotkey || ' ' || shared_false || '/' || differences,
-                                    ', ' ORDER BY 1), '')
-           FROM resi.judged_pair_totals",
+        &format!(
+            "SELECT coalesce(string_agg(miner_hotkey || '/' || other_hotkey || ' ' || shared_false || '/' || differences,
+                                        ', ' ORDER BY 1), '')
+               FROM {pairs}"
+        ),
     )
+}
+
+/// resi.judged_pair_totals as text (judged_pairs_in).
+fn judged_pair_totals(client: &mut Client) -> String {
+    judged_pairs_in(client, "resi.judged_pair_totals")
 }
 
 /// resi.miner_dependence's audit evidence as text: `miner>source shared_false/differences`.
@@ -533,11 +541,9 @@ fn judgements_settle_once_and_later_passes_count_them_as_a_recount_would() {
     assert_eq!(judged_pair_totals(&mut client), settled);
     assert_eq!(shared_false_evidence(&mut client), "ring2>ring1 6/0");
     // What a pass judges afresh: audit 4 and listing 11's round only.
-    let fresh: String = scalar(
+    let fresh = judged_pairs_in(
         &mut client,
-        "SELECT string_agg(miner_hotkey || '/' || other_hotkey || ' ' || shared_false || '/' || differences, ', '
-                           ORDER BY 1)
-           FROM resi.judged_pairs((SELECT settled_until FROM resi.settled_judgements), 'infinity')",
+        "resi.judged_pairs((SELECT settled_until FROM resi.settled_judgements), 'infinity')",
     );
     assert_eq!(fresh, "honest1/ring1 0/2, honest1/ring2 0/2, honest2/ring1 0/1, honest2/ring2 0/1, ring1/ring2 2/0");
 
