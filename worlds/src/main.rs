@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! resi-worlds generate --scenario S --out DIR [--listings 2000] [--cycles 3] [--seed 14]
-//!                      [--honest 8] [--sloppy 2] [--spammers 1] [--ring-size 12] [--audit-rate 0]
+//!                      [--honest 8] [--sloppy 2] [--spammers 1] [--ring-size 12] [--ring-targets 0.4]
+//!                      [--audit-rate 0]
 //! resi-worlds audit    --world DIR --cycle K [--audit-api validation|record_audit] --database-url URL
 //! resi-worlds score    --world DIR --database-url URL [--json FILE]
 //! resi-worlds table    SCORE.json...
@@ -68,6 +69,9 @@ enum Command {
         /// Ring identities; copying rings have two scrapers and the rest copy them.
         #[arg(long, default_value_t = 12)]
         ring_size: u32,
+        /// The share of listings the ring lies about, from 0 to 1.
+        #[arg(long, default_value_t = world::RING_TARGET_SHARE, value_parser = share)]
+        ring_targets: f64,
         /// The share of listings the validator audits in each cycle, e.g. 0.05.
         #[arg(long, default_value_t = 0.0)]
         audit_rate: f64,
@@ -107,6 +111,14 @@ fn main() {
     }
 }
 
+/// A share from 0 to 1.
+fn share(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{text} is not a share from 0 to 1")),
+    }
+}
+
 fn connect(url: &str) -> Result<Client> {
     Client::connect(url, NoTls).with_context(|| format!("cannot connect to {url}"))
 }
@@ -123,6 +135,7 @@ fn run(cli: Cli) -> Result<()> {
             sloppy,
             spammers,
             ring_size,
+            ring_targets,
             audit_rate,
         } => {
             let config = world::Config {
@@ -134,6 +147,7 @@ fn run(cli: Cli) -> Result<()> {
                 sloppy: sloppy as usize,
                 spammers: spammers as usize,
                 ring_size: ring_size as usize,
+                ring_targets,
                 audit_rate,
             };
             let world = world::World::generate(&config)?;

@@ -56,8 +56,8 @@ const JITTER_DROP: f64 = 0.15;
 const JITTER_PRICE: f64 = 0.004;
 /// A jittering copier moves a living area by up to this share (the tolerance is 2 %).
 const JITTER_AREA: f64 = 0.015;
-/// The share of listings a ring lies about.
-const RING_TARGET_SHARE: f64 = 0.4;
+/// The share of listings a ring lies about, unless the world's [`Config::ring_targets`] says.
+pub const RING_TARGET_SHARE: f64 = 0.4;
 /// The ring's false price, a multiple of the true one.
 const RING_PRICE_FACTOR: f64 = 1.2;
 /// A nudging ring moves each false price by up to this share either way (the consensus
@@ -210,6 +210,9 @@ pub struct Config {
     pub spammers: usize,
     /// Ring identities (scrapers and copiers); unused by the `honest` scenario.
     pub ring_size: usize,
+    /// The share of listings the ring lies about (0 to 1): few targets are few chances for
+    /// an audit to catch a lie.
+    pub ring_targets: f64,
     /// The share of listings the validator audits in each cycle.
     pub audit_rate: f64,
 }
@@ -478,7 +481,7 @@ fn listings(config: &Config, with_ring: bool) -> Vec<Listing> {
     if with_ring {
         let mut order: Vec<usize> = (0..listings.len()).collect();
         Rng::new(config.seed, Stream::RingTargets, 0, 0).shuffle(&mut order);
-        let targets = (listings.len() as f64 * RING_TARGET_SHARE).round() as usize;
+        let targets = (listings.len() as f64 * config.ring_targets).round() as usize;
         for &i in &order[..targets] {
             listings[i].ring_target = true;
         }
@@ -699,6 +702,7 @@ pub mod tests {
             sloppy: 2,
             spammers: 1,
             ring_size: 12,
+            ring_targets: RING_TARGET_SHARE,
             audit_rate: 0.05,
         }
     }
@@ -867,6 +871,20 @@ pub mod tests {
     }
 
     #[test]
+
+    /// A world's ring lies about the share of listings it is told to, and about none without a
+    /// ring.
+    #[test]
+    fn the_ring_targets_the_share_of_listings_it_is_given() {
+        for (scenario, share, expected) in
+            [(Scenario::SpreadRing, 0.05, 15), (Scenario::IndependentRing, 0.0, 0), (Scenario::Honest, 0.4, 0)]
+        {
+            let world = World::generate(&Config { ring_targets: share, ..config(scenario) }).unwrap();
+            assert_eq!(world.listings.len(), 300);
+            let targets = world.listings.iter().filter(|l| l.ring_target).count();
+            assert_eq!(targets, expected, "{scenario:?} at {share}");
+        }
+    }
     fn jitter_copies_differ_but_stay_within_tolerance() {
         let world = World::generate(&config(Scenario::Jitter)).unwrap();
         let (mut copied, mut kept, mut same_price, mut reordered) = (0, 0, 0, false);
