@@ -870,8 +870,6 @@ pub mod tests {
         assert!(price_accuracy(Kind::Sloppy) < 0.92);
     }
 
-    #[test]
-
     /// A world's ring lies about the share of listings it is told to, and about none without a
     /// ring.
     #[test]
@@ -885,6 +883,8 @@ pub mod tests {
             assert_eq!(targets, expected, "{scenario:?} at {share}");
         }
     }
+
+    #[test]
     fn jitter_copies_differ_but_stay_within_tolerance() {
         let world = World::generate(&config(Scenario::Jitter)).unwrap();
         let (mut copied, mut kept, mut same_price, mut reordered) = (0, 0, 0, false);
