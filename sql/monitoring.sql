@@ -64,17 +64,18 @@ SELECT g.group_hotkey,
        coalesce(sum(t.wrong_claims), 0)::bigint AS wrong_claims,
        coalesce(min(e.copied_claims), 0) AS copied_claims,
        coalesce(min(e.near_copies), 0) AS near_copies,
-       coalesce(min(e.shared_false_values), 0) AS shared_false_values
+       coalesce(min(e.shared_false_values), 0) AS shared_false_values,
+       coalesce(min(e.wrong_together), 0) AS wrong_together
   FROM resi.miner_groups g
   LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
   -- The evidence that joined the group: its members' rows of resi.miner_dependence, summed once.
   LEFT JOIN (SELECT m.group_hotkey, sum(d.shared_claims) AS copied_claims, sum(d.near_copies) AS near_copies,
-                    sum(d.shared_false) AS shared_false_values
+                    sum(d.shared_false) AS shared_false_values, sum(d.wrong_together) AS wrong_together
                FROM resi.miner_dependence d
                JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey
               GROUP BY m.group_hotkey) e ON e.group_hotkey = g.group_hotkey
  GROUP BY g.group_hotkey;
-COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
+COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common, judgements that found members wrong together).';
 
 -- Share of listings per confidence band.
 CREATE VIEW resi.consensus_health AS

@@ -274,6 +274,8 @@ CREATE TABLE resi.miner_dependence (
     shared_false   integer NOT NULL DEFAULT 0 CHECK (shared_false >= 0),  -- audited fields both got wrong alike
     audit_differences integer NOT NULL DEFAULT 0 CHECK (audit_differences >= 0), -- audited fields where they differ
     score          double precision NOT NULL DEFAULT 0, -- ln likelihood ratio of dependence from the audits
+    wrong_together integer NOT NULL DEFAULT 0 CHECK (wrong_together >= 0), -- fields judgements found both wrong on, with values apart
+    together_score double precision NOT NULL DEFAULT 0, -- ln likelihood ratio that they are wrong together more often than by chance
     shared_deviations integer NOT NULL DEFAULT 0 CHECK (shared_deviations >= 0), -- deviations from the consensus both made alike
     near_copies    integer NOT NULL DEFAULT 0 CHECK (near_copies >= 0),   -- of those, scraped within ten minutes of each other
     first_seen_at  timestamptz NOT NULL DEFAULT now(),  -- when the dependence was first found
@@ -281,7 +283,7 @@ CREATE TABLE resi.miner_dependence (
     PRIMARY KEY (miner_hotkey, source_hotkey),
     CHECK (miner_hotkey <> source_hotkey)
 );
-COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims, near copies, false values they share that audits or validations found) and since when.';
+COMMENT ON TABLE resi.miner_dependence IS 'Pairs of miners whose reports are not independent, with the evidence (copied claims, near copies, false values they share that audits or validations found, judgements that found both wrong far more often than chance) and since when.';
 CREATE INDEX miner_dependence_source_hotkey_idx ON resi.miner_dependence (source_hotkey);
 
 -- ---------------------------------------------------------------------------------------------
@@ -394,7 +396,8 @@ COMMENT ON VIEW resi.validation_verdicts IS 'Per round of validations of a listi
 -- resi.validation_verdicts_between's). STABLE, STRICT, PARALLEL SAFE; raises nothing of its own.
 CREATE FUNCTION resi.judged_pairs(since timestamptz, until timestamptz)
     RETURNS TABLE (miner_hotkey text, other_hotkey text, first_attestation bigint, other_first_attestation bigint,
-                   shared_false integer, differences integer)
+                   shared_false integer, differences integer, judged_together integer, miner_wrong jsonb,
+                   other_wrong jsonb, wrong_apart integer)
     LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -423,25 +426,98 @@ BEGIN
     -- does not judge a field its second claim holds out of a listing's range (bathrooms outside
     -- 0..99.9), so one absurd value is a difference and only two are alike. Two wrong sets are
     -- compared only when both have one (most pairs of a judgement have a right claim).
-    SELECT a.miner_hotkey, b.miner_hotkey, min(a.attestation_id), min(b.attestation_id),
-           count(*) FILTER (WHERE f.k1 = f.k2 AND f.k1 <> ALL (d.apart))::integer,
-           count(*) FILTER (WHERE f.k1 IS DISTINCT FROM f.k2 OR f.k1 = ANY (d.apart))::integer
-      FROM verdicts a
-      JOIN verdicts b ON b.judgement = a.judgement AND b.miner_hotkey > a.miner_hotkey
-     CROSS JOIN LATERAL (SELECT CASE WHEN a.wrong <> '{}' AND b.wrong <> '{}' THEN
-                                 resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, a.wrong),
-                                                        jsonb_populate_record(NULL::resi.miner_claims, b.wrong))
-                                 || resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, b.wrong),
-                                                           jsonb_populate_record(NULL::resi.miner_claims, a.wrong))
-                                 ELSE '{}' END AS apart
-                          OFFSET 0) d
-     CROSS JOIN LATERAL (SELECT x.key AS k1, y.key AS k2
-                           FROM jsonb_each(a.wrong) x FULL JOIN jsonb_each(b.wrong) y ON y.key = x.key) f
-     GROUP BY 1, 2;
+    , judged AS MATERIALIZED (
+        SELECT a.miner_hotkey AS m1, b.miner_hotkey AS m2, a.attestation_id AS first1, b.attestation_id AS first2,
+               a.wrong AS wrong1, b.wrong AS wrong2, e.shared_false, e.differences, e.wrong_apart
+          FROM verdicts a
+          JOIN verdicts b ON b.judgement = a.judgement AND b.miner_hotkey > a.miner_hotkey
+         CROSS JOIN LATERAL (SELECT CASE WHEN a.wrong <> '{}' AND b.wrong <> '{}' THEN
+                                     resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, a.wrong),
+                                                            jsonb_populate_record(NULL::resi.miner_claims, b.wrong))
+                                     || resi.claim_differences(jsonb_populate_record(NULL::resi.miner_claims, b.wrong),
+                                                               jsonb_populate_record(NULL::resi.miner_claims, a.wrong))
+                                     ELSE '{}' END AS apart
+                              OFFSET 0) d
+         CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE f.k1 = f.k2 AND f.k1 <> ALL (d.apart)) AS shared_false,
+                                    count(*) FILTER (WHERE f.k1 IS DISTINCT FROM f.k2 OR f.k1 = ANY (d.apart)) AS differences,
+                                    count(*) FILTER (WHERE f.k1 = f.k2 AND f.k1 = ANY (d.apart)) AS wrong_apart
+                               FROM (SELECT x.key AS k1, y.key AS k2
+                                       FROM jsonb_each(a.wrong) x FULL JOIN jsonb_each(b.wrong) y ON y.key = x.key) f) e
+    ), fields AS (
+        -- Per pair and field, the judgements that found each wrong on it.
+        SELECT w.m1, w.m2, w.field, count(*) FILTER (WHERE w.of_first) AS wrong1, count(*) FILTER (WHERE NOT w.of_first) AS wrong2
+          FROM (SELECT j.m1, j.m2, true AS of_first, k.field FROM judged j, jsonb_object_keys(j.wrong1) k(field)
+                UNION ALL
+                SELECT j.m1, j.m2, false, k.field FROM judged j, jsonb_object_keys(j.wrong2) k(field)) w
+         GROUP BY 1, 2, 3
+    ), field_counts AS (
+        SELECT c.m1, c.m2, jsonb_object_agg(c.field, c.wrong1) FILTER (WHERE c.wrong1 > 0) AS wrong1,
+               jsonb_object_agg(c.field, c.wrong2) FILTER (WHERE c.wrong2 > 0) AS wrong2
+          FROM fields c
+         GROUP BY 1, 2
+    )
+    SELECT p.m1, p.m2, p.first1, p.first2, p.shared_false, p.differences, p.judged_together,
+           coalesce(c.wrong1, '{}'), coalesce(c.wrong2, '{}'), p.wrong_apart
+      FROM (SELECT j.m1, j.m2, min(j.first1) AS first1, min(j.first2) AS first2,
+                   sum(j.shared_false)::integer AS shared_false, sum(j.differences)::integer AS differences,
+                   count(*)::integer AS judged_together, sum(j.wrong_apart)::integer AS wrong_apart
+              FROM judged j
+             GROUP BY 1, 2) p
+      LEFT JOIN field_counts c ON c.m1 = p.m1 AND c.m2 = p.m2;
 END
 $$;
 COMMENT ON FUNCTION resi.judged_pairs(timestamptz, timestamptz) IS
-    'Per pair of miners judged together by the audits and rounds of validations recorded in [since, until): their first judged attestations, the false values they share (within the consensus tolerances) and the fields where they differ.';
+    'Per pair of miners judged together by the audits and rounds of validations recorded in [since, until): their first judged attestations, the false values they share (within the consensus tolerances), the fields where they differ, the judgements that judged both, per field those that found each wrong, and the fields both got wrong with values apart.';
+
+-- Two counts per field ({"field": count}, as resi.judged_pairs writes them) summed field by
+-- field: how resi.find_dependent_miners adds a window's judgements to the settled ones. A loop,
+-- not a subquery (which the planner would inline, and Citus deparse, into the statement that
+-- calls it). IMMUTABLE, STRICT, PARALLEL SAFE; 22P02 for a count that is not an integer.
+CREATE FUNCTION resi.add_field_counts(counts jsonb, more jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    total jsonb := counts;
+    field text;
+    n     text;
+BEGIN
+    FOR field, n IN SELECT * FROM jsonb_each_text(more) LOOP
+        total := total || jsonb_build_object(field, coalesce((total ->> field)::integer, 0) + n::integer);
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION resi.add_field_counts(jsonb, jsonb) IS
+    'Two counts per field ({"field": count}) summed field by field.';
+
+-- How many fields two miners judged together `judged_together` times would both get wrong in
+-- the same judgements if their errors were independent, each wrong on each field as often as
+-- its judgements found it (miner_wrong, other_wrong: {"field": count}, as resi.judged_pairs
+-- writes them): the sum over fields of miner_wrong * other_wrong / judged_together. 0 when
+-- judged_together is 0. IMMUTABLE, STRICT, PARALLEL SAFE; 22P02 for a count that is not a number.
+CREATE FUNCTION resi.wrong_together_by_chance(miner_wrong jsonb, other_wrong jsonb, judged_together integer)
+    RETURNS double precision
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    chance double precision := 0;
+    field  text;
+    n      text;
+BEGIN
+    IF judged_together <= 0 THEN
+        RETURN 0;
+    END IF;
+    FOR field, n IN SELECT * FROM jsonb_each_text(miner_wrong) LOOP
+        chance := chance + n::double precision * coalesce((other_wrong ->> field)::double precision, 0);
+    END LOOP;
+    RETURN chance / judged_together;
+END
+$$;
+COMMENT ON FUNCTION resi.wrong_together_by_chance(jsonb, jsonb, integer) IS
+    'How many fields two miners judged together would both get wrong in the same judgements by chance: the sum over fields of the judgements that found each wrong on it, multiplied, over the judgements of both.';
 
 -- The judgements recorded before `settled_until` are summed in resi.judged_pair_totals, once.
 -- A pass moves it to the last hour boundary at least an hour past: a judgement settles one to
@@ -467,6 +543,10 @@ CREATE TABLE resi.judged_pair_totals (
     other_first_attestation  bigint NOT NULL,  -- and of other_hotkey
     shared_false             integer NOT NULL CHECK (shared_false >= 0),
     differences              integer NOT NULL CHECK (differences >= 0),
+    judged_together          integer NOT NULL CHECK (judged_together >= 0),
+    miner_wrong              jsonb NOT NULL,   -- per field, the judgements that found miner_hotkey wrong on it
+    other_wrong              jsonb NOT NULL,   -- and other_hotkey
+    wrong_apart              integer NOT NULL CHECK (wrong_apart >= 0),
     PRIMARY KEY (miner_hotkey, other_hotkey),
     CHECK (miner_hotkey < other_hotkey)
 );
@@ -686,51 +766,78 @@ BEGIN
     settle := date_bin('1 hour', at - interval '1 hour', timestamptz '2000-01-01 00:00+00');
     IF settle > settled THEN
         INSERT INTO resi.judged_pair_totals AS t
-               (miner_hotkey, other_hotkey, first_attestation, other_first_attestation, shared_false, differences)
+               (miner_hotkey, other_hotkey, first_attestation, other_first_attestation, shared_false, differences,
+                judged_together, miner_wrong, other_wrong, wrong_apart)
         SELECT p.miner_hotkey, p.other_hotkey, p.first_attestation, p.other_first_attestation, p.shared_false,
-               p.differences
+               p.differences, p.judged_together, p.miner_wrong, p.other_wrong, p.wrong_apart
           FROM resi.judged_pairs(settled, settle) p
          ORDER BY 1, 2
         ON CONFLICT (miner_hotkey, other_hotkey) DO UPDATE SET
             first_attestation       = least(t.first_attestation, excluded.first_attestation),
             other_first_attestation = least(t.other_first_attestation, excluded.other_first_attestation),
             shared_false            = t.shared_false + excluded.shared_false,
-            differences             = t.differences + excluded.differences;
+            differences             = t.differences + excluded.differences,
+            judged_together         = t.judged_together + excluded.judged_together,
+            miner_wrong             = resi.add_field_counts(t.miner_wrong, excluded.miner_wrong),
+            other_wrong             = resi.add_field_counts(t.other_wrong, excluded.other_wrong),
+            wrong_apart             = t.wrong_apart + excluded.wrong_apart;
         INSERT INTO resi.settled_judgements AS s (one, settled_until) VALUES (true, settle)
         ON CONFLICT (one) DO UPDATE SET settled_until = excluded.settled_until;
         settled := settle;
     END IF;
     WITH evidence AS (
-        SELECT p.miner_hotkey AS m1, p.other_hotkey AS m2,
-               min(p.first_attestation) AS first1, min(p.other_first_attestation) AS first2,
-               sum(p.shared_false)::integer AS shared_false, sum(p.differences)::integer AS differences
-          FROM (SELECT t.miner_hotkey, t.other_hotkey, t.first_attestation, t.other_first_attestation,
-                       t.shared_false, t.differences
-                  FROM resi.judged_pair_totals t
-                UNION ALL
-                SELECT j.miner_hotkey, j.other_hotkey, j.first_attestation, j.other_first_attestation,
-                       j.shared_false, j.differences
-                  FROM resi.judged_pairs(settled, 'infinity') j) p
-         GROUP BY 1, 2
+        -- The settled totals and the newer judgements, one row each at most per pair.
+        SELECT coalesce(t.miner_hotkey, j.miner_hotkey) AS m1, coalesce(t.other_hotkey, j.other_hotkey) AS m2,
+               least(t.first_attestation, j.first_attestation) AS first1,
+               least(t.other_first_attestation, j.other_first_attestation) AS first2,
+               coalesce(t.shared_false, 0) + coalesce(j.shared_false, 0) AS shared_false,
+               coalesce(t.differences, 0) + coalesce(j.differences, 0) AS differences,
+               coalesce(t.wrong_apart, 0) + coalesce(j.wrong_apart, 0) AS wrong_apart,
+               coalesce(t.judged_together, 0) + coalesce(j.judged_together, 0) AS judged_together,
+               t.miner_wrong AS settled_wrong1, t.other_wrong AS settled_wrong2,
+               j.miner_wrong AS fresh_wrong1, j.other_wrong AS fresh_wrong2
+          FROM resi.judged_pair_totals t
+          FULL JOIN resi.judged_pairs(settled, 'infinity') j
+            ON j.miner_hotkey = t.miner_hotkey AND j.other_hotkey = t.other_hotkey
+    ), candidates AS (
+        -- The pairs with enough evidence to weigh, and what chance would make of their
+        -- wrong_apart (only for those with enough of it).
+        SELECT p.*,
+               CASE WHEN p.wrong_apart >= min_shared_false THEN
+                   resi.wrong_together_by_chance(
+                       resi.add_field_counts(coalesce(p.settled_wrong1, '{}'), coalesce(p.fresh_wrong1, '{}')),
+                       resi.add_field_counts(coalesce(p.settled_wrong2, '{}'), coalesce(p.fresh_wrong2, '{}')),
+                       p.judged_together)
+               END AS by_chance
+          FROM evidence p
+         WHERE p.shared_false >= min_shared_false OR p.wrong_apart >= min_shared_false
     ), scored AS (
         SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END AS miner_hotkey,
                CASE WHEN p.first1 <= p.first2 THEN p.m1 ELSE p.m2 END AS source_hotkey,
-               p.shared_false, p.differences,
-               p.shared_false * ln(400) + p.differences * ln(0.2) AS score
-          FROM evidence p
-         WHERE p.shared_false >= min_shared_false
+               p.shared_false, p.differences, p.wrong_apart,
+               p.shared_false * ln(400) + p.differences * ln(0.2) AS score,
+               -- k ln(k/λ) - k + λ; wrong_apart > 0 makes λ > 0.
+               CASE WHEN p.wrong_apart > p.by_chance
+                    THEN p.wrong_apart * ln(p.wrong_apart / p.by_chance) - p.wrong_apart + p.by_chance
+                    ELSE 0 END AS together_score
+          FROM candidates p
     )
-    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_false, audit_differences, score, updated_at)
-    SELECT s.miner_hotkey, s.source_hotkey, s.shared_false, s.differences, s.score, at
+    INSERT INTO resi.miner_dependence AS d (miner_hotkey, source_hotkey, shared_false, audit_differences, score,
+                                            wrong_together, together_score, updated_at)
+    SELECT s.miner_hotkey, s.source_hotkey, s.shared_false, s.differences, s.score, s.wrong_apart, s.together_score, at
       FROM scored s
-     WHERE s.score >= ln(1e6)
+     WHERE (s.shared_false >= min_shared_false AND s.score >= ln(1e6))
+        OR (s.wrong_apart >= min_shared_false AND s.together_score >= ln(1e6))
      ORDER BY 1, 2
     ON CONFLICT (miner_hotkey, source_hotkey) DO UPDATE SET
         shared_false      = excluded.shared_false,
         audit_differences = excluded.audit_differences,
         score             = excluded.score,
+        wrong_together    = excluded.wrong_together,
+        together_score    = excluded.together_score,
         updated_at        = excluded.updated_at
-     WHERE (d.shared_false, d.audit_differences) IS DISTINCT FROM (excluded.shared_false, excluded.audit_differences);
+     WHERE (d.shared_false, d.audit_differences, d.wrong_together)
+           IS DISTINCT FROM (excluded.shared_false, excluded.audit_differences, excluded.wrong_together);
 
     -- Groups: every miner reaches the members of its component; the name is the member with the
     -- earliest claim. Three statements, with arrays between them (on Citus a recursive query
@@ -779,7 +886,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION resi.find_dependent_miners(integer, integer, integer) IS
-    'Collect the evidence of dependent miners (copied claims, near copies of deviations from the consensus, false values in common that audits or validations found) into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
+    'Collect the evidence of dependent miners (copied claims, near copies of deviations from the consensus, false values in common that audits or validations found, judgements that found both wrong far more often than chance) into resi.miner_dependence and regroup the miners in resi.miner_groups; returns the miners whose group changed.';
 COMMENT ON FUNCTION resi.claim_signature(text, timestamptz, text, bigint, text, integer, double precision, integer, text, text, integer, text, text, text, double precision, double precision) IS
     '64 bits of SHA-256 over a report''s zpid, scrape time and every field: two reports share it exactly when one is a byte copy of the other.';
 COMMENT ON FUNCTION resi.claim_differences(resi.miner_claims, resi.miner_claims) IS
@@ -2076,18 +2183,19 @@ SELECT g.group_hotkey,
        coalesce(sum(t.wrong_claims), 0)::bigint AS wrong_claims,
        coalesce(min(e.copied_claims), 0) AS copied_claims,
        coalesce(min(e.near_copies), 0) AS near_copies,
-       coalesce(min(e.shared_false_values), 0) AS shared_false_values
+       coalesce(min(e.shared_false_values), 0) AS shared_false_values,
+       coalesce(min(e.wrong_together), 0) AS wrong_together
   FROM resi.miner_groups g
   LEFT JOIN resi.miner_trust t ON t.miner_hotkey = g.miner_hotkey
   -- The evidence that joined the group: its members' rows of resi.miner_dependence, summed once.
   LEFT JOIN (SELECT m.group_hotkey, sum(d.shared_claims) AS copied_claims, sum(d.near_copies) AS near_copies,
-                    sum(d.shared_false) AS shared_false_values
+                    sum(d.shared_false) AS shared_false_values, sum(d.wrong_together) AS wrong_together
                FROM resi.miner_dependence d
                JOIN resi.miner_groups m ON m.miner_hotkey = d.miner_hotkey
               GROUP BY m.group_hotkey) e ON e.group_hotkey = g.group_hotkey
  GROUP BY g.group_hotkey;
 
-COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common).';
+COMMENT ON VIEW resi.dependent_groups IS 'Groups of dependent miners: members, since when, the trust the group votes with (its members'' pooled evidence), pooled audits, and the evidence (copied claims, near copies, audited false values in common, judgements that found members wrong together).';
 
 CREATE OR REPLACE FUNCTION resi.listing_detail(listing text)
     RETURNS TABLE (zpid text, uri text, address text, city text, state text, zip_code text, price bigint,

@@ -200,8 +200,9 @@ const MORE_ROWS: &str = "
     INSERT INTO resi.miner_submission_days (miner_hotkey, day, submissions) VALUES ('m0', '2025-09-01', 3), ('o2', '2025-09-02', 1);
     INSERT INTO resi.miner_dependence (miner_hotkey, source_hotkey, shared_claims) VALUES ('N1', 'm0', 12);
     INSERT INTO resi.judged_pair_totals
-        (miner_hotkey, other_hotkey, first_attestation, other_first_attestation, shared_false, differences)
-        VALUES ('N1', 'm0', 5, 3, 4, 1);
+        (miner_hotkey, other_hotkey, first_attestation, other_first_attestation, shared_false, differences,
+         judged_together, miner_wrong, other_wrong, wrong_apart)
+        VALUES ('N1', 'm0', 5, 3, 4, 1, 6, '{\"price\": 5}', '{\"price\": 4}', 1);
     INSERT INTO resi.settled_judgements (settled_until) VALUES ('2025-09-17 10:00+00');
     ANALYZE;";
 
@@ -841,7 +842,12 @@ fn the_operators_validators_and_readers_functions_answer_on_citus_as_on_a_single
     }
     for (call, order) in [
         ("SELECT resi.find_dependent_miners(3, 1) AS changed", "1"),
-        ("SELECT miner_hotkey, other_hotkey, shared_false, differences FROM resi.judged_pair_totals", "1"),
+        (
+            "SELECT miner_hotkey, other_hotkey, shared_false, differences, judged_together, miner_wrong::text,
+                    other_wrong::text, wrong_apart
+               FROM resi.judged_pair_totals",
+            "1",
+        ),
         (
             "SELECT count(*) FROM resi.judged_pairs((SELECT settled_until FROM resi.settled_judgements), 'infinity')",
             "1",

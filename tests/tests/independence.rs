@@ -455,14 +455,77 @@ fn false_values_are_shared_within_the_tolerance_and_an_absurd_one_is_never_alike
     assert_eq!(evidence, "nudge2>nudge1 3/0");
 }
 
-/// Pairs' evidence as text, `miner/other shared_false/differences` by pair, from `pairs`:
+#[test]
+fn identities_wrong_together_each_with_its_own_lie_become_one_group_and_honest_errors_do_not() {
+    let db = TestDatabase::new("independence_wrong_together");
+    let mut client = db.client();
+    // A hundred audits' verdicts, written as resi.record_audit writes them. ring1..ring3 scrape
+    // for themselves and lie about listings 1-12, each raising the price by its own share (10,
+    // 20, 30 %: no two alike), and about the bedrooms too on listings 1-6; elsewhere they are
+    // right. honest1 and honest2 make ten errors each, six of them on the same listings (17-22)
+    // with values of their own.
+    client
+        .batch_execute(
+            "INSERT INTO resi.audits (id, zpid, listing, seen_at)
+             SELECT a, a::text, '{}', '2025-09-17 09:00+00' FROM generate_series(1, 100) a;
+             INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
+             SELECT a, m.hotkey, 10 * a + m.n, 14,
+                    CASE WHEN m.hotkey LIKE 'ring%' AND a <= 12 THEN
+                             jsonb_build_object('price', (200000 + a) * (10 + m.n) / 10)
+                             || CASE WHEN a <= 6 THEN jsonb_build_object('bedrooms', 3 + m.n) ELSE '{}' END
+                         WHEN m.hotkey = 'honest1' AND a BETWEEN 13 AND 22 THEN jsonb_build_object('price', 150000 + a)
+                         WHEN m.hotkey = 'honest2' AND a BETWEEN 17 AND 26 THEN jsonb_build_object('price', 170000 + a)
+                         ELSE '{}' END
+               FROM generate_series(1, 100) a,
+                    LATERAL (VALUES (1, 'ring1'), (2, 'ring2'), (3, 'ring3'), (4, 'honest1'), (5, 'honest2'))
+                        m(n, hotkey);",
+        )
+        .unwrap();
+    // Each pair judged together 100 times. A ring pair got 18 fields wrong together (12 prices,
+    // 6 bedrooms), where chance makes (12 x 12 + 6 x 6) / 100 = 1.8 of them: k ln(k/λ) - k + λ
+    // = 25.25, over ln 10^6 (13.8). The honest pair: 6 prices where chance makes 1: 5.75.
+    let totals: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '/' || other_hotkey || ' ' || judged_together || ':' || miner_wrong::text
+                           || '/' || other_wrong::text || '/' || wrong_apart, ', ' ORDER BY miner_hotkey, other_hotkey)
+           FROM resi.judged_pairs('-infinity', 'infinity') WHERE wrong_apart > 0",
+    );
+    let ring = r#"100:{"price": 12, "bedrooms": 6}/{"price": 12, "bedrooms": 6}/18"#;
+    assert_eq!(
+        totals,
+        format!(
+            r#"honest1/honest2 100:{{"price": 10}}/{{"price": 10}}/6, ring1/ring2 {ring}, ring1/ring3 {ring}, ring2/ring3 {ring}"#
+        )
+    );
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
+    let evidence: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || wrong_together || ' '
+                           || round(together_score::numeric, 2) || ' ' || shared_false || '/' || audit_differences,
+                           ', ' ORDER BY 1, 2)
+           FROM resi.miner_dependence",
+    );
+    assert_eq!(evidence, "ring2>ring1 18 25.25 0/18, ring3>ring1 18 25.25 0/18, ring3>ring2 18 25.25 0/18");
+    let groups: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
+    );
+    assert_eq!(groups, "ring1>ring1 ring2>ring1 ring3>ring1");
+    // A stricter count than the evidence finds nothing new.
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners(3, 19)"), 0);
+}
+
+/// Pairs' evidence as text, `miner/other shared_false/differences judged_together:miner_wrong/
+/// other_wrong/wrong_apart` by pair (the wrong counts per field as JSON), from `pairs`:
 /// resi.judged_pair_totals, or a call of resi.judged_pairs.
 fn judged_pairs_in(client: &mut Client, pairs: &str) -> String {
     scalar(
         client,
         &format!(
-            "SELECT coalesce(string_agg(miner_hotkey || '/' || other_hotkey || ' ' || shared_false || '/' || differences,
-                                        ', ' ORDER BY 1), '')
+            "SELECT coalesce(string_agg(miner_hotkey || '/' || other_hotkey || ' ' || shared_false || '/' || differences
+                                        || ' ' || judged_together || ':' || miner_wrong::text || '/'
+                                        || other_wrong::text || '/' || wrong_apart,
+                                        ', ' ORDER BY miner_hotkey, other_hotkey), '')
                FROM {pairs}"
         ),
     )
@@ -478,7 +541,7 @@ fn shared_false_evidence(client: &mut Client) -> String {
     scalar(
         client,
         "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || shared_false || '/' || audit_differences,
-                           ', ' ORDER BY 1)
+                           ', ' ORDER BY miner_hotkey, source_hotkey)
            FROM resi.miner_dependence",
     )
 }
@@ -537,7 +600,9 @@ fn judgements_settle_once_and_later_passes_count_them_as_a_recount_would() {
         ),
         "the pass sums up to the last hour boundary at least an hour past"
     );
-    let settled = "honest1/ring1 0/4, honest1/ring2 0/4, honest2/ring1 0/1, honest2/ring2 0/1, ring1/ring2 4/0";
+    let settled = "honest1/honest2 0/0 1:{}/{}/0, honest1/ring1 0/4 4:{}/{\"price\": 4}/0, \
+                   honest1/ring2 0/4 4:{}/{\"price\": 4}/0, honest2/ring1 0/1 1:{}/{\"price\": 1}/0, \
+                   honest2/ring2 0/1 1:{}/{\"price\": 1}/0, ring1/ring2 4/0 4:{\"price\": 4}/{\"price\": 4}/0";
     assert_eq!(judged_pair_totals(&mut client), settled);
     assert_eq!(shared_false_evidence(&mut client), "ring2>ring1 6/0");
     // What a pass judges afresh: audit 4 and listing 11's round only.
@@ -545,7 +610,12 @@ fn judgements_settle_once_and_later_passes_count_them_as_a_recount_would() {
         &mut client,
         "resi.judged_pairs((SELECT settled_until FROM resi.settled_judgements), 'infinity')",
     );
-    assert_eq!(fresh, "honest1/ring1 0/2, honest1/ring2 0/2, honest2/ring1 0/1, honest2/ring2 0/1, ring1/ring2 2/0");
+    assert_eq!(
+        fresh,
+        "honest1/honest2 0/0 1:{}/{}/0, honest1/ring1 0/2 2:{}/{\"price\": 2}/0, \
+         honest1/ring2 0/2 2:{}/{\"price\": 2}/0, honest2/ring1 0/1 1:{}/{\"price\": 1}/0, \
+         honest2/ring2 0/1 1:{}/{\"price\": 1}/0, ring1/ring2 2/0 2:{\"price\": 2}/{\"price\": 2}/0"
+    );
 
     // Another pass within the hour counts nothing twice.
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
@@ -562,7 +632,9 @@ fn judgements_settle_once_and_later_passes_count_them_as_a_recount_would() {
         )
         .unwrap();
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 0);
-    let all = "honest1/ring1 0/6, honest1/ring2 0/6, honest2/ring1 0/2, honest2/ring2 0/2, ring1/ring2 6/0";
+    let all = "honest1/honest2 0/0 2:{}/{}/0, honest1/ring1 0/6 6:{}/{\"price\": 6}/0, \
+               honest1/ring2 0/6 6:{}/{\"price\": 6}/0, honest2/ring1 0/2 2:{}/{\"price\": 2}/0, \
+               honest2/ring2 0/2 2:{}/{\"price\": 2}/0, ring1/ring2 6/0 6:{\"price\": 6}/{\"price\": 6}/0";
     assert_eq!(judged_pair_totals(&mut client), all);
     assert_eq!(shared_false_evidence(&mut client), "ring2>ring1 6/0");
 
