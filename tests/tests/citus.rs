@@ -353,7 +353,8 @@ fn copies(url: &str) -> String {
     let moved = moved();
     let description: String = scalar(
         &mut node,
-        "SELECT (SELECT string_agg(c.conrelid::regclass || ' ' || pg_get_constraintdef(c.oid), ', ' ORDER BY 1)
+        "SELECT (SELECT string_agg(c.conrelid::regclass || ' ' || pg_get_constraintdef(c.oid), ', '
+                                     ORDER BY c.conrelid::regclass::text)
                    FROM pg_constraint c
                   WHERE c.contype = 'p' AND c.conrelid IN ('resi.miner_attestations'::regclass,
                                                            'resi.listing_history'::regclass, 'resi.audits'::regclass))

@@ -502,7 +502,7 @@ fn identities_wrong_together_each_with_its_own_lie_become_one_group_and_honest_e
         &mut client,
         "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || wrong_together || ' '
                            || round(together_score::numeric, 2) || ' ' || shared_false || '/' || audit_differences,
-                           ', ' ORDER BY 1, 2)
+                           ', ' ORDER BY miner_hotkey, source_hotkey)
            FROM resi.miner_dependence",
     );
     assert_eq!(evidence, "ring2>ring1 18 25.25 0/18, ring3>ring1 18 25.25 0/18, ring3>ring2 18 25.25 0/18");

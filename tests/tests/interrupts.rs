@@ -25,7 +25,7 @@ fn everything(client: &mut Client) -> String {
         "SELECT format('attestations %s claims %s listings %s trust %s days %s penalties %s ledger %s staging %s',
                 (SELECT count(*) FROM resi.miner_attestations), (SELECT count(*) FROM resi.miner_claims),
                 (SELECT count(*) FROM resi.listings),
-                (SELECT string_agg(miner_hotkey || ':' || trust_score || ':' || total_submissions, ',' ORDER BY 1)
+                (SELECT string_agg(miner_hotkey || ':' || trust_score || ':' || total_submissions, ',' ORDER BY miner_hotkey)
                    FROM resi.miner_trust),
                 (SELECT sum(submissions) FROM resi.miner_submission_days), (SELECT count(*) FROM resi.miner_penalties),
                 (SELECT count(*) FROM resi.ingest_ledger), (SELECT count(*) FROM resi.staging_listings))",
