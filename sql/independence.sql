@@ -408,7 +408,8 @@ COMMENT ON FUNCTION resi.fields_alike(text[], text[], text[]) IS
 -- deviate on a common field, one comparison each; the groups over at most one row per pair of
 -- miners; the audits' and validations' evidence is resi.judged_pairs of the judgements recorded
 -- in the last hour or two only (the settled ones are summed once, in resi.judged_pair_totals),
--- and one read of those totals. Grows with the current claims, and per listing with the square
+-- and one read of those totals (with resi.add_field_counts and resi.wrong_together_by_chance for
+-- the pairs with min_shared_false fields wrong together). Grows with the current claims, and per listing with the square
 -- of its deviating claims (make bench row 9 measures it at a tenth of the network), not with
 -- the audits and validations of the past. One pass at a time (a transaction-level advisory
 -- lock); returns the miners whose group changed. Without JIT (the expressions are calls into
@@ -548,10 +549,10 @@ BEGIN
         updated_at        = excluded.updated_at
      WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
-    -- Shared false values: the pairs of miners that judgements (audits, rounds of validations)
-    -- judged together, resi.judged_pairs. The settled ones are summed once, into
-    -- resi.judged_pair_totals (up to an hour ago, on the hour: resi.settled_judgements); the later
-    -- ones are judged afresh on every pass.
+    -- Shared false values and fields wrong together: the pairs of miners that judgements
+    -- (audits, rounds of validations) judged together, resi.judged_pairs. The settled ones are
+    -- summed once, into resi.judged_pair_totals (up to an hour ago, on the hour:
+    -- resi.settled_judgements); the later ones are judged afresh on every pass.
     SELECT coalesce(max(s.settled_until), '-infinity') INTO settled FROM resi.settled_judgements s;
     settle := date_bin('1 hour', at - interval '1 hour', timestamptz '2000-01-01 00:00+00');
     IF settle > settled THEN

@@ -758,10 +758,10 @@ BEGIN
         updated_at        = excluded.updated_at
      WHERE (d.shared_deviations, d.near_copies) IS DISTINCT FROM (excluded.shared_deviations, excluded.near_copies);
 
-    -- Shared false values: the pairs of miners that judgements (audits, rounds of validations)
-    -- judged together, resi.judged_pairs. The settled ones are summed once, into
-    -- resi.judged_pair_totals (up to an hour ago, on the hour: resi.settled_judgements); the later
-    -- ones are judged afresh on every pass.
+    -- Shared false values and fields wrong together: the pairs of miners that judgements
+    -- (audits, rounds of validations) judged together, resi.judged_pairs. The settled ones are
+    -- summed once, into resi.judged_pair_totals (up to an hour ago, on the hour:
+    -- resi.settled_judgements); the later ones are judged afresh on every pass.
     SELECT coalesce(max(s.settled_until), '-infinity') INTO settled FROM resi.settled_judgements s;
     settle := date_bin('1 hour', at - interval '1 hour', timestamptz '2000-01-01 00:00+00');
     IF settle > settled THEN
