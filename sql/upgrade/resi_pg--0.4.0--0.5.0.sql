@@ -445,10 +445,11 @@ BEGIN
                                        FROM jsonb_each(a.wrong) x FULL JOIN jsonb_each(b.wrong) y ON y.key = x.key) f) e
     ), fields AS (
         -- Per pair and field, the judgements that found each wrong on it.
-        SELECT w.m1, w.m2, w.field, count(*) FILTER (WHERE w.of_first) AS wrong1, count(*) FILTER (WHERE NOT w.of_first) AS wrong2
-          FROM (SELECT j.m1, j.m2, true AS of_first, k.field FROM judged j, jsonb_object_keys(j.wrong1) k(field)
-                UNION ALL
-                SELECT j.m1, j.m2, false, k.field FROM judged j, jsonb_object_keys(j.wrong2) k(field)) w
+        SELECT j.m1, j.m2, k.field, count(*) FILTER (WHERE w.of_first) AS wrong1,
+               count(*) FILTER (WHERE NOT w.of_first) AS wrong2
+          FROM judged j
+         CROSS JOIN LATERAL (VALUES (true, j.wrong1), (false, j.wrong2)) w(of_first, wrong)
+         CROSS JOIN LATERAL jsonb_object_keys(w.wrong) k(field)
          GROUP BY 1, 2, 3
     ), field_counts AS (
         SELECT c.m1, c.m2, jsonb_object_agg(c.field, c.wrong1) FILTER (WHERE c.wrong1 > 0) AS wrong1,

@@ -426,6 +426,21 @@ fn identities_that_fail_validations_with_the_same_values_become_one_group_and_ho
     assert_eq!(scalar::<i64>(&mut client, "SELECT price FROM resi.listings WHERE zpid = '3'"), 200_002);
 }
 
+/// `audits` audits (listings 1..=audits) and their verdicts, written as resi.record_audit writes
+/// them: audit `a` judged each miner of `miners`, SQL rows `(n, hotkey, wrong)` where `wrong` (the
+/// fields it got wrong) may read `a`, on its attestation 10 * a + n.
+fn record_verdicts(client: &mut Client, audits: i32, miners: &str) {
+    client
+        .batch_execute(&format!(
+            "INSERT INTO resi.audits (id, zpid, listing, seen_at)
+             SELECT a, a::text, '{{}}', '2025-09-17 09:00+00' FROM generate_series(1, {audits}) a;
+             INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
+             SELECT a, m.hotkey, 10 * a + m.n, 14, m.wrong
+               FROM generate_series(1, {audits}) a, LATERAL (VALUES {miners}) m(n, hotkey, wrong);"
+        ))
+        .unwrap();
+}
+
 #[test]
 fn false_values_are_shared_within_the_tolerance_and_an_absurd_one_is_never_alike() {
     let db = TestDatabase::new("independence_alike_lies");
@@ -433,19 +448,14 @@ fn false_values_are_shared_within_the_tolerance_and_an_absurd_one_is_never_alike
     // Three audits' verdicts, written as resi.record_audit writes them: nudge1 and nudge2 lie
     // about the price 0.6 % apart (inside the 1 % tolerance); sane and wild got the bathrooms
     // wrong, sane with a plausible count, wild (its pairs' second claim) with one no listing holds.
-    client
-        .batch_execute(
-            "INSERT INTO resi.audits (id, zpid, listing, seen_at)
-             SELECT a, a::text, '{}', '2025-09-17 09:00+00' FROM generate_series(1, 3) a;
-             INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
-             SELECT a, m.hotkey, 10 * a + m.n, 14, m.wrong
-               FROM generate_series(1, 3) a,
-                    LATERAL (VALUES (1, 'nudge1', jsonb_build_object('price', 240000 + a)),
-                                    (2, 'nudge2', jsonb_build_object('price', 241400 + a)),
-                                    (3, 'sane', '{\"bathrooms\": 3.5}'::jsonb),
-                                    (4, 'wild', '{\"bathrooms\": 150}'::jsonb)) m(n, hotkey, wrong);",
-        )
-        .unwrap();
+    record_verdicts(
+        &mut client,
+        3,
+        "(1, 'nudge1', jsonb_build_object('price', 240000 + a)),
+         (2, 'nudge2', jsonb_build_object('price', 241400 + a)),
+         (3, 'sane', '{\"bathrooms\": 3.5}'::jsonb),
+         (4, 'wild', '{\"bathrooms\": 150}'::jsonb)",
+    );
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 2);
     let evidence: String = scalar(
         &mut client,
@@ -464,23 +474,24 @@ fn identities_wrong_together_each_with_its_own_lie_become_one_group_and_honest_e
     // 20, 30 %: no two alike), and about the bedrooms too on listings 1-6; elsewhere they are
     // right. honest1 and honest2 make ten errors each, six of them on the same listings (17-22)
     // with values of their own.
-    client
-        .batch_execute(
-            "INSERT INTO resi.audits (id, zpid, listing, seen_at)
-             SELECT a, a::text, '{}', '2025-09-17 09:00+00' FROM generate_series(1, 100) a;
-             INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
-             SELECT a, m.hotkey, 10 * a + m.n, 14,
-                    CASE WHEN m.hotkey LIKE 'ring%' AND a <= 12 THEN
-                             jsonb_build_object('price', (200000 + a) * (10 + m.n) / 10)
-                             || CASE WHEN a <= 6 THEN jsonb_build_object('bedrooms', 3 + m.n) ELSE '{}' END
-                         WHEN m.hotkey = 'honest1' AND a BETWEEN 13 AND 22 THEN jsonb_build_object('price', 150000 + a)
-                         WHEN m.hotkey = 'honest2' AND a BETWEEN 17 AND 26 THEN jsonb_build_object('price', 170000 + a)
-                         ELSE '{}' END
-               FROM generate_series(1, 100) a,
-                    LATERAL (VALUES (1, 'ring1'), (2, 'ring2'), (3, 'ring3'), (4, 'honest1'), (5, 'honest2'))
-                        m(n, hotkey);",
+    let ring = |n: i32| {
+        format!(
+            "({n}, 'ring{n}', CASE WHEN a <= 12 THEN jsonb_build_object('price', (200000 + a) * {} / 10)
+                                      || CASE WHEN a <= 6 THEN jsonb_build_object('bedrooms', {}) ELSE '{{}}' END
+                                   ELSE '{{}}' END)",
+            10 + n,
+            3 + n
         )
-        .unwrap();
+    };
+    let miners = format!(
+        "{}, {}, {},
+         (4, 'honest1', CASE WHEN a BETWEEN 13 AND 22 THEN jsonb_build_object('price', 150000 + a) ELSE '{{}}' END),
+         (5, 'honest2', CASE WHEN a BETWEEN 17 AND 26 THEN jsonb_build_object('price', 170000 + a) ELSE '{{}}' END)",
+        ring(1),
+        ring(2),
+        ring(3)
+    );
+    record_verdicts(&mut client, 100, &miners);
     // Each pair judged together 100 times. A ring pair got 18 fields wrong together (12 prices,
     // 6 bedrooms), where chance makes (12 x 12 + 6 x 6) / 100 = 1.8 of them: k ln(k/λ) - k + λ
     // = 25.25, over ln 10^6 (13.8). The honest pair: 6 prices where chance makes 1: 5.75.
