@@ -46,6 +46,9 @@ pub struct Summary {
     pub max_rows_per_object: usize,
     /// The zpids the ring lies about.
     pub ring_targets: Vec<String>,
+    /// The zpids of hard pages (absent from worlds written before there were any).
+    #[serde(default)]
+    pub hard_pages: Vec<String>,
 }
 
 /// Write `world` into `dir`, which must not hold a world yet.
@@ -129,6 +132,7 @@ fn summary(world: &World) -> Summary {
         max_objects_per_miner_per_day: world.busiest_miner_day().0,
         max_rows_per_object: world.uploads.iter().map(|u| u.rows.len()).max().unwrap_or(0),
         ring_targets: world.listings.iter().filter(|l| l.ring_target).map(|l| l.zpid.to_string()).collect(),
+        hard_pages: world.listings.iter().filter(|l| l.hard).map(|l| l.zpid.to_string()).collect(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! ```text
 //! resi-worlds generate --scenario S --out DIR [--listings 2000] [--cycles 3] [--seed 14]
 //!                      [--honest 8] [--sloppy 2] [--spammers 1] [--ring-size 12] [--ring-targets 0.4]
-//!                      [--audit-rate 0]
+//!                      [--hard-pages 0] [--audit-rate 0]
 //! resi-worlds audit    --world DIR --cycle K [--audit-api validation|record_audit] --database-url URL
 //! resi-worlds score    --world DIR --database-url URL [--json FILE]
 //! resi-worlds table    SCORE.json...
@@ -72,6 +72,10 @@ enum Command {
         /// The share of listings the ring lies about, from 0 to 1.
         #[arg(long, default_value_t = world::RING_TARGET_SHARE, value_parser = share)]
         ring_targets: f64,
+        /// The share of listings whose price every scraper misreads half the time, each with a
+        /// value of its own, from 0 to 1.
+        #[arg(long, default_value_t = 0.0, value_parser = share)]
+        hard_pages: f64,
         /// The share of listings the validator audits in each cycle, e.g. 0.05.
         #[arg(long, default_value_t = 0.0)]
         audit_rate: f64,
@@ -136,6 +140,7 @@ fn run(cli: Cli) -> Result<()> {
             spammers,
             ring_size,
             ring_targets,
+            hard_pages,
             audit_rate,
         } => {
             let config = world::Config {
@@ -148,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
                 spammers: spammers as usize,
                 ring_size: ring_size as usize,
                 ring_targets,
+                hard_pages,
                 audit_rate,
             };
             let world = world::World::generate(&config)?;

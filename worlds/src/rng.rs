@@ -25,6 +25,8 @@ pub enum Stream {
     Jitter = 8,
     /// The validator's choice of listings to audit in a cycle.
     Audits = 9,
+    /// Which listings are hard pages, and a miner's misreading of one.
+    HardPages = 10,
 }
 
 /// SplitMix64 of `seed` and two integers: a stateless, reproducible random number.

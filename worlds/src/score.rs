@@ -3,7 +3,8 @@
 //! A field is right when it is within the consensus tolerance of the truth: price within 1 %,
 //! living_area within 2 %, bedrooms, bathrooms and home_status equal. A listing without a
 //! consensus value counts as wrong. Accuracy is reported over all listings, the audited and the
-//! unaudited ones, and the ring's targets and the rest; trust as min / mean / max per miner kind.
+//! unaudited ones, the ring's targets and the rest, and the hard pages; trust as min / mean /
+//! max per miner kind, and how many of each kind were grouped with another miner.
 
 use crate::files::{read_audits, read_miners, read_summary, read_truth, Truth};
 use crate::world::{Kind, Scenario};
@@ -63,6 +64,10 @@ pub struct KindTrust {
     pub min: f64,
     pub mean: f64,
     pub max: f64,
+    /// Miners of the kind that `resi.miner_groups` puts in a group with another miner (absent
+    /// from scores written before it was counted).
+    #[serde(default)]
+    pub grouped: usize,
 }
 
 /// One listing's consensus as `resi.listings` holds it.
@@ -105,6 +110,7 @@ pub fn score(client: &mut Client, world: &Path) -> Result<Score> {
     let miners = read_miners(world)?;
     let audited: HashSet<String> = read_audits(world)?.into_iter().map(|a| a.zpid).collect();
     let targets: HashSet<&str> = summary.ring_targets.iter().map(String::as_str).collect();
+    let hard: HashSet<&str> = summary.hard_pages.iter().map(String::as_str).collect();
 
     let zpids: Vec<&str> = truth.iter().map(|t| t.zpid.as_str()).collect();
     let consensus: HashMap<String, Consensus> = client
@@ -151,6 +157,9 @@ pub fn score(client: &mut Client, world: &Path) -> Result<Score> {
         groups.extend(group("ring targets", &|t| targets.contains(t.zpid.as_str())));
         groups.extend(group("not targeted", &|t| !targets.contains(t.zpid.as_str())));
     }
+    if !hard.is_empty() {
+        groups.extend(group("hard pages", &|t| hard.contains(t.zpid.as_str())));
+    }
 
     // A miner without a row in resi.miner_trust votes with resi.initial_trust().
     let hotkeys: Vec<&str> = miners.iter().map(|(h, _)| h.as_str()).collect();
@@ -162,6 +171,16 @@ pub fn score(client: &mut Client, world: &Path) -> Result<Score> {
         )?
         .into_iter()
         .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let grouped: HashSet<String> = client
+        .query(
+            "SELECT g.miner_hotkey FROM resi.miner_groups g
+              WHERE EXISTS (SELECT FROM resi.miner_groups o
+                             WHERE o.group_hotkey = g.group_hotkey AND o.miner_hotkey <> g.miner_hotkey)",
+            &[],
+        )?
+        .into_iter()
+        .map(|r| r.get(0))
         .collect();
     let trust_of_kind =
         |kind: Kind| -> Vec<f64> { miners.iter().filter(|(_, k)| *k == kind).map(|(h, _)| trust_of[h]).collect() };
@@ -175,6 +194,7 @@ pub fn score(client: &mut Client, world: &Path) -> Result<Score> {
                 min: values.iter().copied().fold(f64::INFINITY, f64::min),
                 mean: values.iter().sum::<f64>() / values.len() as f64,
                 max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                grouped: miners.iter().filter(|(h, k)| *k == kind && grouped.contains(h)).count(),
             })
         })
         .collect();
@@ -269,9 +289,20 @@ impl Score {
                 g.home_status
             );
         }
-        out.push_str("\n| miner kind | miners | trust min | trust mean | trust max |\n|---|---:|---:|---:|---:|\n");
+        out.push_str(
+            "\n| miner kind | miners | trust min | trust mean | trust max | grouped |\n|---|---:|---:|---:|---:|---:|\n",
+        );
         for t in &self.trust {
-            let _ = writeln!(out, "| {} | {} | {:.3} | {:.3} | {:.3} |", t.kind.name(), t.miners, t.min, t.mean, t.max);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.3} | {:.3} | {:.3} | {} |",
+                t.kind.name(),
+                t.miners,
+                t.min,
+                t.mean,
+                t.max,
+                t.grouped
+            );
         }
         let check = self.honest_above_ring.map_or("n/a (no ring)".to_string(), |b| b.to_string());
         let _ = writeln!(out, "\nEvery honest miner's trust above every ring member's: {check}");
@@ -291,17 +322,20 @@ impl Score {
 pub fn table(scores: &[Score]) -> String {
     let mut out = String::from(
         "| scenario | audit rate | resi_pg | price | bedrooms | bathrooms | living_area | home_status | price audited \
-         | price unaudited | price ring targets | honest trust min / mean | ring trust mean / max | honest > ring \
-         | objects loaded / rejected / deferred |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n",
+         | price unaudited | price ring targets | price hard pages | honest trust min / mean | ring trust mean / max \
+         | honest > ring | grouped honest / ring | objects loaded / rejected / deferred |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n",
     );
     let price = |s: &Score, group: &str| s.group(group).map_or("–".to_string(), |g| format!("{:.3}", g.price));
     for s in scores {
         let Some(all) = s.group("all") else { continue };
         let honest = s.trust(Kind::Honest).map_or("–".to_string(), |t| format!("{:.2} / {:.2}", t.min, t.mean));
         let ring = s.trust(Kind::Ring).map_or("–".to_string(), |t| format!("{:.2} / {:.2}", t.mean, t.max));
+        let grouped = |kind: Kind| s.trust(kind).map_or("–".to_string(), |t| format!("{}/{}", t.grouped, t.miners));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {honest} | {ring} | {} | {} / {} / {} |",
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {honest} | {ring} | {} | {} / {} \
+             | {} / {} / {} |",
             s.scenario.name(),
             s.audit_rate,
             s.extension_version,
@@ -313,7 +347,10 @@ pub fn table(scores: &[Score]) -> String {
             price(s, "audited"),
             price(s, "unaudited"),
             price(s, "ring targets"),
+            price(s, "hard pages"),
             s.honest_above_ring.map_or("n/a", |b| if b { "yes" } else { "no" }),
+            grouped(Kind::Honest),
+            grouped(Kind::Ring),
             s.ledger.loaded,
             s.ledger.rejected,
             s.ledger.deferred,

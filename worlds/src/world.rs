@@ -58,6 +58,8 @@ const JITTER_PRICE: f64 = 0.004;
 const JITTER_AREA: f64 = 0.015;
 /// The share of listings a ring lies about, unless the world's [`Config::ring_targets`] says.
 pub const RING_TARGET_SHARE: f64 = 0.4;
+/// How often a scraper misreads a hard page's price (see [`Config::hard_pages`]).
+const HARD_PAGE_ERROR: f64 = 0.5;
 /// The ring's false price, a multiple of the true one.
 const RING_PRICE_FACTOR: f64 = 1.2;
 /// A nudging ring moves each false price by up to this share either way (the consensus
@@ -213,6 +215,11 @@ pub struct Config {
     /// The share of listings the ring lies about (0 to 1): few targets are few chances for
     /// an audit to catch a lie.
     pub ring_targets: f64,
+    /// The share of listings that are hard pages (0 to 1): every scraper, honest or not,
+    /// misreads a hard page's price half the time, each time with a value of its own (5-30 %
+    /// off). Honest errors that fall on the same listings: independent miners are then wrong
+    /// together far more often than their error rates alone would make them.
+    pub hard_pages: f64,
     /// The share of listings the validator audits in each cycle.
     pub audit_rate: f64,
 }
@@ -273,6 +280,8 @@ pub struct Listing {
     truth: Vec<Facts>,
     /// One of the listings the ring lies about.
     pub ring_target: bool,
+    /// A page scrapers misread (see [`Config::hard_pages`]).
+    pub hard: bool,
 }
 
 impl Listing {
@@ -475,9 +484,15 @@ fn listings(config: &Config, with_ring: bool) -> Vec<Listing> {
                 }
                 truth.push(facts);
             }
-            Listing { zpid, place, address, latitude, longitude, listed_at, truth, ring_target: false }
+            Listing { zpid, place, address, latitude, longitude, listed_at, truth, ring_target: false, hard: false }
         })
         .collect();
+    let mut order: Vec<usize> = (0..listings.len()).collect();
+    Rng::new(config.seed, Stream::HardPages, 0, 0).shuffle(&mut order);
+    let hard = (listings.len() as f64 * config.hard_pages).round() as usize;
+    for &i in &order[..hard] {
+        listings[i].hard = true;
+    }
     if with_ring {
         let mut order: Vec<usize> = (0..listings.len()).collect();
         Rng::new(config.seed, Stream::RingTargets, 0, 0).shuffle(&mut order);
@@ -603,6 +618,12 @@ fn report(config: &Config, listing: &Listing, i: usize, m: usize, miner: &Miner,
         if rng.chance(e) {
             days_on_zillow = rng.between(0, 365);
         }
+        // Drawn from a stream of their own, so that a world without hard pages is unchanged.
+        let mut misread = Rng::new(config.seed, Stream::HardPages, 1 + m as u64, ((cycle as u64) << 32) | i as u64);
+        if listing.hard && misread.chance(HARD_PAGE_ERROR) {
+            let change = misread.uniform(0.05, 0.3) * if misread.chance(0.5) { -1.0 } else { 1.0 };
+            facts.price = round_to(truth.price as f64 * (1.0 + change), 100);
+        }
     }
     if miner.kind == Kind::Ring && listing.ring_target {
         match config.scenario.ring() {
@@ -703,6 +724,7 @@ pub mod tests {
             spammers: 1,
             ring_size: 12,
             ring_targets: RING_TARGET_SHARE,
+            hard_pages: 0.0,
             audit_rate: 0.05,
         }
     }
@@ -882,6 +904,43 @@ pub mod tests {
             let targets = world.listings.iter().filter(|l| l.ring_target).count();
             assert_eq!(targets, expected, "{scenario:?} at {share}");
         }
+    }
+
+    /// Hard pages: scrapers misread their price about half the time, each misreading a value
+    /// of its own, and every other value is what the same world without hard pages reports.
+    #[test]
+    fn scrapers_misread_hard_pages_half_the_time_and_nothing_else_changes() {
+        let plain = World::generate(&config(Scenario::Honest)).unwrap();
+        let world = World::generate(&Config { hard_pages: 0.1, ..config(Scenario::Honest) }).unwrap();
+        assert_eq!(world.listings.iter().filter(|l| l.hard).count(), 30);
+        assert!(plain.listings.iter().all(|l| !l.hard));
+        assert_eq!(plain.uploads.len(), world.uploads.len());
+        let (mut hard_rows, mut misread, mut prices) = (0, 0, HashSet::new());
+        for (before, after) in plain.uploads.iter().zip(&world.uploads) {
+            assert_eq!(before.key, after.key);
+            for (b, a) in before.rows.iter().zip(&after.rows) {
+                let listing = &world.listings[a.listing];
+                let honest = Facts { price: b.facts.price, ..a.facts };
+                assert_eq!(
+                    (b.listing, b.scraped_at, b.facts, b.days_on_zillow),
+                    (a.listing, a.scraped_at, honest, a.days_on_zillow)
+                );
+                if !listing.hard {
+                    assert_eq!(a.facts.price, b.facts.price);
+                    continue;
+                }
+                hard_rows += 1;
+                if a.facts.price != b.facts.price {
+                    misread += 1;
+                    let off = (a.facts.price - listing.truth(after.cycle).price).abs() as f64;
+                    assert!(off >= 0.04 * listing.truth(after.cycle).price as f64);
+                    prices.insert((a.listing, after.cycle, a.facts.price));
+                }
+            }
+        }
+        let share = misread as f64 / hard_rows as f64;
+        assert!((0.4..0.6).contains(&share), "{misread} of {hard_rows} hard rows misread");
+        assert!(prices.len() as f64 > 0.9 * misread as f64, "misreadings rarely alike: {} values", prices.len());
     }
 
     #[test]
