@@ -41,7 +41,15 @@
 --   found one wrong on it) × (that found the other wrong on it) / (judgements of both):
 --   k ln(k/λ) - k + λ (for k > λ; else 0). Honest scrapers' errors coincide by chance (λ), and a
 --   listing that changed before an audit makes the miners that scraped it earlier wrong alike,
---   with the same old value (a shared false value, not this).
+--   with the same old value (a shared false value, not this). Honest errors also fall on the
+--   same listings (a page every scraper misreads now and then): then every honest miner is
+--   wrong together with every other more often than chance, a little per judgement, surely
+--   over many. So λ gains the pair's baseline: over the pair's judgements, the least excess
+--   ((k - λ) per judgement of both) either member has with a third miner that informs (wrong
+--   at most twice as often as the member, and judged with it at least a quarter as often as
+--   its most judged partner), and at least 0. A ring's members are wrong together beyond
+--   chance with each other only (with an honest miner, at chance: a baseline of 0); honest
+--   miners misreading the same pages are wrong together alike with every reliable miner.
 -- A row stays when its claims age out: a ring does not become independent by waiting. Its
 -- near-copies counts are those of the pass that found the pair (a dependent pair's deviations
 -- are not compared again). An operator who knows better deletes the row and runs
@@ -55,7 +63,7 @@ CREATE TABLE resi.miner_dependence (
     audit_differences integer NOT NULL DEFAULT 0 CHECK (audit_differences >= 0), -- audited fields where they differ
     score          double precision NOT NULL DEFAULT 0, -- ln likelihood ratio of dependence from the audits
     wrong_together integer NOT NULL DEFAULT 0 CHECK (wrong_together >= 0), -- fields judgements found both wrong on, with values apart
-    together_score double precision NOT NULL DEFAULT 0, -- ln likelihood ratio that they are wrong together more often than by chance
+    together_score double precision NOT NULL DEFAULT 0, -- ln likelihood ratio that they are wrong together more often than chance and their baseline say
     shared_deviations integer NOT NULL DEFAULT 0 CHECK (shared_deviations >= 0), -- deviations from the consensus both made alike
     near_copies    integer NOT NULL DEFAULT 0 CHECK (near_copies >= 0),   -- of those, scraped within ten minutes of each other
     first_seen_at  timestamptz NOT NULL DEFAULT now(),  -- when the dependence was first found
@@ -306,6 +314,28 @@ $$;
 COMMENT ON FUNCTION resi.wrong_together_by_chance(jsonb, jsonb, integer) IS
     'How many fields two miners judged together would both get wrong in the same judgements by chance: the sum over fields of the judgements that found each wrong on it, multiplied, over the judgements of both.';
 
+-- The fields judgements found a miner wrong on, in all: the sum of its counts per field
+-- ({"field": count}, as resi.judged_pairs writes them). resi.find_dependent_miners compares two
+-- miners' errors over the judgements of both with it. A loop, as resi.add_field_counts.
+-- IMMUTABLE, STRICT, PARALLEL SAFE; 22P02 for a count that is not an integer.
+CREATE FUNCTION resi.wrong_fields_total(wrong jsonb)
+    RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    total integer := 0;
+    n     text;
+BEGIN
+    FOR n IN SELECT value FROM jsonb_each_text(wrong) LOOP
+        total := total + n::integer;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION resi.wrong_fields_total(jsonb) IS
+    'The fields judgements found a miner wrong on, in all: the sum of its counts per field ({"field": count}).';
+
 -- The judgements recorded before `settled_until` are summed in resi.judged_pair_totals, once.
 -- A pass moves it to the last hour boundary at least an hour past: a judgement settles one to
 -- two hours after it was recorded (an audit; a round of validations, after its hour ended),
@@ -400,7 +430,8 @@ COMMENT ON FUNCTION resi.fields_alike(text[], text[], text[]) IS
 -- common (default 3) with a score of at least ln 10^6 (13.8: the shared lies outweigh, a
 -- millionfold, the differences that independent sources would show), or at min_shared_false
 -- fields found wrong in both with values apart, with a score of at least ln 10^6 too (that
--- count a millionfold likelier than chance). Listings whose miners changed group become stale (their
+-- count a millionfold likelier than chance, and than the members' coincidences with other
+-- miners). Listings whose miners changed group become stale (their
 -- trust fingerprint names the group) and are recomputed by resi.refresh_stale_consensus; the
 -- loader runs both after every pass. Cost: ANALYZE of the claims and the listings (sampled);
 -- one scan of resi.miner_claims grouped by listing and signature (only copied claims go
@@ -409,8 +440,8 @@ COMMENT ON FUNCTION resi.fields_alike(text[], text[], text[]) IS
 -- deviate on a common field, one comparison each; the groups over at most one row per pair of
 -- miners; the audits' and validations' evidence is resi.judged_pairs of the judgements recorded
 -- in the last hour or two only (the settled ones are summed once, in resi.judged_pair_totals),
--- and one read of those totals (with resi.add_field_counts and resi.wrong_together_by_chance for
--- the pairs with min_shared_false fields wrong together). Grows with the current claims, and per listing with the square
+-- and one read of those totals (with resi.wrong_together_by_chance and resi.wrong_fields_total
+-- for the pairs whose judgements found both wrong on some field). Grows with the current claims, and per listing with the square
 -- of its deviating claims (make bench row 9 measures it at a tenth of the network), not with
 -- the audits and validations of the past. One pass at a time (a transaction-level advisory
 -- lock); returns the miners whose group changed. Without JIT (the expressions are calls into
@@ -578,7 +609,8 @@ BEGIN
         settled := settle;
     END IF;
     WITH evidence AS (
-        -- The settled totals and the newer judgements, one row each at most per pair.
+        -- The settled totals and the newer judgements, one row each at most per pair (the
+        -- counts per field summed only where both have some: the newer judgements are few).
         SELECT coalesce(t.miner_hotkey, j.miner_hotkey) AS m1, coalesce(t.other_hotkey, j.other_hotkey) AS m2,
                least(t.first_attestation, j.first_attestation) AS first1,
                least(t.other_first_attestation, j.other_first_attestation) AS first2,
@@ -586,22 +618,67 @@ BEGIN
                coalesce(t.differences, 0) + coalesce(j.differences, 0) AS differences,
                coalesce(t.wrong_apart, 0) + coalesce(j.wrong_apart, 0) AS wrong_apart,
                coalesce(t.judged_together, 0) + coalesce(j.judged_together, 0) AS judged_together,
-               t.miner_wrong AS settled_wrong1, t.other_wrong AS settled_wrong2,
-               j.miner_wrong AS fresh_wrong1, j.other_wrong AS fresh_wrong2
+               CASE WHEN j.miner_wrong IS NULL THEN t.miner_wrong WHEN t.miner_wrong IS NULL THEN j.miner_wrong
+                    ELSE resi.add_field_counts(t.miner_wrong, j.miner_wrong) END AS wrong1,
+               CASE WHEN j.other_wrong IS NULL THEN t.other_wrong WHEN t.other_wrong IS NULL THEN j.other_wrong
+                    ELSE resi.add_field_counts(t.other_wrong, j.other_wrong) END AS wrong2
           FROM resi.judged_pair_totals t
           FULL JOIN resi.judged_pairs(settled, 'infinity') j
             ON j.miner_hotkey = t.miner_hotkey AND j.other_hotkey = t.other_hotkey
-    ), candidates AS (
-        -- The pairs with enough evidence to weigh, and what chance would make of their
-        -- wrong_apart (only for those with enough of it).
-        SELECT p.*,
-               CASE WHEN p.wrong_apart >= min_shared_false THEN
-                   resi.wrong_together_by_chance(
-                       resi.add_field_counts(coalesce(p.settled_wrong1, '{}'), coalesce(p.fresh_wrong1, '{}')),
-                       resi.add_field_counts(coalesce(p.settled_wrong2, '{}'), coalesce(p.fresh_wrong2, '{}')),
-                       p.judged_together)
-               END AS by_chance
+    ), weighed AS MATERIALIZED (
+        -- Every pair: what chance makes of its fields wrong together, and each side's wrong
+        -- fields in all (over the same judgements, so comparable).
+        SELECT p.m1, p.m2, p.wrong_apart, p.judged_together,
+               CASE WHEN p.wrong1 = '{}' OR p.wrong2 = '{}' THEN 0
+                    ELSE resi.wrong_together_by_chance(p.wrong1, p.wrong2, p.judged_together) END AS by_chance,
+               CASE WHEN p.wrong1 = '{}' THEN 0 ELSE resi.wrong_fields_total(p.wrong1) END AS errors1,
+               CASE WHEN p.wrong2 = '{}' THEN 0 ELSE resi.wrong_fields_total(p.wrong2) END AS errors2
           FROM evidence p
+         WHERE p.judged_together > 0
+    ), sides AS (
+        -- Each pair from both sides: a miner, a partner, the fields they were wrong together
+        -- beyond chance per judgement of both (the excess), and whether the partner can say
+        -- how often the miner is wrong together with anyone: wrong at most twice as often as
+        -- the miner (a spammer, wrong on every field, meets everyone exactly by chance), and
+        -- judged with it at least a quarter as often as its most judged partner was.
+        SELECT x.miner, x.partner, x.excess,
+               x.partner_errors <= 2 * x.errors
+               AND 4 * x.judged_together >= max(x.judged_together) OVER (PARTITION BY x.miner) AS informs
+          FROM (SELECT w.m1 AS miner, w.m2 AS partner, (w.wrong_apart - w.by_chance) / w.judged_together AS excess,
+                       w.errors1 AS errors, w.errors2 AS partner_errors, w.judged_together
+                  FROM weighed w
+                UNION ALL
+                SELECT w.m2, w.m1, (w.wrong_apart - w.by_chance) / w.judged_together, w.errors2, w.errors1,
+                       w.judged_together
+                  FROM weighed w) x
+    ), fewest AS (
+        -- Per miner, the two partners that inform with the least excess (a pair's baseline is
+        -- a member's least with a third miner).
+        SELECT r.miner, r.partner, r.excess
+          FROM (SELECT s.miner, s.partner, s.excess,
+                       row_number() OVER (PARTITION BY s.miner ORDER BY s.excess, s.partner) AS rank
+                  FROM sides s
+                 WHERE s.informs) r
+         WHERE r.rank <= 2
+    ), baselines AS (
+        -- Per pair with enough fields wrong together, the least excess either member has with
+        -- a third miner that informs (at least 0: chance itself).
+        SELECT p.m1, p.m2, greatest(0, least(min(a.excess), min(b.excess))) AS baseline
+          FROM weighed p
+          LEFT JOIN fewest a ON a.miner = p.m1 AND a.partner <> p.m2
+          LEFT JOIN fewest b ON b.miner = p.m2 AND b.partner <> p.m1
+         WHERE p.wrong_apart >= min_shared_false
+         GROUP BY 1, 2
+    ), candidates AS (
+        -- The pairs with enough evidence to weigh; for those with enough fields wrong together,
+        -- what chance would make of them, plus the baseline excess of the pair's members over
+        -- the pair's judgements.
+        SELECT p.m1, p.m2, p.first1, p.first2, p.shared_false, p.differences, p.wrong_apart,
+               CASE WHEN p.wrong_apart >= min_shared_false
+                    THEN w.by_chance + w.judged_together * coalesce(b.baseline, 0) END AS by_chance
+          FROM evidence p
+          LEFT JOIN weighed w ON w.m1 = p.m1 AND w.m2 = p.m2
+          LEFT JOIN baselines b ON b.m1 = p.m1 AND b.m2 = p.m2
          WHERE p.shared_false >= min_shared_false OR p.wrong_apart >= min_shared_false
     ), scored AS (
         SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END AS miner_hotkey,

@@ -526,6 +526,52 @@ fn identities_wrong_together_each_with_its_own_lie_become_one_group_and_honest_e
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners(3, 19)"), 0);
 }
 
+#[test]
+fn honest_miners_that_misread_the_same_pages_are_not_grouped_but_a_ring_among_them_is() {
+    let db = TestDatabase::new("independence_hard_pages");
+    let mut client = db.client();
+    // 500 audits' verdicts. Listings 1-128 are hard pages: miner n (0-6) misreads the price of
+    // listing a when bit n of a - 1 is set, with a value of its own (10 % apart from the next
+    // miner's), so each misreads 64 and every two misread 32 of them together. honest0-honest3
+    // get nothing else wrong; ring4-ring6 also lie about listings 201-260, each raising the
+    // price by its own share.
+    let miner = |n: i32, name: &str, lies: &str| {
+        format!(
+            "({n}, '{name}{n}', CASE WHEN a <= 128 AND (a - 1) & {} <> 0
+                                     THEN jsonb_build_object('price', (100000 + a) * {} / 10)
+                                     {lies} ELSE '{{}}' END)",
+            1 << n,
+            10 + n
+        )
+    };
+    let ring_lies =
+        |n: i32| format!("WHEN a BETWEEN 201 AND 260 THEN jsonb_build_object('price', (200000 + a) * {} / 10)", 10 + n);
+    let miners: Vec<String> =
+        (0..4).map(|n| miner(n, "honest", "")).chain((4..7).map(|n| miner(n, "ring", &ring_lies(n)))).collect();
+    record_verdicts(&mut client, 500, &miners.join(", "));
+    // Chance alone (λ) would make an honest pair's 32 fields wrong together a millionfold
+    // unlikely (64 x 64 / 500 = 8.19 by chance: a score of 19.79), and group every honest
+    // miner. But each honest miner is as often wrong together with every reliable miner: with a
+    // ring member (32 against 64 x 124 / 500 = 15.87 by chance) too. That excess, (32 - 15.87) /
+    // 500 per judgement, is its baseline: an honest pair expects 8.19 + 16.13 = 24.32 and scores
+    // 1.10. A ring pair is wrong together on 92 fields (the 32 pages and its 60 targets), against
+    // 124 x 124 / 500 = 30.75 by chance plus the same baseline, 16.13 (from its members' honest
+    // partners; with each other they are far above it): 16.91.
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
+    let evidence: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || wrong_together || ' '
+                           || round(together_score::numeric, 2), ', ' ORDER BY miner_hotkey, source_hotkey)
+           FROM resi.miner_dependence",
+    );
+    assert_eq!(evidence, "ring5>ring4 92 16.91, ring6>ring4 92 16.91, ring6>ring5 92 16.91");
+    let groups: String = scalar(
+        &mut client,
+        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
+    );
+    assert_eq!(groups, "ring4>ring4 ring5>ring4 ring6>ring4");
+}
+
 /// Pairs' evidence as text, `miner/other shared_false/differences judged_together:miner_wrong/
 /// other_wrong/wrong_apart` by pair (the wrong counts per field as JSON), from `pairs`:
 /// resi.judged_pair_totals, or a call of resi.judged_pairs.
