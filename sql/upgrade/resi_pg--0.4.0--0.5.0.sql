@@ -837,38 +837,41 @@ BEGIN
          WHERE p.judged_together > 0
     ), sides AS (
         -- Each pair from both sides: a miner, a partner, the fields they were wrong together
-        -- beyond chance per judgement of both (the excess), and whether the partner can say
-        -- how often the miner is wrong together with anyone: wrong at most twice as often as
-        -- the miner (a spammer, wrong on every field, meets everyone exactly by chance), and
-        -- judged with it at least a quarter as often as its most judged partner was.
-        SELECT x.miner, x.partner, x.excess,
-               x.partner_errors <= 2 * x.errors
-               AND 4 * x.judged_together >= max(x.judged_together) OVER (PARTITION BY x.miner) AS informs
-          FROM (SELECT w.m1 AS miner, w.m2 AS partner, (w.wrong_apart - w.by_chance) / w.judged_together AS excess,
-                       w.errors1 AS errors, w.errors2 AS partner_errors, w.judged_together
+        -- beyond chance (the surplus, k - λ), over how many judgements of both, and the most
+        -- judgements the miner shares with any partner. Only partners that can say how often
+        -- the miner is wrong together with anyone: wrong at most twice as often as the miner
+        -- (a spammer, wrong on every field, meets everyone exactly by chance).
+        SELECT x.miner, x.partner, x.surplus, x.judged_together,
+               max(x.judged_together) OVER (PARTITION BY x.miner) AS most_judged, x.partner_errors <= 2 * x.errors AS informs
+          FROM (SELECT w.m1 AS miner, w.m2 AS partner, w.wrong_apart - w.by_chance AS surplus, w.judged_together,
+                       w.errors1 AS errors, w.errors2 AS partner_errors
                   FROM weighed w
                 UNION ALL
-                SELECT w.m2, w.m1, (w.wrong_apart - w.by_chance) / w.judged_together, w.errors2, w.errors1,
-                       w.judged_together
+                SELECT w.m2, w.m1, w.wrong_apart - w.by_chance, w.judged_together, w.errors2, w.errors1
                   FROM weighed w) x
-    ), fewest AS (
-        -- Per miner, the two partners that inform with the least excess (a pair's baseline is
-        -- a member's least with a third miner).
-        SELECT r.miner, r.partner, r.excess
-          FROM (SELECT s.miner, s.partner, s.excess,
-                       row_number() OVER (PARTITION BY s.miner ORDER BY s.excess, s.partner) AS rank
-                  FROM sides s
-                 WHERE s.informs) r
-         WHERE r.rank <= 2
+    ), pooled AS (
+        -- Per miner, its partners that inform, the least surplus per judgement first, pooled
+        -- one after the other.
+        SELECT s.miner, s.most_judged,
+               sum(s.surplus) OVER w AS surplus, sum(s.judged_together) OVER w AS judged_together
+          FROM sides s
+         WHERE s.informs
+        WINDOW w AS (PARTITION BY s.miner ORDER BY s.surplus / s.judged_together, s.partner ROWS UNBOUNDED PRECEDING)
+    ), miner_baselines AS (
+        -- A miner's baseline: the surplus per judgement of the fewest such partners that share
+        -- a quarter of the judgements its most judged partner does (each a little, together
+        -- enough: one such partner alone, usually), else of all of them; at least 0.
+        SELECT DISTINCT ON (p.miner) p.miner, greatest(0, p.surplus / p.judged_together) AS excess
+          FROM pooled p
+         ORDER BY p.miner, 4 * p.judged_together < p.most_judged,
+                  CASE WHEN 4 * p.judged_together >= p.most_judged THEN p.judged_together ELSE -p.judged_together END
     ), baselines AS (
-        -- Per pair with enough fields wrong together, the least excess either member has with
-        -- a third miner that informs (at least 0: chance itself).
-        SELECT p.m1, p.m2, greatest(0, least(min(a.excess), min(b.excess))) AS baseline
+        -- Per pair with enough fields wrong together, the lesser of its members' baselines.
+        SELECT p.m1, p.m2, least(a.excess, b.excess) AS baseline
           FROM weighed p
-          LEFT JOIN fewest a ON a.miner = p.m1 AND a.partner <> p.m2
-          LEFT JOIN fewest b ON b.miner = p.m2 AND b.partner <> p.m1
+          LEFT JOIN miner_baselines a ON a.miner = p.m1
+          LEFT JOIN miner_baselines b ON b.miner = p.m2
          WHERE p.wrong_apart >= min_shared_false
-         GROUP BY 1, 2
     ), candidates AS (
         -- The pairs with enough evidence to weigh; for those with enough fields wrong together,
         -- what chance would make of them, plus the baseline excess of the pair's members over

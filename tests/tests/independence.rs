@@ -328,11 +328,7 @@ fn the_ring_shares_four_lies_and_is_one_group(client: &mut Client) {
             ("ring3".into(), "ring2".into(), 4, 0)
         ]
     );
-    let groups: String = scalar(
-        client,
-        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
-    );
-    assert_eq!(groups, "ring1>ring1 ring2>ring1 ring3>ring1");
+    assert_eq!(groups(client), "ring1>ring1 ring2>ring1 ring3>ring1");
 }
 
 #[test]
@@ -428,7 +424,8 @@ fn identities_that_fail_validations_with_the_same_values_become_one_group_and_ho
 
 /// `audits` audits (listings 1..=audits) and their verdicts, written as resi.record_audit writes
 /// them: audit `a` judged each miner of `miners`, SQL rows `(n, hotkey, wrong)` where `wrong` (the
-/// fields it got wrong) may read `a`, on its attestation 10 * a + n.
+/// fields it got wrong) may read `a`, on its attestation 10 * a + n; a NULL `wrong`: audit `a` did
+/// not judge the miner.
 fn record_verdicts(client: &mut Client, audits: i32, miners: &str) {
     client
         .batch_execute(&format!(
@@ -436,7 +433,8 @@ fn record_verdicts(client: &mut Client, audits: i32, miners: &str) {
              SELECT a, a::text, '{{}}', '2025-09-17 09:00+00' FROM generate_series(1, {audits}) a;
              INSERT INTO resi.audit_verdicts (audit_id, miner_hotkey, attestation_id, fields_compared, wrong)
              SELECT a, m.hotkey, 10 * a + m.n, 14, m.wrong
-               FROM generate_series(1, {audits}) a, LATERAL (VALUES {miners}) m(n, hotkey, wrong);"
+               FROM generate_series(1, {audits}) a, LATERAL (VALUES {miners}) m(n, hotkey, wrong)
+              WHERE m.wrong IS NOT NULL;"
         ))
         .unwrap();
 }
@@ -509,19 +507,11 @@ fn identities_wrong_together_each_with_its_own_lie_become_one_group_and_honest_e
         )
     );
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
-    let evidence: String = scalar(
-        &mut client,
-        "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || wrong_together || ' '
-                           || round(together_score::numeric, 2) || ' ' || shared_false || '/' || audit_differences,
-                           ', ' ORDER BY miner_hotkey, source_hotkey)
-           FROM resi.miner_dependence",
+    assert_eq!(
+        wrong_together(&mut client),
+        "ring2>ring1 18 25.25 0/18, ring3>ring1 18 25.25 0/18, ring3>ring2 18 25.25 0/18"
     );
-    assert_eq!(evidence, "ring2>ring1 18 25.25 0/18, ring3>ring1 18 25.25 0/18, ring3>ring2 18 25.25 0/18");
-    let groups: String = scalar(
-        &mut client,
-        "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
-    );
-    assert_eq!(groups, "ring1>ring1 ring2>ring1 ring3>ring1");
+    assert_eq!(groups(&mut client), "ring1>ring1 ring2>ring1 ring3>ring1");
     // A stricter count than the evidence finds nothing new.
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners(3, 19)"), 0);
 }
@@ -558,18 +548,56 @@ fn honest_miners_that_misread_the_same_pages_are_not_grouped_but_a_ring_among_th
     // 124 x 124 / 500 = 30.75 by chance plus the same baseline, 16.13 (from its members' honest
     // partners; with each other they are far above it): 16.91.
     assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
-    let evidence: String = scalar(
-        &mut client,
-        "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || wrong_together || ' '
-                           || round(together_score::numeric, 2), ', ' ORDER BY miner_hotkey, source_hotkey)
-           FROM resi.miner_dependence",
+    assert_eq!(
+        wrong_together(&mut client),
+        "ring5>ring4 92 16.91 0/156, ring6>ring4 92 16.91 0/156, ring6>ring5 92 16.91 0/156"
     );
-    assert_eq!(evidence, "ring5>ring4 92 16.91, ring6>ring4 92 16.91, ring6>ring5 92 16.91");
-    let groups: String = scalar(
-        &mut client,
+    assert_eq!(groups(&mut client), "ring4>ring4 ring5>ring4 ring6>ring4");
+}
+
+#[test]
+fn a_ring_judged_with_many_honest_miners_each_a_little_is_still_grouped() {
+    let db = TestDatabase::new("independence_thin_partners");
+    let mut client = db.client();
+    // 400 audits. ring1-ring3 are judged in all of them and lie about listings 1-40, each
+    // raising the price by its own share. honest4-honest7 are right, each judged in 80 audits of
+    // its own (1-80, 81-160, ...): a fifth of what a ring member shares with another.
+    let ring = |n: i32| {
+        format!("({n}, 'ring{n}', CASE WHEN a <= 40 THEN jsonb_build_object('price', (200000 + a) * {} / 10) ELSE '{{}}' END)", 10 + n)
+    };
+    let honest = |n: i32| format!("({n}, 'honest{n}', CASE WHEN (a - 1) / 80 = {} THEN '{{}}'::jsonb END)", n - 4);
+    let miners: Vec<String> = (1..4).map(ring).chain((4..8).map(honest)).collect();
+    record_verdicts(&mut client, 400, &miners.join(", "));
+    // A ring pair: 40 fields wrong together against 40 x 40 / 400 = 4 by chance. No honest
+    // miner alone shares a quarter of the judgements a ring member shares with another, but two
+    // of them do, and with them the ring members are wrong together at chance (0): the baseline
+    // is 0, and the pair scores 40 ln 10 - 40 + 4 = 56.10. Were the ring members' baselines
+    // their excess with each other, chance and baseline would make all 40.
+    assert_eq!(scalar::<i32>(&mut client, "SELECT resi.find_dependent_miners()"), 3);
+    assert_eq!(
+        wrong_together(&mut client),
+        "ring2>ring1 40 56.10 0/40, ring3>ring1 40 56.10 0/40, ring3>ring2 40 56.10 0/40"
+    );
+}
+
+/// The groups as text, `miner>group` by miner.
+fn groups(client: &mut Client) -> String {
+    scalar(
+        client,
         "SELECT string_agg(miner_hotkey || '>' || group_hotkey, ' ' ORDER BY miner_hotkey) FROM resi.miner_groups",
-    );
-    assert_eq!(groups, "ring4>ring4 ring5>ring4 ring6>ring4");
+    )
+}
+
+/// The dependent pairs as text, `miner>source wrong_together together_score shared_false/
+/// audit_differences` by pair.
+fn wrong_together(client: &mut Client) -> String {
+    scalar(
+        client,
+        "SELECT string_agg(miner_hotkey || '>' || source_hotkey || ' ' || wrong_together || ' '
+                           || round(together_score::numeric, 2) || ' ' || shared_false || '/' || audit_differences,
+                           ', ' ORDER BY miner_hotkey, source_hotkey)
+           FROM resi.miner_dependence",
+    )
 }
 
 /// Pairs' evidence as text, `miner/other shared_false/differences judged_together:miner_wrong/
