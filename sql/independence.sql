@@ -442,8 +442,9 @@ COMMENT ON FUNCTION resi.fields_alike(text[], text[], text[]) IS
 -- deviate on a common field, one comparison each; the groups over at most one row per pair of
 -- miners; the audits' and validations' evidence is resi.judged_pairs of the judgements recorded
 -- in the last hour or two only (the settled ones are summed once, in resi.judged_pair_totals),
--- and one read of those totals (with resi.wrong_together_by_chance and resi.wrong_fields_total
--- for the pairs whose judgements found both wrong on some field). Grows with the current claims, and per listing with the square
+-- and one read of those totals (per pair, resi.wrong_together_by_chance when its judgements
+-- found both miners wrong somewhere, and resi.wrong_fields_total for each side found wrong
+-- somewhere). Grows with the current claims, and per listing with the square
 -- of its deviating claims (make bench row 9 measures it at a tenth of the network), not with
 -- the audits and validations of the past. One pass at a time (a transaction-level advisory
 -- lock); returns the miners whose group changed. Without JIT (the expressions are calls into
@@ -639,10 +640,10 @@ BEGIN
          WHERE p.judged_together > 0
     ), sides AS (
         -- Each pair from both sides: a miner, a partner, the fields they were wrong together
-        -- beyond chance (the surplus, k - λ), over how many judgements of both, and the most
-        -- judgements the miner shares with any partner. Only partners that can say how often
-        -- the miner is wrong together with anyone: wrong at most twice as often as the miner
-        -- (a spammer, wrong on every field, meets everyone exactly by chance).
+        -- beyond chance (the surplus, k - λ), over how many judgements of both, the most
+        -- judgements the miner shares with any partner, and whether the partner informs (can
+        -- say how often the miner is wrong together with anyone): wrong at most twice as often
+        -- as the miner (a spammer, wrong on every field, meets everyone exactly by chance).
         SELECT x.miner, x.partner, x.surplus, x.judged_together,
                max(x.judged_together) OVER (PARTITION BY x.miner) AS most_judged, x.partner_errors <= 2 * x.errors AS informs
           FROM (SELECT w.m1 AS miner, w.m2 AS partner, w.wrong_apart - w.by_chance AS surplus, w.judged_together,
@@ -667,23 +668,17 @@ BEGIN
           FROM pooled p
          ORDER BY p.miner, 4 * p.judged_together < p.most_judged,
                   CASE WHEN 4 * p.judged_together >= p.most_judged THEN p.judged_together ELSE -p.judged_together END
-    ), baselines AS (
-        -- Per pair with enough fields wrong together, the lesser of its members' baselines.
-        SELECT p.m1, p.m2, least(a.excess, b.excess) AS baseline
-          FROM weighed p
-          LEFT JOIN miner_baselines a ON a.miner = p.m1
-          LEFT JOIN miner_baselines b ON b.miner = p.m2
-         WHERE p.wrong_apart >= min_shared_false
     ), candidates AS (
         -- The pairs with enough evidence to weigh; for those with enough fields wrong together,
-        -- what chance would make of them, plus the baseline excess of the pair's members over
-        -- the pair's judgements.
+        -- what chance would make of them plus, over the pair's judgements, the lesser of its
+        -- members' baselines (0 when neither has one).
         SELECT p.m1, p.m2, p.first1, p.first2, p.shared_false, p.differences, p.wrong_apart,
                CASE WHEN p.wrong_apart >= min_shared_false
-                    THEN w.by_chance + w.judged_together * coalesce(b.baseline, 0) END AS by_chance
+                    THEN w.by_chance + w.judged_together * coalesce(least(a.excess, b.excess), 0) END AS by_chance
           FROM evidence p
           LEFT JOIN weighed w ON w.m1 = p.m1 AND w.m2 = p.m2
-          LEFT JOIN baselines b ON b.m1 = p.m1 AND b.m2 = p.m2
+          LEFT JOIN miner_baselines a ON a.miner = p.m1
+          LEFT JOIN miner_baselines b ON b.miner = p.m2
          WHERE p.shared_false >= min_shared_false OR p.wrong_apart >= min_shared_false
     ), scored AS (
         SELECT CASE WHEN p.first1 <= p.first2 THEN p.m2 ELSE p.m1 END AS miner_hotkey,
