@@ -9,6 +9,13 @@
 //! operator's ring: byte copies of miner 19's claims (the same signature), uploaded minutes
 //! later. The listings get their consensus first (untimed). Before each run the
 //! evidence and the groups are deleted, so every run finds the ring again.
+//!
+//! 9b. The same pass over the audits' and validations' evidence at the network's size: 256
+//!    hotkeys, every pair of them judged together (32,640 rows of `resi.judged_pair_totals`, each
+//!    pair 100-355 judgements with its per-field wrong counts), against one read of those counts
+//!    in SQL. The pass weighs every pair (chance, each side's errors, the members' baselines);
+//!    miners 250-255 are a ring wrong together on 40 judgements of each pair, and each run must
+//!    group exactly them.
 
 use crate::db::{self, Cluster};
 use crate::report::{thousands, Row, Side, Stats, Target, Unit};
@@ -16,6 +23,17 @@ use crate::Bench;
 use anyhow::{bail, Result};
 
 const DATABASE: &str = "resi_bench_independence";
+const JUDGED_DATABASE: &str = "resi_bench_judged";
+/// The network's hotkeys, every pair judged together in 9b.
+const NETWORK: usize = 256;
+/// Miners JUDGED_RING.. of 9b lie together.
+const JUDGED_RING: usize = 250;
+/// One read of every per-field count of the judged pairs (what any weighing of them reads at
+/// least); returns the pairs and the counts' sum.
+const JUDGED_BASELINE: &str = "SELECT count(*), sum(n)::bigint
+  FROM (SELECT (SELECT sum(value::int) FROM jsonb_each_text(t.miner_wrong))
+               + (SELECT sum(value::int) FROM jsonb_each_text(t.other_wrong)) AS n
+          FROM resi.judged_pair_totals t) per_pair";
 /// A tenth of the network's 256 hotkeys.
 const MINERS: usize = 26;
 /// Miners 20..=25 copy miner 19.
@@ -128,6 +146,84 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
              a pass every loader run (two hours) must stay a small share of the cycle.",
             RING_SOURCE + 1,
             MINERS - 1
+        )],
+    });
+    Ok(())
+}
+
+/// 9b: the pass over the judged pairs of the whole network (see the module's documentation).
+pub fn judged(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<()> {
+    let url = cluster.fresh_database(JUDGED_DATABASE, true)?;
+    let mut client = db::connect(&url)?;
+    bench.log(format!("9b. find_dependent_miners: judged pairs of {NETWORK} miners"));
+    // Each miner wrong on 2-5 % of its judgements' prices and 2 % of another field; a ring member
+    // also on the 40 judgements it shares with each other member (each its own lie: values apart).
+    client.batch_execute(&format!(
+        "INSERT INTO resi.judged_pair_totals (miner_hotkey, other_hotkey, first_attestation, other_first_attestation,
+                                              shared_false, differences, judged_together, miner_wrong, other_wrong,
+                                              wrong_apart)
+         SELECT 'bench-miner-' || lpad(i::text, 3, '0'), 'bench-miner-' || lpad(j::text, 3, '0'), i, j, 0,
+                2 * k.wrong_apart, n.judged,
+                jsonb_build_object('price', n.judged * (2 + (hashint4(i * 7 + j) & 3)) / 100 + k.lies,
+                                   'bedrooms', n.judged / 50),
+                jsonb_build_object('price', n.judged * (2 + (hashint4(j * 7 + i) & 3)) / 100 + k.lies,
+                                   'living_area', n.judged / 50),
+                k.wrong_apart
+           FROM generate_series(0, {last}) i, generate_series(0, {last}) j,
+                LATERAL (SELECT 100 + (hashint4(i * {NETWORK} + j) & 255) AS judged) n,
+                LATERAL (SELECT CASE WHEN i >= {JUDGED_RING} AND j >= {JUDGED_RING} THEN 40 ELSE 0 END AS lies,
+                                CASE WHEN i >= {JUDGED_RING} AND j >= {JUDGED_RING} THEN 40
+                                     ELSE (hashint4(i * 31 + j) & 3) % 3 END AS wrong_apart) k
+          WHERE i < j",
+        last = NETWORK - 1
+    ))?;
+    client.batch_execute("VACUUM ANALYZE resi.judged_pair_totals")?;
+    let pairs: i64 = client.query_one("SELECT count(*) FROM resi.judged_pair_totals", &[])?.get(0);
+    let (mut pass_times, mut baseline_times) = (Vec::new(), Vec::new());
+    for run in 1..=bench.runs {
+        client.batch_execute("DELETE FROM resi.miner_groups; DELETE FROM resi.miner_dependence")?;
+        let (pass, regrouped) = db::timed(|| Ok(client.query_one(PASS, &[])?.get::<_, i32>(0)))?;
+        let ring = NETWORK - JUDGED_RING;
+        if regrouped != ring as i32 {
+            bail!("find_dependent_miners regrouped {regrouped} miners, not the ring's {ring}");
+        }
+        let (baseline, (counted, _)) = db::timed_checksum(&mut client, JUDGED_BASELINE)?;
+        if counted != pairs {
+            bail!("the read counted {counted} pairs, not {pairs}");
+        }
+        bench.log(format!(
+            "9b. find_dependent_miners run {run}/{}: pass {:.2} s, read {:.2} s",
+            bench.runs,
+            pass.as_secs_f64(),
+            baseline.as_secs_f64()
+        ));
+        pass_times.push(pass);
+        baseline_times.push(baseline);
+    }
+    drop(client);
+    cluster.drop_database(JUDGED_DATABASE)?;
+
+    let subject = Side::new("`SELECT resi.find_dependent_miners()`", Stats::of_times(&pass_times), Unit::Seconds);
+    let baseline = Side::new(
+        "one read of every pair's wrong counts per field (`jsonb_each_text`, summed)",
+        Stats::of_times(&baseline_times),
+        Unit::Seconds,
+    );
+    rows.push(Row {
+        measurement: "9b. find_dependent_miners, judged pairs".into(),
+        size: format!("{} judged pairs of {NETWORK} miners, no claims", thousands(pairs as usize)),
+        ratio: Row::time_ratio(&subject, &baseline),
+        ratio_meaning: "time ratio",
+        subject,
+        baseline: Some(baseline),
+        target: Target::Reference,
+        notes: vec![format!(
+            "9b: the network's {NETWORK} hotkeys, every pair judged together 100-355 times (resi.judged_pair_totals \
+             written directly, as settled judgements); miners {JUDGED_RING}..{} are wrong together on 40 judgements \
+             of each of their pairs, each with its own lie, and each run must group exactly them. The pass weighs \
+             every pair: chance (resi.wrong_together_by_chance), each side's wrong fields (resi.wrong_fields_total) \
+             and the members' baselines; no target: the cost is reported (the wrong-together evidence of 0.5.0).",
+            NETWORK - 1
         )],
     });
     Ok(())

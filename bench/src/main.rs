@@ -95,7 +95,8 @@ enum Group {
     Helpers,
     /// 8. loader peak memory
     Memory,
-    /// 9. find_dependent_miners at a tenth of the network vs one grouped scan of the claims
+    /// 9. find_dependent_miners at a tenth of the network vs one grouped scan of the claims;
+    /// 9b. the same pass over the judged pairs of the whole network vs one read of them
     Independence,
     /// 10. Citus: the fold, the consensus and api.listing per shard count vs a single node
     Citus,
@@ -138,7 +139,7 @@ fn measurements(group: Group, edition: Edition) -> Vec<Measurement> {
         (Group::Refresh, Edition::Portable) => vec![refresh::portable_vs_native],
         (Group::Helpers, Edition::Native) => vec![helpers::run],
         (Group::Memory, Edition::Native) => vec![memory::run],
-        (Group::Independence, Edition::Native) => vec![independence::run],
+        (Group::Independence, Edition::Native) => vec![independence::run, independence::judged],
         (Group::Citus, Edition::Native) => vec![citus::run],
         (Group::S3 | Group::Helpers | Group::Memory | Group::Independence | Group::Citus, Edition::Portable) => {
             vec![]
