@@ -95,8 +95,8 @@ enum Group {
     Helpers,
     /// 8. loader peak memory
     Memory,
-    /// 9. find_dependent_miners at a tenth of the network vs one grouped scan of the claims;
-    /// 9b. the same pass over the judged pairs of the whole network vs one read of them
+    /// 9./9b. find_dependent_miners vs one grouped scan of the claims (a tenth of the network),
+    /// and vs one read of the judged pairs (the whole network)
     Independence,
     /// 10. Citus: the fold, the consensus and api.listing per shard count vs a single node
     Citus,
