@@ -29,8 +29,8 @@ const NETWORK: usize = 256;
 /// Miners JUDGED_RING.. of 9b lie together.
 const JUDGED_RING: usize = 250;
 /// One read of every per-field count of the judged pairs (what any weighing of them reads at
-/// least); returns the pairs and the counts' sum.
-const JUDGED_BASELINE: &str = "SELECT count(*), sum(n)::bigint
+/// least); returns the counts' sum and the pairs.
+const JUDGED_BASELINE: &str = "SELECT sum(n)::bigint, count(*)
   FROM (SELECT (SELECT sum(value::int) FROM jsonb_each_text(t.miner_wrong))
                + (SELECT sum(value::int) FROM jsonb_each_text(t.other_wrong)) AS n
           FROM resi.judged_pair_totals t) per_pair";
@@ -98,27 +98,8 @@ pub fn run(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Result<
     client.batch_execute("SELECT resi.refresh_consensus()")?;
     client.batch_execute("VACUUM ANALYZE resi.listings")?;
 
-    let (mut pass_times, mut baseline_times) = (Vec::new(), Vec::new());
-    for run in 1..=bench.runs {
-        client.batch_execute("DELETE FROM resi.miner_groups; DELETE FROM resi.miner_dependence")?;
-        let (pass, regrouped) = db::timed(|| Ok(client.query_one(PASS, &[])?.get::<_, i32>(0)))?;
-        let ring = MINERS - RING_SOURCE;
-        if regrouped != ring as i32 {
-            bail!("find_dependent_miners regrouped {regrouped} miners, not the ring's {ring}");
-        }
-        let (baseline, (_, counted)) = db::timed_checksum(&mut client, BASELINE)?;
-        if counted != claims {
-            bail!("the GROUP BY counted {counted} claims, not {claims}");
-        }
-        bench.log(format!(
-            "9. find_dependent_miners run {run}/{}: pass {:.2} s, GROUP BY {:.2} s",
-            bench.runs,
-            pass.as_secs_f64(),
-            baseline.as_secs_f64()
-        ));
-        pass_times.push(pass);
-        baseline_times.push(baseline);
-    }
+    let (pass_times, baseline_times) =
+        time_passes(bench, &mut client, "9.", MINERS - RING_SOURCE, ("GROUP BY", BASELINE), ("claims", claims))?;
     drop(client);
     cluster.drop_database(DATABASE)?;
 
@@ -179,27 +160,8 @@ pub fn judged(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Resu
     ))?;
     client.batch_execute("VACUUM ANALYZE resi.judged_pair_totals")?;
     let pairs: i64 = client.query_one("SELECT count(*) FROM resi.judged_pair_totals", &[])?.get(0);
-    let (mut pass_times, mut baseline_times) = (Vec::new(), Vec::new());
-    for run in 1..=bench.runs {
-        client.batch_execute("DELETE FROM resi.miner_groups; DELETE FROM resi.miner_dependence")?;
-        let (pass, regrouped) = db::timed(|| Ok(client.query_one(PASS, &[])?.get::<_, i32>(0)))?;
-        let ring = NETWORK - JUDGED_RING;
-        if regrouped != ring as i32 {
-            bail!("find_dependent_miners regrouped {regrouped} miners, not the ring's {ring}");
-        }
-        let (baseline, (counted, _)) = db::timed_checksum(&mut client, JUDGED_BASELINE)?;
-        if counted != pairs {
-            bail!("the read counted {counted} pairs, not {pairs}");
-        }
-        bench.log(format!(
-            "9b. find_dependent_miners run {run}/{}: pass {:.2} s, read {:.2} s",
-            bench.runs,
-            pass.as_secs_f64(),
-            baseline.as_secs_f64()
-        ));
-        pass_times.push(pass);
-        baseline_times.push(baseline);
-    }
+    let (pass_times, baseline_times) =
+        time_passes(bench, &mut client, "9b.", NETWORK - JUDGED_RING, ("read", JUDGED_BASELINE), ("pairs", pairs))?;
     drop(client);
     cluster.drop_database(JUDGED_DATABASE)?;
 
@@ -227,4 +189,38 @@ pub fn judged(bench: &Bench, cluster: &mut Cluster, rows: &mut Vec<Row>) -> Resu
         )],
     });
     Ok(())
+}
+
+/// The pass and `baseline` (`(name, SQL)`), timed in turn `bench.runs` times, each pass from no
+/// evidence and no groups: fails unless each pass regroups exactly `ring` miners and the
+/// baseline's second column counts `expected` (`(what, count)`). `row` labels the log lines.
+fn time_passes(
+    bench: &Bench,
+    client: &mut postgres::Client,
+    row: &str,
+    ring: usize,
+    (baseline_name, baseline_sql): (&str, &str),
+    (what, expected): (&str, i64),
+) -> Result<(Vec<std::time::Duration>, Vec<std::time::Duration>)> {
+    let (mut pass_times, mut baseline_times) = (Vec::new(), Vec::new());
+    for run in 1..=bench.runs {
+        client.batch_execute("DELETE FROM resi.miner_groups; DELETE FROM resi.miner_dependence")?;
+        let (pass, regrouped) = db::timed(|| Ok(client.query_one(PASS, &[])?.get::<_, i32>(0)))?;
+        if regrouped != ring as i32 {
+            bail!("find_dependent_miners regrouped {regrouped} miners, not the ring's {ring}");
+        }
+        let (baseline, (_, counted)) = db::timed_checksum(client, baseline_sql)?;
+        if counted != expected {
+            bail!("the {baseline_name} counted {counted} {what}, not {expected}");
+        }
+        bench.log(format!(
+            "{row} find_dependent_miners run {run}/{}: pass {:.2} s, {baseline_name} {:.2} s",
+            bench.runs,
+            pass.as_secs_f64(),
+            baseline.as_secs_f64()
+        ));
+        pass_times.push(pass);
+        baseline_times.push(baseline);
+    }
+    Ok((pass_times, baseline_times))
 }

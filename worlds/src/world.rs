@@ -618,11 +618,13 @@ fn report(config: &Config, listing: &Listing, i: usize, m: usize, miner: &Miner,
         if rng.chance(e) {
             days_on_zillow = rng.between(0, 365);
         }
-        // Drawn from a stream of their own, so that a world without hard pages is unchanged.
-        let mut misread = Rng::new(config.seed, Stream::HardPages, 1 + m as u64, ((cycle as u64) << 32) | i as u64);
-        if listing.hard && misread.chance(HARD_PAGE_ERROR) {
-            let change = misread.uniform(0.05, 0.3) * if misread.chance(0.5) { -1.0 } else { 1.0 };
-            facts.price = round_to(truth.price as f64 * (1.0 + change), 100);
+        if listing.hard {
+            // Drawn from a stream of their own, so that a world without hard pages is unchanged.
+            let mut misread = Rng::new(config.seed, Stream::HardPages, 1 + m as u64, ((cycle as u64) << 32) | i as u64);
+            if misread.chance(HARD_PAGE_ERROR) {
+                let change = misread.uniform(0.05, 0.3) * if misread.chance(0.5) { -1.0 } else { 1.0 };
+                facts.price = round_to(truth.price as f64 * (1.0 + change), 100);
+            }
         }
     }
     if miner.kind == Kind::Ring && listing.ring_target {
